@@ -1,0 +1,132 @@
+// envelope (Express): /api/v1/auth. Every answer, errors included, is the envelope
+// {"code", "requestTime", "message", "apiVersion", "data": [...]} with HTTP status = code.
+#include "auth/apis/apis.h"
+
+#include <chrono>
+#include <ctime>
+
+namespace latch::apis::envelope {
+
+namespace {
+
+using http::Field;
+using http::field;
+using http::json;
+
+// ISO 8601 UTC with milliseconds, as JavaScript's Date.prototype.toISOString.
+std::string request_time() {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+void reply(Ctx &ctx, int code, const std::string &message, json data = json::array()) {
+  http::send_json(ctx.res, code,
+                  {{"code", code},
+                   {"requestTime", request_time()},
+                   {"message", message},
+                   {"apiVersion", ctx.config.api_version},
+                   {"data", std::move(data)}});
+}
+
+// At least 8 characters with a lower-case letter, an upper-case letter, a digit and one
+// of !@#$%^&* (and never below the server-wide minimum).
+bool strong_password(const Ctx &ctx, const std::string &pw) {
+  auto has = [&](auto pred) { return std::any_of(pw.begin(), pw.end(), pred); };
+  return utf8_length(pw) >= std::max<std::size_t>(8, ctx.config.password_min_length) &&
+         pw.size() <= ctx.config.password_max_bytes &&
+         has([](unsigned char c) { return std::islower(c); }) &&
+         has([](unsigned char c) { return std::isupper(c); }) &&
+         has([](unsigned char c) { return std::isdigit(c); }) &&
+         has([](char c) { return std::string_view("!@#$%^&*").find(c) != std::string_view::npos; });
+}
+
+} // namespace
+
+void login(Ctx &ctx) {
+  Field identity = field(ctx.body, "identity"), password = field(ctx.body, "password");
+  if (!identity.present() || !password.present())
+    return reply(ctx, 400, "Identity and password are required");
+  auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value);
+  if (!user) return render_error(ctx, user.error());
+  auto pair = ctx.service.start_session(user.value(), Api::envelope);
+  if (!pair) return render_error(ctx, pair.error());
+  reply(ctx, 200, "Success", json::array({pair->access}));
+}
+
+void sign_up(Ctx &ctx) {
+  if (ctx.body.empty()) return reply(ctx, 400, "User is empty");
+  for (const char *name : {"username", "email", "password", "display_name"}) {
+    Field f = field(ctx.body, name);
+    if (f.state == Field::missing) return reply(ctx, 400, std::string(name) + " is required");
+    if (!f.present()) return reply(ctx, 400, std::string(name) + " is not valid");
+  }
+  for (const char *name : {"phone_number", "profile_picture"})
+    if (Field f = field(ctx.body, name); f.state == Field::wrong_type)
+      return reply(ctx, 400, std::string(name) + " is not valid");
+  NewUser u;
+  u.username = field(ctx.body, "username").value;
+  u.email = field(ctx.body, "email").value;
+  u.password = field(ctx.body, "password").value;
+  u.display_name = field(ctx.body, "display_name").value;
+  u.phone_number = field(ctx.body, "phone_number").value;
+  u.profile_picture = field(ctx.body, "profile_picture").value;
+  if (!valid_email(lower_ascii(*u.email))) return reply(ctx, 400, "Email is not valid");
+  if (!strong_password(ctx, u.password)) return reply(ctx, 400, "Password is not valid");
+
+  auto user = ctx.service.sign_up(u);
+  if (!user) return render_error(ctx, user.error());
+  reply(ctx, 200, "Success",
+        json::array({{{"uuid", user->id},
+                      {"display_name", user->display_name},
+                      {"username", user->username},
+                      {"email", user->email.value_or("")},
+                      {"profile_picture", user->profile_picture}}}));
+}
+
+void render_error(Ctx &ctx, const Error &e) {
+  switch (e.code) {
+  case ErrorCode::missing_field: return reply(ctx, 400, e.detail + " is required");
+  case ErrorCode::invalid_field:
+  case ErrorCode::username_length: return reply(ctx, 400, e.detail + " is not valid");
+  case ErrorCode::invalid_email: return reply(ctx, 400, "Email is not valid");
+  case ErrorCode::weak_password:
+  case ErrorCode::password_too_long: return reply(ctx, 400, "Password is not valid");
+  case ErrorCode::bad_body: return reply(ctx, 400, "Invalid JSON body");
+  case ErrorCode::unsupported_media_type: return reply(ctx, 415, "Unsupported media type");
+  case ErrorCode::user_exists:
+  case ErrorCode::username_taken:
+  case ErrorCode::email_taken: return reply(ctx, 409, "User already exists");
+  case ErrorCode::user_not_found: return reply(ctx, 404, "User not found");
+  case ErrorCode::invalid_credentials:
+  case ErrorCode::wrong_password:
+  case ErrorCode::email_not_verified: return reply(ctx, 401, "Invalid password");
+  case ErrorCode::token_missing:
+  case ErrorCode::token_malformed:
+  case ErrorCode::token_bad_signature:
+  case ErrorCode::token_expired:
+  case ErrorCode::token_not_yet_valid:
+  case ErrorCode::token_revoked:
+  case ErrorCode::token_wrong_type:
+  case ErrorCode::one_time_token_invalid:
+  case ErrorCode::one_time_token_expired: return reply(ctx, 401, "Unauthorized");
+  case ErrorCode::rate_limited:
+  case ErrorCode::account_locked: return reply(ctx, 429, "Too many requests");
+  case ErrorCode::busy: return reply(ctx, 503, "Server busy");
+  case ErrorCode::body_too_large: return reply(ctx, 413, "Payload too large");
+  case ErrorCode::not_found: return reply(ctx, 404, "Not found");
+  case ErrorCode::method_not_allowed: return reply(ctx, 405, "Method not allowed");
+  case ErrorCode::internal: break;
+  }
+  // Never the internal cause: the original put "err" here, which leaks details.
+  reply(ctx, 500, "Server error");
+}
+
+} // namespace latch::apis::envelope

@@ -1,0 +1,188 @@
+// v1 (Go + Gin): /api/v1. Errors as {"error": "..."}.
+#include "auth/apis/apis.h"
+
+#include "auth/pages.h"
+
+namespace latch::apis::v1 {
+
+namespace {
+
+using http::Field;
+using http::field;
+using http::json;
+using http::send_json;
+
+void error(Ctx &ctx, int status, const std::string &text) {
+  send_json(ctx.res, status, {{"error", text}});
+}
+
+bool wants_html(const Ctx &ctx) {
+  return ctx.req.get_header_value("Accept").find("text/html") != std::string::npos;
+}
+
+// sendEmail comes as a query parameter (or a body field); true unless it says false.
+std::optional<bool> send_email_flag(const Ctx &ctx) {
+  std::string v;
+  if (ctx.req.has_param("sendEmail")) {
+    v = lower_ascii(ctx.req.get_param_value("sendEmail"));
+  } else if (auto it = ctx.body.find("sendEmail"); it != ctx.body.end() && !it->is_null()) {
+    if (it->is_boolean()) return it->get<bool>();
+    if (!it->is_string()) return std::nullopt;
+    v = lower_ascii(it->get<std::string>());
+  } else {
+    return true;
+  }
+  if (v == "true" || v == "1" || v.empty()) return true;
+  if (v == "false" || v == "0") return false;
+  return std::nullopt;
+}
+
+} // namespace
+
+void register_user(Ctx &ctx) {
+  Field email = field(ctx.body, "email"), username = field(ctx.body, "username"),
+        password = field(ctx.body, "password");
+  if (!email.present() || !username.present() || !password.present())
+    return error(ctx, 400, "email, username and password are required");
+  auto send_email = send_email_flag(ctx);
+  if (!send_email) return error(ctx, 400, "sendEmail must be true or false");
+  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
+  if (!user) return render_error(ctx, user.error());
+  if (*send_email) {
+    if (auto sent = ctx.service.start_email_verification(user.value()); !sent)
+      return render_error(ctx, sent.error());
+  }
+  send_json(ctx.res, 201, {{"message", "registered"}});
+}
+
+void login(Ctx &ctx) {
+  Field email = field(ctx.body, "email"), password = field(ctx.body, "password");
+  if (!email.present() || !password.present())
+    return error(ctx, 400, "email and password are required");
+  auto user = ctx.service.sign_in(Identity::email, email.value, password.value);
+  if (!user) return render_error(ctx, user.error());
+  // Checked after the password, so it tells nothing to someone who does not know it.
+  if (ctx.config.require_verified_email && !user->email_verified)
+    return error(ctx, 401, "email not verified");
+  auto pair = ctx.service.start_session(user.value(), Api::v1);
+  if (!pair) return render_error(ctx, pair.error());
+  send_json(ctx.res, 200,
+            {{"access_token", pair->access},
+             {"expires_in", pair->access_ttl},
+             {"refresh_expires_in", pair->refresh_ttl},
+             {"refresh_token", pair->refresh}});
+}
+
+void refresh(Ctx &ctx) {
+  Field token = field(ctx.body, "refresh_token");
+  if (!token.present()) return error(ctx, 400, "refresh_token is required");
+  auto pair = ctx.service.refresh(token.value, Api::v1, /*rotate=*/false);
+  if (!pair) return render_error(ctx, pair.error());
+  send_json(ctx.res, 200, {{"access_token", pair->access}, {"expires_in", pair->access_ttl}});
+}
+
+void verify(Ctx &ctx) {
+  Field token = field(ctx.body, "token");
+  if (!token.present()) return error(ctx, 400, "token is required");
+  auto claims = ctx.service.check_token(token.value, std::nullopt);
+  if (!claims) return render_error(ctx, claims.error());
+  send_json(ctx.res, 200, {{"token", claims->raw}});
+}
+
+void confirm_email(Ctx &ctx) {
+  const std::string token = ctx.req.get_param_value("token");
+  Status done = token.empty() ? Status(Error{ErrorCode::missing_field, "token"})
+                              : ctx.service.confirm_email(token);
+  if (wants_html(ctx)) {
+    ctx.res.status = done ? 200 : 400;
+    ctx.res.set_header("Referrer-Policy", "no-referrer");
+    std::string text = done ? "Your email address is confirmed. You can close this page."
+                       : token.empty() ? "This link has no confirmation token."
+                                       : "This confirmation link is invalid, expired or already "
+                                         "used. Sign in and ask for a new one.";
+    ctx.res.set_content(pages::verify_email_page(done.ok(), text), "text/html; charset=utf-8");
+    return;
+  }
+  if (!done) {
+    if (token.empty()) return error(ctx, 400, "token not provided");
+    return error(ctx, 400, "invalid or expired token");
+  }
+  send_json(ctx.res, 200, {{"message", "email verified"}});
+}
+
+void password_reset(Ctx &ctx) {
+  Field email = field(ctx.body, "email"), username = field(ctx.body, "username");
+  if (!email.present() || !username.present())
+    return error(ctx, 400, "email and username are required");
+  // The same answer whether or not they match a user, so it tells nobody who has an account.
+  auto user = ctx.service.find_user_by_email(email.value);
+  if (user && lower_ascii(user->username) == lower_ascii(username.value)) {
+    if (auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl); !sent)
+      return render_error(ctx, sent.error());
+  }
+  send_json(ctx.res, 200, {{"message", "if the account exists, a reset link has been sent"}});
+}
+
+void password_reset_confirm(Ctx &ctx) {
+  std::string token = ctx.req.get_param_value("token");
+  if (token.empty())
+    if (Field f = field(ctx.body, "token"); f.present()) token = f.value;
+  if (token.empty()) return error(ctx, 400, "token not provided");
+  Field password = field(ctx.body, "new_password"), confirm = field(ctx.body, "new_password_confirm");
+  if (!password.present() || !confirm.present())
+    return error(ctx, 400, "new_password and new_password_confirm are required");
+  if (password.value != confirm.value) return error(ctx, 400, "password not confirm");
+  auto done = ctx.service.finish_password_reset(token, password.value);
+  if (!done) return render_error(ctx, done.error());
+  send_json(ctx.res, 200, json::object());
+}
+
+void me(Ctx &ctx) { send_json(ctx.res, 200, {{"claims", ctx.claims.raw}}); }
+
+void logout(Ctx &ctx) {
+  if (auto s = ctx.service.logout(ctx.claims); !s) return render_error(ctx, s.error());
+  send_json(ctx.res, 200, {{"message", "logout successful"}});
+}
+
+void render_error(Ctx &ctx, const Error &e) {
+  switch (e.code) {
+  case ErrorCode::missing_field: return error(ctx, 400, e.detail + " is required");
+  case ErrorCode::invalid_field:
+  case ErrorCode::username_length: return error(ctx, 400, "invalid " + e.detail);
+  case ErrorCode::invalid_email: return error(ctx, 400, "invalid email");
+  case ErrorCode::weak_password:
+    return error(ctx, 400, "password must be at least " +
+                               std::to_string(ctx.config.password_min_length) + " characters");
+  case ErrorCode::password_too_long:
+    return error(ctx, 400, "password must be at most " +
+                               std::to_string(ctx.config.password_max_bytes) + " bytes");
+  case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
+  case ErrorCode::unsupported_media_type: return error(ctx, 415, "unsupported content type");
+  case ErrorCode::user_exists:
+  case ErrorCode::username_taken:
+  case ErrorCode::email_taken: return error(ctx, 409, "user already exists");
+  case ErrorCode::invalid_credentials:
+  case ErrorCode::user_not_found:
+  case ErrorCode::wrong_password: return error(ctx, 401, "invalid credentials");
+  case ErrorCode::email_not_verified: return error(ctx, 401, "email not verified");
+  case ErrorCode::one_time_token_invalid:
+  case ErrorCode::one_time_token_expired: return error(ctx, 400, "invalid or expired token");
+  case ErrorCode::token_missing: return error(ctx, 401, "missing token");
+  case ErrorCode::token_malformed:
+  case ErrorCode::token_bad_signature:
+  case ErrorCode::token_expired:
+  case ErrorCode::token_not_yet_valid:
+  case ErrorCode::token_revoked:
+  case ErrorCode::token_wrong_type: return error(ctx, 401, "invalid token");
+  case ErrorCode::rate_limited:
+  case ErrorCode::account_locked: return error(ctx, 429, "too many requests");
+  case ErrorCode::busy: return error(ctx, 503, "server busy, try again");
+  case ErrorCode::body_too_large: return error(ctx, 413, "request body too large");
+  case ErrorCode::not_found: return error(ctx, 404, "not found");
+  case ErrorCode::method_not_allowed: return error(ctx, 405, "method not allowed");
+  case ErrorCode::internal: break;
+  }
+  error(ctx, 500, "internal server error");
+}
+
+} // namespace latch::apis::v1

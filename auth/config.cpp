@@ -1,0 +1,358 @@
+// Config: the option table, parsing of flags and LATCH_* variables, and validation.
+#include "auth/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sstream>
+#include <thread>
+#include <variant>
+
+namespace latch {
+
+const char *api_name(Api api) {
+  switch (api) {
+  case Api::picflux: return "picflux";
+  case Api::simplejwt: return "simplejwt";
+  case Api::flask: return "flask";
+  case Api::v1: return "v1";
+  case Api::envelope: return "envelope";
+  }
+  return "?";
+}
+
+std::optional<Api> api_from_name(const std::string &name) {
+  for (Api a : kAllApis)
+    if (name == api_name(a)) return a;
+  return std::nullopt;
+}
+
+std::string Config::effective_public_url() const {
+  if (!public_url.empty()) return public_url;
+  std::string h = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return "http://" + h + ":" + std::to_string(port);
+}
+
+std::string Config::effective_reset_url() const {
+  return reset_password_url.empty() ? effective_public_url() + "/reset-password"
+                                    : reset_password_url;
+}
+
+EnvLookup process_env() {
+  return [](const std::string &name) -> std::optional<std::string> {
+    const char *v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+namespace {
+
+using Setter = std::function<std::optional<std::string>(Config &, const std::string &)>;
+
+struct Option {
+  std::string flag; // without the leading --
+  std::string env;
+  std::string value_name; // empty: a boolean switch
+  std::string help;
+  Setter set;
+};
+
+std::optional<long long> parse_int(const std::string &s, long long lo, long long hi) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  size_t i = 0;
+  bool neg = s[0] == '-';
+  if (neg) i = 1;
+  if (i == s.size()) return std::nullopt;
+  long long v = 0;
+  for (; i < s.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (neg) v = -v;
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+// "900", "900s", "15m", "1h", "14d" -> seconds.
+std::optional<std::int64_t> parse_duration(const std::string &s) {
+  if (s.empty()) return std::nullopt;
+  std::int64_t unit = 1;
+  std::string digits = s;
+  switch (s.back()) {
+  case 's': unit = 1; digits.pop_back(); break;
+  case 'm': unit = 60; digits.pop_back(); break;
+  case 'h': unit = 3600; digits.pop_back(); break;
+  case 'd': unit = 86400; digits.pop_back(); break;
+  default: break;
+  }
+  auto n = parse_int(digits, 1, 10LL * 365 * 86400);
+  if (!n || *n * unit > 10LL * 365 * 86400) return std::nullopt;
+  return *n * unit;
+}
+
+std::optional<bool> parse_bool(const std::string &s) {
+  std::string l = s;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (l == "1" || l == "true" || l == "yes" || l == "on" || l.empty()) return true;
+  if (l == "0" || l == "false" || l == "no" || l == "off") return false;
+  return std::nullopt;
+}
+
+std::vector<std::string> split_list(const std::string &s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Setter int_setter(long long lo, long long hi, std::function<void(Config &, long long)> apply) {
+  return [=](Config &c, const std::string &v) -> std::optional<std::string> {
+    auto n = parse_int(v, lo, hi);
+    if (!n) return "must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    apply(c, *n);
+    return std::nullopt;
+  };
+}
+
+Setter duration_setter(std::function<void(Config &, std::int64_t)> apply) {
+  return [=](Config &c, const std::string &v) -> std::optional<std::string> {
+    auto d = parse_duration(v);
+    if (!d) return "must be a positive duration such as 900, 15m, 1h or 14d";
+    apply(c, *d);
+    return std::nullopt;
+  };
+}
+
+Setter bool_setter(std::function<void(Config &, bool)> apply) {
+  return [=](Config &c, const std::string &v) -> std::optional<std::string> {
+    auto b = parse_bool(v);
+    if (!b) return "must be true or false";
+    apply(c, *b);
+    return std::nullopt;
+  };
+}
+
+Setter string_setter(std::function<void(Config &, const std::string &)> apply) {
+  return [=](Config &c, const std::string &v) -> std::optional<std::string> {
+    apply(c, v);
+    return std::nullopt;
+  };
+}
+
+Setter url_setter(std::function<void(Config &, const std::string &)> apply) {
+  return [=](Config &c, const std::string &v) -> std::optional<std::string> {
+    if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+      return "must be an http:// or https:// URL";
+    apply(c, v);
+    return std::nullopt;
+  };
+}
+
+std::optional<std::string> set_addr(Config &c, const std::string &v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos) return "must be HOST:PORT";
+  std::string host = v.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = parse_int(v.substr(colon + 1), 0, 65535);
+  if (host.empty() || !port) return "must be HOST:PORT with a port from 0 to 65535";
+  c.host = host;
+  c.port = static_cast<int>(*port);
+  return std::nullopt;
+}
+
+std::optional<std::string> set_apis(Config &c, const std::string &v) {
+  std::set<Api> apis;
+  for (const auto &name : split_list(v)) {
+    if (name == "all") {
+      apis.insert(kAllApis.begin(), kAllApis.end());
+      continue;
+    }
+    auto a = api_from_name(name);
+    if (!a) return "unknown API '" + name + "' (known: picflux, simplejwt, flask, v1, envelope)";
+    apis.insert(*a);
+  }
+  if (apis.empty()) return "must name at least one API";
+  c.apis = apis;
+  return std::nullopt;
+}
+
+const std::vector<Option> &options() {
+  static const std::vector<Option> table = [] {
+    std::vector<Option> t = {
+        {"addr", "LATCH_ADDR", "HOST:PORT", "address to listen on (default 127.0.0.1:8080)",
+         set_addr},
+        {"db", "LATCH_DB", "PATH", "SQLite database file, created 0600 (default ./auth.db)",
+         string_setter([](Config &c, const std::string &v) { c.db_path = v; })},
+        {"apis", "LATCH_APIS", "LIST",
+         "APIs to serve: all, or some of picflux,simplejwt,flask,v1,envelope (default all)",
+         set_apis},
+        {"reset-token-in-response", "LATCH_RESET_TOKEN_IN_RESPONSE", "",
+         "flask forget-password answers the reset token itself (local development only)",
+         bool_setter([](Config &c, bool b) { c.reset_token_in_response = b; })},
+        {"require-verified-email", "LATCH_REQUIRE_VERIFIED_EMAIL", "",
+         "v1 login refuses users whose email is not confirmed",
+         bool_setter([](Config &c, bool b) { c.require_verified_email = b; })},
+        {"password-min-length", "LATCH_PASSWORD_MIN_LENGTH", "N",
+         "shortest password accepted, in characters (default 8)",
+         int_setter(1, 1024, [](Config &c, long long n) { c.password_min_length = size_t(n); })},
+        {"rate-limit", "LATCH_RATE_LIMIT", "N",
+         "sign-in/sign-up/reset requests a minute per client address (default 60; 0 off)",
+         int_setter(0, 1000000, [](Config &c, long long n) { c.rate_limit = int(n); })},
+        {"max-failed-logins", "LATCH_MAX_FAILED_LOGINS", "N",
+         "failed sign-ins an account may have in 15 minutes before 429 (default 10; 0 off)",
+         int_setter(0, 1000000, [](Config &c, long long n) { c.max_failed_logins = int(n); })},
+        {"trusted-proxy", "LATCH_TRUSTED_PROXY", "ADDR[,ADDR]",
+         "reverse proxy whose X-Forwarded-For names the client address",
+         string_setter([](Config &c, const std::string &v) { c.trusted_proxies = split_list(v); })},
+        {"argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB", "KIB",
+         "argon2id memory cost (default 19456)",
+         int_setter(8, 4 * 1024 * 1024,
+                    [](Config &c, long long n) { c.argon2.memory_kib = uint32_t(n); })},
+        {"argon2-iterations", "LATCH_ARGON2_ITERATIONS", "N", "argon2id time cost (default 2)",
+         int_setter(1, 100, [](Config &c, long long n) { c.argon2.iterations = uint32_t(n); })},
+        {"hash-concurrency", "LATCH_HASH_CONCURRENCY", "N",
+         "password hashes run at once (default: number of cores)",
+         int_setter(1, 1024, [](Config &c, long long n) { c.hash_concurrency = unsigned(n); })},
+        {"hash-queue", "LATCH_HASH_QUEUE", "N",
+         "sign-ins that may wait for a hashing slot before 503 (default 64)",
+         int_setter(0, 100000, [](Config &c, long long n) { c.hash_queue = unsigned(n); })},
+        {"smtp-url", "LATCH_SMTP_URL", "URL",
+         "smtp://host:port or smtps://host:port; unset: mail is written to the log",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           if (!v.empty() && v.rfind("smtp://", 0) != 0 && v.rfind("smtps://", 0) != 0)
+             return "must start with smtp:// or smtps://";
+           c.smtp_url = v;
+           return std::nullopt;
+         }},
+        {"smtp-user", "LATCH_SMTP_USER", "USER", "SMTP user name",
+         string_setter([](Config &c, const std::string &v) { c.smtp_user = v; })},
+        {"smtp-password", "LATCH_SMTP_PASSWORD", "PASSWORD", "SMTP password (prefer the variable)",
+         string_setter([](Config &c, const std::string &v) { c.smtp_password = v; })},
+        {"mail-from", "LATCH_MAIL_FROM", "ADDRESS", "sender address (default latch@localhost)",
+         string_setter([](Config &c, const std::string &v) { c.mail_from = v; })},
+        {"public-url", "LATCH_PUBLIC_URL", "URL",
+         "where users reach this server, for links in mail (default http://ADDR)",
+         url_setter([](Config &c, const std::string &v) { c.public_url = v; })},
+        {"reset-password-url", "RESET_PASSWORD_URL", "URL",
+         "reset link target, mailed as URL?token=TOKEN (default PUBLIC_URL/reset-password)",
+         url_setter([](Config &c, const std::string &v) { c.reset_password_url = v; })},
+        {"api-version", "LATCH_API_VERSION", "TEXT", "envelope's apiVersion (default v0.0.1)",
+         string_setter([](Config &c, const std::string &v) { c.api_version = v; })},
+        {"reset-token-ttl", "LATCH_RESET_TOKEN_TTL", "DURATION",
+         "reset token lifetime (default 15m)",
+         duration_setter([](Config &c, std::int64_t d) { c.reset_ttl = d; })},
+        {"v1-reset-token-ttl", "LATCH_V1_RESET_TOKEN_TTL", "DURATION",
+         "v1 reset token lifetime (default 1h)",
+         duration_setter([](Config &c, std::int64_t d) { c.v1_reset_ttl = d; })},
+        {"verify-email-ttl", "LATCH_VERIFY_EMAIL_TTL", "DURATION",
+         "v1 email confirmation link lifetime (default 1d)",
+         duration_setter([](Config &c, std::int64_t d) { c.verify_email_ttl = d; })},
+        {"max-body-bytes", "LATCH_MAX_BODY_BYTES", "N",
+         "largest request body accepted; larger gets 413 (default 65536)",
+         int_setter(1024, 64 * 1024 * 1024,
+                    [](Config &c, long long n) { c.max_body_bytes = size_t(n); })},
+        {"threads", "LATCH_THREADS", "N", "HTTP worker threads (default 8 per core, at least 16)",
+         int_setter(1, 4096, [](Config &c, long long n) { c.threads = unsigned(n); })},
+        {"purge-interval", "LATCH_PURGE_INTERVAL", "DURATION",
+         "how often expired rows are deleted (default 60s)",
+         duration_setter([](Config &c, std::int64_t d) { c.purge_interval = int(d); })},
+    };
+    for (Api api : kAllApis) {
+      std::string name = api_name(api);
+      std::string upper = name;
+      std::transform(upper.begin(), upper.end(), upper.begin(),
+                     [](unsigned char ch) { return std::toupper(ch); });
+      t.push_back({name + "-access-ttl", "LATCH_" + upper + "_ACCESS_TTL", "DURATION",
+                   name + " access token lifetime",
+                   duration_setter([api](Config &c, std::int64_t d) { c.lifetimes[api].access = d; })});
+      if (api != Api::envelope)
+        t.push_back({name + "-refresh-ttl", "LATCH_" + upper + "_REFRESH_TTL", "DURATION",
+                     name + " refresh token lifetime",
+                     duration_setter(
+                         [api](Config &c, std::int64_t d) { c.lifetimes[api].refresh = d; })});
+    }
+    return t;
+  }();
+  return table;
+}
+
+} // namespace
+
+std::variant<Config, std::string> load_config(const std::vector<std::string> &args,
+                                              const EnvLookup &env) {
+  Config c;
+  for (const auto &opt : options()) {
+    auto v = env(opt.env);
+    if (!v) continue;
+    if (auto err = opt.set(c, *v)) return opt.env + ": " + *err;
+  }
+  if (auto secret = env("LATCH_JWT_SECRET")) c.jwt_secret = *secret;
+
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (arg.rfind("--", 0) != 0) return "unexpected argument '" + arg + "'";
+    std::string name = arg.substr(2), value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    auto it = std::find_if(options().begin(), options().end(),
+                           [&](const Option &o) { return o.flag == name; });
+    if (it == options().end()) return "unknown flag --" + name + " (see latch --help)";
+    if (!has_value) {
+      if (it->value_name.empty()) {
+        value = "true";
+      } else {
+        if (i + 1 >= args.size()) return "--" + name + " needs a value (" + it->value_name + ")";
+        value = args[++i];
+      }
+    }
+    if (auto err = it->set(c, value)) return "--" + name + ": " + *err;
+  }
+
+  if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
+    return "LATCH_JWT_SECRET: must be at least 32 characters (256 bits)";
+  for (Api api : kAllApis)
+    if (c.lifetimes[api].access <= 0) return std::string(api_name(api)) + " access TTL must be set";
+  if (c.password_min_length > c.password_max_bytes)
+    return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (c.hash_concurrency == 0) c.hash_concurrency = cores;
+  if (c.threads == 0) c.threads = std::max(16u, 8 * cores);
+  return c;
+}
+
+std::string config_help() {
+  std::ostringstream out;
+  out << "Latch " LATCH_VERSION " - one binary serving five auth APIs over one SQLite file.\n\n"
+         "Usage:\n"
+         "  latch serve [FLAGS]   serve the APIs (the default command)\n"
+         "  latch routes          print the route table\n"
+         "  latch version         print the version\n"
+         "  latch --help          this text\n\n"
+         "Flags (each also read from its environment variable; a flag wins):\n";
+  for (const auto &o : options()) {
+    std::string left = "  --" + o.flag + (o.value_name.empty() ? "" : " " + o.value_name);
+    out << left;
+    if (left.size() < 40) out << std::string(40 - left.size(), ' ');
+    else out << "\n" << std::string(40, ' ');
+    out << o.help << " [" << o.env << "]\n";
+  }
+  out << "\nEnvironment only:\n"
+         "  LATCH_JWT_SECRET                      HS256 signing secret, at least 32 characters;\n"
+         "                                        unset: a random 256-bit secret is kept in the "
+         "database\n";
+  return out.str();
+}
+
+} // namespace latch

@@ -1,0 +1,80 @@
+// One Config: defaults, then LATCH_* environment variables, then flags (flags win); validated.
+#pragma once
+
+#include "auth/password.h"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace latch {
+
+enum class Api { picflux, simplejwt, flask, v1, envelope };
+inline constexpr std::array<Api, 5> kAllApis = {Api::picflux, Api::simplejwt, Api::flask, Api::v1,
+                                                Api::envelope};
+const char *api_name(Api api);
+std::optional<Api> api_from_name(const std::string &name);
+
+struct Lifetimes {
+  std::int64_t access = 0;  // seconds
+  std::int64_t refresh = 0; // seconds; 0 means the API issues no refresh token
+};
+
+struct Config {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string db_path = "./auth.db";
+  std::set<Api> apis{kAllApis.begin(), kAllApis.end()};
+
+  bool reset_token_in_response = false;
+  bool require_verified_email = false;
+  std::size_t password_min_length = 8;
+  std::size_t password_max_bytes = 1024; // refused before hashing
+  int rate_limit = 60;                   // requests a minute per address; 0 = off
+  int max_failed_logins = 10;            // per account in 15 minutes; 0 = off
+  std::vector<std::string> trusted_proxies;
+
+  std::string jwt_secret; // empty: generated at first start and kept in the database
+  PasswordParams argon2;
+  unsigned hash_concurrency = 0; // 0: as many as there are cores
+  unsigned hash_queue = 64;
+
+  std::string smtp_url, smtp_user, smtp_password;
+  std::string mail_from = "latch@localhost";
+  std::string public_url;         // empty: http://HOST:PORT
+  std::string reset_password_url; // empty: PUBLIC_URL/reset-password
+  std::string api_version = "v0.0.1";
+
+  std::map<Api, Lifetimes> lifetimes = {
+      {Api::picflux, {15 * 60, 14 * 86400}}, {Api::simplejwt, {5 * 60, 86400}},
+      {Api::flask, {3600, 30 * 86400}},      {Api::v1, {3600, 259200}},
+      {Api::envelope, {3600, 0}},
+  };
+  std::int64_t reset_ttl = 15 * 60;     // flask and the default
+  std::int64_t v1_reset_ttl = 3600;     // v1's document: one hour
+  std::int64_t verify_email_ttl = 86400;
+
+  std::size_t max_body_bytes = 64 * 1024;
+  unsigned threads = 0; // 0: 8 per core, at least 16
+  int purge_interval = 60; // seconds between purges of expired rows
+
+  std::string effective_public_url() const;
+  std::string effective_reset_url() const;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string &)>;
+EnvLookup process_env();
+
+// Reads env then args (flags after "serve"). On a bad value returns the message naming it.
+std::variant<Config, std::string> load_config(const std::vector<std::string> &args,
+                                              const EnvLookup &env);
+
+std::string config_help();
+
+} // namespace latch

@@ -1,0 +1,116 @@
+// THE route table. Every route of the five API documents is one line here; `latch routes`
+// prints it and tests/http/test_routes.cpp keeps it equal to SPEC.md's table.
+#include "auth/http/routes.h"
+
+#include "auth/apis/apis.h"
+
+#include <sstream>
+
+namespace latch::http {
+
+namespace a = latch::apis;
+
+const std::vector<Route> &route_table() {
+  using enum Access;
+  using enum BodyKind;
+  constexpr bool throttled = true, unthrottled = false;
+  static const std::vector<Route> table = {
+      // picflux (NestJS): /api/auth
+      {"POST", "/api/auth/signup", Api::picflux, open, throttled, json_form, a::picflux::signup,
+       "create a user; answers the token pair"},
+      {"POST", "/api/auth/signin", Api::picflux, open, throttled, json_form, a::picflux::signin,
+       "sign in by email; answers the token pair"},
+      {"POST", "/api/auth/logout", Api::picflux, access_token, unthrottled, none,
+       a::picflux::logout, "end the session of the access token"},
+      {"POST", "/api/auth/refresh", Api::picflux, refresh_token, unthrottled, none,
+       a::picflux::refresh, "rotate the Bearer refresh token; answers a new pair"},
+
+      // simplejwt (Django REST framework + SimpleJWT): /auth
+      {"POST", "/auth/token", Api::simplejwt, open, throttled, json_form_multi,
+       a::simplejwt::token, "sign in by username; answers {refresh, access}"},
+      {"POST", "/auth/token/refresh", Api::simplejwt, open, unthrottled, json_form_multi,
+       a::simplejwt::token_refresh, "rotate a refresh token; answers {refresh, access}"},
+      {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi,
+       a::simplejwt::token_verify, "check a token of either type; answers {}"},
+      {"POST", "/auth/register", Api::simplejwt, open, throttled, json_form_multi,
+       a::simplejwt::register_user, "create a user; answers {refresh, access}"},
+      {"GET", "/auth/getuser", Api::simplejwt, access_token, unthrottled, none,
+       a::simplejwt::getuser, "the caller's username"},
+
+      // flask (Flask + flask-jwt-extended): /auth
+      {"POST", "/auth/signup", Api::flask, open, throttled, json_only, a::flask::signup,
+       "create a user"},
+      {"POST", "/auth/login", Api::flask, open, throttled, json_only, a::flask::login,
+       "sign in by username; answers the token pair"},
+      {"POST", "/auth/refresh", Api::flask, refresh_token, unthrottled, none, a::flask::refresh,
+       "a new access token for the Bearer refresh token"},
+      {"POST", "/auth/forget-password", Api::flask, open, throttled, json_only,
+       a::flask::forget_password, "start a password reset (mail, or token in dev mode)"},
+      {"POST", "/auth/reset-password", Api::flask, open, throttled, json_only, a::flask::reset_password,
+       "set a new password with a reset token"},
+      {"POST", "/auth/logout", Api::flask, access_token, unthrottled, none, a::flask::logout,
+       "end the session of the access token"},
+
+      // v1 (Go + Gin): /api/v1
+      {"POST", "/api/v1/register", Api::v1, open, throttled, json_only, a::v1::register_user,
+       "create a user; mails an address confirmation unless sendEmail=false"},
+      {"POST", "/api/v1/login", Api::v1, open, throttled, json_only, a::v1::login,
+       "sign in by email; answers tokens and lifetimes"},
+      {"POST", "/api/v1/refresh", Api::v1, open, unthrottled, json_only, a::v1::refresh,
+       "a new access token for a refresh token"},
+      {"POST", "/api/v1/verify", Api::v1, open, unthrottled, json_only, a::v1::verify,
+       "check a token of either type; answers its claims"},
+      {"GET", "/api/v1/verify", Api::v1, open, throttled, none, a::v1::confirm_email,
+       "confirm an email address (the mailed link)"},
+      {"POST", "/api/v1/password-reset", Api::v1, open, throttled, json_only, a::v1::password_reset,
+       "mail a reset link if email and username match a user"},
+      {"POST", "/api/v1/password-reset-confirm", Api::v1, open, throttled, json_only,
+       a::v1::password_reset_confirm, "set a new password with ?token="},
+      {"GET", "/api/v1/authorized/me", Api::v1, access_token, unthrottled, none, a::v1::me,
+       "the claims of the access token"},
+      {"POST", "/api/v1/logout", Api::v1, access_token, unthrottled, none, a::v1::logout,
+       "end the session of the access token"},
+
+      // envelope (Express): /api/v1/auth
+      {"POST", "/api/v1/auth/login", Api::envelope, open, throttled, json_only, a::envelope::login,
+       "sign in by email or username; answers data: [token]"},
+      {"POST", "/api/v1/auth/signUp", Api::envelope, open, throttled, json_only, a::envelope::sign_up,
+       "create a user; answers data: [user]"},
+  };
+  return table;
+}
+
+std::string format_route_table() {
+  std::ostringstream out;
+  out << "METHOD  PATH                              API        ACCESS   LIMITED  SUMMARY\n";
+  for (const Route &r : route_table()) {
+    std::string method = r.method, path = r.path, api = api_name(r.api), acc = access_name(r.access);
+    out << method << std::string(8 - method.size(), ' ') << path
+        << std::string(path.size() < 34 ? 34 - path.size() : 1, ' ') << api
+        << std::string(11 - api.size(), ' ') << acc << std::string(9 - acc.size(), ' ')
+        << (r.throttled ? "yes      " : "no       ") << r.summary << "\n";
+  }
+  return out.str();
+}
+
+std::optional<Api> api_for_path(const std::string &path, const std::set<Api> &enabled) {
+  for (const Route &r : route_table())
+    if (path == r.path && enabled.count(r.api)) return r.api;
+  auto under = [&](const char *prefix) {
+    std::string p = prefix;
+    return path == p || path.rfind(p + "/", 0) == 0;
+  };
+  auto pick = [&](Api api) { return enabled.count(api) ? std::optional<Api>(api) : std::nullopt; };
+  if (under("/api/v1/auth")) return pick(Api::envelope);
+  if (under("/api/v1")) return pick(Api::v1);
+  if (under("/api/auth")) return pick(Api::picflux);
+  if (under("/auth")) {
+    // simplejwt and flask share /auth: token paths are simplejwt's, the rest flask's.
+    if (under("/auth/token") && enabled.count(Api::simplejwt)) return Api::simplejwt;
+    if (enabled.count(Api::flask)) return Api::flask;
+    return pick(Api::simplejwt);
+  }
+  return std::nullopt;
+}
+
+} // namespace latch::http

@@ -1,0 +1,174 @@
+// cpp-httplib adapter: the route table becomes handlers; limits, bodies, tokens and errors
+// are handled here once so API code only sees valid, authenticated requests.
+#include "auth/http/server.h"
+
+#include "auth/http/body.h"
+#include "auth/http/routes.h"
+#include "auth/pages.h"
+#include "db/store.h"
+
+#include <algorithm>
+#include <iostream>
+
+namespace latch::http {
+
+namespace {
+
+// Authorization: Bearer <token>; anything else counts as no credentials.
+std::string bearer_token(const httplib::Request &req) {
+  std::string h = req.get_header_value("Authorization");
+  if (h.size() < 7 || lower_ascii(h.substr(0, 7)) != "bearer ") return {};
+  std::string token = h.substr(7);
+  token.erase(0, token.find_first_not_of(' '));
+  token.erase(token.find_last_not_of(' ') + 1);
+  return token;
+}
+
+ErrorCode error_for_status(int status) {
+  switch (status) {
+  case 404: return ErrorCode::not_found;
+  case 405: return ErrorCode::method_not_allowed;
+  case 413: return ErrorCode::body_too_large;
+  case 414:
+  case 431:
+  case 400: return ErrorCode::bad_body;
+  default: return ErrorCode::internal;
+  }
+}
+
+} // namespace
+
+Server::Server(const Config &config, AuthService &service) : config_(config), service_(service) {
+  const unsigned threads = config.threads;
+  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_.set_payload_max_length(config.max_body_bytes);
+  server_.set_read_timeout(5, 0);
+  server_.set_write_timeout(5, 0);
+  server_.set_keep_alive_timeout(5);
+  server_.set_keep_alive_max_count(1000);
+  server_.set_tcp_nodelay(true); // without it each small response waits on a delayed ACK
+  // Token responses must never be cached, and no response may be sniffed as another type.
+  server_.set_default_headers({{"Cache-Control", "no-store"}, {"Pragma", "no-cache"},
+                               {"X-Content-Type-Options", "nosniff"}});
+  register_routes();
+
+  // Requests no handler answered (unknown path, wrong method, body too large, unparsable
+  // request line) still get the owning API's error shape.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request &req, httplib::Response &res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled; // a handler's own
+    int status = res.status;
+    if (status == 404) {
+      bool path_known = std::any_of(route_table().begin(), route_table().end(), [&](const Route &r) {
+        return req.path == r.path && config_.apis.count(r.api);
+      });
+      if (path_known) status = 405;
+    }
+    auto api = api_for_path(req.path, config_.apis);
+    if (!api) {
+      send_json(res, status, {{"error", status == 404 ? "not found" : "bad request"}});
+      res.status = status;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    Ctx ctx{req, res, service_, config_, *api};
+    send_error(ctx, Error{error_for_status(status), ""});
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server_.set_exception_handler(
+      [this](const httplib::Request &req, httplib::Response &res, std::exception_ptr) {
+        std::cerr << "latch: unexpected exception on " << req.method << " " << req.path << "\n";
+        Ctx ctx{req, res, service_, config_, api_for_path(req.path, config_.apis).value_or(Api::v1)};
+        send_error(ctx, Error{ErrorCode::internal, ""});
+      });
+}
+
+void Server::register_routes() {
+  for (const Route &route : route_table()) {
+    if (!config_.apis.count(route.api)) continue;
+    auto handler = [this, &route](const httplib::Request &req, httplib::Response &res) {
+      dispatch(route, req, res);
+    };
+    if (std::string(route.method) == "GET") server_.Get(route.path, handler);
+    else server_.Post(route.path, handler);
+  }
+  // The default RESET_PASSWORD_URL target: served whenever an API that mails resets is on.
+  if (config_.apis.count(Api::v1) || config_.apis.count(Api::flask)) {
+    const bool via_v1 = config_.apis.count(Api::v1) > 0;
+    server_.Get("/reset-password", [via_v1](const httplib::Request &, httplib::Response &res) {
+      res.set_header("Content-Security-Policy",
+                     "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                     "style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'");
+      res.set_header("Referrer-Policy", "no-referrer"); // the token is in the URL
+      res.set_content(pages::reset_password_page(via_v1), "text/html; charset=utf-8");
+    });
+  }
+}
+
+std::string Server::client_address(const httplib::Request &req) const {
+  const auto &proxies = config_.trusted_proxies;
+  auto trusted = [&](const std::string &a) {
+    return std::find(proxies.begin(), proxies.end(), a) != proxies.end();
+  };
+  if (proxies.empty() || !trusted(req.remote_addr)) return req.remote_addr;
+  // Walk X-Forwarded-For from the right: the first address not one of our proxies is the
+  // client; anything left of it was written by the client and proves nothing.
+  std::string xff = req.get_header_value("X-Forwarded-For");
+  std::string candidate = req.remote_addr;
+  while (!xff.empty()) {
+    size_t comma = xff.rfind(',');
+    std::string hop = xff.substr(comma == std::string::npos ? 0 : comma + 1);
+    hop.erase(0, hop.find_first_not_of(' '));
+    hop.erase(hop.find_last_not_of(' ') + 1);
+    if (hop.empty()) break;
+    candidate = hop;
+    if (!trusted(hop)) break;
+    xff = comma == std::string::npos ? std::string() : xff.substr(0, comma);
+  }
+  return candidate;
+}
+
+void Server::dispatch(const Route &route, const httplib::Request &req, httplib::Response &res) {
+  Ctx ctx{req, res, service_, config_, route.api, &route};
+  try {
+    ctx.client_address = client_address(req);
+    if (route.throttled) {
+      if (int wait = service_.throttle_address(ctx.client_address))
+        return send_error(ctx, Error{ErrorCode::rate_limited, "", wait});
+    }
+    if (route.access != Access::open) {
+      ctx.bearer = bearer_token(req);
+      if (ctx.bearer.empty()) return send_error(ctx, Error{ErrorCode::token_missing, ""});
+      if (route.access == Access::access_token) {
+        auto claims = service_.check_token(ctx.bearer, TokenType::access);
+        if (!claims) return send_error(ctx, claims.error());
+        ctx.claims = std::move(claims.value());
+      }
+    }
+    auto body = parse_body(req, route.body);
+    if (!body) return send_error(ctx, body.error());
+    ctx.body = std::move(body.value());
+    route.handler(ctx);
+  } catch (const db::StoreError &e) {
+    // Logged for the operator; the client learns only that something failed.
+    std::cerr << "latch: database error on " << route.method << " " << route.path << ": "
+              << e.what() << "\n";
+    send_error(ctx, Error{ErrorCode::internal, ""});
+  } catch (const std::exception &e) {
+    std::cerr << "latch: error on " << route.method << " " << route.path << ": " << e.what()
+              << "\n";
+    send_error(ctx, Error{ErrorCode::internal, ""});
+  }
+}
+
+bool Server::bind() {
+  if (config_.port == 0) {
+    port_ = server_.bind_to_any_port(config_.host);
+    return port_ > 0;
+  }
+  port_ = config_.port;
+  return server_.bind_to_port(config_.host, config_.port);
+}
+
+bool Server::run() { return server_.listen_after_bind(); }
+
+} // namespace latch::http

@@ -1,0 +1,36 @@
+// cpp-httplib adapter: registers the route table, applies limits, sends every error.
+#pragma once
+
+#include "auth/config.h"
+#include "auth/http/context.h"
+#include "auth/service.h"
+
+#include <httplib.h>
+
+#include <memory>
+
+namespace latch::http {
+
+class Server {
+public:
+  Server(const Config &config, AuthService &service);
+
+  // Binds config.host:config.port (port 0: any free port). False if it cannot.
+  bool bind();
+  int port() const { return port_; }
+  // Serves until stop(); returns false if the listener failed.
+  bool run();
+  void stop() { server_.stop(); }
+
+private:
+  void register_routes();
+  void dispatch(const Route &route, const httplib::Request &req, httplib::Response &res);
+  std::string client_address(const httplib::Request &req) const;
+
+  const Config &config_;
+  AuthService &service_;
+  httplib::Server server_;
+  int port_ = 0;
+};
+
+} // namespace latch::http

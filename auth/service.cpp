@@ -1,0 +1,301 @@
+// The auth core's rules: who may sign in, what a session is, what ends one.
+#include "auth/service.h"
+
+#include "auth/secure.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace latch {
+
+Clock system_clock() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
+std::string lower_ascii(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::size_t utf8_length(const std::string &s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xc0) != 0x80; }));
+}
+
+bool valid_email(const std::string &email) {
+  if (email.size() > 254) return false;
+  size_t at = email.find('@');
+  if (at == std::string::npos || at == 0 || at > 64 || email.find('@', at + 1) != std::string::npos)
+    return false;
+  std::string domain = email.substr(at + 1);
+  if (domain.empty() || domain.front() == '.' || domain.back() == '.' ||
+      domain.find('.') == std::string::npos || domain.find("..") != std::string::npos)
+    return false;
+  return std::none_of(email.begin(), email.end(), [](unsigned char c) {
+    return c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';' || c == '"';
+  });
+}
+
+namespace {
+
+constexpr std::int64_t kLockoutWindow = 15 * 60;
+
+bool valid_username(const std::string &u) {
+  if (u.empty() || utf8_length(u) > 150) return false;
+  // No control characters or whitespace: they make look-alike accounts and break logs.
+  return std::none_of(u.begin(), u.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
+}
+
+} // namespace
+
+AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
+                         const TokenCodec &codec, Mailer &mailer, Clock clock)
+    : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
+      clock_(std::move(clock)), address_limit_(config.rate_limit, 60),
+      failed_logins_(config.max_failed_logins, kLockoutWindow) {}
+
+std::optional<ErrorCode> AuthService::check_password(const std::string &password) const {
+  // Refused before hashing, so nobody can make the server hash megabytes.
+  if (password.size() > config_.password_max_bytes) return ErrorCode::password_too_long;
+  if (utf8_length(password) < config_.password_min_length) return ErrorCode::weak_password;
+  return std::nullopt;
+}
+
+Result<db::User> AuthService::sign_up(const NewUser &in) {
+  if (!valid_username(in.username)) return Error{ErrorCode::invalid_field, "username"};
+  std::optional<std::string> email;
+  if (in.email) {
+    email = lower_ascii(*in.email);
+    if (!valid_email(*email)) return Error{ErrorCode::invalid_email, "email"};
+  }
+  if (auto bad = check_password(in.password)) return Error{*bad, "password"};
+  // Cheap check first, so a taken name costs no hash; the UNIQUE constraints still decide.
+  if (store_.username_or_email_taken(in.username, email))
+    return Error{ErrorCode::user_exists, ""};
+  auto hash = hasher_.hash(in.password); // outside any transaction
+  if (!hash) return hash.error();
+  db::User u;
+  u.id = secure::uuid_v4();
+  u.username = in.username;
+  u.email = email;
+  u.password_hash = hash.value();
+  u.display_name = in.display_name;
+  u.profile_picture = in.profile_picture;
+  u.phone_number = in.phone_number;
+  u.created_at = u.updated_at = now();
+  switch (store_.insert_user(u)) {
+  case db::InsertUserResult::ok: return u;
+  case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
+  case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
+  }
+  return Error{ErrorCode::internal, "insert_user"};
+}
+
+Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifier,
+                                      const std::string &password) {
+  std::optional<db::User> user;
+  if (kind != Identity::username && identifier.find('@') != std::string::npos)
+    user = store_.find_user_by_email(lower_ascii(identifier));
+  if (!user && kind != Identity::email) user = store_.find_user_by_username(identifier);
+
+  // Failures are counted per account (by id, so email and username share one count), or per
+  // identifier for names that match nobody.
+  const std::string key = user ? "id:" + user->id : "name:" + lower_ascii(identifier);
+  const std::int64_t t = now();
+  // A locked account is refused before hashing, so lockout costs no CPU.
+  if (int wait = failed_logins_.blocked_for(key, t))
+    return Error{ErrorCode::account_locked, "", wait};
+
+  if (password.size() > config_.password_max_bytes) {
+    failed_logins_.hit(key, t);
+    return Error{user ? ErrorCode::wrong_password : ErrorCode::user_not_found, ""};
+  }
+  if (!user) {
+    // Same cost for unknown users, so timing tells nothing about which accounts exist.
+    if (auto burned = hasher_.burn(password); !burned) return burned.error();
+    failed_logins_.hit(key, t);
+    return Error{ErrorCode::user_not_found, ""};
+  }
+  auto verdict = hasher_.verify(user->password_hash, password);
+  if (!verdict) return verdict.error();
+  if (!verdict->match) {
+    failed_logins_.hit(key, t);
+    return Error{ErrorCode::wrong_password, ""};
+  }
+  failed_logins_.clear(key);
+  if (verdict->needs_rehash) {
+    // Made with older parameters: upgrade now that we know the password.
+    if (auto rehashed = hasher_.hash(password)) {
+      store_.update_password_hash(user->id, rehashed.value(), t);
+      user->password_hash = rehashed.value();
+    }
+  }
+  return *user;
+}
+
+TokenPair AuthService::issue_pair(const db::User &user, Api api, const std::string &session_id,
+                                  const std::string &refresh_jti) {
+  const Lifetimes life = config_.lifetimes.at(api);
+  const std::int64_t t = now();
+  TokenPair pair;
+  Claims c;
+  c.user_id = user.id;
+  c.email = user.email;
+  c.username = user.username;
+  c.session_id = session_id;
+  c.issued_at = t;
+  c.type = TokenType::access;
+  c.jti = secure::random_token(16);
+  c.expires_at = t + life.access;
+  pair.access = codec_.issue(c);
+  pair.access_claims = c;
+  pair.access_ttl = life.access;
+  if (!refresh_jti.empty()) {
+    c.type = TokenType::refresh;
+    c.jti = refresh_jti;
+    c.expires_at = t + life.refresh;
+    pair.refresh = codec_.issue(c);
+    pair.refresh_ttl = life.refresh;
+  }
+  return pair;
+}
+
+Result<TokenPair> AuthService::start_session(const db::User &user, Api api) {
+  const Lifetimes life = config_.lifetimes.at(api);
+  db::Session s;
+  s.id = secure::random_token(16);
+  s.user_id = user.id;
+  s.api = api_name(api);
+  s.refresh_jti = life.refresh > 0 ? secure::random_token(16) : std::string();
+  s.created_at = now();
+  s.expires_at = s.created_at + std::max(life.access, life.refresh);
+  store_.insert_session(s);
+  return issue_pair(user, api, s.id, s.refresh_jti);
+}
+
+Result<Claims> AuthService::check_token(const std::string &token,
+                                        std::optional<TokenType> expected) {
+  auto claims = codec_.decode(token, now());
+  if (!claims) return claims.error();
+  // An access token is never accepted where a refresh token belongs, nor the reverse.
+  if (expected && claims->type != *expected)
+    return Error{ErrorCode::token_wrong_type, token_type_name(*expected)};
+  if (claims->type == TokenType::access && store_.is_blacklisted(claims->jti))
+    return Error{ErrorCode::token_revoked, "blacklisted"};
+  // The session must still be live: logout, reset, reuse detection and user deletion all
+  // end it, and every token issued in it dies with it.
+  auto session = store_.find_session(claims->session_id);
+  if (!session || session->revoked || session->user_id != claims->user_id)
+    return Error{ErrorCode::token_revoked, "session"};
+  if (claims->type == TokenType::refresh && session->refresh_jti != claims->jti)
+    return Error{ErrorCode::token_revoked, "rotated"};
+  return claims;
+}
+
+Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api, bool rotate) {
+  auto claims = codec_.decode(refresh_token, now());
+  if (!claims) return claims.error();
+  if (claims->type != TokenType::refresh)
+    return Error{ErrorCode::token_wrong_type, token_type_name(TokenType::refresh)};
+  auto user = store_.find_user_by_id(claims->user_id);
+  if (!user) return Error{ErrorCode::token_revoked, "user"};
+  const Lifetimes life = config_.lifetimes.at(api);
+  std::string next_jti = rotate ? secure::random_token(16) : claims->jti;
+  const std::int64_t t = now();
+  std::int64_t until = t + std::max(life.access, rotate ? life.refresh : 0);
+  switch (store_.rotate_refresh(claims->session_id, claims->jti, next_jti, until, t)) {
+  case db::RotateResult::rotated: break;
+  case db::RotateResult::reused: return Error{ErrorCode::token_revoked, "reused"};
+  case db::RotateResult::gone: return Error{ErrorCode::token_revoked, "session"};
+  }
+  return issue_pair(*user, api, claims->session_id, rotate ? next_jti : std::string());
+}
+
+Status AuthService::logout(const Claims &access) {
+  store_.logout(access.session_id, access.jti, access.expires_at, now());
+  return Ok{};
+}
+
+std::optional<db::User> AuthService::find_user_by_email(const std::string &email) {
+  return store_.find_user_by_email(lower_ascii(email));
+}
+
+std::optional<db::User> AuthService::find_user_by_username(const std::string &username) {
+  return store_.find_user_by_username(username);
+}
+
+std::optional<db::User> AuthService::find_user_by_id(const std::string &id) {
+  return store_.find_user_by_id(id);
+}
+
+std::string AuthService::link_with_token(const std::string &base, const std::string &token) const {
+  return base + (base.find('?') == std::string::npos ? "?" : "&") + "token=" + token;
+}
+
+Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl) {
+  if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
+  std::string token = secure::random_token(32); // 256 bits
+  store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::reset,
+                               now() + ttl);
+  std::string link = link_with_token(config_.effective_reset_url(), token);
+  mailer_.send({*user.email, "Reset your password",
+                "Someone asked to reset the password of the account " + user.username +
+                    ".\nOpen this link within " + std::to_string(ttl / 60) +
+                    " minutes to choose a new one:\n\n" + link +
+                    "\n\nIf it was not you, ignore this mail; nothing changes.\n"});
+  return token;
+}
+
+Status AuthService::finish_password_reset(const std::string &token,
+                                          const std::string &new_password) {
+  if (auto bad = check_password(new_password)) return Error{*bad, "password"};
+  auto hash = hasher_.hash(new_password); // outside the transaction below
+  if (!hash) return hash.error();
+  switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), nullptr)) {
+  case db::ConsumeResult::ok: return Ok{};
+  case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
+  case db::ConsumeResult::invalid: break;
+  }
+  return Error{ErrorCode::one_time_token_invalid, ""};
+}
+
+Result<std::string> AuthService::start_email_verification(const db::User &user) {
+  if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
+  std::string token = secure::random_token(32);
+  store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::verify_email,
+                               now() + config_.verify_email_ttl);
+  std::string link = link_with_token(config_.effective_public_url() + "/api/v1/verify", token);
+  mailer_.send({*user.email, "Confirm your email address",
+                "Welcome, " + user.username + ".\nConfirm your email address by opening:\n\n" +
+                    link + "\n"});
+  return token;
+}
+
+Status AuthService::confirm_email(const std::string &token) {
+  std::string user_id;
+  switch (store_.consume_one_time_token(secure::sha256_hex(token), db::TokenPurpose::verify_email,
+                                        now(), &user_id)) {
+  case db::ConsumeResult::ok: store_.set_email_verified(user_id, now()); return Ok{};
+  case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
+  case db::ConsumeResult::invalid: break;
+  }
+  return Error{ErrorCode::one_time_token_invalid, ""};
+}
+
+int AuthService::throttle_address(const std::string &address) {
+  return address_limit_.hit(address, now());
+}
+
+db::PurgeCounts AuthService::purge_expired() {
+  const std::int64_t t = now();
+  address_limit_.prune(t);
+  failed_logins_.prune(t);
+  return store_.purge_expired(t);
+}
+
+} // namespace latch

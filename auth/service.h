@@ -1,0 +1,102 @@
+// The auth core: sign-up, sign-in, sessions, refresh, logout, reset, email confirmation.
+// Knows no HTTP: every outcome is a value or a typed Error that each API renders its own way.
+#pragma once
+
+#include "auth/config.h"
+#include "auth/limits.h"
+#include "auth/mail.h"
+#include "auth/password.h"
+#include "auth/result.h"
+#include "auth/tokens.h"
+#include "db/store.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace latch {
+
+using Clock = std::function<std::int64_t()>; // unix seconds; injectable for tests
+Clock system_clock();
+
+struct NewUser {
+  std::string username;
+  std::optional<std::string> email;
+  std::string password;
+  std::string display_name;
+  std::string profile_picture;
+  std::string phone_number;
+};
+
+struct TokenPair {
+  std::string access;
+  std::string refresh; // empty where the API has no refresh token
+  Claims access_claims;
+  std::int64_t access_ttl = 0;
+  std::int64_t refresh_ttl = 0;
+};
+
+enum class Identity { email, username, email_or_username };
+
+// Shared input rules, so every API applies the same ones in its own words.
+bool valid_email(const std::string &email);
+std::string lower_ascii(std::string s);
+std::size_t utf8_length(const std::string &s);
+
+class AuthService {
+public:
+  AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
+              const TokenCodec &codec, Mailer &mailer, Clock clock);
+
+  std::int64_t now() const { return clock_(); }
+  const Config &config() const { return config_; }
+
+  // nullopt if the password is acceptable, else weak_password or password_too_long.
+  std::optional<ErrorCode> check_password(const std::string &password) const;
+
+  Result<db::User> sign_up(const NewUser &user);
+  // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
+  // to invalid_credentials), account_locked, or busy.
+  Result<db::User> sign_in(Identity kind, const std::string &identifier,
+                           const std::string &password);
+  Result<TokenPair> start_session(const db::User &user, Api api);
+  // rotate: a new refresh token replaces the presented one (single use).
+  Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate);
+  // Verifies a token and its session; expected = nullopt accepts either type.
+  Result<Claims> check_token(const std::string &token, std::optional<TokenType> expected);
+  Status logout(const Claims &access);
+
+  std::optional<db::User> find_user_by_email(const std::string &email);
+  std::optional<db::User> find_user_by_username(const std::string &username);
+  std::optional<db::User> find_user_by_id(const std::string &id);
+
+  // Makes a single-use reset token (stored only as its hash), mails the link, and returns
+  // the token for the API that answers it directly.
+  Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl);
+  Status finish_password_reset(const std::string &token, const std::string &new_password);
+
+  Result<std::string> start_email_verification(const db::User &user);
+  Status confirm_email(const std::string &token);
+
+  // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
+  int throttle_address(const std::string &address);
+
+  db::PurgeCounts purge_expired();
+
+private:
+  TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
+                       const std::string &refresh_jti);
+  std::string link_with_token(const std::string &base, const std::string &token) const;
+
+  const Config &config_;
+  db::Store &store_;
+  PasswordHasher &hasher_;
+  const TokenCodec &codec_;
+  Mailer &mailer_;
+  Clock clock_;
+  WindowCounter address_limit_;
+  WindowCounter failed_logins_;
+};
+
+} // namespace latch

@@ -1,0 +1,509 @@
+// SQLite implementation of Store: migrations, prepared statements and transactions.
+#include "db/sqlite_store.h"
+
+#include "db/schema.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <sstream>
+#include <utility>
+
+namespace latch::db {
+
+namespace {
+
+const char *purpose_name(TokenPurpose p) { return p == TokenPurpose::reset ? "reset" : "verify_email"; }
+
+struct Migration {
+  int version;
+  std::string sql;
+};
+
+// Splits auth.db.sql at its "-- migration N" lines.
+std::vector<Migration> parse_migrations(const std::string &text) {
+  std::vector<Migration> out;
+  std::istringstream in(text);
+  std::string line;
+  const std::string marker = "-- migration ";
+  while (std::getline(in, line)) {
+    if (line.rfind(marker, 0) == 0) {
+      out.push_back({std::stoi(line.substr(marker.size())), {}});
+    } else if (!out.empty()) {
+      out.back().sql += line;
+      out.back().sql += '\n';
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+// A cached prepared statement, reset and cleared when it goes out of scope.
+class SqliteStore::Statement {
+public:
+  Statement(sqlite3 *db, sqlite3_stmt *stmt) : db_(db), stmt_(stmt) {}
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(const Statement &) = delete;
+  Statement &operator=(const Statement &) = delete;
+
+  Statement &bind(int i, const std::string &v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement &bind(int i, const char *v) { return bind(i, std::string(v)); }
+  Statement &bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Statement &bind(int i, const std::optional<std::string> &v) {
+    if (v) return bind(i, *v);
+    check(sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+
+  // Steps once: true when a row is available.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    last_rc_ = rc;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) return false;
+    throw StoreError(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+  }
+  bool constraint_failed() const { return (last_rc_ & 0xff) == SQLITE_CONSTRAINT; }
+
+  std::string text(int col) const {
+    const unsigned char *p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char *>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::optional<std::string> optional_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw StoreError(std::string("sqlite bind: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3 *db_;
+  sqlite3_stmt *stmt_;
+  int last_rc_ = SQLITE_OK;
+};
+
+// BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.
+class SqliteStore::Transaction {
+public:
+  explicit Transaction(SqliteStore &s) : s_(s) { s_.exec("BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction &) = delete;
+  Transaction &operator=(const Transaction &) = delete;
+  void commit() {
+    s_.exec("COMMIT");
+    done_ = true;
+  }
+
+private:
+  SqliteStore &s_;
+  bool done_ = false;
+};
+
+SqliteStore::SqliteStore(const std::string &path) {
+  if (path != ":memory:") {
+    // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
+    // -wal and -shm files the same mode.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw StoreError("cannot open database file " + path + ": " + std::strerror(errno));
+    ::close(fd);
+  }
+  int rc = sqlite3_open_v2(path.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw StoreError("cannot open database " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=NORMAL"); // with WAL: survives a process crash, not a power cut
+  exec("PRAGMA foreign_keys=ON");
+  migrate();
+}
+
+SqliteStore::~SqliteStore() {
+  for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
+  if (db_) sqlite3_close(db_);
+}
+
+void SqliteStore::exec(const char *sql) {
+  char *err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw StoreError("sqlite: " + msg);
+  }
+}
+
+SqliteStore::Statement SqliteStore::statement(const char *sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt *stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK)
+      throw StoreError(std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+    it = cache_.emplace(sql, stmt).first;
+  }
+  return Statement(db_, it->second);
+}
+
+void SqliteStore::migrate() {
+  std::lock_guard lock(mutex_);
+  for (const auto &m : parse_migrations(kSchemaSql)) {
+    Transaction tx(*this);
+    int current = 0;
+    {
+      Statement st = statement("PRAGMA user_version");
+      if (st.step()) current = static_cast<int>(st.integer(0));
+    }
+    if (m.version <= current) continue;
+    exec(m.sql.c_str());
+    // PRAGMA takes no bound parameters; the version is our own integer, not input.
+    exec(("PRAGMA user_version = " + std::to_string(m.version)).c_str());
+    tx.commit();
+  }
+}
+
+int SqliteStore::schema_version() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("PRAGMA user_version");
+  return st.step() ? static_cast<int>(st.integer(0)) : 0;
+}
+
+std::string SqliteStore::integrity_check() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("PRAGMA integrity_check");
+  return st.step() ? st.text(0) : std::string();
+}
+
+std::optional<std::string> SqliteStore::get_setting(const std::string &key) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT value FROM settings WHERE key = ?1");
+  st.bind(1, key);
+  if (!st.step()) return std::nullopt;
+  return st.text(0);
+}
+
+std::string SqliteStore::put_setting_if_absent(const std::string &key, const std::string &value) {
+  std::lock_guard lock(mutex_);
+  {
+    Statement ins = statement("INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                              "ON CONFLICT(key) DO NOTHING");
+    ins.bind(1, key).bind(2, value);
+    ins.step();
+  }
+  Statement st = statement("SELECT value FROM settings WHERE key = ?1");
+  st.bind(1, key);
+  if (!st.step()) throw StoreError("setting vanished: " + key);
+  return st.text(0);
+}
+
+InsertUserResult SqliteStore::insert_user(const User &u) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(
+      "INSERT INTO users(id, username, email, password_hash, display_name, profile_picture, "
+      "phone_number, email_verified, created_at, updated_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  st.bind(1, u.id).bind(2, u.username).bind(3, u.email).bind(4, u.password_hash);
+  st.bind(5, u.display_name).bind(6, u.profile_picture).bind(7, u.phone_number);
+  st.bind(8, static_cast<std::int64_t>(u.email_verified)).bind(9, u.created_at);
+  st.bind(10, u.updated_at);
+  st.step();
+  if (!st.constraint_failed()) return InsertUserResult::ok;
+  const char *msg = sqlite3_errmsg(db_);
+  return std::strstr(msg, "users.email") ? InsertUserResult::email_taken
+                                         : InsertUserResult::username_taken;
+}
+
+#define LATCH_USER_COLUMNS                                                                         \
+  "id, username, email, password_hash, display_name, profile_picture, phone_number, "              \
+  "email_verified, created_at, updated_at"
+
+std::optional<User> SqliteStore::find_user(const char *sql, const std::string &value) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(sql);
+  st.bind(1, value);
+  if (!st.step()) return std::nullopt;
+  User u;
+  u.id = st.text(0);
+  u.username = st.text(1);
+  u.email = st.optional_text(2);
+  u.password_hash = st.text(3);
+  u.display_name = st.text(4);
+  u.profile_picture = st.text(5);
+  u.phone_number = st.text(6);
+  u.email_verified = st.integer(7) != 0;
+  u.created_at = st.integer(8);
+  u.updated_at = st.integer(9);
+  return u;
+}
+
+std::optional<User> SqliteStore::find_user_by_id(const std::string &id) {
+  return find_user("SELECT " LATCH_USER_COLUMNS " FROM users WHERE id = ?1", id);
+}
+
+std::optional<User> SqliteStore::find_user_by_email(const std::string &email_lower) {
+  return find_user("SELECT " LATCH_USER_COLUMNS " FROM users WHERE email = ?1", email_lower);
+}
+
+std::optional<User> SqliteStore::find_user_by_username(const std::string &username) {
+  return find_user("SELECT " LATCH_USER_COLUMNS " FROM users WHERE username = ?1", username);
+}
+
+std::vector<User> SqliteStore::list_users() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mutex_);
+    Statement st = statement("SELECT id FROM users ORDER BY created_at, id");
+    while (st.step()) ids.push_back(st.text(0));
+  }
+  std::vector<User> out;
+  for (const auto &id : ids)
+    if (auto u = find_user_by_id(id)) out.push_back(std::move(*u));
+  return out;
+}
+
+bool SqliteStore::delete_user(const std::string &id) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM users WHERE id = ?1");
+  st.bind(1, id);
+  st.step();
+  return sqlite3_changes(db_) > 0;
+}
+
+bool SqliteStore::username_or_email_taken(const std::string &username,
+                                          const std::optional<std::string> &email_lower) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT 1 FROM users WHERE username = ?1 OR email = ?2 LIMIT 1");
+  st.bind(1, username).bind(2, email_lower);
+  return st.step();
+}
+
+void SqliteStore::update_password_hash(const std::string &user_id, const std::string &hash,
+                                       std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1");
+  st.bind(1, user_id).bind(2, hash).bind(3, now);
+  st.step();
+}
+
+void SqliteStore::set_email_verified(const std::string &user_id, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1");
+  st.bind(1, user_id).bind(2, now);
+  st.step();
+}
+
+void SqliteStore::insert_session(const Session &s) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("INSERT INTO sessions(id, user_id, api, refresh_jti, created_at, "
+                           "expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)");
+  st.bind(1, s.id).bind(2, s.user_id).bind(3, s.api);
+  st.bind(4, s.refresh_jti.empty() ? std::nullopt : std::optional<std::string>(s.refresh_jti));
+  st.bind(5, s.created_at).bind(6, s.expires_at);
+  st.step();
+  if (st.constraint_failed()) throw StoreError("session insert violated a constraint");
+}
+
+std::optional<Session> SqliteStore::find_session(const std::string &id) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT id, user_id, api, refresh_jti, created_at, expires_at, "
+                           "revoked_at FROM sessions WHERE id = ?1");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  Session s;
+  s.id = st.text(0);
+  s.user_id = st.text(1);
+  s.api = st.text(2);
+  s.refresh_jti = st.text(3);
+  s.created_at = st.integer(4);
+  s.expires_at = st.integer(5);
+  s.revoked = !st.is_null(6);
+  return s;
+}
+
+RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const std::string &old_jti,
+                                         const std::string &new_jti, std::int64_t new_expires_at,
+                                         std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  std::string current;
+  {
+    Statement st = statement("SELECT refresh_jti, revoked_at, expires_at FROM sessions "
+                             "WHERE id = ?1");
+    st.bind(1, session_id);
+    if (!st.step() || !st.is_null(1) || st.integer(2) <= now) return RotateResult::gone;
+    current = st.text(0);
+  }
+  if (current != old_jti) {
+    // An already-rotated refresh token came back: treat it as stolen (RFC 9700 4.14.2).
+    Statement st = statement("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1");
+    st.bind(1, session_id).bind(2, now);
+    st.step();
+    tx.commit();
+    return RotateResult::reused;
+  }
+  {
+    // The session lives as long as the newest token issued in it.
+    Statement st = statement("UPDATE sessions SET refresh_jti = ?2, "
+                             "expires_at = MAX(expires_at, ?3) WHERE id = ?1");
+    st.bind(1, session_id).bind(2, new_jti).bind(3, new_expires_at);
+    st.step();
+  }
+  tx.commit();
+  return RotateResult::rotated;
+}
+
+void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
+                           "WHERE id = ?1 AND revoked_at IS NULL");
+  st.bind(1, session_id).bind(2, now);
+  st.step();
+}
+
+void SqliteStore::logout(const std::string &session_id, const std::string &access_jti,
+                         std::int64_t access_expires_at, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    Statement st = statement("INSERT INTO token_blacklist(jti, expires_at) VALUES (?1, ?2) "
+                             "ON CONFLICT(jti) DO NOTHING");
+    st.bind(1, access_jti).bind(2, access_expires_at);
+    st.step();
+  }
+  {
+    Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
+                             "WHERE id = ?1 AND revoked_at IS NULL");
+    st.bind(1, session_id).bind(2, now);
+    st.step();
+  }
+  tx.commit();
+}
+
+bool SqliteStore::is_blacklisted(const std::string &jti) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT 1 FROM token_blacklist WHERE jti = ?1");
+  st.bind(1, jti);
+  return st.step();
+}
+
+void SqliteStore::insert_one_time_token(const std::string &token_hash, const std::string &user_id,
+                                        TokenPurpose purpose, std::int64_t expires_at) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("INSERT INTO one_time_tokens(token_hash, user_id, purpose, expires_at) "
+                           "VALUES (?1, ?2, ?3, ?4)");
+  st.bind(1, token_hash).bind(2, user_id).bind(3, purpose_name(purpose)).bind(4, expires_at);
+  st.step();
+  if (st.constraint_failed()) throw StoreError("one-time token insert violated a constraint");
+}
+
+ConsumeResult SqliteStore::consume_locked(const std::string &token_hash, TokenPurpose purpose,
+                                          std::int64_t now, std::string *user_id) {
+  Statement st = statement("DELETE FROM one_time_tokens WHERE token_hash = ?1 AND purpose = ?2 "
+                           "RETURNING user_id, expires_at");
+  st.bind(1, token_hash).bind(2, purpose_name(purpose));
+  if (!st.step()) return ConsumeResult::invalid;
+  std::string uid = st.text(0);
+  std::int64_t expires_at = st.integer(1);
+  while (st.step()) {
+  }
+  if (expires_at <= now) return ConsumeResult::expired;
+  if (user_id) *user_id = std::move(uid);
+  return ConsumeResult::ok;
+}
+
+ConsumeResult SqliteStore::consume_one_time_token(const std::string &token_hash,
+                                                  TokenPurpose purpose, std::int64_t now,
+                                                  std::string *user_id) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  ConsumeResult r = consume_locked(token_hash, purpose, now, user_id);
+  tx.commit();
+  return r;
+}
+
+ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
+                                          const std::string &new_hash, std::int64_t now,
+                                          std::string *user_id) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  std::string uid;
+  ConsumeResult r = consume_locked(token_hash, TokenPurpose::reset, now, &uid);
+  if (r == ConsumeResult::ok) {
+    {
+      Statement st = statement("UPDATE users SET password_hash = ?2, updated_at = ?3 "
+                               "WHERE id = ?1");
+      st.bind(1, uid).bind(2, new_hash).bind(3, now);
+      st.step();
+    }
+    {
+      // A password reset ends every session of the user.
+      Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
+                               "WHERE user_id = ?1 AND revoked_at IS NULL");
+      st.bind(1, uid).bind(2, now);
+      st.step();
+    }
+    {
+      // Any other outstanding reset links for the user die with this one.
+      Statement st = statement("DELETE FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2");
+      st.bind(1, uid).bind(2, "reset");
+      st.step();
+    }
+    if (user_id) *user_id = uid;
+  }
+  tx.commit();
+  return r;
+}
+
+PurgeCounts SqliteStore::purge_expired(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  PurgeCounts c;
+  {
+    // A revoked session only needs to outlive the access tokens issued in it; a missing
+    // session is as good as a revoked one, so expired ones can go.
+    Statement st = statement("DELETE FROM sessions WHERE expires_at <= ?1");
+    st.bind(1, now);
+    st.step();
+    c.sessions = sqlite3_changes(db_);
+  }
+  {
+    Statement st = statement("DELETE FROM token_blacklist WHERE expires_at <= ?1");
+    st.bind(1, now);
+    st.step();
+    c.blacklist = sqlite3_changes(db_);
+  }
+  {
+    Statement st = statement("DELETE FROM one_time_tokens WHERE expires_at <= ?1");
+    st.bind(1, now);
+    st.step();
+    c.one_time_tokens = sqlite3_changes(db_);
+  }
+  tx.commit();
+  return c;
+}
+
+} // namespace latch::db

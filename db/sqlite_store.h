@@ -1,0 +1,75 @@
+// SQLite implementation of Store: one connection, WAL, prepared statements cached per SQL text.
+#pragma once
+
+#include "db/store.h"
+
+#include <map>
+#include <mutex>
+#include <string>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace latch::db {
+
+class SqliteStore final : public Store {
+public:
+  // Opens (creating with mode 0600) and migrates the database at path. Throws StoreError.
+  explicit SqliteStore(const std::string &path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore &) = delete;
+  SqliteStore &operator=(const SqliteStore &) = delete;
+
+  int schema_version();
+  std::string integrity_check();
+
+  std::optional<std::string> get_setting(const std::string &key) override;
+  std::string put_setting_if_absent(const std::string &key, const std::string &value) override;
+
+  InsertUserResult insert_user(const User &user) override;
+  std::optional<User> find_user_by_id(const std::string &id) override;
+  std::optional<User> find_user_by_email(const std::string &email_lower) override;
+  std::optional<User> find_user_by_username(const std::string &username) override;
+  bool username_or_email_taken(const std::string &username,
+                               const std::optional<std::string> &email_lower) override;
+  void update_password_hash(const std::string &user_id, const std::string &hash,
+                            std::int64_t now) override;
+  std::vector<User> list_users() override;
+  bool delete_user(const std::string &id) override;
+
+  void insert_session(const Session &session) override;
+  std::optional<Session> find_session(const std::string &id) override;
+  RotateResult rotate_refresh(const std::string &session_id, const std::string &old_jti,
+                              const std::string &new_jti, std::int64_t new_expires_at,
+                              std::int64_t now) override;
+  void revoke_session(const std::string &session_id, std::int64_t now) override;
+  void logout(const std::string &session_id, const std::string &access_jti,
+              std::int64_t access_expires_at, std::int64_t now) override;
+  bool is_blacklisted(const std::string &jti) override;
+
+  void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
+                             TokenPurpose purpose, std::int64_t expires_at) override;
+  ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
+                                       std::int64_t now, std::string *user_id) override;
+  ConsumeResult reset_password(const std::string &token_hash, const std::string &new_hash,
+                               std::int64_t now, std::string *user_id) override;
+  void set_email_verified(const std::string &user_id, std::int64_t now) override;
+
+  PurgeCounts purge_expired(std::int64_t now) override;
+
+private:
+  class Statement;
+  class Transaction;
+  Statement statement(const char *sql);
+  void exec(const char *sql);
+  void migrate();
+  std::optional<User> find_user(const char *sql, const std::string &value);
+  ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
+                               std::int64_t now, std::string *user_id);
+
+  sqlite3 *db_ = nullptr;
+  std::mutex mutex_; // one connection, so every call holds it
+  std::map<const char *, sqlite3_stmt *> cache_;
+};
+
+} // namespace latch::db

@@ -1,0 +1,99 @@
+// The storage interface the auth service sees: users, sessions, revocation, one-time tokens.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace latch::db {
+
+// A failure of the database itself (I/O, corruption, busy past the timeout). Never carries
+// user input; the HTTP layer logs it and answers a generic 500.
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct User {
+  std::string id;
+  std::string username;
+  std::optional<std::string> email; // lower-case; absent for simplejwt sign-ups
+  std::string password_hash;
+  std::string display_name;
+  std::string profile_picture;
+  std::string phone_number;
+  bool email_verified = false;
+  std::int64_t created_at = 0;
+  std::int64_t updated_at = 0;
+};
+
+struct Session {
+  std::string id;
+  std::string user_id;
+  std::string api;
+  std::string refresh_jti; // empty when the session has no refresh token
+  std::int64_t created_at = 0;
+  std::int64_t expires_at = 0;
+  bool revoked = false;
+};
+
+enum class InsertUserResult { ok, username_taken, email_taken };
+enum class RotateResult { rotated, reused, gone };
+enum class TokenPurpose { reset, verify_email };
+enum class ConsumeResult { ok, invalid, expired };
+
+struct PurgeCounts {
+  int sessions = 0;
+  int blacklist = 0;
+  int one_time_tokens = 0;
+};
+
+class Store {
+public:
+  virtual ~Store() = default;
+
+  virtual std::optional<std::string> get_setting(const std::string &key) = 0;
+  // Stores value under key unless the key exists; returns the value now stored.
+  virtual std::string put_setting_if_absent(const std::string &key, const std::string &value) = 0;
+
+  virtual InsertUserResult insert_user(const User &user) = 0;
+  virtual std::optional<User> find_user_by_id(const std::string &id) = 0;
+  virtual std::optional<User> find_user_by_email(const std::string &email_lower) = 0;
+  virtual std::optional<User> find_user_by_username(const std::string &username) = 0;
+  virtual bool username_or_email_taken(const std::string &username,
+                                       const std::optional<std::string> &email_lower) = 0;
+  virtual void update_password_hash(const std::string &user_id, const std::string &hash,
+                                    std::int64_t now) = 0;
+  virtual std::vector<User> list_users() = 0;
+  virtual bool delete_user(const std::string &id) = 0;
+
+  virtual void insert_session(const Session &session) = 0;
+  virtual std::optional<Session> find_session(const std::string &id) = 0;
+  // Swaps the session's refresh token from old_jti to new_jti if old_jti is the current one;
+  // a different jti means an already-rotated token came back, and the session is revoked.
+  virtual RotateResult rotate_refresh(const std::string &session_id, const std::string &old_jti,
+                                      const std::string &new_jti, std::int64_t new_expires_at,
+                                      std::int64_t now) = 0;
+  virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
+  // Ends a session and blacklists the access token that ended it, in one transaction.
+  virtual void logout(const std::string &session_id, const std::string &access_jti,
+                      std::int64_t access_expires_at, std::int64_t now) = 0;
+  virtual bool is_blacklisted(const std::string &jti) = 0;
+
+  virtual void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
+                                     TokenPurpose purpose, std::int64_t expires_at) = 0;
+  // Deletes the token (single use) and, if it was still valid, sets *user_id.
+  virtual ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
+                                               std::int64_t now, std::string *user_id) = 0;
+  // Consumes a reset token, sets the new password and revokes every session of the user,
+  // all in one transaction.
+  virtual ConsumeResult reset_password(const std::string &token_hash, const std::string &new_hash,
+                                       std::int64_t now, std::string *user_id) = 0;
+  virtual void set_email_verified(const std::string &user_id, std::int64_t now) = 0;
+
+  // Deletes expired sessions, blacklist entries and one-time tokens.
+  virtual PurgeCounts purge_expired(std::int64_t now) = 0;
+};
+
+} // namespace latch::db

@@ -1,0 +1,128 @@
+// latch: read config, open the store, build the service, serve. No auth logic lives here.
+#include "auth/config.h"
+#include "auth/http/routes.h"
+#include "auth/http/server.h"
+#include "auth/mail.h"
+#include "auth/password.h"
+#include "auth/secure.h"
+#include "auth/service.h"
+#include "auth/tokens.h"
+#include "db/sqlite_store.h"
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <pthread.h>
+#include <thread>
+
+using namespace latch;
+
+namespace {
+
+int serve(const std::vector<std::string> &args) {
+  auto loaded = load_config(args, process_env());
+  if (auto *err = std::get_if<std::string>(&loaded)) {
+    std::cerr << "latch: " << *err << "\n";
+    return 2;
+  }
+  const Config config = std::get<Config>(std::move(loaded));
+
+  // SIGINT/SIGTERM are taken by one thread (below); block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<db::SqliteStore> store;
+  try {
+    store = std::make_unique<db::SqliteStore>(config.db_path);
+  } catch (const std::exception &e) {
+    std::cerr << "latch: " << e.what() << "\n";
+    return 1;
+  }
+  // Without LATCH_JWT_SECRET, a random 256-bit secret made once and kept in the database,
+  // so tokens survive restarts with no set-up.
+  const std::string secret =
+      config.jwt_secret.empty()
+          ? store->put_setting_if_absent("jwt_secret", secure::random_token(32))
+          : config.jwt_secret;
+
+  PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
+  TokenCodec codec(secret);
+  Mailer mailer(config.smtp_url.empty()
+                    ? Mailer::log()
+                    : Mailer::smtp({config.smtp_url, config.smtp_user, config.smtp_password,
+                                    config.mail_from}));
+  AuthService service(config, *store, hasher, codec, mailer, system_clock());
+  http::Server server(config, service);
+  if (!server.bind()) {
+    std::cerr << "latch: cannot listen on " << config.host << ":" << config.port << "\n";
+    return 1;
+  }
+
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  std::thread purger([&] {
+    std::unique_lock lock(stop_mutex);
+    while (!stop_cv.wait_for(lock, std::chrono::seconds(config.purge_interval),
+                             [&] { return stopping; })) {
+      try {
+        service.purge_expired();
+      } catch (const std::exception &e) {
+        std::cerr << "latch: purge failed: " << e.what() << "\n";
+      }
+    }
+  });
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != 0) server.stop();
+  });
+
+  std::string apis;
+  for (Api a : config.apis) apis += std::string(apis.empty() ? "" : ",") + api_name(a);
+  std::cout << "latch: listening on http://" << config.host << ":" << server.port()
+            << " (apis: " << apis << ", db: " << config.db_path << ")" << std::endl;
+  bool ok = server.run();
+
+  {
+    std::lock_guard lock(stop_mutex);
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  purger.join();
+  // Wake the signal thread if the server stopped for another reason.
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+  mailer.flush();
+  std::cout << "latch: stopped" << std::endl;
+  return ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string command = args.empty() ? "help" : args[0];
+  if (command.rfind("--", 0) == 0 && command != "--help" && command != "--version")
+    return serve(args); // flags alone mean serve
+  args.erase(args.begin(), args.begin() + (args.empty() ? 0 : 1));
+  if (command == "serve") return serve(args);
+  if (command == "routes") {
+    std::cout << http::format_route_table();
+    return 0;
+  }
+  if (command == "version" || command == "--version") {
+    std::cout << "latch " LATCH_VERSION "\n";
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::cout << config_help();
+    return 0;
+  }
+  std::cerr << "latch: unknown command '" << command << "'\n\n" << config_help();
+  return 2;
+}
