@@ -1,0 +1,280 @@
+// Test fixture: the real binary as a child process, and HTTP helpers around cpp-httplib.
+#include "support/latch_process.h"
+
+#include "auth/secure.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <signal.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace latch::test {
+
+namespace fs = std::filesystem;
+
+std::string Reply::header(const std::string &name) const {
+  for (const auto &[k, v] : headers)
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
+  return {};
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "latch-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+namespace {
+
+std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// fork + exec with stdout/stderr sent to files; env entries override the parent's.
+int spawn(const std::vector<std::string> &args, const std::map<std::string, std::string> &env,
+          const std::string &out_path, const std::string &err_path) {
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    FILE *out = fopen(out_path.c_str(), "w");
+    FILE *err = fopen(err_path.c_str(), "w");
+    if (!out || !err) _exit(127);
+    dup2(fileno(out), 1);
+    dup2(fileno(err), 2);
+    for (const auto &[k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char *> argv;
+    for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::map<std::string, std::string> default_env() {
+  return {{"LATCH_ARGON2_MEMORY_KIB", "64"}, {"LATCH_ARGON2_ITERATIONS", "1"},
+          {"LATCH_RATE_LIMIT", "0"},         {"LATCH_MAX_FAILED_LOGINS", "0"},
+          {"LATCH_JWT_SECRET", ""},          {"LATCH_SMTP_URL", ""}};
+}
+
+Reply to_reply(const httplib::Result &r) {
+  Reply out;
+  if (!r) {
+    out.status = 0;
+    out.text = "transport error: " + httplib::to_string(r.error());
+    return out;
+  }
+  out.status = r->status;
+  out.text = r->body;
+  out.headers = r->headers;
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+httplib::Client make_client(int port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(5);
+  c.set_read_timeout(30);
+  c.set_write_timeout(30);
+  return c;
+}
+
+httplib::Headers with_bearer(httplib::Headers h, const std::string &bearer) {
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  return h;
+}
+
+} // namespace
+
+LatchProcess::LatchProcess(LatchOptions options) : dir_(std::make_unique<TempDir>()) {
+  db_path_ = dir_->path() + "/auth.db";
+  start(std::move(options));
+}
+
+LatchProcess::LatchProcess(LatchOptions options, const std::string &db_path)
+    : dir_(std::make_unique<TempDir>()), db_path_(db_path) {
+  start(std::move(options));
+}
+
+void LatchProcess::start(LatchOptions options) {
+  stdout_path_ = dir_->path() + "/stdout.log";
+  stderr_path_ = dir_->path() + "/stderr.log";
+  std::vector<std::string> args = {LATCH_BINARY, "serve", "--addr", "127.0.0.1:0", "--db",
+                                   db_path_};
+  args.insert(args.end(), options.args.begin(), options.args.end());
+  auto env = default_env();
+  for (const auto &[k, v] : options.env) env[k] = v;
+  // An empty LATCH_JWT_SECRET means "generate one"; unset it rather than pass it empty.
+  bool unset_secret = env["LATCH_JWT_SECRET"].empty();
+  if (unset_secret) env.erase("LATCH_JWT_SECRET");
+  if (env["LATCH_SMTP_URL"].empty()) env.erase("LATCH_SMTP_URL");
+  if (unset_secret) unsetenv("LATCH_JWT_SECRET");
+  pid_ = spawn(args, env, stdout_path_, stderr_path_);
+
+  static const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    std::string out = read_file(stdout_path_);
+    if (std::regex_search(out, m, listening)) {
+      port_ = std::stoi(m[1]);
+      return;
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("latch exited at start: " + read_file(stderr_path_));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop(9);
+  throw std::runtime_error("latch did not start listening within 20 s");
+}
+
+LatchProcess::~LatchProcess() { stop(SIGTERM); }
+
+int LatchProcess::stop(int signal) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid_ = -1;
+  return status;
+}
+
+std::string LatchProcess::log() const { return read_file(stderr_path_); }
+
+Reply LatchProcess::get(const std::string &path, const std::string &bearer,
+                        const httplib::Headers &headers) const {
+  auto c = make_client(port_);
+  return to_reply(c.Get(path, with_bearer(headers, bearer)));
+}
+
+Reply LatchProcess::post(const std::string &path, const json &body,
+                         const std::string &bearer) const {
+  return post_raw(path, body.dump(), "application/json", bearer);
+}
+
+Reply LatchProcess::post_raw(const std::string &path, const std::string &body,
+                             const std::string &content_type, const std::string &bearer,
+                             const httplib::Headers &headers) const {
+  auto c = make_client(port_);
+  return to_reply(c.Post(path, with_bearer(headers, bearer), body, content_type));
+}
+
+Reply LatchProcess::post_form(const std::string &path, const std::string &urlencoded) const {
+  return post_raw(path, urlencoded, "application/x-www-form-urlencoded");
+}
+
+Reply LatchProcess::post_multipart(
+    const std::string &path,
+    const std::vector<std::pair<std::string, std::string>> &fields) const {
+  auto c = make_client(port_);
+  httplib::MultipartFormDataItems items;
+  for (const auto &[k, v] : fields) items.push_back({k, v, "", ""});
+  return to_reply(c.Post(path, items));
+}
+
+CommandResult run_latch(const std::vector<std::string> &args,
+                        const std::map<std::string, std::string> &env) {
+  TempDir dir;
+  std::vector<std::string> argv = {LATCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string out = dir.path() + "/out", err = dir.path() + "/err";
+  int pid = spawn(argv, env, out, err);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out) + read_file(err)};
+}
+
+std::string unique(const std::string &prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + std::to_string(getpid()) + "x" + std::to_string(++counter);
+}
+
+json jwt_payload(const std::string &token) {
+  size_t a = token.find('.'), b = token.find('.', a + 1);
+  if (a == std::string::npos || b == std::string::npos) return json();
+  auto bytes = secure::base64url_decode(token.substr(a + 1, b - a - 1));
+  return bytes ? json::parse(*bytes, nullptr, false) : json();
+}
+
+} // namespace latch::test
+
+namespace latch::test {
+
+SmtpSink::SmtpSink() {
+  std::string out = dir_.path() + "/sink.out", err = dir_.path() + "/sink.err";
+  pid_ = spawn({"/usr/bin/python3", LATCH_SMTP_SINK, dir_.path()}, {}, out, err);
+  static const std::regex port_line(R"(PORT (\d+))");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    std::string text = read_file(out);
+    if (std::regex_search(text, m, port_line)) {
+      port_ = std::stoi(m[1]);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("SMTP sink did not start: " + read_file(err));
+}
+
+SmtpSink::~SmtpSink() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+int SmtpSink::message_count() const {
+  int n = 0;
+  for (const auto &entry : fs::directory_iterator(dir_.path()))
+    if (entry.path().extension() == ".eml") ++n;
+  return n;
+}
+
+std::string SmtpSink::wait_for_message(int n, int timeout_ms) const {
+  std::string path = dir_.path() + "/" + std::to_string(n) + ".eml";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(path)) return read_file(path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return {};
+}
+
+std::string token_from_link(const std::string &message) {
+  static const std::regex token(R"([?&]token=([A-Za-z0-9_\-]+))");
+  std::smatch m;
+  return std::regex_search(message, m, token) ? m[1].str() : std::string();
+}
+
+} // namespace latch::test

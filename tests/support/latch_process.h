@@ -1,0 +1,122 @@
+// Test fixture: starts the real build/latch on a free port with a temporary database, and
+// small helpers to talk to it.
+#pragma once
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace latch::test {
+
+using nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string text;
+  json body; // parsed text, or discarded if it is not JSON
+  httplib::Headers headers;
+  std::string header(const std::string &name) const;
+};
+
+// A fresh temporary directory, removed with its contents on destruction.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  const std::string &path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+struct LatchOptions {
+  std::vector<std::string> args;            // extra flags after `serve`
+  std::map<std::string, std::string> env;   // extra or overriding environment variables
+};
+
+// The server, started in the constructor and stopped (SIGTERM) in the destructor. Unless the
+// options say otherwise it runs with a cheap argon2id cost and rate limits off, so tests are
+// fast; tests of those features turn them back on.
+class LatchProcess {
+public:
+  explicit LatchProcess(LatchOptions options = {});
+  // Reuses a database path (for restart tests) instead of a fresh one.
+  LatchProcess(LatchOptions options, const std::string &db_path);
+  ~LatchProcess();
+  LatchProcess(const LatchProcess &) = delete;
+  LatchProcess &operator=(const LatchProcess &) = delete;
+
+  int port() const { return port_; }
+  const std::string &db_path() const { return db_path_; }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const;      // what the server wrote to stderr so far
+  int stop(int signal = 15);    // sends the signal, waits, returns the exit status
+
+  Reply get(const std::string &path, const std::string &bearer = "",
+            const httplib::Headers &headers = {}) const;
+  Reply post(const std::string &path, const json &body, const std::string &bearer = "") const;
+  Reply post_raw(const std::string &path, const std::string &body,
+                 const std::string &content_type, const std::string &bearer = "",
+                 const httplib::Headers &headers = {}) const;
+  Reply post_form(const std::string &path, const std::string &urlencoded) const;
+  Reply post_multipart(const std::string &path,
+                       const std::vector<std::pair<std::string, std::string>> &fields) const;
+
+private:
+  void start(LatchOptions options);
+
+  std::unique_ptr<TempDir> dir_;
+  std::string db_path_;
+  std::string stdout_path_, stderr_path_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
+// Runs `build/latch ARGS...` to completion; returns exit status and combined output.
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+CommandResult run_latch(const std::vector<std::string> &args,
+                        const std::map<std::string, std::string> &env = {});
+
+// A unique name per call, so tests never collide on usernames or emails.
+std::string unique(const std::string &prefix);
+
+// Decodes a JWT's payload without checking it (tests look at claims).
+json jwt_payload(const std::string &token);
+
+} // namespace latch::test
+
+namespace latch::test {
+
+// tests/support/smtp_sink.py as a child process: a real SMTP server on loopback that keeps
+// every message it receives.
+class SmtpSink {
+public:
+  SmtpSink();
+  ~SmtpSink();
+  SmtpSink(const SmtpSink &) = delete;
+  SmtpSink &operator=(const SmtpSink &) = delete;
+
+  int port() const { return port_; }
+  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
+  // Waits up to timeout for the n-th message (1-based) and returns it raw ("" on time-out).
+  std::string wait_for_message(int n, int timeout_ms = 10000) const;
+  int message_count() const;
+
+private:
+  TempDir dir_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
+// The value of token=... in the first link in a message ("" if none).
+std::string token_from_link(const std::string &message);
+
+} // namespace latch::test
