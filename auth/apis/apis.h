@@ -1,4 +1,5 @@
 // The five APIs' handlers and error renderers; the route table (http/routes.cpp) wires them.
+// Handlers send errors through http::send_error (which adds Retry-After), never render_error.
 #pragma once
 
 #include "auth/http/context.h"

@@ -55,9 +55,9 @@ void login(Ctx &ctx) {
   if (!identity.present() || !password.present())
     return reply(ctx, 400, "Identity and password are required");
   auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::envelope);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   reply(ctx, 200, "Success", json::array({pair->access}));
 }
 
@@ -82,7 +82,7 @@ void sign_up(Ctx &ctx) {
   if (!strong_password(ctx, u.password)) return reply(ctx, 400, "Password is not valid");
 
   auto user = ctx.service.sign_up(u);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   reply(ctx, 200, "Success",
         json::array({{{"uuid", user->id},
                       {"display_name", user->display_name},

@@ -25,7 +25,7 @@ void signup(Ctx &ctx) {
   if (!username.present() || !email.present() || !password.present())
     return message(ctx, 400, "Missing required fields.");
   auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   message(ctx, 201, "User created.");
 }
 
@@ -33,16 +33,16 @@ void login(Ctx &ctx) {
   Field username = field(ctx.body, "username"), password = field(ctx.body, "password");
   if (!username.present() || !password.present()) return message(ctx, 400, "Missing credentials.");
   auto user = ctx.service.sign_in(Identity::username, username.value, password.value);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::flask);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}, {"refresh_token", pair->refresh}});
 }
 
 void refresh(Ctx &ctx) {
   // Only a new access token: the refresh token stays valid until it expires or the session ends.
   auto pair = ctx.service.refresh(ctx.bearer, Api::flask, /*rotate=*/false);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}});
 }
 
@@ -52,7 +52,7 @@ void forget_password(Ctx &ctx) {
   auto user = ctx.service.find_user_by_email(email.value);
   if (!user) return message(ctx, 404, "No user with that email.");
   auto token = ctx.service.start_password_reset(*user, ctx.config.reset_ttl);
-  if (!token) return render_error(ctx, token.error());
+  if (!token) return http::send_error(ctx, token.error());
   // The documented answer carries the token itself; that is only safe in local development.
   if (ctx.config.reset_token_in_response)
     return send_json(ctx.res, 200, {{"reset_token", token.value()}});
@@ -64,12 +64,12 @@ void reset_password(Ctx &ctx) {
   if (!token.present() || !password.present())
     return message(ctx, 400, "Token and new password required.");
   auto done = ctx.service.finish_password_reset(token.value, password.value);
-  if (!done) return render_error(ctx, done.error());
+  if (!done) return http::send_error(ctx, done.error());
   message(ctx, 200, "Password reset successful.");
 }
 
 void logout(Ctx &ctx) {
-  if (auto s = ctx.service.logout(ctx.claims); !s) return render_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
   message(ctx, 200, "Logged out successfully.");
 }
 

@@ -55,9 +55,9 @@ void signup(Ctx &ctx) {
   if (!errors.empty()) return bad_request(ctx, errors);
 
   auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::picflux);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 201, pair.value());
 }
 
@@ -71,21 +71,21 @@ void signin(Ctx &ctx) {
   if (!errors.empty()) return bad_request(ctx, errors);
 
   auto user = ctx.service.sign_in(Identity::email, email.value, password.value);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::picflux);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
 
 void logout(Ctx &ctx) {
   // The access token authenticates; the documented email/password body is ignored.
-  if (auto s = ctx.service.logout(ctx.claims); !s) return render_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
   ctx.res.status = 200;
 }
 
 void refresh(Ctx &ctx) {
   auto pair = ctx.service.refresh(ctx.bearer, Api::picflux, /*rotate=*/true);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
 

@@ -57,9 +57,9 @@ void token(Ctx &ctx) {
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
   auto user = ctx.service.sign_in(Identity::username, username.value, password.value);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
 
@@ -69,7 +69,7 @@ void token_refresh(Ctx &ctx) {
   if (!require(refresh, "refresh", errors)) return send_json(ctx.res, 400, errors);
   // ROTATE_REFRESH_TOKENS with BLACKLIST_AFTER_ROTATION: every refresh token is single use.
   auto pair = ctx.service.refresh(refresh.value, Api::simplejwt, /*rotate=*/true);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
 
@@ -79,7 +79,7 @@ void token_verify(Ctx &ctx) {
   if (!require(token, "token", errors)) return send_json(ctx.res, 400, errors);
   // As SimpleJWT's TokenVerifyView: either token type verifies.
   auto claims = ctx.service.check_token(token.value, std::nullopt);
-  if (!claims) return render_error(ctx, claims.error());
+  if (!claims) return http::send_error(ctx, claims.error());
   send_json(ctx.res, 200, json::object());
 }
 
@@ -101,9 +101,9 @@ void register_user(Ctx &ctx) {
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
   auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""});
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 201, pair.value());
 }
 
@@ -137,7 +137,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return detail(ctx, 401, "No active account found with the given credentials");
   case ErrorCode::token_missing:
     ctx.res.set_header("WWW-Authenticate", "Bearer realm=\"api\"");
-    return detail(ctx, 401, "Authentication credentials were not provided.", "not_authenticated");
+    return detail(ctx, 401, "Authentication credentials were not provided.");
   case ErrorCode::token_malformed:
   case ErrorCode::token_bad_signature:
   case ErrorCode::token_expired:

@@ -47,10 +47,10 @@ void register_user(Ctx &ctx) {
   auto send_email = send_email_flag(ctx);
   if (!send_email) return error(ctx, 400, "sendEmail must be true or false");
   auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   if (*send_email) {
     if (auto sent = ctx.service.start_email_verification(user.value()); !sent)
-      return render_error(ctx, sent.error());
+      return http::send_error(ctx, sent.error());
   }
   send_json(ctx.res, 201, {{"message", "registered"}});
 }
@@ -60,12 +60,12 @@ void login(Ctx &ctx) {
   if (!email.present() || !password.present())
     return error(ctx, 400, "email and password are required");
   auto user = ctx.service.sign_in(Identity::email, email.value, password.value);
-  if (!user) return render_error(ctx, user.error());
+  if (!user) return http::send_error(ctx, user.error());
   // Checked after the password, so it tells nothing to someone who does not know it.
   if (ctx.config.require_verified_email && !user->email_verified)
     return error(ctx, 401, "email not verified");
   auto pair = ctx.service.start_session(user.value(), Api::v1);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200,
             {{"access_token", pair->access},
              {"expires_in", pair->access_ttl},
@@ -77,7 +77,7 @@ void refresh(Ctx &ctx) {
   Field token = field(ctx.body, "refresh_token");
   if (!token.present()) return error(ctx, 400, "refresh_token is required");
   auto pair = ctx.service.refresh(token.value, Api::v1, /*rotate=*/false);
-  if (!pair) return render_error(ctx, pair.error());
+  if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}, {"expires_in", pair->access_ttl}});
 }
 
@@ -85,7 +85,7 @@ void verify(Ctx &ctx) {
   Field token = field(ctx.body, "token");
   if (!token.present()) return error(ctx, 400, "token is required");
   auto claims = ctx.service.check_token(token.value, std::nullopt);
-  if (!claims) return render_error(ctx, claims.error());
+  if (!claims) return http::send_error(ctx, claims.error());
   send_json(ctx.res, 200, {{"token", claims->raw}});
 }
 
@@ -118,7 +118,7 @@ void password_reset(Ctx &ctx) {
   auto user = ctx.service.find_user_by_email(email.value);
   if (user && lower_ascii(user->username) == lower_ascii(username.value)) {
     if (auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl); !sent)
-      return render_error(ctx, sent.error());
+      return http::send_error(ctx, sent.error());
   }
   send_json(ctx.res, 200, {{"message", "if the account exists, a reset link has been sent"}});
 }
@@ -133,14 +133,14 @@ void password_reset_confirm(Ctx &ctx) {
     return error(ctx, 400, "new_password and new_password_confirm are required");
   if (password.value != confirm.value) return error(ctx, 400, "password not confirm");
   auto done = ctx.service.finish_password_reset(token, password.value);
-  if (!done) return render_error(ctx, done.error());
+  if (!done) return http::send_error(ctx, done.error());
   send_json(ctx.res, 200, json::object());
 }
 
 void me(Ctx &ctx) { send_json(ctx.res, 200, {{"claims", ctx.claims.raw}}); }
 
 void logout(Ctx &ctx) {
-  if (auto s = ctx.service.logout(ctx.claims); !s) return render_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
   send_json(ctx.res, 200, {{"message", "logout successful"}});
 }
 

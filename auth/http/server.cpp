@@ -74,6 +74,22 @@ Server::Server(const Config &config, AuthService &service) : config_(config), se
     send_error(ctx, Error{error_for_status(status), ""});
     return httplib::Server::HandlerResponse::Handled;
   }));
+  // A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3), but
+  // cpp-httplib 0.11 would wait for one until its read timeout. This runs before the body is
+  // read, so such requests are routed here at once with an empty body.
+  server_.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+    if (req.method != "POST" || req.has_header("Content-Length") ||
+        req.has_header("Transfer-Encoding"))
+      return httplib::Server::HandlerResponse::Unhandled;
+    for (const Route &route : route_table()) {
+      if (req.method == route.method && req.path == route.path && config_.apis.count(route.api)) {
+        dispatch(route, req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    res.status = 404; // the error handler renders it in the owning API's shape
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_.set_exception_handler(
       [this](const httplib::Request &req, httplib::Response &res, std::exception_ptr) {
         std::cerr << "latch: unexpected exception on " << req.method << " " << req.path << "\n";
