@@ -25,7 +25,7 @@ int serve(const std::vector<std::string> &args) {
     std::cerr << "latch: " << *err << "\n";
     return 2;
   }
-  const Config config = std::get<Config>(std::move(loaded));
+  Config config = std::get<Config>(std::move(loaded));
 
   // SIGINT/SIGTERM are taken by one thread (below); block them before any thread starts.
   sigset_t signals;
@@ -61,6 +61,8 @@ int serve(const std::vector<std::string> &args) {
     std::cerr << "latch: cannot listen on " << config.host << ":" << config.port << "\n";
     return 1;
   }
+  // With port 0 the system picked one: mailed links must name it. No request is served yet.
+  config.port = server.port();
 
   std::mutex stop_mutex;
   std::condition_variable stop_cv;

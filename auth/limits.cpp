@@ -6,8 +6,9 @@ namespace latch {
 int WindowCounter::hit(const std::string &key, std::int64_t now) {
   if (limit_ <= 0) return 0;
   std::lock_guard lock(mutex_);
-  Window &w = windows_[key];
-  if (now - w.start >= window_) w = Window{now, 0};
+  auto [it, fresh] = windows_.try_emplace(key);
+  Window &w = it->second;
+  if (fresh || now - w.start >= window_) w = Window{now, 0}; // a window starts at its first hit
   if (w.count >= limit_) return static_cast<int>(w.start + window_ - now);
   ++w.count;
   return 0;

@@ -45,6 +45,15 @@ namespace {
 
 constexpr std::int64_t kLockoutWindow = 15 * 60;
 
+std::string describe_duration(std::int64_t seconds) {
+  auto plural = [](std::int64_t n, const char *unit) {
+    return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");
+  };
+  if (seconds % 3600 == 0) return plural(seconds / 3600, "hour");
+  if (seconds % 60 == 0) return plural(seconds / 60, "minute");
+  return plural(seconds, "second");
+}
+
 bool valid_username(const std::string &u) {
   if (u.empty() || utf8_length(u) > 150) return false;
   // No control characters or whitespace: they make look-alike accounts and break logs.
@@ -245,8 +254,8 @@ Result<std::string> AuthService::start_password_reset(const db::User &user, std:
   std::string link = link_with_token(config_.effective_reset_url(), token);
   mailer_.send({*user.email, "Reset your password",
                 "Someone asked to reset the password of the account " + user.username +
-                    ".\nOpen this link within " + std::to_string(ttl / 60) +
-                    " minutes to choose a new one:\n\n" + link +
+                    ".\nOpen this link within " + describe_duration(ttl) +
+                    " to choose a new one:\n\n" + link +
                     "\n\nIf it was not you, ignore this mail; nothing changes.\n"});
   return token;
 }
