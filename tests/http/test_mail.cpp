@@ -1,0 +1,270 @@
+// Mail flows: the v1 reset and confirmation mails over SMTP (a real SMTP sink on loopback)
+// or to the log, the RESET_PASSWORD_URL link, the reset itself, and the /reset-password page.
+#include "support/latch_process.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+
+using namespace latch::test;
+
+namespace {
+
+struct Account {
+  std::string username, email, password;
+};
+
+struct Link {
+  std::string base;  // everything before "?token="
+  std::string token;
+};
+
+std::string lower(std::string s) {
+  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Registers without the confirmation mail, so the first mail in the sink is the reset.
+Account register_user(const LatchProcess &latch) {
+  Account a{unique("Mail"), "", "password123"};
+  a.email = lower(a.username) + "@example.com";
+  Reply r = latch.post("/api/v1/register?sendEmail=false",
+                       {{"email", a.email}, {"username", a.username}, {"password", a.password}});
+  REQUIRE(r.status == 201);
+  return a;
+}
+
+void request_reset(const LatchProcess &latch, const Account &a) {
+  Reply r = latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}});
+  REQUIRE(r.status == 200);
+}
+
+// The first http(s) link with a token in a mail or a log.
+Link find_link(const std::string &text) {
+  static const std::regex link(R"((https?://[^\s?]+)\?token=([A-Za-z0-9_\-]+))");
+  std::smatch m;
+  if (!std::regex_search(text, m, link)) return {};
+  return {m[1].str(), m[2].str()};
+}
+
+// The value of a header line ("To: ...") in a raw mail, without the CR.
+std::string header_of(const std::string &mail, const std::string &name) {
+  std::regex line("(^|\n)" + name + ": ([^\r\n]*)");
+  std::smatch m;
+  return std::regex_search(mail, m, line) ? m[2].str() : std::string();
+}
+
+// Waits until the log holds a whole mail to `to` (the mail is written in pieces, so wait for
+// its token link's line to end) and returns the log.
+std::string wait_for_logged_mail(const LatchProcess &latch, const std::string &to) {
+  const std::regex whole("To: " + std::regex_replace(to, std::regex(R"([.+])"), R"(\$&)") +
+                         R"(\n[\s\S]*\?token=[A-Za-z0-9_\-]+\n)");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string log = latch.log();
+    if (std::regex_search(log, whole)) return log;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return latch.log();
+}
+
+Reply confirm(const LatchProcess &latch, const std::string &token, const std::string &password) {
+  return latch.post("/api/v1/password-reset-confirm?token=" + token,
+                    {{"new_password", password}, {"new_password_confirm", password}});
+}
+
+int login_status(const LatchProcess &latch, const Account &a, const std::string &password) {
+  return latch.post("/api/v1/login", {{"email", a.email}, {"password", password}}).status;
+}
+
+} // namespace
+
+TEST_CASE("the reset mail goes to the user's address and links to RESET_PASSWORD_URL with the token") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()},
+                           {"RESET_PASSWORD_URL", "https://app.example.com/reset"},
+                           {"LATCH_MAIL_FROM", "noreply@app.example.com"}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string mail = sink.wait_for_message(1);
+  REQUIRE(!mail.empty());
+  CHECK(header_of(mail, "X-Rcpt-To") == a.email);
+  CHECK(header_of(mail, "To") == a.email);
+  CHECK(header_of(mail, "From") == "noreply@app.example.com");
+  CHECK(header_of(mail, "X-Mail-From") == "noreply@app.example.com");
+  CHECK(header_of(mail, "Subject") == "Reset your password");
+  Link link = find_link(mail);
+  CHECK(link.base == "https://app.example.com/reset");
+  CHECK(mail.find("https://app.example.com/reset?token=" + link.token) != std::string::npos);
+  // At least 128 bits of randomness, base64url-encoded: 22 characters or more.
+  CHECK(link.token.size() >= 22);
+  CHECK(link.token == token_from_link(mail));
+}
+
+TEST_CASE("by default the reset link points at this server's own /reset-password page") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string mail = sink.wait_for_message(1);
+  REQUIRE(!mail.empty());
+  Link link = find_link(mail);
+  CHECK(link.base == latch.base_url() + "/reset-password");
+  CHECK(!link.token.empty());
+}
+
+TEST_CASE("the registration mail links to GET /api/v1/verify on this server") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a{unique("Mail"), "", "password123"};
+  a.email = lower(a.username) + "@example.com";
+  REQUIRE(latch.post("/api/v1/register",
+                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+              .status == 201);
+  std::string mail = sink.wait_for_message(1);
+  REQUIRE(!mail.empty());
+  CHECK(header_of(mail, "To") == a.email);
+  Link link = find_link(mail);
+  CHECK(link.base == latch.base_url() + "/api/v1/verify");
+  CHECK(latch.get("/api/v1/verify?token=" + link.token).status == 200);
+}
+
+TEST_CASE("each reset request mails a fresh token") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  request_reset(latch, a);
+  std::string first = token_from_link(sink.wait_for_message(1));
+  std::string second = token_from_link(sink.wait_for_message(2));
+  REQUIRE(!first.empty());
+  REQUIRE(!second.empty());
+  CHECK(first != second);
+}
+
+TEST_CASE("the username in a reset request matches whatever its case") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  Reply r = latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", lower(a.username)}});
+  REQUIRE(r.status == 200);
+  std::string mail = sink.wait_for_message(1);
+  CHECK(header_of(mail, "To") == a.email);
+}
+
+TEST_CASE("the mailed token sets the new password exactly once") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string token = token_from_link(sink.wait_for_message(1));
+  REQUIRE(!token.empty());
+  Reply first = confirm(latch, token, "newpassword1");
+  CHECK(first.status == 200);
+  CHECK(first.body == json::object());
+  Reply second = confirm(latch, token, "newpassword2");
+  CHECK(second.status == 400);
+  CHECK(second.body == json{{"error", "invalid or expired token"}});
+  // The second attempt changed nothing.
+  CHECK(login_status(latch, a, "newpassword1") == 200);
+  CHECK(login_status(latch, a, "newpassword2") == 401);
+}
+
+TEST_CASE("after a reset the old password fails, the new one works and earlier sessions are ended") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  Reply before = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});
+  REQUIRE(before.status == 200);
+  std::string access = before.body["access_token"], refresh = before.body["refresh_token"];
+  // A session of another API ends too.
+  Reply envelope = latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}});
+  REQUIRE(envelope.status == 200);
+  std::string envelope_access = envelope.body["data"][0];
+  REQUIRE(latch.get("/api/v1/authorized/me", access).status == 200);
+
+  request_reset(latch, a);
+  std::string token = token_from_link(sink.wait_for_message(1));
+  REQUIRE(!token.empty());
+  REQUIRE(confirm(latch, token, "newpassword1").status == 200);
+
+  Reply old_login = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});
+  CHECK(old_login.status == 401);
+  CHECK(old_login.body == json{{"error", "invalid credentials"}});
+  CHECK(login_status(latch, a, "newpassword1") == 200);
+
+  Reply me = latch.get("/api/v1/authorized/me", access);
+  CHECK(me.status == 401);
+  CHECK(me.body == json{{"error", "invalid token"}});
+  CHECK(latch.get("/api/v1/authorized/me", envelope_access).status == 401);
+  Reply refreshed = latch.post("/api/v1/refresh", {{"refresh_token", refresh}});
+  CHECK(refreshed.status == 401);
+  CHECK(refreshed.body == json{{"error", "invalid token"}});
+  CHECK(latch.post("/api/v1/verify", {{"token", access}}).status == 401);
+}
+
+TEST_CASE("a reset token expires after LATCH_V1_RESET_TOKEN_TTL") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}, {"LATCH_V1_RESET_TOKEN_TTL", "1"}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string token = token_from_link(sink.wait_for_message(1));
+  REQUIRE(!token.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  Reply r = confirm(latch, token, "newpassword1");
+  CHECK(r.status == 400);
+  CHECK(r.body == json{{"error", "invalid or expired token"}});
+  CHECK(login_status(latch, a, a.password) == 200);
+  CHECK(login_status(latch, a, "newpassword1") == 401);
+}
+
+TEST_CASE("without LATCH_SMTP_URL the reset mail is written to the server log") {
+  LatchProcess latch;
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string log = wait_for_logged_mail(latch, a.email);
+  CHECK(log.find("To: " + a.email) != std::string::npos);
+  CHECK(log.find("Subject: Reset your password") != std::string::npos);
+  Link link = find_link(log);
+  CHECK(link.base == latch.base_url() + "/reset-password");
+  REQUIRE(!link.token.empty());
+  // The logged token is the real one.
+  CHECK(confirm(latch, link.token, "newpassword1").status == 200);
+  CHECK(login_status(latch, a, "newpassword1") == 200);
+}
+
+TEST_CASE("without LATCH_SMTP_URL the registration mail is written to the server log") {
+  LatchProcess latch;
+  Account a{unique("Mail"), "", "password123"};
+  a.email = lower(a.username) + "@example.com";
+  REQUIRE(latch.post("/api/v1/register",
+                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+              .status == 201);
+  std::string log = wait_for_logged_mail(latch, a.email);
+  CHECK(log.find("Subject: Confirm your email address") != std::string::npos);
+  std::string token = token_from_link(log);
+  REQUIRE(!token.empty());
+  CHECK(latch.get("/api/v1/verify?token=" + token).status == 200);
+}
+
+TEST_CASE("GET /reset-password serves an HTML form with two password inputs calling password-reset-confirm") {
+  LatchProcess latch;
+  Reply r = latch.get("/reset-password?token=abc");
+  CHECK(r.status == 200);
+  CHECK(r.header("Content-Type").rfind("text/html", 0) == 0);
+  CHECK(r.text.find("<form") != std::string::npos);
+  size_t inputs = 0;
+  for (size_t at = r.text.find("type=\"password\""); at != std::string::npos;
+       at = r.text.find("type=\"password\"", at + 1))
+    ++inputs;
+  CHECK(inputs == 2);
+  CHECK(r.text.find("/api/v1/password-reset-confirm?token=") != std::string::npos);
+  CHECK(r.text.find("new_password") != std::string::npos);
+  CHECK(r.text.find("new_password_confirm") != std::string::npos);
+  // The token is in the URL: it must not leak to other sites through Referer.
+  CHECK(r.header("Referrer-Policy") == "no-referrer");
+  CHECK(latch.get("/reset-password").status == 200);
+}

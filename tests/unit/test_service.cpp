@@ -1,0 +1,670 @@
+// Unit tests for auth/service: the auth core over a real SQLite store, with a fake clock.
+#include "auth/secure.h"
+#include "auth/service.h"
+#include "db/sqlite_store.h"
+
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace latch;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t kStart = 1'700'000'000;
+const std::string kCodecSecret = "service-test-secret-0123456789abcdef-xyz";
+
+PasswordParams params(std::uint32_t memory_kib, std::uint32_t iterations) {
+  PasswordParams p;
+  p.memory_kib = memory_kib;
+  p.iterations = iterations;
+  return p;
+}
+
+struct ServiceTempDir {
+  fs::path path;
+  ServiceTempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "latch-service-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~ServiceTempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Everything an AuthService needs, wired to a temp database, a recording mailer and a clock
+// the test moves by hand.
+struct Harness {
+  ServiceTempDir dir;
+  std::string db_path = (dir.path / "auth.db").string();
+  Config config;
+  db::SqliteStore store{db_path};
+  PasswordHasher hasher;
+  TokenCodec codec{kCodecSecret};
+  std::mutex mails_mutex;
+  std::vector<Mail> sent;
+  Mailer mailer{[this](const Mail &m) {
+    std::lock_guard lock(mails_mutex);
+    sent.push_back(m);
+    return true;
+  }};
+  std::int64_t clock = kStart;
+  AuthService service;
+
+  explicit Harness(const std::function<void(Config &)> &tweak = {})
+      : config(make_config(tweak)), hasher(config.argon2, 4, 64),
+        service(config, store, hasher, codec, mailer, [this] { return clock; }) {}
+
+  static Config make_config(const std::function<void(Config &)> &tweak) {
+    Config c;
+    c.argon2 = params(64, 1);
+    if (tweak) tweak(c);
+    return c;
+  }
+
+  std::vector<Mail> mails() {
+    mailer.flush();
+    std::lock_guard lock(mails_mutex);
+    return sent;
+  }
+
+  db::User sign_up(const std::string &username, std::optional<std::string> email,
+                   const std::string &password = "password123") {
+    NewUser u;
+    u.username = username;
+    u.email = std::move(email);
+    u.password = password;
+    auto r = service.sign_up(u);
+    REQUIRE_MESSAGE(r.ok(), "sign_up failed: " << r.error().detail);
+    return r.value();
+  }
+
+  long long count(const std::string &sql) {
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt *st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    long long n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  }
+};
+
+template <class T> ErrorCode error_of(const Result<T> &r) {
+  REQUIRE_FALSE(r.ok());
+  return r.error().code;
+}
+
+} // namespace
+
+TEST_CASE("sign_up stores a user with a UUID, a lower-case email and an argon2id hash") {
+  Harness h;
+  NewUser in;
+  in.username = "Alice";
+  in.email = "Alice@Example.COM";
+  in.password = "password123";
+  in.display_name = "Alice A.";
+  auto r = h.service.sign_up(in);
+  REQUIRE(r.ok());
+  CHECK(r->id.size() == 36);
+  CHECK(r->id[14] == '4');
+  CHECK(r->username == "Alice");
+  CHECK(r->email == std::optional<std::string>("alice@example.com"));
+  CHECK(r->password_hash.rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0);
+  CHECK(r->created_at == kStart);
+  CHECK(r->updated_at == kStart);
+
+  auto stored = h.store.find_user_by_id(r->id);
+  REQUIRE(stored.has_value());
+  CHECK(stored->email == std::optional<std::string>("alice@example.com"));
+  CHECK(stored->display_name == "Alice A.");
+  CHECK(stored->password_hash == r->password_hash);
+  CHECK(stored->password_hash.find("password123") == std::string::npos);
+}
+
+TEST_CASE("sign_up refuses taken names and addresses in any case, and bad input") {
+  Harness h;
+  h.sign_up("alice", "alice@example.com");
+  NewUser u;
+  u.password = "password123";
+
+  u.username = "ALICE";
+  u.email = "new@example.com";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::user_exists);
+  u.username = "bob";
+  u.email = "ALICE@example.com";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::user_exists);
+
+  u.email = "not-an-email";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::invalid_email);
+  u.email = "bob@example.com";
+  u.password = "short";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::weak_password);
+  u.password = std::string(h.config.password_max_bytes + 1, 'x');
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::password_too_long);
+  u.password = "password123";
+  u.username = "bob smith";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::invalid_field);
+  u.username = "";
+  CHECK(error_of(h.service.sign_up(u)) == ErrorCode::invalid_field);
+
+  u.username = "bob";
+  CHECK(h.service.sign_up(u).ok());
+  CHECK(h.store.list_users().size() == 2);
+}
+
+TEST_CASE("a user signs in by email, by username, and by username in another case") {
+  Harness h;
+  db::User alice = h.sign_up("Alice", "alice@example.com");
+
+  auto by_email = h.service.sign_in(Identity::email, "alice@example.com", "password123");
+  REQUIRE(by_email.ok());
+  CHECK(by_email->id == alice.id);
+
+  auto by_upper_email = h.service.sign_in(Identity::email, "ALICE@Example.com", "password123");
+  REQUIRE(by_upper_email.ok());
+  CHECK(by_upper_email->id == alice.id);
+
+  auto by_name = h.service.sign_in(Identity::username, "Alice", "password123");
+  REQUIRE(by_name.ok());
+  CHECK(by_name->id == alice.id);
+
+  auto by_lower_name = h.service.sign_in(Identity::username, "alice", "password123");
+  REQUIRE(by_lower_name.ok());
+  CHECK(by_lower_name->id == alice.id);
+
+  auto either_name = h.service.sign_in(Identity::email_or_username, "ALICE", "password123");
+  REQUIRE(either_name.ok());
+  CHECK(either_name->id == alice.id);
+  auto either_email = h.service.sign_in(Identity::email_or_username, "alice@example.com", "password123");
+  REQUIRE(either_email.ok());
+  CHECK(either_email->id == alice.id);
+}
+
+TEST_CASE("a user without an email signs in by username") {
+  Harness h;
+  db::User u = h.sign_up("djangouser", std::nullopt);
+  CHECK_FALSE(u.email.has_value());
+  auto r = h.service.sign_in(Identity::username, "djangouser", "password123");
+  REQUIRE(r.ok());
+  CHECK(r->id == u.id);
+}
+
+TEST_CASE("an unknown user is user_not_found and a wrong password is wrong_password") {
+  Harness h;
+  h.sign_up("alice", "alice@example.com");
+  CHECK(error_of(h.service.sign_in(Identity::email, "nobody@example.com", "password123")) ==
+        ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::username, "nobody", "password123")) ==
+        ErrorCode::user_not_found);
+  // Identity::email looks up addresses only, Identity::username names only.
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice", "password123")) ==
+        ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice@example.com", "password123")) ==
+        ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "password124")) ==
+        ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "")) == ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice",
+                                   std::string(h.config.password_max_bytes + 1, 'p'))) ==
+        ErrorCode::wrong_password);
+}
+
+TEST_CASE("an account locks after max_failed_logins failures and unlocks 15 minutes later") {
+  Harness h([](Config &c) { c.max_failed_logins = 3; });
+  h.sign_up("alice", "alice@example.com");
+  for (int i = 0; i < 3; ++i) {
+    h.clock = kStart + i;
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "wrong")) ==
+          ErrorCode::wrong_password);
+  }
+  h.clock = kStart + 10;
+  // Locked: even the right password is refused, by email as by username (one count per account).
+  auto locked = h.service.sign_in(Identity::username, "alice", "password123");
+  REQUIRE_FALSE(locked.ok());
+  CHECK(locked.error().code == ErrorCode::account_locked);
+  CHECK(locked.error().retry_after == 15 * 60 - 10);
+  auto locked_by_email = h.service.sign_in(Identity::email, "alice@example.com", "password123");
+  REQUIRE_FALSE(locked_by_email.ok());
+  CHECK(locked_by_email.error().code == ErrorCode::account_locked);
+  CHECK(locked_by_email.error().retry_after > 0);
+
+  h.clock = kStart + 15 * 60 - 1;
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123")) ==
+        ErrorCode::account_locked);
+  h.clock = kStart + 15 * 60;
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+}
+
+TEST_CASE("failures by email and by username add up to one lockout") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  h.sign_up("alice", "alice@example.com");
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "x")) ==
+        ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::username, "ALICE", "password123")) ==
+        ErrorCode::account_locked);
+}
+
+TEST_CASE("a successful sign-in clears the failure count") {
+  Harness h([](Config &c) { c.max_failed_logins = 3; });
+  h.sign_up("alice", "alice@example.com");
+  for (int i = 0; i < 2; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+  for (int i = 0; i < 2; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+}
+
+TEST_CASE("failed sign-ins for unknown names are throttled too") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x")) == ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x")) == ErrorCode::user_not_found);
+  auto r = h.service.sign_in(Identity::username, "GHOST", "x");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::account_locked);
+  CHECK(r.error().retry_after == 15 * 60);
+}
+
+TEST_CASE("max_failed_logins of zero never locks an account") {
+  Harness h([](Config &c) { c.max_failed_logins = 0; });
+  h.sign_up("alice", "alice@example.com");
+  for (int i = 0; i < 15; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+}
+
+TEST_CASE("a hash made with older parameters is upgraded at the next successful sign-in") {
+  Harness h; // hashes with m=64, t=1
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  const std::string old_hash = alice.password_hash;
+  REQUIRE(old_hash.rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0);
+
+  Config stronger = h.config;
+  stronger.argon2 = params(128, 2);
+  PasswordHasher stronger_hasher(stronger.argon2, 2, 8);
+  AuthService upgraded(stronger, h.store, stronger_hasher, h.codec, h.mailer,
+                       [&h] { return h.clock; });
+
+  // A failed sign-in changes nothing.
+  CHECK(error_of(upgraded.sign_in(Identity::username, "alice", "wrong")) == ErrorCode::wrong_password);
+  CHECK(h.store.find_user_by_id(alice.id)->password_hash == old_hash);
+
+  h.clock = kStart + 50;
+  auto r = upgraded.sign_in(Identity::username, "alice", "password123");
+  REQUIRE(r.ok());
+  const std::string new_hash = h.store.find_user_by_id(alice.id)->password_hash;
+  CHECK(new_hash != old_hash);
+  CHECK(new_hash.rfind("$argon2id$v=19$m=128,t=2,p=1$", 0) == 0);
+  CHECK(r->password_hash == new_hash);
+  CHECK(h.store.find_user_by_id(alice.id)->updated_at == kStart + 50);
+
+  // Already current: signing in again leaves the hash alone; the password still works.
+  REQUIRE(upgraded.sign_in(Identity::email, "alice@example.com", "password123").ok());
+  CHECK(h.store.find_user_by_id(alice.id)->password_hash == new_hash);
+}
+
+TEST_CASE("a session's access token passes check_token and carries the user's claims") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::picflux);
+  REQUIRE(pair.ok());
+  CHECK_FALSE(pair->access.empty());
+  CHECK_FALSE(pair->refresh.empty());
+  CHECK(pair->access_ttl == 900);
+  CHECK(pair->refresh_ttl == 1209600);
+  CHECK(pair->access_claims.expires_at == kStart + 900);
+
+  auto claims = h.service.check_token(pair->access, TokenType::access);
+  REQUIRE(claims.ok());
+  CHECK(claims->user_id == alice.id);
+  CHECK(claims->email == std::optional<std::string>("alice@example.com"));
+  CHECK(claims->username == "alice");
+  CHECK(claims->type == TokenType::access);
+  CHECK(claims->issued_at == kStart);
+  CHECK(claims->expires_at == kStart + 900);
+  CHECK(claims->raw.at("uid") == alice.id);
+  CHECK(claims->raw.at("user_id") == alice.id);
+  CHECK(h.store.find_session(claims->session_id).has_value());
+
+  auto refresh_claims = h.service.check_token(pair->refresh, TokenType::refresh);
+  REQUIRE(refresh_claims.ok());
+  CHECK(refresh_claims->expires_at == kStart + 1209600);
+  CHECK(refresh_claims->session_id == claims->session_id);
+  CHECK(h.service.check_token(pair->access, std::nullopt).ok());
+  CHECK(h.service.check_token(pair->refresh, std::nullopt).ok());
+}
+
+TEST_CASE("each API's session gets that API's lifetimes; envelope has no refresh token") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto v1 = h.service.start_session(alice, Api::v1);
+  REQUIRE(v1.ok());
+  CHECK(v1->access_ttl == 3600);
+  CHECK(v1->refresh_ttl == 259200);
+  auto sj = h.service.start_session(alice, Api::simplejwt);
+  REQUIRE(sj.ok());
+  CHECK(sj->access_ttl == 300);
+  CHECK(sj->refresh_ttl == 86400);
+  auto env = h.service.start_session(alice, Api::envelope);
+  REQUIRE(env.ok());
+  CHECK(env->access_ttl == 3600);
+  CHECK(env->refresh.empty());
+  CHECK(env->refresh_ttl == 0);
+  CHECK(h.service.check_token(env->access, TokenType::access).ok());
+}
+
+TEST_CASE("a token of one type is refused where the other is expected") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::picflux);
+  REQUIRE(pair.ok());
+  auto a = h.service.check_token(pair->access, TokenType::refresh);
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().code == ErrorCode::token_wrong_type);
+  CHECK(a.error().detail == "refresh");
+  auto r = h.service.check_token(pair->refresh, TokenType::access);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::token_wrong_type);
+  CHECK(r.error().detail == "access");
+  CHECK(error_of(h.service.refresh(pair->access, Api::picflux, true)) == ErrorCode::token_wrong_type);
+  // The refused refresh attempt did not harm the session.
+  CHECK(h.service.refresh(pair->refresh, Api::picflux, true).ok());
+}
+
+TEST_CASE("tokens expire with the clock and garbage is malformed") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::picflux);
+  REQUIRE(pair.ok());
+  h.clock = kStart + 899;
+  CHECK(h.service.check_token(pair->access, TokenType::access).ok());
+  h.clock = kStart + 900;
+  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) == ErrorCode::token_expired);
+  // The refresh token lives 14 days and can still mint a new access token.
+  auto renewed = h.service.refresh(pair->refresh, Api::picflux, true);
+  REQUIRE(renewed.ok());
+  CHECK(h.service.check_token(renewed->access, TokenType::access).ok());
+  h.clock = kStart + 900 + 1209600;
+  CHECK(error_of(h.service.refresh(renewed->refresh, Api::picflux, true)) == ErrorCode::token_expired);
+
+  CHECK(error_of(h.service.check_token("not.a.jwt", TokenType::access)) == ErrorCode::token_malformed);
+  TokenCodec stranger("a-completely-different-secret-0123456789");
+  CHECK(error_of(h.service.check_token(stranger.issue(pair->access_claims), std::nullopt)) ==
+        ErrorCode::token_bad_signature);
+}
+
+TEST_CASE("rotating refresh: the old token comes back as theft and the whole session dies") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto first = h.service.start_session(alice, Api::picflux);
+  REQUIRE(first.ok());
+  h.clock = kStart + 10;
+  auto second = h.service.refresh(first->refresh, Api::picflux, true);
+  REQUIRE(second.ok());
+  CHECK_FALSE(second->refresh.empty());
+  CHECK(second->refresh != first->refresh);
+  CHECK(second->access_claims.session_id == first->access_claims.session_id);
+  CHECK(error_of(h.service.check_token(first->refresh, TokenType::refresh)) ==
+        ErrorCode::token_revoked);
+  CHECK(h.service.check_token(second->refresh, TokenType::refresh).ok());
+
+  h.clock = kStart + 20;
+  auto replay = h.service.refresh(first->refresh, Api::picflux, true);
+  REQUIRE_FALSE(replay.ok());
+  CHECK(replay.error().code == ErrorCode::token_revoked);
+  CHECK(replay.error().detail == "reused");
+  // Now nothing from the session works, the newest tokens included.
+  CHECK(error_of(h.service.refresh(second->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(second->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(first->access, TokenType::access)) == ErrorCode::token_revoked);
+  // Another session of the same user is untouched.
+  auto other = h.service.start_session(alice, Api::picflux);
+  REQUIRE(other.ok());
+  CHECK(h.service.refresh(other->refresh, Api::picflux, true).ok());
+}
+
+TEST_CASE("refresh without rotation keeps the same refresh token working") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::flask);
+  REQUIRE(pair.ok());
+  for (int i = 1; i <= 3; ++i) {
+    h.clock = kStart + 3600 * i;
+    auto next = h.service.refresh(pair->refresh, Api::flask, false);
+    REQUIRE(next.ok());
+    CHECK(next->refresh.empty());
+    CHECK(next->access_claims.expires_at == h.clock + 3600);
+    CHECK(next->access_claims.session_id == pair->access_claims.session_id);
+    CHECK(h.service.check_token(next->access, TokenType::access).ok());
+    CHECK(h.service.check_token(pair->refresh, TokenType::refresh).ok());
+  }
+  // It stays valid until its own expiry, 30 days after sign-in.
+  h.clock = kStart + 30 * 86400 - 1;
+  CHECK(h.service.refresh(pair->refresh, Api::flask, false).ok());
+  h.clock = kStart + 30 * 86400;
+  CHECK(error_of(h.service.refresh(pair->refresh, Api::flask, false)) == ErrorCode::token_expired);
+}
+
+TEST_CASE("logout revokes the access token presented and the session's refresh token") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::v1);
+  auto other = h.service.start_session(alice, Api::v1);
+  REQUIRE(pair.ok());
+  REQUIRE(other.ok());
+  auto claims = h.service.check_token(pair->access, TokenType::access);
+  REQUIRE(claims.ok());
+  CHECK(h.service.logout(*claims).ok());
+
+  auto after = h.service.check_token(pair->access, TokenType::access);
+  REQUIRE_FALSE(after.ok());
+  CHECK(after.error().code == ErrorCode::token_revoked);
+  CHECK(h.store.is_blacklisted(claims->jti));
+  CHECK(h.store.find_session(claims->session_id)->revoked);
+  CHECK(error_of(h.service.refresh(pair->refresh, Api::v1, false)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(pair->refresh, TokenType::refresh)) == ErrorCode::token_revoked);
+
+  CHECK(h.service.check_token(other->access, TokenType::access).ok());
+  CHECK(h.service.refresh(other->refresh, Api::v1, false).ok());
+}
+
+TEST_CASE("a blacklisted access token is refused even while its session lives") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::picflux);
+  REQUIRE(pair.ok());
+  const Claims &c = pair->access_claims;
+  // Blacklist the jti through some other session's logout, leaving this session alive.
+  auto other = h.service.start_session(alice, Api::picflux);
+  REQUIRE(other.ok());
+  h.store.logout(other->access_claims.session_id, c.jti, c.expires_at, h.clock);
+  REQUIRE_FALSE(h.store.find_session(c.session_id)->revoked);
+  auto r = h.service.check_token(pair->access, TokenType::access);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::token_revoked);
+  CHECK(r.error().detail == "blacklisted");
+  // The refresh token of the live session still works.
+  CHECK(h.service.refresh(pair->refresh, Api::picflux, true).ok());
+}
+
+TEST_CASE("deleting a user ends every token issued to them") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::picflux);
+  REQUIRE(pair.ok());
+  REQUIRE(h.store.delete_user(alice.id));
+  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(pair->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
+}
+
+TEST_CASE("a password reset mails a token link, works once and ends every session") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto s1 = h.service.start_session(alice, Api::flask);
+  auto s2 = h.service.start_session(alice, Api::picflux);
+  REQUIRE(s1.ok());
+  REQUIRE(s2.ok());
+
+  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  REQUIRE(token.ok());
+  CHECK(token->size() >= 22); // at least 128 bits, base64url
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].to == "alice@example.com");
+  CHECK(mails[0].body.find(h.config.effective_reset_url() + "?token=" + *token) !=
+        std::string::npos);
+  CHECK(mails[0].body.find("http://127.0.0.1:8080/reset-password?token=") != std::string::npos);
+  // Stored only as its hash.
+  CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE token_hash = '" +
+                secure::sha256_hex(*token) + "'") == 1);
+  CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE token_hash = '" + *token + "'") == 0);
+
+  h.clock = kStart + 60;
+  CHECK(h.service.finish_password_reset(*token, "brand-new-password").ok());
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123")) ==
+        ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password").ok());
+  CHECK(error_of(h.service.check_token(s1->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(s2->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(s1->refresh, Api::flask, false)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(s2->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
+
+  CHECK(error_of(h.service.finish_password_reset(*token, "another-password")) ==
+        ErrorCode::one_time_token_invalid);
+  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password").ok());
+}
+
+TEST_CASE("a reset token expires after its TTL") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  REQUIRE(token.ok());
+  h.clock = kStart + h.config.reset_ttl;
+  CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
+        ErrorCode::one_time_token_expired);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+
+  auto fresh = h.service.start_password_reset(alice, h.config.reset_ttl);
+  REQUIRE(fresh.ok());
+  h.clock += h.config.reset_ttl - 1;
+  CHECK(h.service.finish_password_reset(*fresh, "brand-new-password").ok());
+}
+
+TEST_CASE("a weak new password is refused without spending the reset token") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  REQUIRE(token.ok());
+  CHECK(error_of(h.service.finish_password_reset(*token, "short")) == ErrorCode::weak_password);
+  CHECK(error_of(h.service.finish_password_reset("made-up-token", "long-enough-pw")) ==
+        ErrorCode::one_time_token_invalid);
+  CHECK(h.service.finish_password_reset(*token, "long-enough-pw").ok());
+}
+
+TEST_CASE("a reset link keeps a query string already in RESET_PASSWORD_URL") {
+  Harness h([](Config &c) { c.reset_password_url = "https://app.example/reset?lang=en"; });
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto token = h.service.start_password_reset(alice, 900);
+  REQUIRE(token.ok());
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].body.find("https://app.example/reset?lang=en&token=" + *token) != std::string::npos);
+}
+
+TEST_CASE("a user without an email cannot start a password reset") {
+  Harness h;
+  db::User u = h.sign_up("noemail", std::nullopt);
+  CHECK(error_of(h.service.start_password_reset(u, 900)) == ErrorCode::user_not_found);
+  CHECK(h.mails().empty());
+}
+
+TEST_CASE("email verification mails a link and confirms the address once") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  CHECK_FALSE(h.store.find_user_by_id(alice.id)->email_verified);
+  auto token = h.service.start_email_verification(alice);
+  REQUIRE(token.ok());
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].to == "alice@example.com");
+  CHECK(mails[0].body.find("http://127.0.0.1:8080/api/v1/verify?token=" + *token) !=
+        std::string::npos);
+
+  CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
+        ErrorCode::one_time_token_invalid); // not a reset token
+  h.clock = kStart + 100;
+  CHECK(h.service.confirm_email(*token).ok());
+  auto after = h.store.find_user_by_id(alice.id);
+  CHECK(after->email_verified);
+  CHECK(after->updated_at == kStart + 100);
+  CHECK(error_of(h.service.confirm_email(*token)) == ErrorCode::one_time_token_invalid);
+}
+
+TEST_CASE("an email verification token expires after verify_email_ttl") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto token = h.service.start_email_verification(alice);
+  REQUIRE(token.ok());
+  h.clock = kStart + h.config.verify_email_ttl;
+  CHECK(error_of(h.service.confirm_email(*token)) == ErrorCode::one_time_token_expired);
+  CHECK_FALSE(h.store.find_user_by_id(alice.id)->email_verified);
+  db::User noemail = h.sign_up("noemail", std::nullopt);
+  CHECK(error_of(h.service.start_email_verification(noemail)) == ErrorCode::invalid_email);
+}
+
+TEST_CASE("throttle_address allows rate_limit requests a minute per address") {
+  Harness h([](Config &c) { c.rate_limit = 3; });
+  for (int i = 0; i < 3; ++i) CHECK(h.service.throttle_address("10.0.0.1") == 0);
+  CHECK(h.service.throttle_address("10.0.0.1") == 60);
+  CHECK(h.service.throttle_address("10.0.0.2") == 0);
+  h.clock = kStart + 45;
+  CHECK(h.service.throttle_address("10.0.0.1") == 15);
+  h.clock = kStart + 60;
+  CHECK(h.service.throttle_address("10.0.0.1") == 0);
+
+  Harness off([](Config &c) { c.rate_limit = 0; });
+  for (int i = 0; i < 100; ++i) REQUIRE(off.service.throttle_address("10.0.0.1") == 0);
+}
+
+TEST_CASE("purge_expired removes expired sessions, blacklist entries and one-time tokens") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto env = h.service.start_session(alice, Api::envelope);     // ends at +3600
+  auto picflux = h.service.start_session(alice, Api::picflux);  // ends at +14 days
+  REQUIRE(env.ok());
+  REQUIRE(picflux.ok());
+  auto claims = h.service.check_token(env->access, TokenType::access);
+  REQUIRE(claims.ok());
+  REQUIRE(h.service.logout(*claims).ok()); // blacklisted until +3600
+  REQUIRE(h.service.start_password_reset(alice, 900).ok());
+
+  auto nothing = h.service.purge_expired();
+  CHECK(nothing.sessions == 0);
+  CHECK(nothing.blacklist == 0);
+  CHECK(nothing.one_time_tokens == 0);
+
+  h.clock = kStart + 3600;
+  auto purged = h.service.purge_expired();
+  CHECK(purged.sessions == 1);
+  CHECK(purged.blacklist == 1);
+  CHECK(purged.one_time_tokens == 1);
+  CHECK_FALSE(h.store.find_session(claims->session_id).has_value());
+  CHECK(error_of(h.service.check_token(picflux->access, TokenType::access)) ==
+        ErrorCode::token_expired);
+  CHECK(h.service.refresh(picflux->refresh, Api::picflux, true).ok());
+}

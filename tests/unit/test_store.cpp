@@ -1,0 +1,491 @@
+// Unit tests for db/sqlite_store: schema, users, sessions, revocation, one-time tokens, purge.
+#include "db/schema.h"
+#include "db/sqlite_store.h"
+
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <string>
+
+using namespace latch::db;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t kNow = 1'700'000'000;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+struct StoreTempDir {
+  fs::path path;
+  StoreTempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "latch-store-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~StoreTempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string &name) const { return (path / name).string(); }
+};
+
+int migrations_in_schema() {
+  std::istringstream in(kSchemaSql);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line))
+    if (line.rfind("-- migration ", 0) == 0) ++n;
+  return n;
+}
+
+User make_user(const std::string &id, const std::string &username,
+               std::optional<std::string> email) {
+  User u;
+  u.id = id;
+  u.username = username;
+  u.email = std::move(email);
+  u.password_hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA";
+  u.display_name = "Display " + username;
+  u.profile_picture = "https://img.example/" + username + ".png";
+  u.phone_number = "+15550100";
+  u.created_at = kNow;
+  u.updated_at = kNow;
+  return u;
+}
+
+Session make_session(const std::string &id, const std::string &user_id,
+                     const std::string &refresh_jti, std::int64_t expires_at) {
+  Session s;
+  s.id = id;
+  s.user_id = user_id;
+  s.api = "picflux";
+  s.refresh_jti = refresh_jti;
+  s.created_at = kNow;
+  s.expires_at = expires_at;
+  return s;
+}
+
+// Counts rows with plain SQLite, outside the store, to see what is really on disk.
+long long count_rows(const std::string &db_path, const std::string &sql) {
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt *st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  long long n = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and is sound") {
+  StoreTempDir dir;
+  SqliteStore store(dir.file("auth.db"));
+  CHECK(migrations_in_schema() >= 1);
+  CHECK(store.schema_version() == migrations_in_schema());
+  CHECK(store.integrity_check() == "ok");
+  for (const char *table : {"users", "sessions", "token_blacklist", "one_time_tokens", "settings"}) {
+    CAPTURE(table);
+    CHECK(count_rows(dir.file("auth.db"),
+                     std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") +
+                         table + "'") == 1);
+  }
+}
+
+TEST_CASE("opening an existing database again changes nothing and keeps its data") {
+  StoreTempDir dir;
+  const std::string path = dir.file("auth.db");
+  int version = 0;
+  {
+    SqliteStore store(path);
+    version = store.schema_version();
+    REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+    store.put_setting_if_absent("jwt_secret", "first");
+  }
+  for (int i = 0; i < 2; ++i) {
+    SqliteStore again(path);
+    CHECK(again.schema_version() == version);
+    CHECK(again.integrity_check() == "ok");
+    auto u = again.find_user_by_id("u1");
+    REQUIRE(u.has_value());
+    CHECK(u->username == "ann");
+    CHECK(again.get_setting("jwt_secret") == std::optional<std::string>("first"));
+  }
+  CHECK(count_rows(path, "SELECT count(*) FROM users") == 1);
+}
+
+TEST_CASE("the database file is created with mode 0600") {
+  StoreTempDir dir;
+  const std::string path = dir.file("auth.db");
+  // A permissive umask, so the 0600 must come from the code; restored on every way out.
+  struct UmaskGuard {
+    mode_t old = ::umask(022);
+    ~UmaskGuard() { ::umask(old); }
+  } umask_guard;
+  {
+    SqliteStore store(path);
+    REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    // SQLite gives the WAL file the database file's mode.
+    if (::stat((path + "-wal").c_str(), &st) == 0) CHECK((st.st_mode & 0777) == 0600);
+  }
+}
+
+TEST_CASE("an in-memory store works for quick use") {
+  SqliteStore store(":memory:");
+  CHECK(store.schema_version() == migrations_in_schema());
+  CHECK(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  CHECK(store.find_user_by_username("ANN").has_value());
+}
+
+TEST_CASE("a store on a path that cannot be created throws StoreError") {
+  StoreTempDir dir;
+  CHECK_THROWS_AS(SqliteStore(dir.file("missing-dir/auth.db")), StoreError);
+}
+
+TEST_CASE("insert_user enforces case-insensitive usernames and unique emails") {
+  SqliteStore store(":memory:");
+  CHECK(store.insert_user(make_user("u1", "Ann", "ann@example.com")) == InsertUserResult::ok);
+  CHECK(store.insert_user(make_user("u2", "ann", "other@example.com")) ==
+        InsertUserResult::username_taken);
+  CHECK(store.insert_user(make_user("u3", "ANN", std::nullopt)) == InsertUserResult::username_taken);
+  CHECK(store.insert_user(make_user("u4", "bob", "ann@example.com")) ==
+        InsertUserResult::email_taken);
+  CHECK(store.list_users().size() == 1);
+  // Users without an email (simplejwt) do not collide with each other.
+  CHECK(store.insert_user(make_user("u5", "carol", std::nullopt)) == InsertUserResult::ok);
+  CHECK(store.insert_user(make_user("u6", "dave", std::nullopt)) == InsertUserResult::ok);
+  CHECK(store.list_users().size() == 3);
+}
+
+TEST_CASE("users are found by id, by email and by username in any case") {
+  SqliteStore store(":memory:");
+  User ann = make_user("id-ann", "Ann", "ann@example.com");
+  ann.email_verified = true;
+  ann.created_at = kNow - 10;
+  ann.updated_at = kNow - 5;
+  REQUIRE(store.insert_user(ann) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("id-bob", "bob", std::nullopt)) == InsertUserResult::ok);
+
+  auto by_id = store.find_user_by_id("id-ann");
+  REQUIRE(by_id.has_value());
+  CHECK(by_id->username == "Ann");
+  CHECK(by_id->email == std::optional<std::string>("ann@example.com"));
+  CHECK(by_id->password_hash == ann.password_hash);
+  CHECK(by_id->display_name == "Display Ann");
+  CHECK(by_id->profile_picture == "https://img.example/Ann.png");
+  CHECK(by_id->phone_number == "+15550100");
+  CHECK(by_id->email_verified);
+  CHECK(by_id->created_at == kNow - 10);
+  CHECK(by_id->updated_at == kNow - 5);
+
+  auto by_email = store.find_user_by_email("ann@example.com");
+  REQUIRE(by_email.has_value());
+  CHECK(by_email->id == "id-ann");
+
+  for (const char *name : {"Ann", "ann", "ANN", "aNn"}) {
+    CAPTURE(name);
+    auto u = store.find_user_by_username(name);
+    REQUIRE(u.has_value());
+    CHECK(u->id == "id-ann");
+    CHECK(u->username == "Ann"); // stored as typed
+  }
+
+  auto bob = store.find_user_by_username("BOB");
+  REQUIRE(bob.has_value());
+  CHECK_FALSE(bob->email.has_value());
+  CHECK_FALSE(bob->email_verified);
+
+  CHECK_FALSE(store.find_user_by_id("nobody").has_value());
+  CHECK_FALSE(store.find_user_by_email("nobody@example.com").has_value());
+  CHECK_FALSE(store.find_user_by_username("annie").has_value());
+  CHECK_FALSE(store.find_user_by_username("").has_value());
+}
+
+TEST_CASE("username_or_email_taken checks both, the username case-insensitively") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "Ann", "ann@example.com")) == InsertUserResult::ok);
+  CHECK(store.username_or_email_taken("ann", std::nullopt));
+  CHECK(store.username_or_email_taken("ANN", std::string("new@example.com")));
+  CHECK(store.username_or_email_taken("zed", std::string("ann@example.com")));
+  CHECK_FALSE(store.username_or_email_taken("zed", std::string("zed@example.com")));
+  CHECK_FALSE(store.username_or_email_taken("zed", std::nullopt));
+}
+
+TEST_CASE("update_password_hash and set_email_verified change only the named user") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.update_password_hash("u1", "$argon2id$new", kNow + 100);
+  store.set_email_verified("u1", kNow + 200);
+  auto ann = store.find_user_by_id("u1");
+  auto bob = store.find_user_by_id("u2");
+  REQUIRE(ann.has_value());
+  REQUIRE(bob.has_value());
+  CHECK(ann->password_hash == "$argon2id$new");
+  CHECK(ann->email_verified);
+  CHECK(ann->updated_at == kNow + 200);
+  CHECK(bob->password_hash == make_user("x", "x", std::nullopt).password_hash);
+  CHECK_FALSE(bob->email_verified);
+  CHECK(bob->updated_at == kNow);
+}
+
+TEST_CASE("a session is stored and found with its refresh token") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  store.insert_session(make_session("s2", "u1", "", kNow + 3600));
+  auto s1 = store.find_session("s1");
+  REQUIRE(s1.has_value());
+  CHECK(s1->user_id == "u1");
+  CHECK(s1->api == "picflux");
+  CHECK(s1->refresh_jti == "jti-1");
+  CHECK(s1->created_at == kNow);
+  CHECK(s1->expires_at == kNow + 3600);
+  CHECK_FALSE(s1->revoked);
+  auto s2 = store.find_session("s2");
+  REQUIRE(s2.has_value());
+  CHECK(s2->refresh_jti.empty());
+  CHECK_FALSE(store.find_session("s3").has_value());
+  // A session must belong to a user.
+  CHECK_THROWS_AS(store.insert_session(make_session("s4", "ghost", "j", kNow + 60)), StoreError);
+}
+
+TEST_CASE("rotate_refresh swaps the current refresh token and extends the session") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  CHECK(store.rotate_refresh("s1", "jti-1", "jti-2", kNow + 7200, kNow) == RotateResult::rotated);
+  auto s = store.find_session("s1");
+  REQUIRE(s.has_value());
+  CHECK(s->refresh_jti == "jti-2");
+  CHECK(s->expires_at == kNow + 7200);
+  CHECK_FALSE(s->revoked);
+  // A shorter new expiry never shortens the session.
+  CHECK(store.rotate_refresh("s1", "jti-2", "jti-3", kNow + 10, kNow + 1) == RotateResult::rotated);
+  s = store.find_session("s1");
+  REQUIRE(s.has_value());
+  CHECK(s->refresh_jti == "jti-3");
+  CHECK(s->expires_at == kNow + 7200);
+}
+
+TEST_CASE("presenting an already-rotated refresh token revokes the whole session") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  REQUIRE(store.rotate_refresh("s1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
+  CHECK(store.rotate_refresh("s1", "jti-1", "jti-x", kNow + 3600, kNow + 5) == RotateResult::reused);
+  auto s = store.find_session("s1");
+  REQUIRE(s.has_value());
+  CHECK(s->revoked);
+  CHECK(s->refresh_jti == "jti-2");
+  // The legitimate holder's token dies with the session.
+  CHECK(store.rotate_refresh("s1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
+}
+
+TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("revoked", "u1", "j1", kNow + 3600));
+  store.insert_session(make_session("expired", "u1", "j2", kNow + 100));
+  store.revoke_session("revoked", kNow);
+  CHECK(store.find_session("revoked")->revoked);
+  CHECK(store.rotate_refresh("revoked", "j1", "n1", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(store.rotate_refresh("expired", "j2", "n2", kNow + 3600, kNow + 100) == RotateResult::gone);
+  CHECK(store.rotate_refresh("nothing", "j3", "n3", kNow + 3600, kNow) == RotateResult::gone);
+  // A gone answer changes nothing.
+  auto expired = store.find_session("expired");
+  REQUIRE(expired.has_value());
+  CHECK(expired->refresh_jti == "j2");
+  CHECK_FALSE(expired->revoked);
+  CHECK(store.rotate_refresh("expired", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
+}
+
+TEST_CASE("logout blacklists the access token and revokes the session in one step") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "r1", kNow + 3600));
+  store.insert_session(make_session("s2", "u1", "r2", kNow + 3600));
+  CHECK_FALSE(store.is_blacklisted("access-1"));
+  store.logout("s1", "access-1", kNow + 900, kNow);
+  CHECK(store.is_blacklisted("access-1"));
+  CHECK_FALSE(store.is_blacklisted("access-2"));
+  CHECK(store.find_session("s1")->revoked);
+  CHECK_FALSE(store.find_session("s2")->revoked);
+  CHECK(store.rotate_refresh("s1", "r1", "r1b", kNow + 3600, kNow + 1) == RotateResult::gone);
+  // Logging out twice with the same token is harmless.
+  store.logout("s1", "access-1", kNow + 900, kNow + 2);
+  CHECK(store.is_blacklisted("access-1"));
+}
+
+TEST_CASE("a one-time token is consumed once and names its user") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_one_time_token("hash-1", "u1", TokenPurpose::verify_email, kNow + 600);
+  std::string uid = "unchanged";
+  // The wrong purpose does not find it, and does not spend it.
+  CHECK(store.consume_one_time_token("hash-1", TokenPurpose::reset, kNow, &uid) ==
+        ConsumeResult::invalid);
+  CHECK(uid == "unchanged");
+  CHECK(store.consume_one_time_token("hash-1", TokenPurpose::verify_email, kNow, &uid) ==
+        ConsumeResult::ok);
+  CHECK(uid == "u1");
+  CHECK(store.consume_one_time_token("hash-1", TokenPurpose::verify_email, kNow, &uid) ==
+        ConsumeResult::invalid);
+  CHECK(store.consume_one_time_token("never-issued", TokenPurpose::verify_email, kNow, nullptr) ==
+        ConsumeResult::invalid);
+}
+
+TEST_CASE("an expired one-time token reports expired once and is gone after") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_one_time_token("hash-1", "u1", TokenPurpose::reset, kNow + 600);
+  std::string uid;
+  CHECK(store.consume_one_time_token("hash-1", TokenPurpose::reset, kNow + 600, &uid) ==
+        ConsumeResult::expired);
+  CHECK(uid.empty());
+  CHECK(store.consume_one_time_token("hash-1", TokenPurpose::reset, kNow, &uid) ==
+        ConsumeResult::invalid);
+}
+
+TEST_CASE("reset_password sets the hash, revokes every session and spends the reset tokens") {
+  StoreTempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
+  store.insert_session(make_session("a2", "u1", "r2", kNow + 3600));
+  store.insert_session(make_session("b1", "u2", "r3", kNow + 3600));
+  store.insert_one_time_token("reset-1", "u1", TokenPurpose::reset, kNow + 900);
+  store.insert_one_time_token("reset-2", "u1", TokenPurpose::reset, kNow + 900);
+  store.insert_one_time_token("verify-1", "u1", TokenPurpose::verify_email, kNow + 900);
+  store.insert_one_time_token("reset-bob", "u2", TokenPurpose::reset, kNow + 900);
+
+  std::string uid;
+  CHECK(store.reset_password("reset-1", "$argon2id$reset", kNow + 10, &uid) == ConsumeResult::ok);
+  CHECK(uid == "u1");
+  auto ann = store.find_user_by_id("u1");
+  REQUIRE(ann.has_value());
+  CHECK(ann->password_hash == "$argon2id$reset");
+  CHECK(ann->updated_at == kNow + 10);
+  CHECK(store.find_session("a1")->revoked);
+  CHECK(store.find_session("a2")->revoked);
+  CHECK_FALSE(store.find_session("b1")->revoked);
+  CHECK(store.find_user_by_id("u2")->password_hash != "$argon2id$reset");
+
+  // The token is spent, and so is the user's other reset link; other purposes and users stay.
+  CHECK(store.reset_password("reset-1", "$argon2id$again", kNow + 11, nullptr) ==
+        ConsumeResult::invalid);
+  CHECK(store.reset_password("reset-2", "$argon2id$again", kNow + 11, nullptr) ==
+        ConsumeResult::invalid);
+  CHECK(store.find_user_by_id("u1")->password_hash == "$argon2id$reset");
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash='verify-1'") == 1);
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash='reset-bob'") == 1);
+}
+
+TEST_CASE("reset_password with an expired or verification token changes nothing") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
+  store.insert_one_time_token("reset-old", "u1", TokenPurpose::reset, kNow);
+  store.insert_one_time_token("verify-1", "u1", TokenPurpose::verify_email, kNow + 900);
+  const std::string before = store.find_user_by_id("u1")->password_hash;
+
+  CHECK(store.reset_password("reset-old", "$argon2id$x", kNow, nullptr) == ConsumeResult::expired);
+  CHECK(store.reset_password("verify-1", "$argon2id$x", kNow, nullptr) == ConsumeResult::invalid);
+  CHECK(store.find_user_by_id("u1")->password_hash == before);
+  CHECK_FALSE(store.find_session("a1")->revoked);
+  // The verification token was not spent by the failed attempt.
+  CHECK(store.consume_one_time_token("verify-1", TokenPurpose::verify_email, kNow, nullptr) ==
+        ConsumeResult::ok);
+}
+
+TEST_CASE("purge_expired deletes only expired rows and counts them") {
+  StoreTempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("old-1", "u1", "r1", kNow - 1));
+  store.insert_session(make_session("old-2", "u1", "r2", kNow));
+  store.insert_session(make_session("live", "u1", "r3", kNow + 1));
+  store.logout("live", "jti-old", kNow - 100, kNow - 200);
+  store.logout("live", "jti-live", kNow + 60, kNow - 200);
+  store.insert_one_time_token("t-old", "u1", TokenPurpose::reset, kNow);
+  store.insert_one_time_token("t-live", "u1", TokenPurpose::reset, kNow + 900);
+  store.insert_one_time_token("v-old", "u1", TokenPurpose::verify_email, kNow - 5);
+
+  PurgeCounts c = store.purge_expired(kNow);
+  CHECK(c.sessions == 2);
+  CHECK(c.blacklist == 1);
+  CHECK(c.one_time_tokens == 2);
+
+  CHECK_FALSE(store.find_session("old-1").has_value());
+  CHECK_FALSE(store.find_session("old-2").has_value());
+  CHECK(store.find_session("live").has_value());
+  CHECK_FALSE(store.is_blacklisted("jti-old"));
+  CHECK(store.is_blacklisted("jti-live"));
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens") == 1);
+  CHECK(store.consume_one_time_token("t-live", TokenPurpose::reset, kNow, nullptr) ==
+        ConsumeResult::ok);
+
+  PurgeCounts again = store.purge_expired(kNow);
+  CHECK(again.sessions == 0);
+  CHECK(again.blacklist == 0);
+  CHECK(again.one_time_tokens == 0);
+}
+
+TEST_CASE("delete_user removes the user with their sessions and one-time tokens") {
+  StoreTempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
+  store.insert_session(make_session("b1", "u2", "r2", kNow + 3600));
+  store.insert_one_time_token("t1", "u1", TokenPurpose::reset, kNow + 900);
+
+  CHECK(store.delete_user("u1"));
+  CHECK_FALSE(store.find_user_by_id("u1").has_value());
+  CHECK_FALSE(store.find_session("a1").has_value());
+  CHECK(store.find_session("b1").has_value());
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens") == 0);
+  CHECK_FALSE(store.delete_user("u1"));
+  CHECK_FALSE(store.delete_user("nobody"));
+  // The name and the address are free again.
+  CHECK(store.insert_user(make_user("u3", "ANN", "ann@example.com")) == InsertUserResult::ok);
+}
+
+TEST_CASE("list_users returns every user in creation order") {
+  SqliteStore store(":memory:");
+  User b = make_user("b", "second", std::nullopt);
+  b.created_at = kNow + 1;
+  User a = make_user("a", "first", std::nullopt);
+  a.created_at = kNow;
+  REQUIRE(store.insert_user(b) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(a) == InsertUserResult::ok);
+  auto users = store.list_users();
+  REQUIRE(users.size() == 2);
+  CHECK(users[0].username == "first");
+  CHECK(users[1].username == "second");
+}
+
+TEST_CASE("put_setting_if_absent keeps the first value stored") {
+  SqliteStore store(":memory:");
+  CHECK_FALSE(store.get_setting("jwt_secret").has_value());
+  CHECK(store.put_setting_if_absent("jwt_secret", "first") == "first");
+  CHECK(store.put_setting_if_absent("jwt_secret", "second") == "first");
+  CHECK(store.get_setting("jwt_secret") == std::optional<std::string>("first"));
+  CHECK(store.put_setting_if_absent("other", "x") == "x");
+  CHECK(store.get_setting("other") == std::optional<std::string>("x"));
+}
