@@ -359,9 +359,7 @@ RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const st
   }
   if (current != old_jti) {
     // An already-rotated refresh token came back: treat it as stolen (RFC 9700 4.14.2).
-    Statement st = statement("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1");
-    st.bind(1, session_id).bind(2, now);
-    st.step();
+    revoke_session_locked(session_id, now);
     tx.commit();
     return RotateResult::reused;
   }
@@ -376,12 +374,16 @@ RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const st
   return RotateResult::rotated;
 }
 
-void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now) {
-  std::lock_guard lock(mutex_);
+void SqliteStore::revoke_session_locked(const std::string &session_id, std::int64_t now) {
   Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
                            "WHERE id = ?1 AND revoked_at IS NULL");
   st.bind(1, session_id).bind(2, now);
   st.step();
+}
+
+void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  revoke_session_locked(session_id, now);
 }
 
 void SqliteStore::logout(const std::string &session_id, const std::string &access_jti,
@@ -394,12 +396,7 @@ void SqliteStore::logout(const std::string &session_id, const std::string &acces
     st.bind(1, access_jti).bind(2, access_expires_at);
     st.step();
   }
-  {
-    Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
-                             "WHERE id = ?1 AND revoked_at IS NULL");
-    st.bind(1, session_id).bind(2, now);
-    st.step();
-  }
+  revoke_session_locked(session_id, now);
   tx.commit();
 }
 

@@ -64,6 +64,7 @@ private:
   void exec(const char *sql);
   void migrate();
   std::optional<User> find_user(const char *sql, const std::string &value);
+  void revoke_session_locked(const std::string &session_id, std::int64_t now);
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
                                std::int64_t now, std::string *user_id);
 

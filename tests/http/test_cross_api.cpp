@@ -15,10 +15,6 @@ using namespace latch::test;
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 struct Account {
   std::string username, email, password;

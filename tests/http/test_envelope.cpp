@@ -21,22 +21,8 @@ struct Account {
 
 const std::string kStrongPassword = "Passw0rd!";
 
-std::string lower(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
-std::string upper(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
-std::set<std::string> keys(const json &object) {
-  std::set<std::string> out;
-  if (object.is_object())
-    for (const auto &item : object.items()) out.insert(item.key());
-  return out;
-}
 
 // Seconds between requestTime ("2023-10-23T07:49:26.825Z") and now.
 long long seconds_from_now(const std::string &iso) {

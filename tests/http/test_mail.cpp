@@ -22,10 +22,6 @@ struct Link {
   std::string token;
 };
 
-std::string lower(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Registers without the confirmation mail, so the first mail in the sink is the reset.
 Account register_user(const LatchProcess &latch) {

@@ -19,23 +19,8 @@ struct Account {
   std::string username, email, password;
 };
 
-// Email addresses in lower case, as the server stores them.
-std::string lower(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
-std::string upper(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
-std::set<std::string> keys(const json &object) {
-  std::set<std::string> out;
-  if (object.is_object())
-    for (const auto &item : object.items()) out.insert(item.key());
-  return out;
-}
 
 // The v1 error shape: exactly {"error": message} with that status.
 void check_error(const Reply &r, int status, const std::string &message) {

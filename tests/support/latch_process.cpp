@@ -225,6 +225,40 @@ json jwt_payload(const std::string &token) {
   return bytes ? json::parse(*bytes, nullptr, false) : json();
 }
 
+void check_token_claims(const std::string &token, const std::string &type,
+                        const std::string &username, const std::optional<std::string> &email,
+                        std::int64_t lifetime) {
+  json c = jwt_payload(token);
+  REQUIRE(c.is_object());
+  CHECK(c["token_type"] == type);
+  REQUIRE(c["sub"].is_string());
+  CHECK(!c["sub"].get<std::string>().empty());
+  CHECK(c["uid"] == c["sub"]);
+  CHECK(c["user_id"] == c["sub"]);
+  CHECK(c["username"] == username);
+  if (email) CHECK(c["email"] == *email);
+  CHECK(c["exp"].get<std::int64_t>() - c["iat"].get<std::int64_t>() == lifetime);
+  CHECK(c["jti"].is_string());
+  CHECK(c["sid"].is_string());
+}
+
+std::set<std::string> keys(const json &object) {
+  std::set<std::string> out;
+  if (object.is_object())
+    for (const auto &item : object.items()) out.insert(item.key());
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (auto &ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string upper(std::string s) {
+  for (auto &ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
 } // namespace latch::test
 
 namespace latch::test {

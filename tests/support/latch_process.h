@@ -5,7 +5,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,6 +93,18 @@ std::string unique(const std::string &prefix);
 
 // Decodes a JWT's payload without checking it (tests look at claims).
 json jwt_payload(const std::string &token);
+
+// Checks the claims SPEC.md's "Tokens" section requires: token_type, sub = uid = user_id,
+// username, email (when given), jti, sid, and exp - iat equal to the lifetime.
+void check_token_claims(const std::string &token, const std::string &type,
+                        const std::string &username, const std::optional<std::string> &email,
+                        std::int64_t lifetime);
+
+// The keys of a JSON object (empty for anything else).
+std::set<std::string> keys(const json &object);
+
+std::string lower(std::string s);
+std::string upper(std::string s);
 
 } // namespace latch::test
 
