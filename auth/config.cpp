@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
@@ -60,18 +61,10 @@ struct Option {
 };
 
 std::optional<long long> parse_int(const std::string &s, long long lo, long long hi) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
-  size_t i = 0;
-  bool neg = s[0] == '-';
-  if (neg) i = 1;
-  if (i == s.size()) return std::nullopt;
   long long v = 0;
-  for (; i < s.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
-    v = v * 10 + (s[i] - '0');
-  }
-  if (neg) v = -v;
-  if (v < lo || v > hi) return std::nullopt;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
+    return std::nullopt;
   return v;
 }
 

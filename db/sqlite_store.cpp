@@ -241,11 +241,8 @@ InsertUserResult SqliteStore::insert_user(const User &u) {
   "id, username, email, password_hash, display_name, profile_picture, phone_number, "              \
   "email_verified, created_at, updated_at"
 
-std::optional<User> SqliteStore::find_user(const char *sql, const std::string &value) {
-  std::lock_guard lock(mutex_);
-  Statement st = statement(sql);
-  st.bind(1, value);
-  if (!st.step()) return std::nullopt;
+// Reads the current row of a statement that selected LATCH_USER_COLUMNS.
+User SqliteStore::read_user(const Statement &st) {
   User u;
   u.id = st.text(0);
   u.username = st.text(1);
@@ -258,6 +255,14 @@ std::optional<User> SqliteStore::find_user(const char *sql, const std::string &v
   u.created_at = st.integer(8);
   u.updated_at = st.integer(9);
   return u;
+}
+
+std::optional<User> SqliteStore::find_user(const char *sql, const std::string &value) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(sql);
+  st.bind(1, value);
+  if (!st.step()) return std::nullopt;
+  return read_user(st);
 }
 
 std::optional<User> SqliteStore::find_user_by_id(const std::string &id) {
@@ -273,15 +278,10 @@ std::optional<User> SqliteStore::find_user_by_username(const std::string &userna
 }
 
 std::vector<User> SqliteStore::list_users() {
-  std::vector<std::string> ids;
-  {
-    std::lock_guard lock(mutex_);
-    Statement st = statement("SELECT id FROM users ORDER BY created_at, id");
-    while (st.step()) ids.push_back(st.text(0));
-  }
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT " LATCH_USER_COLUMNS " FROM users ORDER BY created_at, id");
   std::vector<User> out;
-  for (const auto &id : ids)
-    if (auto u = find_user_by_id(id)) out.push_back(std::move(*u));
+  while (st.step()) out.push_back(read_user(st));
   return out;
 }
 

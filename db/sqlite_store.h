@@ -63,6 +63,7 @@ private:
   Statement statement(const char *sql);
   void exec(const char *sql);
   void migrate();
+  static User read_user(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,

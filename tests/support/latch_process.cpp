@@ -28,17 +28,6 @@ std::string Reply::header(const std::string &name) const {
   return {};
 }
 
-TempDir::TempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "latch-test-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 namespace {
 
 std::string read_file(const std::string &path) {

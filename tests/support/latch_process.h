@@ -2,6 +2,8 @@
 // small helpers to talk to it.
 #pragma once
 
+#include "support/temp_dir.h"
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -22,19 +24,6 @@ struct Reply {
   json body; // parsed text, or discarded if it is not JSON
   httplib::Headers headers;
   std::string header(const std::string &name) const;
-};
-
-// A fresh temporary directory, removed with its contents on destruction.
-class TempDir {
-public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir &) = delete;
-  TempDir &operator=(const TempDir &) = delete;
-  const std::string &path() const { return path_; }
-
-private:
-  std::string path_;
 };
 
 struct LatchOptions {

@@ -3,6 +3,8 @@
 #include "auth/service.h"
 #include "db/sqlite_store.h"
 
+#include "support/temp_dir.h"
+
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -30,24 +32,11 @@ PasswordParams params(std::uint32_t memory_kib, std::uint32_t iterations) {
   return p;
 }
 
-struct ServiceTempDir {
-  fs::path path;
-  ServiceTempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "latch-service-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~ServiceTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // Everything an AuthService needs, wired to a temp database, a recording mailer and a clock
 // the test moves by hand.
 struct Harness {
-  ServiceTempDir dir;
-  std::string db_path = (dir.path / "auth.db").string();
+  latch::test::TempDir dir;
+  std::string db_path = dir.file("auth.db");
   Config config;
   db::SqliteStore store{db_path};
   PasswordHasher hasher;

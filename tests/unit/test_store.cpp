@@ -2,6 +2,8 @@
 #include "db/schema.h"
 #include "db/sqlite_store.h"
 
+#include "support/temp_dir.h"
+
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -19,21 +21,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t kNow = 1'700'000'000;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct StoreTempDir {
-  fs::path path;
-  StoreTempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "latch-store-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~StoreTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string &name) const { return (path / name).string(); }
-};
 
 int migrations_in_schema() {
   std::istringstream in(kSchemaSql);
@@ -87,7 +74,7 @@ long long count_rows(const std::string &db_path, const std::string &sql) {
 } // namespace
 
 TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and is sound") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   SqliteStore store(dir.file("auth.db"));
   CHECK(migrations_in_schema() >= 1);
   CHECK(store.schema_version() == migrations_in_schema());
@@ -101,7 +88,7 @@ TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and
 }
 
 TEST_CASE("opening an existing database again changes nothing and keeps its data") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   int version = 0;
   {
@@ -123,7 +110,7 @@ TEST_CASE("opening an existing database again changes nothing and keeps its data
 }
 
 TEST_CASE("the database file is created with mode 0600") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   // A permissive umask, so the 0600 must come from the code; restored on every way out.
   struct UmaskGuard {
@@ -149,7 +136,7 @@ TEST_CASE("an in-memory store works for quick use") {
 }
 
 TEST_CASE("a store on a path that cannot be created throws StoreError") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   CHECK_THROWS_AS(SqliteStore(dir.file("missing-dir/auth.db")), StoreError);
 }
 
@@ -359,7 +346,7 @@ TEST_CASE("an expired one-time token reports expired once and is gone after") {
 }
 
 TEST_CASE("reset_password sets the hash, revokes every session and spends the reset tokens") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   SqliteStore store(path);
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
@@ -412,7 +399,7 @@ TEST_CASE("reset_password with an expired or verification token changes nothing"
 }
 
 TEST_CASE("purge_expired deletes only expired rows and counts them") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   SqliteStore store(path);
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
@@ -446,7 +433,7 @@ TEST_CASE("purge_expired deletes only expired rows and counts them") {
 }
 
 TEST_CASE("delete_user removes the user with their sessions and one-time tokens") {
-  StoreTempDir dir;
+  latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   SqliteStore store(path);
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
