@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ADDR       ?= 127.0.0.1:8080
 DB         ?= ./auth.db
@@ -15,7 +16,7 @@ TEST_PKGS  := python3 python3-aiosmtpd sqlite3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps test-deps build run test asan format clean
+.PHONY: all deps test-deps build run test asan tsan format clean
 
 all: build
 
@@ -47,12 +48,22 @@ test: test-deps build
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build running the whole suite.
 asan: test-deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLATCH_SANITIZE=ON -DLATCH_WERROR=$(WERROR) >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLATCH_SANITIZE=address -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer build running the tests that exercise concurrency (unit tests of the
+# hashing gate, limits and store; the HTTP race, theft and slow-client suites). A race
+# makes the server or the test exit with an error, so the run fails.
+TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_slow_clients|http_test_limits
+tsan: test-deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	  ctest --output-on-failure -j $(JOBS) -R '^($(TSAN_TESTS))$$'
 
 format:
 	clang-format -i main.cpp $$(find auth db tests -name '*.cpp' -o -name '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

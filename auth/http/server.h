@@ -22,9 +22,12 @@ public:
   bool run();
   void stop() { server_.stop(); }
 
+  // Answers one request for one route, as the listener does after matching it: throttling,
+  // credentials, body parsing, the handler, and every error. Public for the fuzz targets.
+  void dispatch(const Route &route, const httplib::Request &req, httplib::Response &res);
+
 private:
   void register_routes();
-  void dispatch(const Route &route, const httplib::Request &req, httplib::Response &res);
   std::string client_address(const httplib::Request &req) const;
 
   const Config &config_;
