@@ -62,6 +62,7 @@ struct Config {
 
   std::size_t max_body_bytes = 64 * 1024;
   unsigned threads = 0; // 0: 8 per core, at least 16
+  unsigned max_connections = 1024; // served at once, one thread each; more wait their turn
   int purge_interval = 60; // seconds between purges of expired rows
 
   std::string effective_public_url() const;

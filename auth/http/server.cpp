@@ -4,6 +4,7 @@
 
 #include "auth/http/body.h"
 #include "auth/http/routes.h"
+#include "auth/http/worker_pool.h"
 #include "auth/pages.h"
 #include "db/store.h"
 
@@ -39,8 +40,11 @@ ErrorCode error_for_status(int status) {
 } // namespace
 
 Server::Server(const Config &config, AuthService &service) : config_(config), service_(service) {
-  const unsigned threads = config.threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // One thread a connection: enough ready for the usual load, more on demand, so idle
+  // keep-alive and slow clients cannot hold every thread while others wait.
+  server_.new_task_queue = [&config] {
+    return new WorkerPool(config.threads, std::max(config.threads, config.max_connections));
+  };
   server_.set_payload_max_length(config.max_body_bytes);
   server_.set_read_timeout(5, 0);
   server_.set_write_timeout(5, 0);

@@ -1,0 +1,246 @@
+// Floods and slow clients: lockout costs no hash, saturated hashing answers 503, and idle or
+// half-sent connections cannot keep other clients from being served.
+#include "support/latch_process.h"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+using namespace latch::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A raw TCP connection to the server, for clients no HTTP library would be: ones that stall.
+class RawConnection {
+public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection &) = delete;
+  RawConnection &operator=(const RawConnection &) = delete;
+
+  bool connected() const { return connected_; }
+  bool send(const std::string &data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == ssize_t(data.size());
+  }
+  // Reads until the first response's headers have arrived (or time-out / close).
+  std::string read_response_head(std::chrono::milliseconds timeout) {
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, int(left.count())) <= 0) break;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, size_t(n));
+    }
+    return got;
+  }
+  // True while the server keeps the connection open (no FIN or reset has arrived).
+  bool open() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return true;
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0;
+  }
+  // Waits until the server closes the connection; false if it is still open at the deadline.
+  bool closed_within(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char buf[4096];
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) return true;
+      }
+    }
+    return false;
+  }
+
+private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+const std::string kVerifyRequest = "POST /auth/token/verify HTTP/1.1\r\nHost: latch\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 15\r\n"
+                                   "\r\n{\"token\":\"x\"}  ";
+
+Reply flask_login(const LatchProcess &latch, const std::string &user, const std::string &pass) {
+  return latch.post("/auth/login", {{"username", user}, {"password", pass}});
+}
+
+} // namespace
+
+TEST_CASE("hundreds of idle keep-alive connections do not stop other clients being served") {
+  LatchProcess latch({{"--threads", "4"}, {}});
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 300; ++i) {
+    auto c = std::make_unique<RawConnection>(latch.port());
+    REQUIRE(c->connected());
+    REQUIRE(c->send(kVerifyRequest));
+    // Each is answered while all the earlier ones stay open and idle on keep-alive: with a
+    // fixed pool of 4 threads the fifth would wait for the first one's 5 s keep-alive time-out,
+    // longer than this wait.
+    std::string head = c->read_response_head(3s);
+    INFO("connection " << i);
+    REQUIRE(head.rfind("HTTP/1.1 401", 0) == 0);
+    idle.push_back(std::move(c));
+  }
+  std::string name = unique("busy");
+  CHECK(latch.post("/auth/register", {{"username", name}, {"password", "password123"}}).status ==
+        201);
+  CHECK(flask_login(latch, name, "password123").status == 200);
+  int still_open = 0;
+  for (auto &c : idle)
+    still_open += c->open() ? 1 : 0;
+  MESSAGE(still_open << " of 300 idle connections were still open after the new client was served");
+  CHECK(still_open > 0);
+}
+
+TEST_CASE("clients that send half a request and trickle the rest do not block others") {
+  LatchProcess latch({{"--threads", "4"}, {}});
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 200; ++i) {
+    auto c = std::make_unique<RawConnection>(latch.port());
+    REQUIRE(c->connected());
+    REQUIRE(c->send("POST /auth/token HTTP/1.1\r\nHost: latch\r\n"));
+    slow.push_back(std::move(c));
+  }
+  // A header line a second keeps each under the read time-out, so they hold their threads.
+  std::atomic<bool> stop = false;
+  std::thread trickle([&] {
+    while (!stop) {
+      for (auto &c : slow)
+        c->send("X-Slow: 1\r\n");
+      for (int i = 0; i < 10 && !stop; ++i)
+        std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::string name = unique("patient");
+  Reply signup = latch.post("/auth/register", {{"username", name}, {"password", "password123"}});
+  Reply login = flask_login(latch, name, "password123");
+  int still_open = 0;
+  for (auto &c : slow)
+    still_open += c->open() ? 1 : 0;
+  stop = true;
+  trickle.join();
+  CHECK(signup.status == 201);
+  CHECK(login.status == 200);
+  CHECK(still_open == 200); // they were all held while the new client was served
+}
+
+TEST_CASE("a stalled half request and an idle keep-alive connection are closed by time-outs") {
+  LatchProcess latch;
+  RawConnection stalled(latch.port());
+  REQUIRE(stalled.connected());
+  REQUIRE(stalled.send("POST /auth/token HTTP/1.1\r\nHost: latch\r\nContent-Length: 100\r\n\r\n{"));
+  RawConnection idle(latch.port());
+  REQUIRE(idle.connected());
+  REQUIRE(idle.send(kVerifyRequest));
+  REQUIRE(idle.read_response_head(10s).rfind("HTTP/1.1 401", 0) == 0);
+  // Read and keep-alive time-outs are 5 s; allow generous slack for a loaded machine.
+  CHECK(stalled.closed_within(20s));
+  CHECK(idle.closed_within(20s));
+  CHECK(latch.post("/auth/token/verify", {{"token", "x"}}).status == 401);
+}
+
+TEST_CASE("a locked account is refused with 429 and Retry-After without costing a hash") {
+  // One hashing slot, no queue, and a slow hash: any sign-in that needed a hash while the slot
+  // is taken would get 503, so a 429 then proves the locked sign-in hashed nothing.
+  LatchProcess latch({{"--max-failed-logins", "2", "--hash-concurrency", "1", "--hash-queue", "0",
+                       "--argon2-memory-kib", "65536", "--argon2-iterations", "8"},
+                      {}});
+  std::string victim = unique("victim"), other = unique("other");
+  REQUIRE(
+      latch.post("/auth/register", {{"username", victim}, {"password", "password123"}}).status ==
+      201);
+  REQUIRE(latch.post("/auth/register", {{"username", other}, {"password", "password123"}}).status ==
+          201);
+  CHECK(flask_login(latch, victim, "wrong-password").status == 401);
+  CHECK(flask_login(latch, victim, "wrong-password").status == 401);
+  Reply locked = flask_login(latch, victim, "password123"); // right password, but locked
+  CHECK(locked.status == 429);
+  CHECK(std::stoi(locked.header("Retry-After")) > 0);
+  CHECK(locked.body["message"].get<std::string>().rfind("Too many requests", 0) == 0);
+
+  std::atomic<bool> busy = true;
+  std::thread hashing([&] {
+    // Keeps the only slot taken with a stream of real sign-ins.
+    for (int i = 0; i < 6; ++i)
+      flask_login(latch, other, "password123");
+    busy = false;
+  });
+  int locked_answers = 0, locked_429 = 0, probes_503 = 0;
+  while (busy) {
+    Reply again = flask_login(latch, victim, "password123");
+    ++locked_answers;
+    locked_429 += again.status == 429 ? 1 : 0;
+    // A sign-in that does need a hash, to see the slot taken.
+    probes_503 += flask_login(latch, unique("nobody"), "password123").status == 503 ? 1 : 0;
+  }
+  hashing.join();
+  MESSAGE(locked_answers << " locked sign-ins, " << probes_503 << " probes saw hashing saturated");
+  CHECK(locked_answers > 0);
+  CHECK(locked_429 == locked_answers);
+  CHECK(probes_503 > 0);
+}
+
+TEST_CASE("when hashing is saturated, sign-ins queue up to a bound and the rest get 503") {
+  LatchProcess latch({{"--hash-concurrency", "1", "--hash-queue", "1", "--argon2-memory-kib",
+                       "65536", "--argon2-iterations", "4"},
+                      {}});
+  std::string name = unique("crowd");
+  REQUIRE(latch.post("/auth/register", {{"username", name}, {"password", "password123"}}).status ==
+          201);
+  constexpr int kClients = 8;
+  std::vector<Reply> replies(kClients);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready = 0;
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready < kClients)
+        std::this_thread::yield();
+      replies[size_t(i)] = latch.post(
+          "/api/auth/signin", {{"email", name + "@nowhere.test"}, {"password", "password123"}});
+    });
+  for (auto &t : threads)
+    t.join();
+  int served = 0, refused = 0;
+  for (const Reply &r : replies) {
+    if (r.status == 401) ++served; // no such email: the hash is still spent
+    if (r.status == 503) {
+      ++refused;
+      CHECK(r.header("Retry-After") == "1");
+      CHECK(r.body["statusCode"] == 503); // picflux's NestJS shape
+      CHECK(r.body["message"].is_string());
+    }
+  }
+  MESSAGE(served << " served, " << refused << " refused with 503");
+  CHECK(served + refused == kClients);
+  CHECK(served >= 1);
+  CHECK(refused >= 1);
+}
