@@ -55,6 +55,9 @@ int serve(const std::vector<std::string> &args) {
                     ? Mailer::log()
                     : Mailer::smtp({config.smtp_url, config.smtp_user, config.smtp_password,
                                     config.mail_from}));
+  if (config.smtp_url.empty())
+    std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
+                 "confirmation links included; they are secrets, so set it outside development\n";
   AuthService service(config, *store, hasher, codec, mailer, system_clock());
   http::Server server(config, service);
   if (!server.bind()) {
