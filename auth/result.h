@@ -9,6 +9,7 @@ namespace latch {
 
 enum class ErrorCode {
   // request shape
+  bad_request,      // the HTTP request itself is malformed (request line, headers too large)
   missing_field,    // detail: the field name
   invalid_field,    // detail: the field name (wrong type, empty, bad format)
   invalid_email,

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace latch::secure {
@@ -46,6 +47,13 @@ std::string base64url_encode(std::string_view bytes) {
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
+  // libsodium 1.0.18 reads bytes 0x80-0xFF as '_' (a signed char compare), so one token could
+  // be spelled many ways; only the RFC 4648 section 5 alphabet is accepted.
+  auto in_alphabet = [](unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+  };
+  if (!std::all_of(text.begin(), text.end(), in_alphabet)) return std::nullopt;
   std::string out(text.size() * 3 / 4 + 3, '\0');
   size_t len = 0;
   const char *end = nullptr;

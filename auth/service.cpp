@@ -217,7 +217,7 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
   std::string next_jti = rotate ? secure::random_token(16) : claims->jti;
   const std::int64_t t = now();
   std::int64_t until = t + std::max(life.access, rotate ? life.refresh : 0);
-  switch (store_.rotate_refresh(claims->session_id, claims->jti, next_jti, until, t)) {
+  switch (store_.rotate_refresh(claims->session_id, claims->user_id, claims->jti, next_jti, until, t)) {
   case db::RotateResult::rotated: break;
   case db::RotateResult::reused: return Error{ErrorCode::token_revoked, "reused"};
   case db::RotateResult::gone: return Error{ErrorCode::token_revoked, "session"};

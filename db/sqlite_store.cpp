@@ -329,8 +329,11 @@ void SqliteStore::insert_session(const Session &s) {
 
 std::optional<Session> SqliteStore::find_session(const std::string &id) {
   std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT id, user_id, api, refresh_jti, created_at, expires_at, "
-                           "revoked_at FROM sessions WHERE id = ?1");
+  // Joined with users: a session whose user row is gone (deleted by a tool that had foreign
+  // keys off, so nothing cascaded) counts as no session.
+  Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
+                           "s.expires_at, s.revoked_at FROM sessions s "
+                           "JOIN users u ON u.id = s.user_id WHERE s.id = ?1");
   st.bind(1, id);
   if (!st.step()) return std::nullopt;
   Session s;
@@ -344,16 +347,17 @@ std::optional<Session> SqliteStore::find_session(const std::string &id) {
   return s;
 }
 
-RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const std::string &old_jti,
+RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const std::string &user_id,
+                                         const std::string &old_jti,
                                          const std::string &new_jti, std::int64_t new_expires_at,
                                          std::int64_t now) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   std::string current;
   {
-    Statement st = statement("SELECT refresh_jti, revoked_at, expires_at FROM sessions "
-                             "WHERE id = ?1");
-    st.bind(1, session_id);
+    Statement st = statement("SELECT s.refresh_jti, s.revoked_at, s.expires_at FROM sessions s "
+                             "JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.user_id = ?2");
+    st.bind(1, session_id).bind(2, user_id);
     if (!st.step() || !st.is_null(1) || st.integer(2) <= now) return RotateResult::gone;
     current = st.text(0);
   }

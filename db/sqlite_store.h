@@ -39,9 +39,9 @@ public:
 
   void insert_session(const Session &session) override;
   std::optional<Session> find_session(const std::string &id) override;
-  RotateResult rotate_refresh(const std::string &session_id, const std::string &old_jti,
-                              const std::string &new_jti, std::int64_t new_expires_at,
-                              std::int64_t now) override;
+  RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
+                              const std::string &old_jti, const std::string &new_jti,
+                              std::int64_t new_expires_at, std::int64_t now) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
   void logout(const std::string &session_id, const std::string &access_jti,
               std::int64_t access_expires_at, std::int64_t now) override;

@@ -72,9 +72,9 @@ public:
   virtual std::optional<Session> find_session(const std::string &id) = 0;
   // Swaps the session's refresh token from old_jti to new_jti if old_jti is the current one;
   // a different jti means an already-rotated token came back, and the session is revoked.
-  virtual RotateResult rotate_refresh(const std::string &session_id, const std::string &old_jti,
-                                      const std::string &new_jti, std::int64_t new_expires_at,
-                                      std::int64_t now) = 0;
+  virtual RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
+                                      const std::string &old_jti, const std::string &new_jti,
+                                      std::int64_t new_expires_at, std::int64_t now) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
   // Ends a session and blacklists the access token that ended it, in one transaction.
   virtual void logout(const std::string &session_id, const std::string &access_jti,

@@ -100,6 +100,7 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::weak_password:
   case ErrorCode::password_too_long: return reply(ctx, 400, "Password is not valid");
   case ErrorCode::bad_body: return reply(ctx, 400, "Invalid JSON body");
+  case ErrorCode::bad_request: return reply(ctx, 400, "Bad request");
   case ErrorCode::unsupported_media_type: return reply(ctx, 415, "Unsupported media type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

@@ -86,6 +86,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return message(ctx, 400, "Password must be at most " +
                                  std::to_string(ctx.config.password_max_bytes) + " bytes.");
   case ErrorCode::bad_body: return message(ctx, 400, "Invalid JSON body.");
+  case ErrorCode::bad_request: return message(ctx, 400, "Bad request.");
   case ErrorCode::unsupported_media_type:
     return message(ctx, 415, "Content-Type must be application/json.");
   case ErrorCode::user_exists:
@@ -104,7 +105,9 @@ void render_error(Ctx &ctx, const Error &e) {
     return msg(ctx, e.detail == "algorithm" ? "The specified alg value is not allowed"
                                             : "Signature verification failed");
   case ErrorCode::token_expired: return msg(ctx, "Token has expired");
-  case ErrorCode::token_not_yet_valid: return msg(ctx, "The token is not yet valid (iat)");
+  case ErrorCode::token_not_yet_valid:
+    return msg(ctx, e.detail == "nbf" ? "The token is not yet valid (nbf)"
+                                      : "The token is not yet valid (iat)");
   case ErrorCode::token_revoked: return msg(ctx, "Token has been revoked");
   case ErrorCode::token_wrong_type:
     return msg(ctx, e.detail == "refresh" ? "Only refresh tokens are allowed"

@@ -104,6 +104,7 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return bad_request(ctx, {"username must be shorter than or equal to 30 characters"});
   case ErrorCode::bad_body: return nest_error(ctx, 400, "Invalid request body", "Bad Request");
+  case ErrorCode::bad_request: return nest_error(ctx, 400, "Bad Request", "Bad Request");
   case ErrorCode::unsupported_media_type:
     return nest_error(ctx, 415, "Unsupported Media Type", "Unsupported Media Type");
   case ErrorCode::user_exists:

@@ -124,6 +124,7 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return send_json(ctx.res, 400, {{"username", {"Ensure this field has no more than 150 characters."}}});
   case ErrorCode::bad_body: return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
+  case ErrorCode::bad_request: return detail(ctx, 400, "Malformed request.", "parse_error");
   case ErrorCode::unsupported_media_type:
     return detail(ctx, 415, "Unsupported media type \"" + e.detail + "\" in request.",
                   "unsupported_media_type");

@@ -157,6 +157,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return error(ctx, 400, "password must be at most " +
                                std::to_string(ctx.config.password_max_bytes) + " bytes");
   case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
+  case ErrorCode::bad_request: return error(ctx, 400, "bad request");
   case ErrorCode::unsupported_media_type: return error(ctx, 415, "unsupported content type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

@@ -32,7 +32,7 @@ ErrorCode error_for_status(int status) {
   case 413: return ErrorCode::body_too_large;
   case 414:
   case 431:
-  case 400: return ErrorCode::bad_body;
+  case 400: return ErrorCode::bad_request; // cpp-httplib could not read the request itself
   default: return ErrorCode::internal;
   }
 }
@@ -51,6 +51,12 @@ Server::Server(const Config &config, AuthService &service) : config_(config), se
   server_.set_keep_alive_timeout(5);
   server_.set_keep_alive_max_count(1000);
   server_.set_tcp_nodelay(true); // without it each small response waits on a delayed ACK
+  // Debian's cpp-httplib is built with a listen backlog of 5, so a burst of new connections
+  // waits a second per retry; remember the listening socket to deepen it after bind().
+  server_.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
   // Token responses must never be cached, and no response may be sniffed as another type.
   server_.set_default_headers({{"Cache-Control", "no-store"}, {"Pragma", "no-cache"},
                                {"X-Content-Type-Options", "nosniff"}});
@@ -181,12 +187,17 @@ void Server::dispatch(const Route &route, const httplib::Request &req, httplib::
 }
 
 bool Server::bind() {
+  bool bound = false;
   if (config_.port == 0) {
     port_ = server_.bind_to_any_port(config_.host);
-    return port_ > 0;
+    bound = port_ > 0;
+  } else {
+    port_ = config_.port;
+    bound = server_.bind_to_port(config_.host, config_.port);
   }
-  port_ = config_.port;
-  return server_.bind_to_port(config_.host, config_.port);
+  // listen() again on a listening socket only changes its backlog (Linux).
+  if (bound && listen_fd_ >= 0) ::listen(listen_fd_, SOMAXCONN);
+  return bound;
 }
 
 bool Server::run() { return server_.listen_after_bind(); }

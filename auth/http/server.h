@@ -34,6 +34,7 @@ private:
   AuthService &service_;
   httplib::Server server_;
   int port_ = 0;
+  int listen_fd_ = -1;
 };
 
 } // namespace latch::http

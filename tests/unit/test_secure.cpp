@@ -81,6 +81,12 @@ TEST_CASE("base64url decoding is strict: no padding, no standard alphabet, no ju
   CHECK_FALSE(secure::base64url_decode("Zm9vY").has_value());
   // Non-zero unused trailing bits: "Zh" would also read as "f" if they were ignored.
   CHECK_FALSE(secure::base64url_decode("Zh").has_value());
+  // Bytes above 0x7f are not '_' (libsodium 1.0.18 alone would read them so).
+  for (int c = 0x80; c <= 0xff; ++c) {
+    std::string text = "Zm9v";
+    text[3] = static_cast<char>(c);
+    CHECK_FALSE(secure::base64url_decode(text).has_value());
+  }
 }
 
 TEST_CASE("random tokens are base64url of the requested number of random bytes") {

@@ -252,14 +252,14 @@ TEST_CASE("rotate_refresh swaps the current refresh token and extends the sessio
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
-  CHECK(store.rotate_refresh("s1", "jti-1", "jti-2", kNow + 7200, kNow) == RotateResult::rotated);
+  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 7200, kNow) == RotateResult::rotated);
   auto s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->refresh_jti == "jti-2");
   CHECK(s->expires_at == kNow + 7200);
   CHECK_FALSE(s->revoked);
   // A shorter new expiry never shortens the session.
-  CHECK(store.rotate_refresh("s1", "jti-2", "jti-3", kNow + 10, kNow + 1) == RotateResult::rotated);
+  CHECK(store.rotate_refresh("s1", "u1", "jti-2", "jti-3", kNow + 10, kNow + 1) == RotateResult::rotated);
   s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->refresh_jti == "jti-3");
@@ -270,14 +270,14 @@ TEST_CASE("presenting an already-rotated refresh token revokes the whole session
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
-  REQUIRE(store.rotate_refresh("s1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
-  CHECK(store.rotate_refresh("s1", "jti-1", "jti-x", kNow + 3600, kNow + 5) == RotateResult::reused);
+  REQUIRE(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
+  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-x", kNow + 3600, kNow + 5) == RotateResult::reused);
   auto s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->revoked);
   CHECK(s->refresh_jti == "jti-2");
   // The legitimate holder's token dies with the session.
-  CHECK(store.rotate_refresh("s1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
+  CHECK(store.rotate_refresh("s1", "u1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
 }
 
 TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
@@ -287,15 +287,15 @@ TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
   store.insert_session(make_session("expired", "u1", "j2", kNow + 100));
   store.revoke_session("revoked", kNow);
   CHECK(store.find_session("revoked")->revoked);
-  CHECK(store.rotate_refresh("revoked", "j1", "n1", kNow + 3600, kNow) == RotateResult::gone);
-  CHECK(store.rotate_refresh("expired", "j2", "n2", kNow + 3600, kNow + 100) == RotateResult::gone);
-  CHECK(store.rotate_refresh("nothing", "j3", "n3", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(store.rotate_refresh("revoked", "u1", "j1", "n1", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(store.rotate_refresh("expired", "u1", "j2", "n2", kNow + 3600, kNow + 100) == RotateResult::gone);
+  CHECK(store.rotate_refresh("nothing", "u1", "j3", "n3", kNow + 3600, kNow) == RotateResult::gone);
   // A gone answer changes nothing.
   auto expired = store.find_session("expired");
   REQUIRE(expired.has_value());
   CHECK(expired->refresh_jti == "j2");
   CHECK_FALSE(expired->revoked);
-  CHECK(store.rotate_refresh("expired", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
+  CHECK(store.rotate_refresh("expired", "u1", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
 }
 
 TEST_CASE("logout blacklists the access token and revokes the session in one step") {
@@ -309,7 +309,7 @@ TEST_CASE("logout blacklists the access token and revokes the session in one ste
   CHECK_FALSE(store.is_blacklisted("access-2"));
   CHECK(store.find_session("s1")->revoked);
   CHECK_FALSE(store.find_session("s2")->revoked);
-  CHECK(store.rotate_refresh("s1", "r1", "r1b", kNow + 3600, kNow + 1) == RotateResult::gone);
+  CHECK(store.rotate_refresh("s1", "u1", "r1", "r1b", kNow + 3600, kNow + 1) == RotateResult::gone);
   // Logging out twice with the same token is harmless.
   store.logout("s1", "access-1", kNow + 900, kNow + 2);
   CHECK(store.is_blacklisted("access-1"));
@@ -475,4 +475,35 @@ TEST_CASE("put_setting_if_absent keeps the first value stored") {
   CHECK(store.get_setting("jwt_secret") == std::optional<std::string>("first"));
   CHECK(store.put_setting_if_absent("other", "x") == "x");
   CHECK(store.get_setting("other") == std::optional<std::string>("x"));
+}
+
+TEST_CASE("rotate_refresh refuses a token naming another user than the session's") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  CHECK(store.rotate_refresh("s1", "u2", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(store.find_session("s1")->refresh_jti == "jti-1");
+  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) ==
+        RotateResult::rotated);
+}
+
+TEST_CASE("a session whose user row was deleted without the cascade is no session") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  {
+    // As the sqlite3 shell does by default: foreign keys off, so the session row stays.
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    REQUIRE(sqlite3_exec(db, "PRAGMA foreign_keys = OFF; DELETE FROM users WHERE id = 'u1';",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM sessions") == 1);
+  CHECK_FALSE(store.find_session("s1").has_value());
+  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
 }
