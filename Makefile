@@ -4,6 +4,8 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ADDR       ?= 127.0.0.1:8080
 DB         ?= ./auth.db
@@ -13,10 +15,13 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev \
               doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev
 TEST_PKGS  := python3 python3-aiosmtpd sqlite3
+# clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
+FUZZ_PKGS  := clang libclang-rt-dev
+FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps test-deps build run test asan tsan format clean
+.PHONY: all deps test-deps fuzz-deps build run test asan tsan fuzz format clean
 
 all: build
 
@@ -35,6 +40,9 @@ deps:
 
 test-deps: deps
 	$(call install_missing,$(TEST_PKGS))
+
+fuzz-deps: deps
+	$(call install_missing,$(FUZZ_PKGS))
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_WERROR=$(WERROR) >/dev/null
@@ -55,15 +63,87 @@ asan: test-deps
 # ThreadSanitizer build running the tests that exercise concurrency (unit tests of the
 # hashing gate, limits and store; the HTTP race, theft and slow-client suites). A race
 # makes the server or the test exit with an error, so the run fails.
-TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_slow_clients|http_test_limits
+TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits
 tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
 	  ctest --output-on-failure -j $(JOBS) -R '^($(TSAN_TESTS))$$'
 
+# libFuzzer (clang, ASan + UBSan) runs each target in tests/fuzz for FUZZ_SECONDS on a copy of
+# its seeds in $(FUZZ_BUILD)/corpus, which keeps what earlier runs found; the source tree is
+# never written. A crash fails the run and leaves its input in $(FUZZ_BUILD)/crashes/TARGET.
+fuzz: fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DLATCH_FUZZ=ON -DLATCH_WERROR=$(WERROR) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(FUZZ_BUILD)/crashes/$$t && mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t && \
+	  cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/ && \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  ./$(FUZZ_BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ $(FUZZ_BUILD)/corpus/$$t \
+	    >$(FUZZ_BUILD)/$$t.log 2>&1; rc=$$?; \
+	  grep -E '^Done [0-9]+ runs' $(FUZZ_BUILD)/$$t.log | sed "s/^/fuzz: $$t: /"; \
+	  if [ $$rc != 0 ]; then \
+	    tail -n 40 $(FUZZ_BUILD)/$$t.log; failed="$$failed $$t"; \
+	    echo "fuzz: $$t FAILED (exit $$rc): log $(FUZZ_BUILD)/$$t.log, input in $(FUZZ_BUILD)/crashes/$$t"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
+
 format:
 	clang-format -i main.cpp $$(find auth db tests -name '*.cpp' -o -name '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+
+# Benchmarks (bench/run, results in BENCHMARKS.md): wrk against $(BUILD)/latch, Django + SimpleJWT
+# and a Node server (peers are installed here; one that cannot be is skipped, and bench/run says
+# why), a bare cpp-httplib route and raw argon2id. BENCH_SECONDS (10), BENCH_RUNS (3) and
+# BENCH_ONLY (e.g. latch,getuser) pick what runs. `make soak`: mixed traffic on Latch alone for
+# SOAK_SECONDS, sampling memory and database size; any failed request fails it.
+BENCH_PKGS        := wrk gnuplot-nox g++ pkg-config libcpp-httplib-dev libsodium-dev
+BENCH_DJANGO_PKGS := python3-django python3-djangorestframework \
+                     python3-djangorestframework-simplejwt python3-argon2 gunicorn
+BENCH_BIN         := bench/out/bin
+BENCH_CEILINGS    := $(BENCH_BIN)/ceiling_http $(BENCH_BIN)/ceiling_argon2
+SOAK_SECONDS      ?= 600
+
+.PHONY: bench soak bench-deps bench-peers
+
+bench-deps: deps
+	$(call install_missing,$(BENCH_PKGS))
+
+# Not fatal: a peer that cannot be installed is left out of the results, with the reason.
+bench-peers: bench-deps
+	-$(call install_missing,$(BENCH_DJANGO_PKGS))
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "Installing missing packages: nodejs npm"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm \
+	  || echo "bench: nodejs and npm could not be installed: the Node peer will be skipped"; \
+	fi
+	@mkdir -p bench/out
+	@cd bench/peers/node && if [ node_modules/.installed -nt package-lock.json ]; then :; \
+	elif ! command -v npm >/dev/null; then echo "bench: no npm: the Node peer will be skipped"; \
+	else echo "bench: npm ci in bench/peers/node (log: bench/out/npm-ci.log)"; \
+	  nodedir=$$([ -f /usr/include/node/node.h ] && echo /usr); \
+	  if env $${nodedir:+npm_config_nodedir=$$nodedir} npm ci --no-audit --no-fund >../../out/npm-ci.log 2>&1; \
+	  then touch node_modules/.installed; \
+	  else echo "bench: npm ci failed (bench/out/npm-ci.log): the Node peer will be skipped"; rm -rf node_modules; fi; \
+	fi
+
+$(BENCH_BIN)/ceiling_http: bench/ceiling_http.cpp | bench-deps
+	@mkdir -p $(BENCH_BIN)
+	g++ -std=c++20 -O2 -Wall -Wextra -o $@ $< $$(pkg-config --cflags --libs cpp-httplib) -pthread
+
+$(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp | bench-deps
+	@mkdir -p $(BENCH_BIN)
+	g++ -std=c++20 -O2 -Wall -Wextra -o $@ $< $$(pkg-config --cflags --libs libsodium) -pthread
+
+bench: bench-peers build $(BENCH_CEILINGS)
+	BENCH_LATCH=$(abspath $(BUILD))/latch /usr/bin/python3 bench/run
+
+soak: bench-deps build
+	BENCH_LATCH=$(abspath $(BUILD))/latch SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 bench/soak
