@@ -1,0 +1,49 @@
+"""bench/run's settings from the environment: BENCH_SECONDS, BENCH_RUNS, BENCH_ONLY, BENCH_WRITE."""
+import os
+from dataclasses import dataclass
+
+from benchlib.workloads import ARGON2, WORKLOADS
+
+SERVERS = ("latch", "django", "node", "ceiling")
+WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS) + (ARGON2,)
+CEILING_WORKLOADS = tuple(w.name for w in WORKLOADS if w.servers == ("ceiling",)) + (ARGON2,)
+
+
+@dataclass(frozen=True)
+class Options:
+    seconds: int
+    runs: int
+    servers: tuple     # in SERVERS order
+    workloads: tuple   # in WORKLOAD_NAMES order
+    only_text: str     # BENCH_ONLY as given, for the report
+    write: bool        # update BENCHMARKS.md and bench/results.png
+
+
+def _positive_int(name, default):
+    text = os.environ.get(name, str(default))
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(f"bench: {name} must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _only(text):
+    """BENCH_ONLY=latch,node or =getuser,refresh or both kinds mixed: servers x workloads."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS and n not in WORKLOAD_NAMES]
+    if unknown:
+        raise SystemExit(f"bench: BENCH_ONLY: unknown {', '.join(unknown)}; "
+                         f"servers: {', '.join(SERVERS)}; workloads: {', '.join(WORKLOAD_NAMES)}")
+    servers = tuple(s for s in SERVERS if s in names) or SERVERS
+    workloads = tuple(w for w in WORKLOAD_NAMES if w in names) or WORKLOAD_NAMES
+    if any(w in names for w in CEILING_WORKLOADS) and "ceiling" not in servers:
+        servers += ("ceiling",)  # naming a ceiling's workload names the ceiling
+    return servers, workloads
+
+
+def from_env():
+    only_text = os.environ.get("BENCH_ONLY", "")
+    servers, workloads = _only(only_text)
+    return Options(seconds=_positive_int("BENCH_SECONDS", 10),
+                   runs=_positive_int("BENCH_RUNS", 3),
+                   servers=servers, workloads=workloads, only_text=only_text,
+                   write=os.environ.get("BENCH_WRITE", "1") != "0")

@@ -1,0 +1,47 @@
+"""The workloads: which wrk script, how many connections, which servers serve it, and which ceiling it is held against."""
+from dataclasses import dataclass
+from typing import Callable
+
+from benchlib import wrk
+
+AUTH_SERVERS = ("latch", "django", "node")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    script: str
+    connections: int
+    servers: tuple
+    args: Callable  # RunData -> the script's arguments
+    ceiling: str    # "http" or "argon2"
+
+
+WORKLOADS = [
+    Workload("getuser", "token check: GET /auth/getuser", "check.lua", 64, AUTH_SERVERS,
+             lambda d: [d.access, "getuser"], "http"),
+    Workload("me", "token check: GET /api/v1/authorized/me", "check.lua", 64, ("latch",),
+             lambda d: [d.access, "me"], "http"),
+    Workload("verify", "token check: POST /auth/token/verify", "check.lua", 64, AUTH_SERVERS,
+             lambda d: [d.access, "verify"], "http"),
+    Workload("refresh", "refresh with rotation: POST /auth/token/refresh", "refresh.lua", 64,
+             AUTH_SERVERS, lambda d: [d.refresh, str(wrk.THREADS)], "http"),
+    Workload("signin", "sign-in: POST /auth/token (argon2id)", "signin.lua", 16, AUTH_SERVERS,
+             lambda d: [d.users, d.password], "argon2"),
+    Workload("signup", "sign-up: POST /auth/register (argon2id)", "signup.lua", 64,
+             AUTH_SERVERS, lambda d: [d.signup_prefix, d.password], "argon2"),
+    Workload("http", "HTTP ceiling: bare cpp-httplib GET /ceiling", "fixed.lua", 64, ("ceiling",),
+             lambda d: ["/ceiling"], "http"),
+]
+
+# The argon2id ceiling is no HTTP workload: bench/ceiling_argon2 hashes on every core.
+ARGON2 = "argon2"
+ARGON2_TITLE = "argon2id ceiling: raw hashes/s (m=19456 KiB, t=2, p=1), all cores"
+
+# Sessions to prepare: the refresh queue needs at least two tokens per connection.
+SESSIONS = max(128, 2 * max(w.connections for w in WORKLOADS))
+
+
+def by_name(name):
+    return next(w for w in WORKLOADS if w.name == name)
