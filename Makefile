@@ -21,7 +21,7 @@ FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps test-deps fuzz-deps build run test asan tsan fuzz format clean
+.PHONY: all deps test-deps fuzz-deps build run test test-long asan tsan fuzz format clean
 
 all: build
 
@@ -54,6 +54,10 @@ run: build
 test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The same suite with the slow scenarios (crash cycles) repeated many more times.
+test-long: test-deps build
+	cd $(BUILD) && LATCH_LONG_TESTS=1 ctest --output-on-failure -j $(JOBS)
+
 # AddressSanitizer + UndefinedBehaviorSanitizer build running the whole suite.
 asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLATCH_SANITIZE=address -DLATCH_WERROR=$(WERROR) >/dev/null
@@ -67,7 +71,7 @@ TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http
 tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	  ctest --output-on-failure -j $(JOBS) -R '^($(TSAN_TESTS))$$'
 
 # libFuzzer (clang, ASan + UBSan) runs each target in tests/fuzz for FUZZ_SECONDS on a copy of

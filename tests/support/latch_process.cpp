@@ -138,7 +138,19 @@ void LatchProcess::start(LatchOptions options) {
   throw std::runtime_error("latch did not start listening within 20 s");
 }
 
-LatchProcess::~LatchProcess() { stop(SIGTERM); }
+LatchProcess::~LatchProcess() {
+  if (pid_ <= 0) return; // never started, or already stopped by the test
+  // A clean exit on SIGTERM is part of every test: a sanitizer report, a leak or a crash on
+  // the way out makes the exit status non-zero.
+  int status = stop(SIGTERM);
+  bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!clean) {
+    std::string log = read_file(stderr_path_);
+    if (log.size() > 4000) log = "..." + log.substr(log.size() - 4000);
+    CHECK_MESSAGE(clean, "latch did not exit cleanly on SIGTERM (status " << status << "):\n"
+                                                                          << log);
+  }
+}
 
 int LatchProcess::stop(int signal) {
   if (pid_ <= 0) return -1;
