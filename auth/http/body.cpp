@@ -53,7 +53,7 @@ Result<json> parse_form(const std::string &text) {
   for (const auto &[k, v] : params) {
     if (!secure::valid_utf8(k) || !secure::valid_utf8(v))
       return Error{ErrorCode::bad_body, "form field is not UTF-8"};
-    if (!j.contains(k)) j[k] = v; // first value wins, as Django's QueryDict.get does not
+    j[k] = v; // the last value wins, as in JSON bodies and Django's QueryDict
   }
   return j;
 }
@@ -64,7 +64,7 @@ Result<json> parse_multipart(const httplib::Request &req) {
     if (!part.filename.empty()) continue; // file uploads are not fields
     if (!secure::valid_utf8(name) || !secure::valid_utf8(part.content))
       return Error{ErrorCode::bad_body, "form field is not UTF-8"};
-    if (!j.contains(name)) j[name] = part.content;
+    j[name] = part.content; // the last value wins, as above
   }
   return j;
 }

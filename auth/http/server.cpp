@@ -9,6 +9,8 @@
 #include "db/store.h"
 
 #include <algorithm>
+#include <charconv>
+#include <memory>
 #include <iostream>
 
 namespace latch::http {
@@ -35,6 +37,52 @@ ErrorCode error_for_status(int status) {
   case 400: return ErrorCode::bad_request; // cpp-httplib could not read the request itself
   default: return ErrorCode::internal;
   }
+}
+
+// Requests a proxy in front of us could read differently from us (request smuggling, RFC 9112
+// 6.3 and 11.2) are refused: Content-Length given twice with different values, or alongside
+// Transfer-Encoding; NUL, CR or LF inside a header value, which cpp-httplib's
+// get_header_value would silently cut at the NUL. A GET body past the size limit gets 413:
+// cpp-httplib checks the limit only for POST and would leave that body on the connection, to
+// be read as more requests.
+std::optional<ErrorCode> framing_problem(const httplib::Request &req, std::size_t max_body) {
+  for (const auto &[name, value] : req.headers)
+    if (value.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos)
+      return ErrorCode::bad_request;
+  auto lengths = req.headers.equal_range("Content-Length");
+  for (auto it = lengths.first; it != lengths.second; ++it)
+    if (it->second != lengths.first->second) return ErrorCode::bad_request;
+  const bool has_length = lengths.first != lengths.second;
+  const bool chunked = req.has_header("Transfer-Encoding");
+  if (has_length && chunked) return ErrorCode::bad_request;
+  if (req.method != "POST") {
+    if (chunked) return ErrorCode::bad_request;
+    if (has_length) {
+      std::size_t n = 0;
+      const std::string &v = lengths.first->second;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || ptr != v.data() + v.size()) return ErrorCode::bad_request;
+      if (n > max_body) return ErrorCode::body_too_large;
+    }
+  }
+  return std::nullopt;
+}
+
+// Ends the connection once this response is written, for requests after which the bytes on
+// the connection cannot be trusted. cpp-httplib 0.11 keeps a connection open whatever the
+// response says, but closes it when a content provider reports failure, which this one does
+// after writing the whole body.
+void close_after_response(httplib::Response &res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  std::string type = res.get_header_value("Content-Type");
+  res.body.clear();
+  res.headers.erase("Content-Type");
+  res.set_header("Connection", "close");
+  res.set_content_provider(body->size(), type,
+                           [body](std::size_t offset, std::size_t, httplib::DataSink &sink) {
+                             sink.write(body->data() + offset, body->size() - offset);
+                             return false;
+                           });
 }
 
 } // namespace
@@ -76,18 +124,28 @@ Server::Server(const Config &config, AuthService &service) : config_(config), se
     }
     auto api = api_for_path(req.path, config_.apis);
     if (!api) {
+      // The request line could not be read (or names no API): no shape to answer in.
       send_json(res, status, {{"error", status == 404 ? "not found" : "bad request"}});
       res.status = status;
-      return httplib::Server::HandlerResponse::Handled;
+    } else {
+      Ctx ctx{req, res, service_, config_, *api};
+      send_error(ctx, Error{error_for_status(status), ""});
     }
-    Ctx ctx{req, res, service_, config_, *api};
-    send_error(ctx, Error{error_for_status(status), ""});
+    // cpp-httplib refused the request before reading all of it (bad request line or headers,
+    // a body over the limit): the rest of it must not be read as another request.
+    if (status != 404 && status != 405) close_after_response(res);
     return httplib::Server::HandlerResponse::Handled;
   }));
   // A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3), but
   // cpp-httplib 0.11 would wait for one until its read timeout. This runs before the body is
   // read, so such requests are routed here at once with an empty body.
   server_.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+    if (auto problem = framing_problem(req, config_.max_body_bytes)) {
+      Ctx ctx{req, res, service_, config_, api_for_path(req.path, config_.apis).value_or(Api::v1)};
+      send_error(ctx, Error{*problem, ""});
+      close_after_response(res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.method != "POST" || req.has_header("Content-Length") ||
         req.has_header("Transfer-Encoding"))
       return httplib::Server::HandlerResponse::Unhandled;
