@@ -50,3 +50,22 @@ CREATE TABLE settings (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+
+-- migration 2
+-- HS256 signing keys, so the key can be changed (latch secret rotate) without signing every
+-- user out. The key not retired signs and names itself in each token's kid header; every key
+-- verifies the tokens that name it, a retired one until all it signed have expired, after
+-- which it is purged. The secret kept in settings as jwt_secret before this migration becomes
+-- the first key, and the only legacy one: it also verifies the tokens it signed without a kid.
+-- Without such a secret the server makes the first key at start.
+CREATE TABLE signing_keys (
+  kid        TEXT PRIMARY KEY,            -- public: [A-Za-z0-9_-], at most 64 characters
+  secret     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,            -- unix seconds
+  retired_at INTEGER,                     -- NULL: the signing key
+  legacy     INTEGER NOT NULL DEFAULT 0   -- 1: also verifies tokens that carry no kid
+);
+INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy)
+  SELECT lower(hex(randomblob(6))), value, CAST(strftime('%s', 'now') AS INTEGER), NULL, 1
+  FROM settings WHERE key = 'jwt_secret';
+DELETE FROM settings WHERE key = 'jwt_secret';

@@ -1,4 +1,5 @@
 // latch: read config, open the store, build the service, serve. No auth logic lives here.
+#include "auth/admin.h"
 #include "auth/config.h"
 #include "auth/http/routes.h"
 #include "auth/http/server.h"
@@ -36,21 +37,20 @@ int serve(const std::vector<std::string> &args) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<db::SqliteStore> store;
+  // Without LATCH_JWT_SECRET, the key ring kept in the database (its first key made at first
+  // start, so tokens survive restarts with no set-up), reloaded when latch secret rotate
+  // changes it.
+  std::unique_ptr<TokenCodec> codec;
   try {
     store = std::make_unique<db::SqliteStore>(config.db_path);
+    codec = make_token_codec(config, *store, system_clock()());
   } catch (const std::exception &e) {
     std::cerr << "latch: " << e.what() << "\n";
     return 1;
   }
-  // Without LATCH_JWT_SECRET, a random 256-bit secret made once and kept in the database,
-  // so tokens survive restarts with no set-up.
-  const std::string secret =
-      config.jwt_secret.empty()
-          ? store->put_setting_if_absent("jwt_secret", secure::random_token(32))
-          : config.jwt_secret;
+  SigningKeyWatcher key_watcher(config, *store, *codec);
 
   PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
-  TokenCodec codec(secret);
   Mailer mailer(config.smtp_url.empty()
                     ? Mailer::log()
                     : Mailer::smtp({config.smtp_url, config.smtp_user, config.smtp_password,
@@ -58,7 +58,7 @@ int serve(const std::vector<std::string> &args) {
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
-  AuthService service(config, *store, hasher, codec, mailer, system_clock());
+  AuthService service(config, *store, hasher, *codec, mailer, system_clock());
   http::Server server(config, service);
   if (!server.bind()) {
     std::cerr << "latch: cannot listen on " << config.host << ":" << config.port << "\n";
@@ -89,7 +89,8 @@ int serve(const std::vector<std::string> &args) {
 
   std::string apis;
   for (Api a : config.apis) apis += std::string(apis.empty() ? "" : ",") + api_name(a);
-  std::cout << "latch: listening on http://" << config.host << ":" << server.port()
+  std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https")
+            << "://" << config.host << ":" << server.port()
             << " (apis: " << apis << ", db: " << config.db_path << ")" << std::endl;
   bool ok = server.run();
 
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
   std::string command = args.empty() ? "help" : args[0];
   if (command.rfind("--", 0) == 0 && command != "--help" && command != "--version")
     return serve(args); // flags alone mean serve
+  if (is_admin_command(command)) return run_admin(args, std::cout, std::cerr);
   args.erase(args.begin(), args.begin() + (args.empty() ? 0 : 1));
   if (command == "serve") return serve(args);
   if (command == "routes") {
@@ -125,7 +127,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (command == "help" || command == "--help" || command == "-h") {
-    std::cout << config_help();
+    std::cout << config_help() << admin_help();
     return 0;
   }
   std::cerr << "latch: unknown command '" << command << "'\n\n" << config_help();

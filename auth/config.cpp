@@ -161,6 +161,30 @@ std::optional<std::string> set_addr(Config &c, const std::string &v) {
   return std::nullopt;
 }
 
+std::optional<std::string> set_metrics_addr(Config &c, const std::string &v) {
+  Config scratch; // the same HOST:PORT rules as --addr
+  if (auto err = set_addr(scratch, v)) return err;
+  c.metrics_host = scratch.host;
+  c.metrics_port = scratch.port;
+  return std::nullopt;
+}
+
+std::optional<std::string> set_log_format(Config &c, const std::string &v) {
+  if (v == "off") c.log_format = Config::LogFormat::off;
+  else if (v == "text") c.log_format = Config::LogFormat::text;
+  else if (v == "json") c.log_format = Config::LogFormat::json;
+  else return "must be text, json or off";
+  return std::nullopt;
+}
+
+std::optional<std::string> set_cors_origins(Config &c, const std::string &v) {
+  c.cors_origins = split_list(v);
+  for (const auto &o : c.cors_origins)
+    if (o != "*" && o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0)
+      return "'" + o + "' is not an origin like https://app.example.com (or *)";
+  return std::nullopt;
+}
+
 std::optional<std::string> set_apis(Config &c, const std::string &v) {
   std::set<Api> apis;
   for (const auto &name : split_list(v)) {
@@ -258,6 +282,22 @@ const std::vector<Option> &options() {
         {"max-connections", "LATCH_MAX_CONNECTIONS", "N",
          "connections served at once, a thread each; more wait their turn (default 1024)",
          int_setter(1, 65536, [](Config &c, long long n) { c.max_connections = unsigned(n); })},
+        {"log-format", "LATCH_LOG_FORMAT", "FORMAT",
+         "access log on stdout: text, json (JSON lines) or off (default text)", set_log_format},
+        {"metrics", "LATCH_METRICS", "", "serve GET /metrics (Prometheus text format)",
+         bool_setter([](Config &c, bool b) { c.metrics = b; })},
+        {"metrics-addr", "LATCH_METRICS_ADDR", "HOST:PORT",
+         "serve /metrics on a listener of its own instead", set_metrics_addr},
+        {"cors-origin", "LATCH_CORS_ORIGIN", "LIST",
+         "origins allowed to call from a browser (comma-separated), or * for any (development)",
+         set_cors_origins},
+        {"tls-cert", "LATCH_TLS_CERT", "FILE", "PEM certificate chain: serve HTTPS (with --tls-key)",
+         string_setter([](Config &c, const std::string &v) { c.tls_cert = v; })},
+        {"tls-key", "LATCH_TLS_KEY", "FILE", "PEM private key for --tls-cert",
+         string_setter([](Config &c, const std::string &v) { c.tls_key = v; })},
+        {"shutdown-timeout", "LATCH_SHUTDOWN_TIMEOUT", "DURATION",
+         "how long in-flight requests may finish after SIGTERM (default 10s)",
+         duration_setter([](Config &c, std::int64_t d) { c.shutdown_timeout = int(d); })},
         {"purge-interval", "LATCH_PURGE_INTERVAL", "DURATION",
          "how often expired rows are deleted (default 60s)",
          duration_setter([](Config &c, std::int64_t d) { c.purge_interval = int(d); })},
@@ -317,6 +357,8 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     if (auto err = it->set(c, value)) return "--" + name + ": " + *err;
   }
 
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return "--tls-cert and --tls-key: give both or neither";
   if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
     return "LATCH_JWT_SECRET: must be at least 32 characters (256 bits)";
   for (Api api : kAllApis)

@@ -65,6 +65,16 @@ struct Config {
   unsigned max_connections = 1024; // served at once, one thread each; more wait their turn
   int purge_interval = 60; // seconds between purges of expired rows
 
+  // Operations
+  enum class LogFormat { off, text, json };
+  LogFormat log_format = LogFormat::text; // access log on stdout, one line a request
+  bool metrics = false;                   // GET /metrics on the main listener
+  std::string metrics_host;               // or on a listener of its own (--metrics-addr)
+  int metrics_port = 0;
+  std::vector<std::string> cors_origins;  // "*" allows any origin (local development)
+  std::string tls_cert, tls_key;          // both set: HTTPS instead of HTTP
+  int shutdown_timeout = 10;              // seconds in-flight requests get after SIGTERM
+
   std::string effective_public_url() const;
   std::string effective_reset_url() const;
 };

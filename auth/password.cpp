@@ -51,6 +51,11 @@ bool PasswordHasher::acquire() {
   return got;
 }
 
+PasswordHasher::Load PasswordHasher::load() {
+  std::lock_guard lock(mutex_);
+  return {active_, waiting_};
+}
+
 void PasswordHasher::release() {
   {
     std::lock_guard lock(mutex_);

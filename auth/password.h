@@ -36,6 +36,12 @@ public:
 
   const PasswordParams &params() const { return params_; }
 
+  // Hashes running now and callers waiting for a slot (for /metrics).
+  struct Load {
+    unsigned active = 0, waiting = 0;
+  };
+  Load load();
+
 private:
   bool acquire();
   void release();

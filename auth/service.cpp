@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 
 namespace latch {
 
@@ -54,13 +55,13 @@ std::string describe_duration(std::int64_t seconds) {
   return plural(seconds, "second");
 }
 
+} // namespace
+
 bool valid_username(const std::string &u) {
   if (u.empty() || utf8_length(u) > 150) return false;
   // No control characters or whitespace: they make look-alike accounts and break logs.
   return std::none_of(u.begin(), u.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
 }
-
-} // namespace
 
 AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
                          const TokenCodec &codec, Mailer &mailer, Clock clock)
@@ -117,26 +118,27 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   const std::string key = user ? "id:" + user->id : "name:" + lower_ascii(identifier);
   const std::int64_t t = now();
   // A locked account is refused before hashing, so lockout costs no CPU.
-  if (int wait = failed_logins_.blocked_for(key, t))
+  if (int wait = failed_logins_.blocked_for(key, t)) {
+    ++sign_ins_.throttled;
     return Error{ErrorCode::account_locked, "", wait};
-
-  if (password.size() > config_.password_max_bytes) {
-    failed_logins_.hit(key, t);
-    return Error{user ? ErrorCode::wrong_password : ErrorCode::user_not_found, ""};
   }
+  auto failure = [&](ErrorCode code) -> Error {
+    failed_logins_.hit(key, t);
+    ++sign_ins_.failed;
+    return Error{code, ""};
+  };
+  if (password.size() > config_.password_max_bytes)
+    return failure(user ? ErrorCode::wrong_password : ErrorCode::user_not_found);
   if (!user) {
     // Same cost for unknown users, so timing tells nothing about which accounts exist.
     if (auto burned = hasher_.burn(password); !burned) return burned.error();
-    failed_logins_.hit(key, t);
-    return Error{ErrorCode::user_not_found, ""};
+    return failure(ErrorCode::user_not_found);
   }
   auto verdict = hasher_.verify(user->password_hash, password);
   if (!verdict) return verdict.error();
-  if (!verdict->match) {
-    failed_logins_.hit(key, t);
-    return Error{ErrorCode::wrong_password, ""};
-  }
+  if (!verdict->match) return failure(ErrorCode::wrong_password);
   failed_logins_.clear(key);
+  ++sign_ins_.succeeded;
   if (verdict->needs_rehash) {
     // Made with older parameters: upgrade now that we know the password.
     if (auto rehashed = hasher_.hash(password)) {
@@ -300,11 +302,101 @@ int AuthService::throttle_address(const std::string &address) {
   return address_limit_.hit(address, now());
 }
 
+bool AuthService::database_ready() {
+  try {
+    store_.get_setting("readyz");
+    return true;
+  } catch (const std::exception &) {
+    return false;
+  }
+}
+
 db::PurgeCounts AuthService::purge_expired() {
   const std::int64_t t = now();
   address_limit_.prune(t);
   failed_logins_.prune(t);
-  return store_.purge_expired(t);
+  db::PurgeCounts c = store_.purge_expired(t);
+  c.signing_keys = store_.purge_signing_keys(t - signing_key_retention(config_));
+  return c;
+}
+
+std::int64_t signing_key_retention(const Config &config) {
+  std::int64_t longest = 0;
+  for (const auto &[api, life] : config.lifetimes)
+    longest = std::max({longest, life.access, life.refresh});
+  return longest + 5 * 60;
+}
+
+db::SigningKeyRow new_signing_key(std::int64_t now) {
+  db::SigningKeyRow k;
+  k.kid = secure::random_token(6); // 8 characters of [A-Za-z0-9_-]
+  k.secret = secure::random_token(32);
+  k.created_at = now;
+  return k;
+}
+
+std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
+                                 std::int64_t retention) {
+  std::vector<SigningKey> ring;
+  for (const auto &row : rows) {
+    SigningKey k;
+    k.kid = row.kid;
+    k.secret = row.secret;
+    k.legacy = row.legacy;
+    k.verify_until = row.retired_at ? *row.retired_at + retention : 0;
+    ring.push_back(std::move(k));
+  }
+  return ring;
+}
+
+std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
+                                             std::int64_t now) {
+  if (!config.jwt_secret.empty()) return std::make_unique<TokenCodec>(config.jwt_secret);
+  auto rows = store.ensure_signing_key(new_signing_key(now));
+  return std::make_unique<TokenCodec>(key_ring(rows, signing_key_retention(config)));
+}
+
+SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::Store &store, TokenCodec &codec)
+    : store_(store), codec_(codec), retention_(signing_key_retention(config)) {
+  if (!config.jwt_secret.empty()) return;
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    std::optional<std::int64_t> seen;
+    while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+      try {
+        // The version first, then the keys: a commit in between is seen again next time.
+        std::int64_t version = store_.data_version();
+        if (seen && version == *seen) continue;
+        if (reload()) seen = version; // else try again in a second
+      } catch (const std::exception &e) {
+        std::cerr << "latch: cannot check the signing keys: " << e.what() << "\n";
+      }
+    }
+  });
+}
+
+SigningKeyWatcher::~SigningKeyWatcher() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool SigningKeyWatcher::reload() {
+  try {
+    auto rows = store_.signing_keys();
+    if (rows.empty() || rows.front().retired_at) {
+      std::cerr << "latch: the database holds no signing key; keeping the keys in use\n";
+      return false;
+    }
+    codec_.set_keys(key_ring(rows, retention_));
+    return true;
+  } catch (const std::exception &e) {
+    std::cerr << "latch: cannot reload the signing keys: " << e.what() << "\n";
+    return false;
+  }
 }
 
 } // namespace latch

@@ -10,10 +10,16 @@
 #include "auth/tokens.h"
 #include "db/store.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace latch {
 
@@ -41,6 +47,7 @@ enum class Identity { email, username, email_or_username };
 
 // Shared input rules, so every API applies the same ones in its own words.
 bool valid_email(const std::string &email);
+bool valid_username(const std::string &username);
 std::string lower_ascii(std::string s);
 std::size_t utf8_length(const std::string &s);
 
@@ -84,6 +91,16 @@ public:
 
   db::PurgeCounts purge_expired();
 
+  // True when the database answers a query (GET /readyz).
+  bool database_ready();
+  PasswordHasher::Load hashing_load() { return hasher_.load(); }
+
+  // Sign-in outcomes since start (GET /metrics).
+  struct SignInCounts {
+    std::atomic<std::uint64_t> succeeded{0}, failed{0}, throttled{0};
+  };
+  const SignInCounts &sign_in_counts() const { return sign_ins_; }
+
 private:
   TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
                        const std::string &refresh_jti);
@@ -97,6 +114,47 @@ private:
   Clock clock_;
   WindowCounter address_limit_;
   WindowCounter failed_logins_;
+  SignInCounts sign_ins_;
+};
+
+// Signing keys. With LATCH_JWT_SECRET that secret is the only key; otherwise the key ring in
+// the store's signing_keys table, which latch secret rotate changes while the server runs.
+
+// How long a retired key still verifies: the longest token lifetime, plus a margin for the
+// moment a server takes to notice a rotation and for clock skew.
+std::int64_t signing_key_retention(const Config &config);
+// A new key: random 256-bit secret, random kid.
+db::SigningKeyRow new_signing_key(std::int64_t now);
+// The codec's view of the stored keys: the signing key first; retired keys verify until
+// retired_at + retention.
+std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
+                                 std::int64_t retention);
+// The server's codec: LATCH_JWT_SECRET alone, or the stored key ring, whose first key is made
+// here if the database has none. Throws db::StoreError.
+std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
+                                             std::int64_t now);
+
+// Keeps a codec in step with the stored key ring: once a second it asks the store whether
+// another connection (latch secret rotate) committed, and if so reloads the keys. Does nothing
+// with LATCH_JWT_SECRET. The thread stops in the destructor.
+class SigningKeyWatcher {
+public:
+  SigningKeyWatcher(const Config &config, db::Store &store, TokenCodec &codec);
+  ~SigningKeyWatcher();
+  SigningKeyWatcher(const SigningKeyWatcher &) = delete;
+  SigningKeyWatcher &operator=(const SigningKeyWatcher &) = delete;
+
+  // Reloads the keys now; false (and a line on stderr) if the store failed.
+  bool reload();
+
+private:
+  db::Store &store_;
+  TokenCodec &codec_;
+  std::int64_t retention_;
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 } // namespace latch

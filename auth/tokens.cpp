@@ -3,15 +3,64 @@
 
 #include "auth/secure.h"
 
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
 namespace latch {
 
 using nlohmann::json;
 
 const char *token_type_name(TokenType t) { return t == TokenType::access ? "access" : "refresh"; }
 
-TokenCodec::TokenCodec(std::string secret)
-    : secret_(std::move(secret)),
-      encoded_header_(secure::base64url_encode(R"({"alg":"HS256","typ":"JWT"})")) {}
+bool valid_kid(std::string_view kid) {
+  if (kid.empty() || kid.size() > TokenCodec::kMaxKidLength) return false;
+  return std::all_of(kid.begin(), kid.end(),
+                     [](unsigned char c) { return std::isalnum(c) != 0 || c == '_' || c == '-'; });
+}
+
+std::string derive_kid(std::string_view secret) { return secure::sha256_hex(secret).substr(0, 12); }
+
+std::shared_ptr<const TokenCodec::Ring> TokenCodec::make_ring(std::vector<SigningKey> keys,
+                                                              bool kid_header) {
+  if (keys.empty()) throw std::invalid_argument("a key ring needs at least one key");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!valid_kid(keys[i].kid)) throw std::invalid_argument("bad kid in key ring");
+    if (keys[i].secret.empty()) throw std::invalid_argument("empty secret in key ring");
+    for (size_t j = 0; j < i; ++j)
+      if (keys[j].kid == keys[i].kid) throw std::invalid_argument("kid repeated in key ring");
+  }
+  auto ring = std::make_shared<Ring>();
+  // A valid kid needs no JSON escaping.
+  ring->encoded_header = secure::base64url_encode(
+      kid_header ? R"({"alg":"HS256","typ":"JWT","kid":")" + keys.front().kid + R"("})"
+                 : std::string(R"({"alg":"HS256","typ":"JWT"})"));
+  ring->keys = std::move(keys);
+  return ring;
+}
+
+TokenCodec::TokenCodec(std::string secret) {
+  SigningKey key;
+  key.kid = derive_kid(secret);
+  key.secret = std::move(secret);
+  key.legacy = true;
+  ring_ = make_ring({std::move(key)}, /*kid_header=*/false);
+}
+
+TokenCodec::TokenCodec(std::vector<SigningKey> keys) : ring_(make_ring(std::move(keys), true)) {}
+
+void TokenCodec::set_keys(std::vector<SigningKey> keys) {
+  auto fresh = make_ring(std::move(keys), true);
+  std::lock_guard lock(mutex_);
+  ring_ = std::move(fresh);
+}
+
+std::shared_ptr<const TokenCodec::Ring> TokenCodec::ring() const {
+  std::lock_guard lock(mutex_);
+  return ring_;
+}
+
+std::string TokenCodec::signing_kid() const { return ring()->keys.front().kid; }
 
 std::string TokenCodec::issue(const Claims &c) const {
   json payload = {
@@ -26,8 +75,10 @@ std::string TokenCodec::issue(const Claims &c) const {
       {"exp", c.expires_at},
   };
   if (c.email) payload["email"] = *c.email;
-  std::string signing_input = encoded_header_ + "." + secure::base64url_encode(payload.dump());
-  return signing_input + "." + secure::base64url_encode(secure::hmac_sha256(secret_, signing_input));
+  auto r = ring();
+  std::string signing_input = r->encoded_header + "." + secure::base64url_encode(payload.dump());
+  return signing_input + "." +
+         secure::base64url_encode(secure::hmac_sha256(r->keys.front().secret, signing_input));
 }
 
 namespace {
@@ -70,24 +121,37 @@ Result<Claims> TokenCodec::decode(std::string_view token, std::int64_t now) cons
   std::string_view signature_part = token.substr(dot2 + 1);
 
   // The header may say only what we issue: alg HS256 (pinned, so no "none" and no
-  // algorithm switching) and typ JWT; kid, jku, x5u, crit and friends are refused.
+  // algorithm switching), typ JWT and kid; jku, x5u, crit and friends are refused. A kid only
+  // ever selects a key of our own ring by exact name: it is never a path, URL or query.
   auto header = decode_json_object(header_part);
   if (!header) return malformed("header");
+  std::optional<std::string> kid;
   for (auto it = header->begin(); it != header->end(); ++it) {
     if (it.key() == "alg") {
       if (!it->is_string() || it->get<std::string>() != "HS256")
         return Error{ErrorCode::token_bad_signature, "algorithm"};
     } else if (it.key() == "typ") {
       if (!it->is_string() || it->get<std::string>() != "JWT") return malformed("typ");
+    } else if (it.key() == "kid") {
+      if (!it->is_string() || !valid_kid(it->get<std::string>())) return malformed("kid");
+      kid = it->get<std::string>();
     } else {
       return malformed("header parameter");
     }
   }
   if (!header->contains("alg")) return Error{ErrorCode::token_bad_signature, "algorithm"};
 
+  // The one key the token names (or, without a kid, the legacy key); never a search over keys.
+  auto r = ring();
+  const SigningKey *key = nullptr;
+  for (const auto &k : r->keys)
+    if (kid ? k.kid == *kid : k.legacy) key = &k;
+  if (!key || (key->verify_until != 0 && now >= key->verify_until))
+    return Error{ErrorCode::token_bad_signature, "kid"};
+
   auto signature = secure::base64url_decode(signature_part);
   std::string expected =
-      secure::hmac_sha256(secret_, token.substr(0, dot2)); // header.payload as received
+      secure::hmac_sha256(key->secret, token.substr(0, dot2)); // header.payload as received
   if (!signature || !secure::constant_time_equal(*signature, expected))
     return Error{ErrorCode::token_bad_signature, "signature"};
 

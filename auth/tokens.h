@@ -6,9 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace latch {
 
@@ -27,23 +30,57 @@ struct Claims {
   nlohmann::json raw;          // the payload as signed, for the APIs that echo claims
 };
 
+// One HS256 key of a key ring. Its kid is public (it names the key in token headers).
+struct SigningKey {
+  std::string kid;
+  std::string secret;
+  bool legacy = false;           // also verifies tokens with no kid (signed before key rings)
+  std::int64_t verify_until = 0; // unix seconds from which it verifies nothing; 0: no end
+};
+
+// A kid Latch accepts: 1 to kMaxKidLength characters of [A-Za-z0-9_-].
+bool valid_kid(std::string_view kid);
+// The kid of a fixed secret (LATCH_JWT_SECRET): 12 hex digits of its SHA-256.
+std::string derive_kid(std::string_view secret);
+
 class TokenCodec {
 public:
   static constexpr std::size_t kMaxTokenLength = 8192;
+  static constexpr std::size_t kMaxKidLength = 64;
   static constexpr std::int64_t kClockLeeway = 30; // seconds of skew tolerated for iat/nbf
 
+  // One fixed key (LATCH_JWT_SECRET): tokens are issued without a kid, as before key rings,
+  // and verified whether they carry none or derive_kid(secret).
   explicit TokenCodec(std::string secret);
+  // A key ring (see set_keys).
+  explicit TokenCodec(std::vector<SigningKey> keys);
+  TokenCodec(const TokenCodec &) = delete;
+  TokenCodec &operator=(const TokenCodec &) = delete;
+
+  // Replaces the key ring, safely while other threads issue and decode. keys.front() signs
+  // and names itself in the kid header; each key verifies the tokens whose kid names it, and
+  // a legacy key also those with no kid. Throws std::invalid_argument for an empty ring, a
+  // bad or repeated kid, or an empty secret.
+  void set_keys(std::vector<SigningKey> keys);
+  std::string signing_kid() const;
 
   // Signs the claims (raw is ignored) and returns the compact JWT.
   std::string issue(const Claims &claims) const;
 
-  // Verifies structure, header (alg must be HS256), signature and times; does not check
-  // the token type or revocation, which the service does.
+  // Verifies structure, header (alg must be HS256; kid, if any, must name a key of the ring),
+  // signature and times; does not check the token type or revocation, which the service does.
   Result<Claims> decode(std::string_view token, std::int64_t now) const;
 
 private:
-  std::string secret_;
-  std::string encoded_header_;
+  struct Ring {
+    std::vector<SigningKey> keys;
+    std::string encoded_header; // for issuing with keys.front()
+  };
+  static std::shared_ptr<const Ring> make_ring(std::vector<SigningKey> keys, bool kid_header);
+  std::shared_ptr<const Ring> ring() const;
+
+  mutable std::mutex mutex_; // guards ring_ (the pointer; a Ring never changes)
+  std::shared_ptr<const Ring> ring_;
 };
 
 } // namespace latch

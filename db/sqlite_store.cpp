@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <utility>
@@ -279,7 +281,7 @@ std::optional<User> SqliteStore::find_user_by_username(const std::string &userna
 
 std::vector<User> SqliteStore::list_users() {
   std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT " LATCH_USER_COLUMNS " FROM users ORDER BY created_at, id");
+  Statement st = statement("SELECT " LATCH_USER_COLUMNS " FROM users ORDER BY created_at, rowid");
   std::vector<User> out;
   while (st.step()) out.push_back(read_user(st));
   return out;
@@ -291,6 +293,26 @@ bool SqliteStore::delete_user(const std::string &id) {
   st.bind(1, id);
   st.step();
   return sqlite3_changes(db_) > 0;
+}
+
+bool SqliteStore::replace_password(const std::string &user_id, const std::string &hash,
+                                   std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    Statement st = statement("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1");
+    st.bind(1, user_id).bind(2, hash).bind(3, now);
+    st.step();
+  }
+  if (sqlite3_changes(db_) == 0) return false; // rolled back: nothing was changed
+  revoke_user_sessions_locked(user_id, now);
+  {
+    Statement st = statement("DELETE FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2");
+    st.bind(1, user_id).bind(2, "reset");
+    st.step();
+  }
+  tx.commit();
+  return true;
 }
 
 bool SqliteStore::username_or_email_taken(const std::string &username,
@@ -390,6 +412,40 @@ void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now
   revoke_session_locked(session_id, now);
 }
 
+std::vector<Session> SqliteStore::list_sessions(const std::string &user_id) {
+  std::lock_guard lock(mutex_);
+  Statement st =
+      statement("SELECT id, user_id, api, refresh_jti, created_at, expires_at, "
+                "revoked_at FROM sessions WHERE user_id = ?1 ORDER BY created_at, rowid");
+  st.bind(1, user_id);
+  std::vector<Session> out;
+  while (st.step()) {
+    Session s;
+    s.id = st.text(0);
+    s.user_id = st.text(1);
+    s.api = st.text(2);
+    s.refresh_jti = st.text(3);
+    s.created_at = st.integer(4);
+    s.expires_at = st.integer(5);
+    s.revoked = !st.is_null(6);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+int SqliteStore::revoke_user_sessions_locked(const std::string &user_id, std::int64_t now) {
+  Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
+                           "WHERE user_id = ?1 AND revoked_at IS NULL");
+  st.bind(1, user_id).bind(2, now);
+  st.step();
+  return sqlite3_changes(db_);
+}
+
+int SqliteStore::revoke_user_sessions(const std::string &user_id, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  return revoke_user_sessions_locked(user_id, now);
+}
+
 void SqliteStore::logout(const std::string &session_id, const std::string &access_jti,
                          std::int64_t access_expires_at, std::int64_t now) {
   std::lock_guard lock(mutex_);
@@ -460,13 +516,7 @@ ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
       st.bind(1, uid).bind(2, new_hash).bind(3, now);
       st.step();
     }
-    {
-      // A password reset ends every session of the user.
-      Statement st = statement("UPDATE sessions SET revoked_at = ?2 "
-                               "WHERE user_id = ?1 AND revoked_at IS NULL");
-      st.bind(1, uid).bind(2, now);
-      st.step();
-    }
+    revoke_user_sessions_locked(uid, now); // a password reset ends every session of the user
     {
       // Any other outstanding reset links for the user die with this one.
       Statement st = statement("DELETE FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2");
@@ -505,6 +555,148 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now) {
   }
   tx.commit();
   return c;
+}
+
+std::vector<SigningKeyRow> SqliteStore::signing_keys_locked() {
+  Statement st = statement("SELECT kid, secret, created_at, retired_at, legacy FROM signing_keys "
+                           "ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC");
+  std::vector<SigningKeyRow> out;
+  while (st.step()) {
+    SigningKeyRow k;
+    k.kid = st.text(0);
+    k.secret = st.text(1);
+    k.created_at = st.integer(2);
+    if (!st.is_null(3)) k.retired_at = st.integer(3);
+    k.legacy = st.integer(4) != 0;
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<SigningKeyRow> SqliteStore::signing_keys() {
+  std::lock_guard lock(mutex_);
+  return signing_keys_locked();
+}
+
+std::vector<SigningKeyRow> SqliteStore::ensure_signing_key(const SigningKeyRow &first_key) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  bool has_signing_key = false;
+  {
+    Statement st = statement("SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1");
+    has_signing_key = st.step();
+  }
+  if (!has_signing_key) {
+    Statement st =
+        statement("INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy) "
+                  "VALUES (?1, ?2, ?3, NULL, ?4)");
+    st.bind(1, first_key.kid).bind(2, first_key.secret).bind(3, first_key.created_at);
+    st.bind(4, static_cast<std::int64_t>(first_key.legacy));
+    st.step();
+    if (st.constraint_failed()) throw StoreError("signing key insert violated a constraint");
+  }
+  auto keys = signing_keys_locked();
+  tx.commit();
+  return keys;
+}
+
+void SqliteStore::rotate_signing_key(const SigningKeyRow &next, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    Statement st = statement("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL");
+    st.bind(1, now);
+    st.step();
+  }
+  {
+    Statement st =
+        statement("INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy) "
+                  "VALUES (?1, ?2, ?3, NULL, 0)");
+    st.bind(1, next.kid).bind(2, next.secret).bind(3, next.created_at);
+    st.step();
+    if (st.constraint_failed()) throw StoreError("signing key insert violated a constraint");
+  }
+  tx.commit();
+}
+
+int SqliteStore::purge_signing_keys(std::int64_t retired_before) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM signing_keys "
+                           "WHERE retired_at IS NOT NULL AND retired_at <= ?1");
+  st.bind(1, retired_before);
+  st.step();
+  return sqlite3_changes(db_);
+}
+
+std::int64_t SqliteStore::data_version() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("PRAGMA data_version");
+  if (!st.step()) throw StoreError("PRAGMA data_version answered nothing");
+  return st.integer(0);
+}
+
+bool SqliteStore::backup(const std::string &path, bool overwrite) {
+  std::lock_guard lock(mutex_);
+  if (!overwrite && ::access(path.c_str(), F_OK) == 0) return false;
+  // mkstemp creates the file with mode 0600 (the copy holds password hashes and keys).
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw StoreError("cannot create " + tmp + ": " + std::strerror(errno));
+  ::close(fd);
+  struct Cleanup {
+    std::string path;
+    sqlite3 *db = nullptr;
+    bool keep = false;
+    ~Cleanup() {
+      if (db) sqlite3_close(db);
+      if (!keep) {
+        ::unlink(path.c_str());
+        ::unlink((path + "-journal").c_str());
+      }
+    }
+  } cleanup{tmp};
+
+  if (sqlite3_open_v2(tmp.c_str(), &cleanup.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
+    throw StoreError("cannot open " + tmp + ": " +
+                     (cleanup.db ? sqlite3_errmsg(cleanup.db) : "out of memory"));
+  sqlite3_backup *b = sqlite3_backup_init(cleanup.db, "main", db_, "main");
+  if (!b) throw StoreError(std::string("sqlite backup: ") + sqlite3_errmsg(cleanup.db));
+  // All pages in one step: one read transaction, so the copy is one consistent snapshot. In
+  // WAL mode readers do not block writers, so a running server keeps serving meanwhile.
+  int rc = SQLITE_OK;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    rc = sqlite3_backup_step(b, -1);
+    if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) break;
+    sqlite3_sleep(50);
+  }
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE) throw StoreError(std::string("sqlite backup: ") + sqlite3_errstr(rc));
+  // The copy is one self-contained file: no -wal beside it to forget.
+  char *err = nullptr;
+  if (sqlite3_exec(cleanup.db, "PRAGMA journal_mode=DELETE", nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw StoreError("sqlite backup: " + msg);
+  }
+  sqlite3_close(cleanup.db);
+  cleanup.db = nullptr;
+  if (int f = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC); f >= 0) {
+    ::fsync(f);
+    ::close(f);
+  }
+
+  if (overwrite) {
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      throw StoreError("cannot write " + path + ": " + std::strerror(errno));
+    cleanup.keep = true;
+    return true;
+  }
+  // link() fails if path appeared meanwhile: never overwrites without being asked to.
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) return false;
+    throw StoreError("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return true;
 }
 
 } // namespace latch::db

@@ -36,6 +36,8 @@ public:
                             std::int64_t now) override;
   std::vector<User> list_users() override;
   bool delete_user(const std::string &id) override;
+  bool replace_password(const std::string &user_id, const std::string &hash,
+                        std::int64_t now) override;
 
   void insert_session(const Session &session) override;
   std::optional<Session> find_session(const std::string &id) override;
@@ -43,6 +45,8 @@ public:
                               const std::string &old_jti, const std::string &new_jti,
                               std::int64_t new_expires_at, std::int64_t now) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
+  std::vector<Session> list_sessions(const std::string &user_id) override;
+  int revoke_user_sessions(const std::string &user_id, std::int64_t now) override;
   void logout(const std::string &session_id, const std::string &access_jti,
               std::int64_t access_expires_at, std::int64_t now) override;
   bool is_blacklisted(const std::string &jti) override;
@@ -57,6 +61,19 @@ public:
 
   PurgeCounts purge_expired(std::int64_t now) override;
 
+  std::vector<SigningKeyRow> signing_keys() override;
+  std::vector<SigningKeyRow> ensure_signing_key(const SigningKeyRow &first_key) override;
+  void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) override;
+  int purge_signing_keys(std::int64_t retired_before) override;
+  std::int64_t data_version() override;
+
+  // Copies the whole database to a new file at path with SQLite's online backup API: one
+  // consistent snapshot, taken while other connections keep reading and writing. The copy is
+  // written to a temporary file (mode 0600) beside path and then moved into place, so path
+  // never holds half a backup. Unless overwrite, an existing path is left alone and false is
+  // returned. Throws StoreError.
+  bool backup(const std::string &path, bool overwrite);
+
 private:
   class Statement;
   class Transaction;
@@ -66,6 +83,8 @@ private:
   static User read_user(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
+  int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
+  std::vector<SigningKeyRow> signing_keys_locked();
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
                                std::int64_t now, std::string *user_id);
 

@@ -47,6 +47,16 @@ struct PurgeCounts {
   int sessions = 0;
   int blacklist = 0;
   int one_time_tokens = 0;
+  int signing_keys = 0; // retired keys past their retention (purge_signing_keys)
+};
+
+// A row of signing_keys (auth.db.sql, migration 2).
+struct SigningKeyRow {
+  std::string kid;
+  std::string secret;
+  std::int64_t created_at = 0;
+  std::optional<std::int64_t> retired_at; // none: the key that signs
+  bool legacy = false; // the jwt_secret of old: also verifies tokens that carry no kid
 };
 
 class Store {
@@ -66,7 +76,12 @@ public:
   virtual void update_password_hash(const std::string &user_id, const std::string &hash,
                                     std::int64_t now) = 0;
   virtual std::vector<User> list_users() = 0;
+  // Deletes the user; its sessions and one-time tokens go with it (foreign keys cascade).
   virtual bool delete_user(const std::string &id) = 0;
+  // Sets a new password hash and, in the same transaction, revokes every session of the user
+  // and drops its outstanding reset links, as a password reset does. False: no such user.
+  virtual bool replace_password(const std::string &user_id, const std::string &hash,
+                                std::int64_t now) = 0;
 
   virtual void insert_session(const Session &session) = 0;
   virtual std::optional<Session> find_session(const std::string &id) = 0;
@@ -76,6 +91,10 @@ public:
                                       const std::string &old_jti, const std::string &new_jti,
                                       std::int64_t new_expires_at, std::int64_t now) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
+  // The user's sessions, revoked and expired ones included, oldest first.
+  virtual std::vector<Session> list_sessions(const std::string &user_id) = 0;
+  // Revokes every session of the user that is not revoked yet; returns how many.
+  virtual int revoke_user_sessions(const std::string &user_id, std::int64_t now) = 0;
   // Ends a session and blacklists the access token that ended it, in one transaction.
   virtual void logout(const std::string &session_id, const std::string &access_jti,
                       std::int64_t access_expires_at, std::int64_t now) = 0;
@@ -94,6 +113,18 @@ public:
 
   // Deletes expired sessions, blacklist entries and one-time tokens.
   virtual PurgeCounts purge_expired(std::int64_t now) = 0;
+
+  // Signing keys, the signing one (not retired, newest) first, then the others newest first.
+  virtual std::vector<SigningKeyRow> signing_keys() = 0;
+  // Inserts first_key unless a key that is not retired exists; returns signing_keys().
+  virtual std::vector<SigningKeyRow> ensure_signing_key(const SigningKeyRow &first_key) = 0;
+  // Retires every key not retired yet (retired_at = now) and inserts next, in one transaction.
+  virtual void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) = 0;
+  // Deletes keys retired at or before retired_before; returns how many.
+  virtual int purge_signing_keys(std::int64_t retired_before) = 0;
+  // A number that changes whenever another connection commits to the database (PRAGMA
+  // data_version), so a server can notice what the admin commands changed.
+  virtual std::int64_t data_version() = 0;
 };
 
 } // namespace latch::db

@@ -3,15 +3,20 @@
 #include "auth/http/server.h"
 
 #include "auth/http/body.h"
+#include "auth/http/operations.h"
 #include "auth/http/routes.h"
 #include "auth/http/worker_pool.h"
 #include "auth/pages.h"
 #include "db/store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <charconv>
 #include <memory>
+#include <cstdio>
 #include <iostream>
+#include <map>
+#include <thread>
 
 namespace latch::http {
 
@@ -85,36 +90,70 @@ void close_after_response(httplib::Response &res) {
                            });
 }
 
+// When the request being answered on this thread started (cpp-httplib runs a request start
+// to finish on one thread); zero when it was refused before routing.
+thread_local std::chrono::steady_clock::time_point request_started{};
+
+std::unique_ptr<httplib::Server> make_listener(const Config &config) {
+  if (config.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(config.tls_cert.c_str(), config.tls_key.c_str());
+}
+
 } // namespace
 
-Server::Server(const Config &config, AuthService &service) : config_(config), service_(service) {
+Server::Server(const Config &config, AuthService &service)
+    : config_(config), service_(service), server_(make_listener(config)) {
+  for (const Route &r : route_table())
+    if (config.apis.count(r.api)) known_paths_.insert(r.path);
   // One thread a connection: enough ready for the usual load, more on demand, so idle
   // keep-alive and slow clients cannot hold every thread while others wait.
-  server_.new_task_queue = [&config] {
+  server_->new_task_queue = [&config] {
     return new WorkerPool(config.threads, std::max(config.threads, config.max_connections));
   };
-  server_.set_payload_max_length(config.max_body_bytes);
-  server_.set_read_timeout(5, 0);
-  server_.set_write_timeout(5, 0);
-  server_.set_keep_alive_timeout(5);
-  server_.set_keep_alive_max_count(1000);
-  server_.set_tcp_nodelay(true); // without it each small response waits on a delayed ACK
+  server_->set_payload_max_length(config.max_body_bytes);
+  server_->set_read_timeout(5, 0);
+  server_->set_write_timeout(5, 0);
+  server_->set_keep_alive_timeout(5);
+  server_->set_keep_alive_max_count(1000);
+  server_->set_tcp_nodelay(true); // without it each small response waits on a delayed ACK
   // Debian's cpp-httplib is built with a listen backlog of 5, so a burst of new connections
   // waits a second per retry; remember the listening socket to deepen it after bind().
-  server_.set_socket_options([this](socket_t sock) {
+  server_->set_socket_options([this](socket_t sock) {
     httplib::default_socket_options(sock);
     listen_fd_ = sock;
   });
   // Token responses must never be cached, and no response may be sniffed as another type.
-  server_.set_default_headers({{"Cache-Control", "no-store"}, {"Pragma", "no-cache"},
+  server_->set_default_headers({{"Cache-Control", "no-store"}, {"Pragma", "no-cache"},
                                {"X-Content-Type-Options", "nosniff"}});
   register_routes();
+  register_operations(*server_);
+  // After every response: the metrics and one access-log line.
+  server_->set_logger([this](const httplib::Request &req, const httplib::Response &res) {
+    double seconds = 0;
+    if (request_started.time_since_epoch().count() != 0) {
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started)
+                    .count();
+      request_started = {};
+    }
+    const std::string &route = known_paths_.count(req.path) ? req.path : kOtherRoute;
+    metrics_.observe(route, req.method, res.status, seconds);
+    if (config_.log_format == Config::LogFormat::off) return;
+    std::string line =
+        access_log_line(config_.log_format, {req.method, route == kOtherRoute ? req.path : route,
+                                             res.status, seconds, client_address(req),
+                                             res.get_header_value("X-Request-Id")});
+    std::lock_guard lock(log_mutex_);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  });
 
   // Requests no handler answered (unknown path, wrong method, body too large, unparsable
   // request line) still get the owning API's error shape.
-  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request &req, httplib::Response &res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled; // a handler's own
+    if (!res.has_header("X-Request-Id")) res.set_header("X-Request-Id", request_id_for(req));
     int status = res.status;
     if (status == 404) {
       bool path_known = std::any_of(route_table().begin(), route_table().end(), [&](const Route &r) {
@@ -139,7 +178,10 @@ Server::Server(const Config &config, AuthService &service) : config_(config), se
   // A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3), but
   // cpp-httplib 0.11 would wait for one until its read timeout. This runs before the body is
   // read, so such requests are routed here at once with an empty body.
-  server_.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+  server_->set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+    request_started = std::chrono::steady_clock::now();
+    res.set_header("X-Request-Id", request_id_for(req));
+    apply_cors(config_, req, res);
     if (auto problem = framing_problem(req, config_.max_body_bytes)) {
       Ctx ctx{req, res, service_, config_, api_for_path(req.path, config_.apis).value_or(Api::v1)};
       send_error(ctx, Error{*problem, ""});
@@ -158,7 +200,7 @@ Server::Server(const Config &config, AuthService &service) : config_(config), se
     res.status = 404; // the error handler renders it in the owning API's shape
     return httplib::Server::HandlerResponse::Handled;
   });
-  server_.set_exception_handler(
+  server_->set_exception_handler(
       [this](const httplib::Request &req, httplib::Response &res, std::exception_ptr) {
         std::cerr << "latch: unexpected exception on " << req.method << " " << req.path << "\n";
         Ctx ctx{req, res, service_, config_, api_for_path(req.path, config_.apis).value_or(Api::v1)};
@@ -172,20 +214,66 @@ void Server::register_routes() {
     auto handler = [this, &route](const httplib::Request &req, httplib::Response &res) {
       dispatch(route, req, res);
     };
-    if (std::string(route.method) == "GET") server_.Get(route.path, handler);
-    else server_.Post(route.path, handler);
+    if (std::string(route.method) == "GET") server_->Get(route.path, handler);
+    else server_->Post(route.path, handler);
   }
   // The default RESET_PASSWORD_URL target: served whenever an API that mails resets is on.
   if (config_.apis.count(Api::v1) || config_.apis.count(Api::flask)) {
     const bool via_v1 = config_.apis.count(Api::v1) > 0;
-    server_.Get("/reset-password", [via_v1](const httplib::Request &, httplib::Response &res) {
+    server_->Get("/reset-password", [via_v1](const httplib::Request &, httplib::Response &res) {
       res.set_header("Content-Security-Policy",
                      "default-src 'none'; script-src 'self' 'unsafe-inline'; "
-                     "style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'");
+                     "style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
+                     "frame-ancestors 'none'");
       res.set_header("Referrer-Policy", "no-referrer"); // the token is in the URL
       res.set_content(pages::reset_password_page(via_v1), "text/html; charset=utf-8");
     });
   }
+}
+
+void Server::register_operations(httplib::Server &listener) {
+  // Outside the five APIs' prefixes, so no API's routes or shapes are touched.
+  listener.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  listener.Get("/readyz", [this](const httplib::Request &, httplib::Response &res) {
+    bool ready = service_.database_ready();
+    send_json(res, ready ? 200 : 503, {{"status", ready ? "ready" : "database unavailable"}});
+  });
+  listener.Get("/openapi.json", [this](const httplib::Request &, httplib::Response &res) {
+    send_json(res, 200, openapi_document(config_));
+  });
+  known_paths_.insert({"/healthz", "/readyz", "/openapi.json", "/reset-password"});
+  if (config_.metrics && config_.metrics_host.empty()) {
+    listener.Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
+      res.set_content(render_metrics(), "text/plain; version=0.0.4");
+    });
+    known_paths_.insert("/metrics");
+  }
+  if (!config_.cors_origins.empty()) {
+    // Preflights for every route: the methods each path answers.
+    std::map<std::string, std::string> methods;
+    for (const Route &r : route_table())
+      if (config_.apis.count(r.api))
+        methods[r.path] += (methods[r.path].empty() ? "" : ", ") + std::string(r.method);
+    for (const auto &[path, list] : methods)
+      listener.Options(path, [this, allowed = list](const httplib::Request &req,
+                                                    httplib::Response &res) {
+        answer_preflight(config_, req, res, allowed);
+      });
+  }
+}
+
+std::string Server::render_metrics() {
+  const auto &counts = service_.sign_in_counts();
+  auto load = service_.hashing_load();
+  Metrics::Gauges g;
+  g.sign_ins_succeeded = counts.succeeded;
+  g.sign_ins_failed = counts.failed;
+  g.sign_ins_throttled = counts.throttled;
+  g.hashes_running = load.active;
+  g.hashes_waiting = load.waiting;
+  return metrics_.render(g);
 }
 
 std::string Server::client_address(const httplib::Request &req) const {
@@ -233,6 +321,7 @@ void Server::dispatch(const Route &route, const httplib::Request &req, httplib::
     ctx.body = std::move(body.value());
     route.handler(ctx);
   } catch (const db::StoreError &e) {
+    metrics_.database_error();
     // Logged for the operator; the client learns only that something failed.
     std::cerr << "latch: database error on " << route.method << " " << route.path << ": "
               << e.what() << "\n";
@@ -245,19 +334,60 @@ void Server::dispatch(const Route &route, const httplib::Request &req, httplib::
 }
 
 bool Server::bind() {
+  if (!server_->is_valid()) {
+    std::cerr << "latch: cannot use --tls-cert " << config_.tls_cert << " with --tls-key "
+              << config_.tls_key << " (unreadable, not PEM, or not a pair)\n";
+    return false;
+  }
+  if (!config_.metrics_host.empty()) {
+    metrics_server_ = std::make_unique<httplib::Server>();
+    metrics_server_->Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
+      res.set_content(render_metrics(), "text/plain; version=0.0.4");
+    });
+    metrics_server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+    if (!metrics_server_->bind_to_port(config_.metrics_host, config_.metrics_port)) {
+      std::cerr << "latch: cannot listen on --metrics-addr " << config_.metrics_host << ":"
+                << config_.metrics_port << "\n";
+      return false;
+    }
+  }
   bool bound = false;
   if (config_.port == 0) {
-    port_ = server_.bind_to_any_port(config_.host);
+    port_ = server_->bind_to_any_port(config_.host);
     bound = port_ > 0;
   } else {
     port_ = config_.port;
-    bound = server_.bind_to_port(config_.host, config_.port);
+    bound = server_->bind_to_port(config_.host, config_.port);
   }
   // listen() again on a listening socket only changes its backlog (Linux).
   if (bound && listen_fd_ >= 0) ::listen(listen_fd_, SOMAXCONN);
   return bound;
 }
 
-bool Server::run() { return server_.listen_after_bind(); }
+bool Server::run() {
+  std::thread metrics_thread;
+  if (metrics_server_) metrics_thread = std::thread([this] { metrics_server_->listen_after_bind(); });
+  bool ok = server_->listen_after_bind();
+  if (metrics_server_) {
+    metrics_server_->stop();
+    metrics_thread.join();
+  }
+  stopped_ = true;
+  return ok;
+}
+
+void Server::stop() {
+  // Stop accepting now; requests in flight get shutdown_timeout to finish, then we go anyway.
+  server_->stop();
+  int limit = config_.shutdown_timeout;
+  std::thread([this, limit] {
+    for (int waited = 0; waited < limit * 10; ++waited) {
+      if (stopped_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::cerr << "latch: requests still running " << limit << " s after the stop signal; exiting\n";
+    std::_Exit(1);
+  }).detach();
+}
 
 } // namespace latch::http

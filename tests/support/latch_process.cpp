@@ -118,7 +118,7 @@ void LatchProcess::start(LatchOptions options) {
   if (unset_secret) unsetenv("LATCH_JWT_SECRET");
   pid_ = spawn(args, env, stdout_path_, stderr_path_);
 
-  static const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  static const std::regex listening(R"(listening on https?://127\.0\.0\.1:(\d+))");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     std::smatch m;
@@ -170,6 +170,8 @@ int LatchProcess::stop(int signal) {
 }
 
 std::string LatchProcess::log() const { return read_file(stderr_path_); }
+
+std::string LatchProcess::output() const { return read_file(stdout_path_); }
 
 Reply LatchProcess::get(const std::string &path, const std::string &bearer,
                         const httplib::Headers &headers) const {

@@ -47,6 +47,7 @@ public:
   const std::string &db_path() const { return db_path_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const;      // what the server wrote to stderr so far
+  std::string output() const;   // and to stdout (the access log)
   int stop(int signal = 15);    // sends the signal, waits, returns the exit status
 
   Reply get(const std::string &path, const std::string &bearer = "",

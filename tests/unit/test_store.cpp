@@ -79,7 +79,8 @@ TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and
   CHECK(migrations_in_schema() >= 1);
   CHECK(store.schema_version() == migrations_in_schema());
   CHECK(store.integrity_check() == "ok");
-  for (const char *table : {"users", "sessions", "token_blacklist", "one_time_tokens", "settings"}) {
+  for (const char *table : {"users", "sessions", "token_blacklist", "one_time_tokens", "settings",
+                            "signing_keys"}) {
     CAPTURE(table);
     CHECK(count_rows(dir.file("auth.db"),
                      std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") +
@@ -506,4 +507,91 @@ TEST_CASE("a session whose user row was deleted without the cascade is no sessio
   CHECK(count_rows(path, "SELECT COUNT(*) FROM sessions") == 1);
   CHECK_FALSE(store.find_session("s1").has_value());
   CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
+}
+
+TEST_CASE("list_sessions returns a user's sessions, revoked ones included, and no one else's") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "r1", kNow + 100));
+  store.insert_session(make_session("s2", "u1", "", kNow + 200));
+  store.insert_session(make_session("s3", "u2", "r3", kNow + 100));
+  store.revoke_session("s2", kNow);
+  auto sessions = store.list_sessions("u1");
+  REQUIRE(sessions.size() == 2);
+  CHECK(sessions[0].id == "s1");
+  CHECK(sessions[0].refresh_jti == "r1");
+  CHECK_FALSE(sessions[0].revoked);
+  CHECK(sessions[0].expires_at == kNow + 100);
+  CHECK(sessions[1].id == "s2");
+  CHECK(sessions[1].revoked);
+  CHECK(sessions[1].api == "picflux");
+  CHECK(store.list_sessions("nobody").empty());
+}
+
+TEST_CASE("revoke_user_sessions ends every live session of one user and counts them") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "r1", kNow + 100));
+  store.insert_session(make_session("s2", "u1", "r2", kNow + 100));
+  store.insert_session(make_session("s3", "u1", "r3", kNow + 100));
+  store.insert_session(make_session("s4", "u2", "r4", kNow + 100));
+  store.revoke_session("s3", kNow);
+  CHECK(store.revoke_user_sessions("u1", kNow + 1) == 2);
+  for (const char *id : {"s1", "s2", "s3"}) {
+    CAPTURE(id);
+    CHECK(store.find_session(id)->revoked);
+  }
+  CHECK_FALSE(store.find_session("s4")->revoked);
+  CHECK(store.revoke_user_sessions("u1", kNow + 2) == 0);
+}
+
+TEST_CASE("replace_password sets the hash, ends the user's sessions and spends reset links") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "r1", kNow + 100));
+  store.insert_session(make_session("s2", "u2", "r2", kNow + 100));
+  store.insert_one_time_token("reset-hash", "u1", TokenPurpose::reset, kNow + 100);
+  store.insert_one_time_token("verify-hash", "u1", TokenPurpose::verify_email, kNow + 100);
+  CHECK(store.replace_password("u1", "new-hash", kNow + 5));
+  auto u = store.find_user_by_id("u1");
+  REQUIRE(u.has_value());
+  CHECK(u->password_hash == "new-hash");
+  CHECK(u->updated_at == kNow + 5);
+  CHECK(store.find_session("s1")->revoked);
+  CHECK_FALSE(store.find_session("s2")->revoked);
+  CHECK(store.consume_one_time_token("reset-hash", TokenPurpose::reset, kNow, nullptr) ==
+        ConsumeResult::invalid);
+  CHECK(store.consume_one_time_token("verify-hash", TokenPurpose::verify_email, kNow, nullptr) ==
+        ConsumeResult::ok);
+  CHECK_FALSE(store.replace_password("nobody", "x", kNow));
+  CHECK(store.find_user_by_id("u2")->password_hash != "x");
+}
+
+TEST_CASE("backup writes a 0600 copy that opens alone, and overwrites only when asked") {
+  latch::test::TempDir dir;
+  SqliteStore store(dir.file("auth.db"));
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  const std::string copy = dir.file("copy.db");
+  REQUIRE(store.backup(copy, false));
+  struct stat st {};
+  REQUIRE(::stat(copy.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK_FALSE(fs::exists(copy + "-wal"));
+  CHECK(count_rows(copy, "SELECT count(*) FROM users WHERE username = 'ann'") == 1);
+  CHECK(count_rows(copy, "PRAGMA user_version") == migrations_in_schema());
+
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  CHECK_FALSE(store.backup(copy, false)); // refused: the old copy stays
+  CHECK(count_rows(copy, "SELECT count(*) FROM users") == 1);
+  CHECK(store.backup(copy, true));
+  CHECK(count_rows(copy, "SELECT count(*) FROM users") == 2);
+  // No temporary file is left beside it.
+  int files = 0;
+  for (const auto &entry : fs::directory_iterator(dir.path()))
+    if (entry.path().filename().string().rfind("copy.db", 0) == 0) ++files;
+  CHECK(files == 1);
+  CHECK_THROWS_AS(store.backup(dir.file("no/such/dir/copy.db"), false), StoreError);
 }

@@ -159,18 +159,45 @@ TEST_CASE("other algorithms in the header are refused even with a valid HS256 si
         ErrorCode::token_bad_signature);
 }
 
-TEST_CASE("header parameters beyond alg and typ are refused") {
+TEST_CASE("header parameters beyond alg, typ and kid are refused") {
   TokenCodec codec(kKey);
   const std::string payload = good_payload().dump();
-  for (const char *extra : {R"("kid":"key-1")", R"("jku":"https://evil.example/jwks")",
+  for (const char *extra : {R"("jku":"https://evil.example/jwks")",
                             R"("x5u":"https://evil.example/cert")", R"("crit":["exp"])",
-                            R"("jwk":{"kty":"oct","k":"AAAA"})"}) {
+                            R"("jwk":{"kty":"oct","k":"AAAA"})", R"("x5c":["AAAA"])",
+                            R"("cty":"JWT")"}) {
     CAPTURE(extra);
     std::string header = std::string(R"({"alg":"HS256","typ":"JWT",)") + extra + "}";
     CHECK(decode_error(codec, forge(header, payload)) == ErrorCode::token_malformed);
   }
   CHECK(decode_error(codec, forge(R"({"alg":"HS256","typ":"JWS"})", payload)) ==
         ErrorCode::token_malformed);
+}
+
+TEST_CASE("a kid is accepted only when it names a key the codec holds") {
+  TokenCodec codec(kKey);
+  const std::string payload = good_payload().dump();
+  // Well-formed names of keys the codec does not hold: a bad signature, whatever signed it.
+  for (const char *kid : {"key-1", "0", "AAAAAAAA", "legacy"}) {
+    CAPTURE(kid);
+    std::string header = std::string(R"({"alg":"HS256","typ":"JWT","kid":")") + kid + R"("})";
+    CHECK(decode_error(codec, forge(header, payload)) == ErrorCode::token_bad_signature);
+    CHECK(decode_error(codec, forge(header, payload, "")) == ErrorCode::token_bad_signature);
+  }
+  // Anything that is not a short [A-Za-z0-9_-] string never reaches key selection.
+  for (const char *kid : {R"("../../../../dev/null")", R"("/etc/passwd")", R"("")", R"("a b")",
+                          R"("key.1")", R"(42)", R"(null)", R"(["key-1"])", R"({"k":"v"})"}) {
+    CAPTURE(kid);
+    std::string header = std::string(R"({"alg":"HS256","typ":"JWT","kid":)") + kid + "}";
+    CHECK(decode_error(codec, forge(header, payload)) == ErrorCode::token_malformed);
+  }
+  std::string too_long(TokenCodec::kMaxKidLength + 1, 'k');
+  CHECK(decode_error(codec, forge(R"({"alg":"HS256","typ":"JWT","kid":")" + too_long + R"("})",
+                                  payload)) == ErrorCode::token_malformed);
+  // The kid of the codec's own fixed key is accepted, with the right signature only.
+  std::string own = R"({"alg":"HS256","typ":"JWT","kid":")" + derive_kid(kKey) + R"("})";
+  CHECK(codec.decode(forge(own, payload), kNow).ok());
+  CHECK(decode_error(codec, forge(own, payload, kKey + "x")) == ErrorCode::token_bad_signature);
 }
 
 TEST_CASE("a header that is not a base64url JSON object is malformed") {

@@ -1,0 +1,673 @@
+// The admin commands: their table, command-line parsing, and each command over the store.
+#include "auth/admin.h"
+
+#include "auth/password.h"
+#include "auth/secure.h"
+#include "auth/service.h"
+#include "db/sqlite_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+namespace latch {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Context;
+using Runner = int (*)(Context &);
+
+struct Flag {
+  std::string name;       // without the leading --
+  std::string value_name; // empty: a switch
+  std::string help;
+};
+
+struct Command {
+  std::string group;    // user, sessions, backup, purge, secret
+  std::string name;     // the subcommand; empty for backup and purge
+  std::string operands; // e.g. "USER"
+  std::size_t operand_count = 0;
+  std::vector<Flag> flags; // besides --db and --help
+  std::string summary;     // one line, for latch help
+  std::string details;     // for --help
+  Runner run = nullptr;
+};
+
+const Flag kDbFlag{"db", "PATH", "the database (default ./auth.db) [LATCH_DB]"};
+const Flag kJsonFlag{"json", "", "print JSON instead of text"};
+const Flag kPasswordStdinFlag{"password-stdin", "",
+                              "read the password from the first line of standard input; "
+                              "without it a random one is made and printed once"};
+
+struct Context {
+  std::istream &in;
+  std::ostream &out;
+  std::ostream &err;
+  const Command &command;
+  std::vector<std::string> operands;
+  std::map<std::string, std::string> flags; // given flags; "" for switches
+  Config config;
+  std::unique_ptr<db::SqliteStore> store;
+
+  bool has(const std::string &flag) const { return flags.count(flag) != 0; }
+  std::string title() const {
+    return "latch " + command.group + (command.name.empty() ? "" : " " + command.name);
+  }
+  int fail(int status, const std::string &message) {
+    err << title() << ": " << message << "\n";
+    return status;
+  }
+  std::int64_t now() const { return system_clock()(); }
+};
+
+std::string iso_time(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Prints rows under a header, each column as wide as its widest cell.
+void print_table(std::ostream &out, const std::vector<std::vector<std::string>> &rows) {
+  std::vector<std::size_t> width;
+  for (const auto &row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], utf8_length(row[i]));
+    }
+  for (const auto &row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - utf8_length(row[i]) + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+// The database must exist: an admin command never makes an empty one by mistake.
+int open_store(Context &c) {
+  const std::string &path = c.config.db_path;
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    return c.fail(admin_failed, "no database at " + path +
+                                    " (latch serve creates it; --db or LATCH_DB names another)");
+  c.store = std::make_unique<db::SqliteStore>(path);
+  return admin_ok;
+}
+
+// USER is an id, an email or a username. A text that is one user's email and another's
+// username names nobody for sure, so it is refused rather than guessed.
+int find_user(Context &c, const std::string &who, db::User &user) {
+  if (auto u = c.store->find_user_by_id(who)) {
+    user = *u;
+    return admin_ok;
+  }
+  std::optional<db::User> by_email;
+  if (who.find('@') != std::string::npos) by_email = c.store->find_user_by_email(lower_ascii(who));
+  auto by_name = c.store->find_user_by_username(who);
+  if (by_email && by_name && by_email->id != by_name->id)
+    return c.fail(admin_usage, "'" + who + "' is the email of " + by_email->username +
+                                   " and the username of another user; name the user by id (" +
+                                   by_email->id + " or " + by_name->id + ")");
+  if (!by_email && !by_name) return c.fail(admin_not_found, "no user '" + who + "'");
+  user = by_email ? *by_email : *by_name;
+  return admin_ok;
+}
+
+// The new password: from stdin (checked as sign-up checks one), or made here.
+int new_password(Context &c, std::string &password, bool &generated) {
+  generated = !c.has("password-stdin");
+  if (generated) {
+    password = secure::random_token(18); // 144 bits, 24 characters
+    return admin_ok;
+  }
+  if (!std::getline(c.in, password)) return c.fail(admin_usage, "no password on standard input");
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (!secure::valid_utf8(password)) return c.fail(admin_usage, "the password is not UTF-8");
+  if (password.size() > c.config.password_max_bytes)
+    return c.fail(admin_usage, "the password is longer than " +
+                                   std::to_string(c.config.password_max_bytes) + " bytes");
+  if (utf8_length(password) < c.config.password_min_length)
+    return c.fail(admin_usage, "the password is shorter than " +
+                                   std::to_string(c.config.password_min_length) +
+                                   " characters (--password-min-length)");
+  return admin_ok;
+}
+
+int hash_password(Context &c, const std::string &password, std::string &hash) {
+  PasswordHasher hasher(c.config.argon2, 1, 1);
+  auto h = hasher.hash(password);
+  if (!h) return c.fail(admin_failed, "cannot hash the password");
+  hash = h.value();
+  return admin_ok;
+}
+
+int count_active_sessions(const std::vector<db::Session> &sessions, std::int64_t now) {
+  return static_cast<int>(std::count_if(sessions.begin(), sessions.end(), [&](const auto &s) {
+    return !s.revoked && s.expires_at > now;
+  }));
+}
+
+json user_json(const db::User &u) {
+  return {{"id", u.id},
+          {"username", u.username},
+          {"email", u.email ? json(*u.email) : json(nullptr)},
+          {"email_verified", u.email_verified},
+          {"display_name", u.display_name},
+          {"created_at", u.created_at},
+          {"updated_at", u.updated_at}};
+}
+
+const char *session_state(const db::Session &s, std::int64_t now) {
+  if (s.revoked) return "revoked";
+  return s.expires_at <= now ? "expired" : "active";
+}
+
+// --- user ---------------------------------------------------------------------------------
+
+int user_add(Context &c) {
+  const std::string &username = c.operands[0];
+  if (!valid_username(username))
+    return c.fail(admin_usage, "a username is 1 to 150 characters without spaces or control "
+                               "characters");
+  std::optional<std::string> email;
+  if (c.has("email")) {
+    email = lower_ascii(c.flags["email"]);
+    if (!valid_email(*email))
+      return c.fail(admin_usage, "'" + c.flags["email"] + "' is not an email");
+  }
+  std::string password, hash;
+  bool generated = false;
+  if (int rc = new_password(c, password, generated)) return rc;
+  if (int rc = open_store(c)) return rc;
+  if (c.store->username_or_email_taken(username, email))
+    return c.fail(admin_failed, "the username or email is taken");
+  if (int rc = hash_password(c, password, hash)) return rc;
+  db::User u;
+  u.id = secure::uuid_v4();
+  u.username = username;
+  u.email = email;
+  u.password_hash = hash;
+  u.created_at = u.updated_at = c.now();
+  switch (c.store->insert_user(u)) {
+  case db::InsertUserResult::ok:
+    break;
+  case db::InsertUserResult::username_taken:
+    return c.fail(admin_failed, "the username is taken");
+  case db::InsertUserResult::email_taken:
+    return c.fail(admin_failed, "the email is taken");
+  }
+  c.out << "added user " << u.username << " (" << u.id << ")\n";
+  if (generated) c.out << "password: " << password << "\n";
+  return admin_ok;
+}
+
+int user_list(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  auto users = c.store->list_users();
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &u : users)
+      all.push_back(user_json(u));
+    c.out << all.dump(2) << "\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {{"ID", "USERNAME", "EMAIL", "VERIFIED", "CREATED"}};
+  for (const auto &u : users)
+    rows.push_back({u.id, u.username, u.email.value_or("-"), u.email_verified ? "yes" : "no",
+                    iso_time(u.created_at)});
+  print_table(c.out, rows);
+  return admin_ok;
+}
+
+int user_show(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  auto sessions = c.store->list_sessions(u.id);
+  int active = count_active_sessions(sessions, c.now());
+  if (c.has("json")) {
+    json j = user_json(u);
+    j["active_sessions"] = active;
+    c.out << j.dump(2) << "\n";
+    return admin_ok;
+  }
+  print_table(c.out, {{"id:", u.id},
+                      {"username:", u.username},
+                      {"email:", u.email.value_or("-")},
+                      {"email verified:", u.email_verified ? "yes" : "no"},
+                      {"display name:", u.display_name.empty() ? "-" : u.display_name},
+                      {"created:", iso_time(u.created_at)},
+                      {"updated:", iso_time(u.updated_at)},
+                      {"active sessions:", std::to_string(active)}});
+  return admin_ok;
+}
+
+int user_delete(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  if (!c.store->delete_user(u.id))
+    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  c.out << "deleted user " << u.username << " (" << u.id
+        << "); its sessions and tokens are gone with it\n";
+  return admin_ok;
+}
+
+int user_set_password(Context &c) {
+  std::string password, hash;
+  bool generated = false;
+  if (int rc = new_password(c, password, generated)) return rc;
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  if (int rc = hash_password(c, password, hash)) return rc;
+  if (!c.store->replace_password(u.id, hash, c.now()))
+    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  c.out << "new password set for " << u.username << "; every session of the user is ended\n";
+  if (generated) c.out << "password: " << password << "\n";
+  return admin_ok;
+}
+
+int user_verify_email(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  if (!u.email) return c.fail(admin_failed, "user " + u.username + " has no email address");
+  if (u.email_verified) {
+    c.out << "the email of " << u.username << " (" << *u.email << ") was already verified\n";
+    return admin_ok;
+  }
+  c.store->set_email_verified(u.id, c.now());
+  c.out << "the email of " << u.username << " (" << *u.email << ") is now verified\n";
+  return admin_ok;
+}
+
+// --- sessions -----------------------------------------------------------------------------
+
+int sessions_list(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  auto sessions = c.store->list_sessions(u.id);
+  const std::int64_t now = c.now();
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &s : sessions)
+      all.push_back({{"id", s.id},
+                     {"api", s.api},
+                     {"created_at", s.created_at},
+                     {"expires_at", s.expires_at},
+                     {"state", session_state(s, now)}});
+    c.out << all.dump(2) << "\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {{"SESSION", "API", "CREATED", "EXPIRES", "STATE"}};
+  for (const auto &s : sessions)
+    rows.push_back(
+        {s.id, s.api, iso_time(s.created_at), iso_time(s.expires_at), session_state(s, now)});
+  print_table(c.out, rows);
+  return admin_ok;
+}
+
+int sessions_revoke(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  int n = c.store->revoke_user_sessions(u.id, c.now());
+  c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of " << u.username << "\n";
+  return admin_ok;
+}
+
+// --- backup, purge, secret ----------------------------------------------------------------
+
+int backup(Context &c) {
+  const std::string &file = c.operands[0];
+  if (file.empty()) return c.fail(admin_usage, "FILE is empty");
+  const std::string &db = c.config.db_path;
+  std::error_code file_ec;
+  const fs::path target = fs::weakly_canonical(file, file_ec);
+  for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code ec;
+    const fs::path part = fs::weakly_canonical(db + suffix, ec);
+    bool same = !file_ec && !ec && target == part;
+    if (!same && fs::exists(file, ec) && fs::exists(db + suffix, ec))
+      same = fs::equivalent(file, db + suffix, ec);
+    if (same) return c.fail(admin_usage, file + " is the database itself");
+  }
+  if (int rc = open_store(c)) return rc;
+  if (!c.store->backup(file, c.has("force")))
+    return c.fail(admin_failed, file + " exists; --force replaces it");
+  c.out << "backed up " << db << " to " << file << "\n";
+  return admin_ok;
+}
+
+int purge(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  const std::int64_t now = c.now();
+  db::PurgeCounts n = c.store->purge_expired(now);
+  n.signing_keys = c.store->purge_signing_keys(now - signing_key_retention(c.config));
+  c.out << "sessions: " << n.sessions << "\n"
+        << "blacklisted tokens: " << n.blacklist << "\n"
+        << "one-time tokens: " << n.one_time_tokens << "\n"
+        << "signing keys: " << n.signing_keys << "\n";
+  return admin_ok;
+}
+
+int secret_rotate(Context &c) {
+  if (!c.config.jwt_secret.empty())
+    return c.fail(admin_usage,
+                  "LATCH_JWT_SECRET is set: it is the only signing key, so there is no key "
+                  "ring to rotate. Change the variable instead (tokens signed with the old "
+                  "value stop working), or unset it to use keys kept in the database");
+  if (int rc = open_store(c)) return rc;
+  auto before = c.store->signing_keys();
+  const std::int64_t now = c.now();
+  db::SigningKeyRow next = new_signing_key(now);
+  c.store->rotate_signing_key(next, now);
+  c.out << "new signing key: " << next.kid << "\n";
+  const std::int64_t until = now + signing_key_retention(c.config);
+  for (const auto &k : before)
+    if (!k.retired_at)
+      c.out << "retired: " << k.kid << " (verifies the tokens it signed until " << iso_time(until)
+            << ")\n";
+  c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
+  return admin_ok;
+}
+
+const std::vector<Command> &commands() {
+  static const std::vector<Command> table = {
+      {"user",
+       "add",
+       "USERNAME",
+       1,
+       {{"email", "EMAIL", "the user's email address (stored lower-case)"}, kPasswordStdinFlag},
+       "add a user",
+       "Adds a user, checked as sign-up checks one (LATCH_PASSWORD_MIN_LENGTH included).\n",
+       user_add},
+      {"user",
+       "list",
+       "",
+       0,
+       {kJsonFlag},
+       "list every user",
+       "Lists every user, oldest first.\n",
+       user_list},
+      {"user",
+       "show",
+       "USER",
+       1,
+       {kJsonFlag},
+       "show one user",
+       "Shows one user and how many sessions it has open. USER is an id, an email or a "
+       "username.\n",
+       user_show},
+      {"user",
+       "delete",
+       "USER",
+       1,
+       {},
+       "delete a user and its sessions",
+       "Deletes the user; its sessions, refresh tokens and reset links go with it, so its\n"
+       "tokens are refused from now on, by a running server too.\n",
+       user_delete},
+      {"user",
+       "set-password",
+       "USER",
+       1,
+       {kPasswordStdinFlag},
+       "set a new password; ends the user's sessions",
+       "Sets a new password and ends every session of the user, as a password reset does.\n",
+       user_set_password},
+      {"user",
+       "verify-email",
+       "USER",
+       1,
+       {},
+       "mark the user's email as verified",
+       "Marks the user's email as verified, as opening the v1 confirmation link does\n"
+       "(for --require-verified-email).\n",
+       user_verify_email},
+      {"sessions",
+       "list",
+       "USER",
+       1,
+       {kJsonFlag},
+       "list the user's sessions",
+       "Lists the user's sessions: active, revoked, or expired and not purged yet.\n",
+       sessions_list},
+      {"sessions",
+       "revoke",
+       "USER",
+       1,
+       {},
+       "end every session of the user",
+       "Ends every session of the user: its access and refresh tokens are refused from now\n"
+       "on, by a running server too.\n",
+       sessions_revoke},
+      {"backup",
+       "",
+       "FILE",
+       1,
+       {{"force", "", "replace FILE if it exists"}},
+       "copy the database to FILE while it serves",
+       "Copies the database to FILE (mode 0600, one self-contained file) with SQLite's online\n"
+       "backup API: one consistent snapshot, taken while the server keeps serving. An\n"
+       "existing FILE is left alone unless --force.\n",
+       backup},
+      {"purge",
+       "",
+       "",
+       0,
+       {},
+       "delete expired rows now and print how many",
+       "Deletes expired sessions, blacklist entries and one-time tokens, and retired signing\n"
+       "keys no token can need any more, as the server does every --purge-interval. Token\n"
+       "lifetimes come from the same LATCH_* variables as the server's.\n",
+       purge},
+      {"secret",
+       "rotate",
+       "",
+       0,
+       {},
+       "make a new signing key; tokens already issued stay valid",
+       "Makes a new signing key. Tokens name their key in the kid header, so the ones signed\n"
+       "with the previous key stay valid until they expire; that key is purged once none can\n"
+       "be left. A running server notices within a second and signs with the new key. Refused\n"
+       "(exit 2) when LATCH_JWT_SECRET is set: that secret is then the only key.\n",
+       secret_rotate},
+  };
+  return table;
+}
+
+std::string usage_line(const Command &c) {
+  std::string line = "latch " + c.group + (c.name.empty() ? "" : " " + c.name);
+  if (!c.operands.empty()) line += " " + c.operands;
+  for (const auto &f : c.flags)
+    line += " [--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name) + "]";
+  return line;
+}
+
+const char *kExitStatuses =
+    "Exit status: 0 done; 1 failed (database missing or unusable, name taken, FILE exists);\n"
+    "2 usage (bad flags, arguments or password; secret rotate with LATCH_JWT_SECRET);\n"
+    "3 not found (no user matches USER).\n";
+
+std::string command_help(const Command &c) {
+  std::ostringstream out;
+  out << "Usage: " << usage_line(c) << " [--db PATH]\n\n" << c.details << "\nFlags:\n";
+  std::vector<Flag> flags = c.flags;
+  flags.push_back(kDbFlag);
+  for (const auto &f : flags) {
+    std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    out << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ');
+    // The help text wrapped at 100 columns, under its first line.
+    std::istringstream words(f.help);
+    std::size_t column = std::max<std::size_t>(24, left.size() + 1);
+    bool first_word = true;
+    for (std::string word; words >> word; first_word = false) {
+      if (!first_word && column + 1 + word.size() > 100) {
+        out << "\n" << std::string(24, ' ');
+        column = 24;
+      } else if (!first_word) {
+        out << ' ';
+        ++column;
+      }
+      out << word;
+      column += word.size();
+    }
+    out << "\n";
+  }
+  out << "\n" << kExitStatuses;
+  return out.str();
+}
+
+std::string group_help(const std::string &group) {
+  std::ostringstream out;
+  out << "Usage:\n";
+  for (const auto &c : commands())
+    if (c.group == group) out << "  " << usage_line(c) << "\n";
+  out << "\nEach takes --db PATH (or LATCH_DB) and --help.\n";
+  return out.str();
+}
+
+} // namespace
+
+bool is_admin_command(const std::string &command) {
+  return std::any_of(commands().begin(), commands().end(),
+                     [&](const Command &c) { return c.group == command; });
+}
+
+std::string admin_help() {
+  std::ostringstream out;
+  out << "\nAdministration (the same database; safe while the server runs; each command takes\n"
+         "--db PATH or LATCH_DB, and --help):\n";
+  for (const auto &c : commands()) {
+    std::string left = "  " + usage_line(c);
+    out << left;
+    if (left.size() < 56)
+      out << std::string(56 - left.size(), ' ');
+    else
+      out << "\n" << std::string(56, ' ');
+    out << c.summary << "\n";
+  }
+  out << "USER is an id, an email or a username.\n" << kExitStatuses;
+  return out.str();
+}
+
+int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostream &out,
+              std::ostream &err, const EnvLookup &env) {
+  if (args.empty() || !is_admin_command(args[0])) {
+    err << "latch: not an admin command\n";
+    return admin_usage;
+  }
+  const std::string &group = args[0];
+  const bool has_subcommands =
+      std::any_of(commands().begin(), commands().end(),
+                  [&](const auto &c) { return c.group == group && !c.name.empty(); });
+  std::size_t first = 1;
+  const Command *command = nullptr;
+  if (has_subcommands) {
+    if (args.size() < 2) {
+      err << "latch " << group << ": which command?\n\n" << group_help(group);
+      return admin_usage;
+    }
+    if (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+      out << group_help(group);
+      return admin_ok;
+    }
+    for (const auto &c : commands())
+      if (c.group == group && c.name == args[1]) command = &c;
+    if (!command) {
+      err << "latch " << group << ": unknown command '" << args[1] << "'\n\n" << group_help(group);
+      return admin_usage;
+    }
+    first = 2;
+  } else {
+    for (const auto &c : commands())
+      if (c.group == group) command = &c;
+  }
+
+  Context c{in, out, err, *command, {}, {}, {}, {}};
+  auto usage = [&](const std::string &message) {
+    err << c.title() << ": " << message << "\nUsage: " << usage_line(*command)
+        << " [--db PATH] (see --help)\n";
+    return admin_usage;
+  };
+  // --help anywhere before "--" wins over everything else on the line.
+  for (std::size_t i = first; i < args.size() && args[i] != "--"; ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      out << command_help(*command);
+      return admin_ok;
+    }
+  }
+  bool operands_only = false;
+  std::vector<Flag> flags = command->flags;
+  flags.push_back(kDbFlag);
+  for (std::size_t i = first; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (operands_only || arg.size() < 2 || arg[0] != '-') {
+      c.operands.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      operands_only = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) return usage("unknown flag " + arg);
+    std::string name = arg.substr(2), value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    auto flag =
+        std::find_if(flags.begin(), flags.end(), [&](const Flag &f) { return f.name == name; });
+    if (flag == flags.end()) return usage("unknown flag --" + name);
+    if (flag->value_name.empty()) {
+      if (has_value) return usage("--" + name + " takes no value");
+    } else if (!has_value) {
+      if (i + 1 >= args.size())
+        return usage("--" + name + " needs a value (" + flag->value_name + ")");
+      value = args[++i];
+    }
+    c.flags[name] = value;
+  }
+  if (c.operands.size() != command->operand_count) {
+    if (c.operands.size() < command->operand_count) return usage("missing " + command->operands);
+    return usage("unexpected argument '" + c.operands[command->operand_count] + "'");
+  }
+
+  // The same configuration as serve (LATCH_DB, LATCH_JWT_SECRET, password rules, lifetimes).
+  std::vector<std::string> config_args;
+  if (c.has("db")) config_args = {"--db", c.flags["db"]};
+  auto loaded = load_config(config_args, env);
+  if (auto *message = std::get_if<std::string>(&loaded)) return c.fail(admin_usage, *message);
+  c.config = std::get<Config>(std::move(loaded));
+
+  try {
+    return command->run(c);
+  } catch (const std::exception &e) {
+    return c.fail(admin_failed, e.what());
+  }
+}
+
+int run_admin(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
+  return run_admin(args, std::cin, out, err, process_env());
+}
+
+} // namespace latch

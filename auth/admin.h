@@ -1,0 +1,34 @@
+// The admin commands (latch user, sessions, backup, purge, secret): one database, safe to run
+// while a server serves it.
+#pragma once
+
+#include "auth/config.h"
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace latch {
+
+// What an admin command's exit status means.
+enum AdminExit : int {
+  admin_ok = 0,
+  admin_failed = 1,    // could not be done: database missing or unusable, name taken, ...
+  admin_usage = 2,     // bad command line or input: flags, arguments, password, configuration
+  admin_not_found = 3, // no user matches USER
+};
+
+// user, sessions, backup, purge and secret.
+bool is_admin_command(const std::string &command);
+
+// Runs `latch ARGS...` for an admin command (args[0] is the command), reading the password
+// from in for --password-stdin and LATCH_* variables through env. Returns an AdminExit.
+int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostream &out,
+              std::ostream &err, const EnvLookup &env);
+// The same with the process's stdin and environment.
+int run_admin(const std::vector<std::string> &args, std::ostream &out, std::ostream &err);
+
+// The admin part of `latch help`: every command and the exit statuses.
+std::string admin_help();
+
+} // namespace latch

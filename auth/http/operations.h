@@ -1,0 +1,72 @@
+// What operators need around the five APIs: request ids, the access log, CORS, metrics and
+// the OpenAPI description generated from the route table.
+#pragma once
+
+#include "auth/config.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace latch::http {
+
+// The client's X-Request-Id if it is a sane token (1-128 of [A-Za-z0-9._:-]), else a new one.
+std::string request_id_for(const httplib::Request &req);
+
+// One access-log line (no trailing newline): method, route, status, duration, client, request
+// id. The query string is never logged: reset and confirmation links carry tokens in it.
+struct AccessRecord {
+  const std::string &method;
+  const std::string &path;
+  int status;
+  double seconds;
+  const std::string &client;
+  const std::string &request_id;
+};
+std::string access_log_line(Config::LogFormat format, const AccessRecord &r);
+
+// CORS for browser frontends: sets the Access-Control-* headers on a response when the
+// request's Origin is allowed. `methods` is what the path answers (for preflights).
+void apply_cors(const Config &config, const httplib::Request &req, httplib::Response &res);
+void answer_preflight(const Config &config, const httplib::Request &req, httplib::Response &res,
+                      const std::string &methods);
+
+// Request counters and latency histograms by route and status, in the Prometheus text format.
+class Metrics {
+public:
+  static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5};
+  void observe(const std::string &route, const std::string &method, int status, double seconds);
+  void database_error() { ++database_errors_; }
+
+  // Values that live elsewhere, read when /metrics is asked for.
+  struct Gauges {
+    std::uint64_t sign_ins_succeeded = 0, sign_ins_failed = 0, sign_ins_throttled = 0;
+    unsigned hashes_running = 0, hashes_waiting = 0;
+    std::int64_t active_sessions = -1; // -1: not known
+  };
+  std::string render(const Gauges &g) const;
+
+private:
+  struct Latency {
+    std::array<std::uint64_t, kBuckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+  std::map<std::string, Latency> latency_;
+  std::atomic<std::uint64_t> database_errors_{0};
+};
+
+// OpenAPI 3.1 for the routes of the enabled APIs plus the operational endpoints.
+nlohmann::json openapi_document(const Config &config);
+
+} // namespace latch::http

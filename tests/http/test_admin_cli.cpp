@@ -1,0 +1,699 @@
+// The admin commands (latch user, sessions, backup, purge, secret) run against the database of
+// a running server, and their effect seen through its HTTP APIs.
+#include "support/latch_process.h"
+
+#include "auth/secure.h"
+#include "db/schema.h"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+using namespace latch::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kPassword = "password123";
+
+std::string slurp(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Cli {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs build/latch ARGS with input on its stdin, stdout and stderr kept apart. LATCH_DB and
+// LATCH_JWT_SECRET are unset unless env sets them; argon2 is cheap, as for the test servers.
+Cli cli(const std::vector<std::string> &args, const std::map<std::string, std::string> &env = {},
+        const std::string &input = "") {
+  TempDir dir;
+  const std::string in_path = dir.file("in"), out_path = dir.file("out"),
+                    err_path = dir.file("err");
+  std::ofstream(in_path) << input;
+  std::map<std::string, std::string> all = {{"LATCH_ARGON2_MEMORY_KIB", "64"},
+                                            {"LATCH_ARGON2_ITERATIONS", "1"}};
+  for (const auto &[k, v] : env)
+    all[k] = v;
+  // Everything the child needs is made here: after fork it only opens files and execs, so a
+  // thread of the test holding a lock (malloc's) at fork time cannot hang it.
+  std::vector<std::string> argv = {LATCH_BINARY}, envp;
+  argv.insert(argv.end(), args.begin(), args.end());
+  for (char **e = environ; *e; ++e) {
+    std::string entry = *e, name = entry.substr(0, entry.find('='));
+    if (name != "LATCH_DB" && name != "LATCH_JWT_SECRET" && !all.count(name)) envp.push_back(entry);
+  }
+  for (const auto &[k, v] : all)
+    envp.push_back(k + "=" + v);
+  std::vector<char *> c_argv, c_envp;
+  for (auto &a : argv)
+    c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  for (auto &e : envp)
+    c_envp.push_back(e.data());
+  c_envp.push_back(nullptr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int in = open(in_path.c_str(), O_RDONLY);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0 || err < 0) _exit(127);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    execve(c_argv[0], c_argv.data(), c_envp.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out_path), slurp(err_path)};
+}
+
+// An admin command on the running server's database.
+Cli admin(const LatchProcess &latch, std::vector<std::string> args, const std::string &input = "",
+          const std::map<std::string, std::string> &env = {}) {
+  args.push_back("--db");
+  args.push_back(latch.db_path());
+  return cli(args, env, input);
+}
+
+bool contains(const std::string &text, const std::string &part) {
+  return text.find(part) != std::string::npos;
+}
+
+struct Account {
+  std::string username, email, password = kPassword;
+  std::string access, refresh; // of the session its sign-up opened
+};
+
+// Signs up through picflux: one session with an access and a refresh token.
+Account sign_up(const LatchProcess &latch) {
+  Account a;
+  a.username = unique("adm");
+  a.email = lower(a.username) + "@example.com";
+  Reply r = latch.post("/api/auth/signup",
+                       {{"email", a.email}, {"username", a.username}, {"password", a.password}});
+  REQUIRE(r.status == 201);
+  a.access = r.body["access_token"].get<std::string>();
+  a.refresh = r.body["refresh_token"].get<std::string>();
+  return a;
+}
+
+int sign_in(const LatchProcess &latch, const std::string &email, const std::string &password) {
+  return latch.post("/api/auth/signin", {{"email", email}, {"password", password}}).status;
+}
+
+json jwt_header(const std::string &token) {
+  auto bytes = latch::secure::base64url_decode(token.substr(0, token.find('.')));
+  return bytes ? json::parse(*bytes, nullptr, false) : json();
+}
+
+std::string generated_password(const std::string &out) {
+  static const std::regex line(R"(password: (\S+))");
+  std::smatch m;
+  return std::regex_search(out, m, line) ? m[1].str() : std::string();
+}
+
+// One value from a database, read with plain SQLite as an operator would.
+std::string query(const std::string &path, const std::string &sql) {
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  std::string value;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+    value = reinterpret_cast<const char *>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return value;
+}
+
+std::string hs256(const std::string &secret, const std::string &header, const json &payload) {
+  std::string input = latch::secure::base64url_encode(header) + "." +
+                      latch::secure::base64url_encode(payload.dump());
+  return input + "." + latch::secure::base64url_encode(latch::secure::hmac_sha256(secret, input));
+}
+
+const std::vector<std::vector<std::string>> &every_command() {
+  static const std::vector<std::vector<std::string>> all = {{"user", "add"},
+                                                            {"user", "list"},
+                                                            {"user", "show"},
+                                                            {"user", "delete"},
+                                                            {"user", "set-password"},
+                                                            {"user", "verify-email"},
+                                                            {"sessions", "list"},
+                                                            {"sessions", "revoke"},
+                                                            {"backup"},
+                                                            {"purge"},
+                                                            {"secret", "rotate"}};
+  return all;
+}
+
+} // namespace
+
+TEST_CASE("latch help lists every admin command and what the exit statuses mean") {
+  CommandResult r = run_latch({"help"});
+  CHECK(r.status == 0);
+  for (const auto &command : every_command()) {
+    std::string text = "latch " + command[0] + (command.size() > 1 ? " " + command[1] : "");
+    CAPTURE(text);
+    CHECK(contains(r.output, text));
+  }
+  CHECK(contains(r.output, "--password-stdin"));
+  CHECK(contains(r.output, "0 done"));
+  CHECK(contains(r.output, "1 failed"));
+  CHECK(contains(r.output, "2 usage"));
+  CHECK(contains(r.output, "3 not found"));
+}
+
+TEST_CASE("every admin command answers --help with its usage, --db and the exit statuses") {
+  for (auto command : every_command()) {
+    std::string name = command[0] + (command.size() > 1 ? " " + command[1] : "");
+    CAPTURE(name);
+    command.push_back("--help");
+    Cli r = cli(command);
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "Usage: latch " + name));
+    CHECK(contains(r.out, "--db PATH"));
+    CHECK(contains(r.out, "Exit status"));
+  }
+  Cli group = cli({"user", "--help"});
+  CHECK(group.status == 0);
+  CHECK(contains(group.out, "latch user set-password USER"));
+}
+
+TEST_CASE("bad command lines exit 2 with a message on stderr and change nothing") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  const std::vector<std::vector<std::string>> bad = {
+      {"user"},
+      {"user", "frobnicate"},
+      {"sessions"},
+      {"secret"},
+      {"secret", "show"},
+      {"user", "list", "--no-such-flag"},
+      {"user", "list", "extra"},
+      {"user", "show"},
+      {"user", "show", a.username, "another"},
+      {"user", "delete"},
+      {"user", "add"},
+      {"user", "add", "someone", "--email"},
+      {"user", "list", "--json=yes"},
+      {"sessions", "revoke"},
+      {"backup"},
+      {"backup", "a.db", "b.db"},
+      {"purge", "now"},
+      {"secret", "rotate", "--force"},
+      {"user", "delete", "-x"},
+  };
+  for (const auto &args : bad) {
+    std::string line;
+    for (const auto &a_ : args)
+      line += a_ + " ";
+    CAPTURE(line);
+    Cli r = admin(latch, args);
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK_FALSE(r.err.empty());
+  }
+  CHECK(sign_in(latch, a.email, kPassword) == 200);
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+}
+
+TEST_CASE("an admin command on a database that does not exist exits 1 and creates none") {
+  TempDir dir;
+  const std::string missing = dir.file("missing.db");
+  for (const std::vector<std::string> &args :
+       {std::vector<std::string>{"user", "list"}, {"purge"}, {"secret", "rotate"}}) {
+    std::vector<std::string> with_db = args;
+    with_db.insert(with_db.end(), {"--db", missing});
+    Cli r = cli(with_db);
+    CHECK(r.status == 1);
+    CHECK(contains(r.err, "no database at " + missing));
+  }
+  CHECK_FALSE(fs::exists(missing));
+
+  const std::string garbage = dir.file("garbage.db");
+  std::ofstream(garbage) << std::string(8192, 'x');
+  Cli r = cli({"user", "list", "--db", garbage});
+  CHECK(r.status == 1);
+  CHECK_FALSE(r.err.empty());
+}
+
+TEST_CASE("LATCH_DB names the database as it does for serve, and --db wins over it") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  Cli by_env = cli({"user", "list"}, {{"LATCH_DB", latch.db_path()}});
+  CHECK(by_env.status == 0);
+  CHECK(contains(by_env.out, a.username));
+  TempDir dir;
+  Cli flag_wins =
+      cli({"user", "list", "--db", dir.file("other.db")}, {{"LATCH_DB", latch.db_path()}});
+  CHECK(flag_wins.status == 1);
+  Cli equals_form = cli({"user", "list", "--db=" + latch.db_path()});
+  CHECK(equals_form.status == 0);
+  CHECK(contains(equals_form.out, a.username));
+}
+
+TEST_CASE("user add with --password-stdin makes a user who signs in through every API") {
+  LatchProcess latch;
+  const std::string name = unique("added");
+  const std::string email = lower(name) + "@example.com";
+  Cli r = admin(latch, {"user", "add", name, "--email", upper(email), "--password-stdin"},
+                "s3cret-enough\n");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "added user " + name));
+  CHECK_FALSE(contains(r.out, "password:")); // nothing generated, nothing printed
+  CHECK(sign_in(latch, email, "s3cret-enough") == 200);
+  CHECK(latch.post("/auth/token", {{"username", name}, {"password", "s3cret-enough"}}).status ==
+        200);
+  CHECK(latch.post("/api/v1/login", {{"email", email}, {"password", "s3cret-enough"}}).status ==
+        200);
+  CHECK(latch.post("/api/v1/auth/login", {{"identity", name}, {"password", "s3cret-enough"}})
+            .status == 200);
+  CHECK(sign_in(latch, email, "s3cret-enough\n") == 401); // the newline is not the password
+}
+
+TEST_CASE("user add without --password-stdin prints a generated password once, and it works") {
+  LatchProcess latch;
+  const std::string name = unique("gen");
+  Cli r = admin(latch, {"user", "add", name});
+  CHECK(r.status == 0);
+  const std::string password = generated_password(r.out);
+  REQUIRE(password.size() >= 16);
+  CHECK(r.out.find("password: ") == r.out.rfind("password: "));
+  Reply token = latch.post("/auth/token", {{"username", name}, {"password", password}});
+  CHECK(token.status == 200);
+  // Stored as an argon2id hash, never as the text printed.
+  std::string hash =
+      query(latch.db_path(), "SELECT password_hash FROM users WHERE username = '" + name + "'");
+  CHECK(hash.rfind("$argon2id$", 0) == 0);
+  CHECK_FALSE(contains(hash, password));
+}
+
+TEST_CASE("user add refuses a taken name with 1, and a bad username, email or password with 2") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  Cli taken = admin(latch, {"user", "add", upper(a.username), "--password-stdin"}, "password123\n");
+  CHECK(taken.status == 1);
+  CHECK(contains(taken.err, "taken"));
+  Cli email_taken = admin(latch, {"user", "add", unique("x"), "--email", a.email});
+  CHECK(email_taken.status == 1);
+
+  CHECK(admin(latch, {"user", "add", "has space"}).status == 2);
+  CHECK(admin(latch, {"user", "add", unique("x"), "--email", "not-an-email"}).status == 2);
+  Cli short_password = admin(latch, {"user", "add", unique("x"), "--password-stdin"}, "short\n");
+  CHECK(short_password.status == 2);
+  CHECK(contains(short_password.err, "shorter than 8"));
+  CHECK(admin(latch, {"user", "add", unique("x"), "--password-stdin"}, "").status == 2);
+  Cli stricter = admin(latch, {"user", "add", unique("x"), "--password-stdin"}, "password123\n",
+                       {{"LATCH_PASSWORD_MIN_LENGTH", "12"}});
+  CHECK(stricter.status == 2);
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM users") == "1");
+}
+
+TEST_CASE("user list prints every user as a table or as JSON, never a password hash") {
+  LatchProcess latch;
+  Account a = sign_up(latch), b = sign_up(latch);
+  Cli table = admin(latch, {"user", "list"});
+  CHECK(table.status == 0);
+  CHECK(contains(table.out, "USERNAME"));
+  CHECK(contains(table.out, a.username));
+  CHECK(contains(table.out, b.email));
+  CHECK_FALSE(contains(table.out, "argon2"));
+
+  Cli j = admin(latch, {"user", "list", "--json"});
+  CHECK(j.status == 0);
+  json users = json::parse(j.out, nullptr, false);
+  REQUIRE(users.is_array());
+  REQUIRE(users.size() == 2);
+  CHECK(users[0]["username"] == a.username);
+  CHECK(users[0]["email"] == a.email);
+  CHECK(users[0]["email_verified"] == false);
+  CHECK(users[1]["username"] == b.username);
+  CHECK(users[0]["id"] == jwt_payload(a.access)["sub"]);
+  CHECK_FALSE(contains(j.out, "argon2"));
+  CHECK_FALSE(users[0].contains("password_hash"));
+}
+
+TEST_CASE("user show finds a user by id, email or username, and exits 3 for nobody") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  const std::string id = jwt_payload(a.access)["sub"].get<std::string>();
+  for (const std::string &who : {id, a.email, upper(a.email), a.username, upper(a.username)}) {
+    CAPTURE(who);
+    Cli r = admin(latch, {"user", "show", who, "--json"});
+    CHECK(r.status == 0);
+    json u = json::parse(r.out, nullptr, false);
+    CHECK(u["id"] == id);
+    CHECK(u["username"] == a.username);
+    CHECK(u["active_sessions"] == 1);
+  }
+  Cli text = admin(latch, {"user", "show", a.username});
+  CHECK(text.status == 0);
+  CHECK(contains(text.out, id));
+  CHECK(contains(text.out, a.email));
+
+  Cli nobody = admin(latch, {"user", "show", "nobody@example.com"});
+  CHECK(nobody.status == 3);
+  CHECK(contains(nobody.err, "no user 'nobody@example.com'"));
+  CHECK(nobody.out.empty());
+}
+
+TEST_CASE("user show refuses a text that is one user's email and another's username") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  // A username may contain '@': this one is a's email.
+  REQUIRE(admin(latch, {"user", "add", a.email, "--password-stdin"}, "password123\n").status == 0);
+  Cli r = admin(latch, {"user", "show", a.email});
+  CHECK(r.status == 2);
+  CHECK(contains(r.err, "by id"));
+  Cli deleted = admin(latch, {"user", "delete", a.email});
+  CHECK(deleted.status == 2);
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM users") == "2");
+}
+
+TEST_CASE("user delete removes the user: the running server refuses its tokens at once") {
+  LatchProcess latch;
+  Account a = sign_up(latch), bystander = sign_up(latch);
+  REQUIRE(latch.get("/auth/getuser", a.access).status == 200);
+  Cli r = admin(latch, {"user", "delete", a.username});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "deleted user " + a.username));
+  CHECK(latch.get("/auth/getuser", a.access).status == 401);
+  CHECK(latch.get("/api/v1/authorized/me", a.access).status == 401);
+  CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
+  CHECK(latch.post("/api/v1/refresh", {{"refresh_token", a.refresh}}).status == 401);
+  CHECK(sign_in(latch, a.email, kPassword) == 401);
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions WHERE user_id = '" +
+                                   jwt_payload(a.access)["sub"].get<std::string>() + "'") == "0");
+  CHECK(latch.get("/auth/getuser", bystander.access).status == 200);
+
+  Cli again = admin(latch, {"user", "delete", a.username});
+  CHECK(again.status == 3);
+  // The name is free again.
+  CHECK(admin(latch, {"user", "add", a.username, "--password-stdin"}, "password123\n").status == 0);
+}
+
+TEST_CASE("sessions list shows each session of the user with its API and state") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  Reply second = latch.post("/api/v1/login", {{"email", a.email}, {"password", kPassword}});
+  REQUIRE(second.status == 200);
+  REQUIRE(latch.post_raw("/api/auth/logout", "", "application/json", a.access).status == 200);
+
+  Cli j = admin(latch, {"sessions", "list", a.email, "--json"});
+  CHECK(j.status == 0);
+  json sessions = json::parse(j.out, nullptr, false);
+  REQUIRE(sessions.is_array());
+  REQUIRE(sessions.size() == 2);
+  CHECK(sessions[0]["id"] == jwt_payload(a.access)["sid"]);
+  CHECK(sessions[0]["api"] == "picflux");
+  CHECK(sessions[0]["state"] == "revoked");
+  CHECK(sessions[1]["api"] == "v1");
+  CHECK(sessions[1]["state"] == "active");
+
+  Cli table = admin(latch, {"sessions", "list", a.username});
+  CHECK(table.status == 0);
+  CHECK(contains(table.out, "revoked"));
+  CHECK(contains(table.out, "active"));
+  CHECK_FALSE(contains(table.out, a.refresh));
+  CHECK(admin(latch, {"sessions", "list", "nobody"}).status == 3);
+}
+
+TEST_CASE("sessions revoke ends every session: the server refuses the user's tokens") {
+  LatchProcess latch;
+  Account a = sign_up(latch), bystander = sign_up(latch);
+  Reply second = latch.post("/auth/token", {{"username", a.username}, {"password", kPassword}});
+  REQUIRE(second.status == 200);
+  Cli r = admin(latch, {"sessions", "revoke", a.username});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "revoked 2 sessions"));
+  CHECK(latch.get("/auth/getuser", a.access).status == 401);
+  CHECK(latch.get("/auth/getuser", second.body["access"].get<std::string>()).status == 401);
+  CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
+  CHECK(latch.post("/auth/token/refresh", {{"refresh", second.body["refresh"]}}).status == 401);
+  CHECK(latch.get("/auth/getuser", bystander.access).status == 200);
+  // The account itself is fine: a new sign-in works.
+  CHECK(sign_in(latch, a.email, kPassword) == 200);
+  CHECK(admin(latch, {"sessions", "revoke", "nobody"}).status == 3);
+}
+
+TEST_CASE("user set-password ends the sessions; the old password fails and the new one works") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  Cli too_short = admin(latch, {"user", "set-password", a.username, "--password-stdin"}, "short\n");
+  CHECK(too_short.status == 2);
+  CHECK(latch.get("/auth/getuser", a.access).status == 200); // nothing changed
+
+  Cli r = admin(latch, {"user", "set-password", a.email, "--password-stdin"}, "a-new-password\n");
+  CHECK(r.status == 0);
+  CHECK(latch.get("/auth/getuser", a.access).status == 401);
+  CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
+  CHECK(sign_in(latch, a.email, kPassword) == 401);
+  CHECK(sign_in(latch, a.email, "a-new-password") == 200);
+
+  Cli generated = admin(latch, {"user", "set-password", a.username});
+  CHECK(generated.status == 0);
+  const std::string password = generated_password(generated.out);
+  REQUIRE_FALSE(password.empty());
+  CHECK(sign_in(latch, a.email, "a-new-password") == 401);
+  CHECK(sign_in(latch, a.email, password) == 200);
+
+  CHECK(admin(latch, {"user", "set-password", "nobody", "--password-stdin"}, "password123\n")
+            .status == 3);
+}
+
+TEST_CASE("user verify-email lets an unconfirmed user log in through v1 with "
+          "--require-verified-email") {
+  LatchProcess latch({{"--require-verified-email"}, {}});
+  const std::string name = unique("ver");
+  const std::string email = lower(name) + "@example.com";
+  REQUIRE(latch
+              .post("/api/v1/register?sendEmail=false",
+                    {{"email", email}, {"username", name}, {"password", kPassword}})
+              .status == 201);
+  Reply refused = latch.post("/api/v1/login", {{"email", email}, {"password", kPassword}});
+  CHECK(refused.status == 401);
+  CHECK(refused.body == json{{"error", "email not verified"}});
+
+  Cli r = admin(latch, {"user", "verify-email", email});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "verified"));
+  CHECK(latch.post("/api/v1/login", {{"email", email}, {"password", kPassword}}).status == 200);
+  CHECK(admin(latch, {"user", "verify-email", name}).status == 0); // again: still fine
+
+  // simplejwt users have no email to verify.
+  const std::string no_email = unique("nomail");
+  REQUIRE(latch.post("/auth/register", {{"username", no_email}, {"password", kPassword}}).status ==
+          201);
+  Cli without = admin(latch, {"user", "verify-email", no_email});
+  CHECK(without.status == 1);
+  CHECK(contains(without.err, "no email"));
+  CHECK(admin(latch, {"user", "verify-email", "nobody@example.com"}).status == 3);
+}
+
+TEST_CASE("backup writes a consistent copy while the server keeps serving, and overwrites only "
+          "with --force") {
+  LatchProcess latch;
+  for (int i = 0; i < 5; ++i)
+    sign_up(latch);
+  // Sign-ups go on during the backup.
+  std::atomic<bool> stop{false};
+  std::atomic<int> served{0}, failed{0};
+  std::thread traffic([&] {
+    while (!stop) {
+      std::string name = unique("bk");
+      Reply r = latch.post(
+          "/api/auth/signup",
+          {{"email", lower(name) + "@example.com"}, {"username", name}, {"password", kPassword}});
+      (r.status == 201 ? served : failed)++;
+    }
+  });
+  TempDir dir;
+  const std::string file = dir.file("backup.db");
+  Cli r = admin(latch, {"backup", file});
+  while (served < 3 && failed == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  traffic.join();
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, file));
+  CHECK(failed == 0);
+  CHECK(served >= 3);
+
+  CHECK(query(file, "PRAGMA integrity_check") == "ok");
+  CHECK(std::stoi(query(file, "SELECT count(*) FROM users")) >= 5);
+  CHECK(query(file, "PRAGMA journal_mode") == "delete");
+  CHECK(query(file, "SELECT count(*) FROM signing_keys") == "1");
+  struct stat st {};
+  REQUIRE(stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  const std::string users_in_copy = query(file, "SELECT count(*) FROM users");
+  Cli again = admin(latch, {"backup", file});
+  CHECK(again.status == 1);
+  CHECK(contains(again.err, "--force"));
+  CHECK(query(file, "SELECT count(*) FROM users") == users_in_copy);
+  Cli forced = admin(latch, {"backup", file, "--force"});
+  CHECK(forced.status == 0);
+  CHECK(query(file, "SELECT count(*) FROM users") ==
+        query(latch.db_path(), "SELECT count(*) FROM users"));
+
+  Cli itself = admin(latch, {"backup", latch.db_path(), "--force"});
+  CHECK(itself.status == 2);
+  Cli no_dir = admin(latch, {"backup", dir.file("no/such/dir/b.db")});
+  CHECK(no_dir.status == 1);
+  sign_up(latch); // still serving
+}
+
+TEST_CASE("purge deletes expired rows now and prints the counts") {
+  LatchProcess latch({{"--envelope-access-ttl", "1"}, {}});
+  Account a = sign_up(latch);
+  Reply r = latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", kPassword}});
+  REQUIRE(r.status == 200); // an envelope session: it lives 1 second
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Cli purged = admin(latch, {"purge"});
+  CHECK(purged.status == 0);
+  CHECK(contains(purged.out, "sessions: 1\n"));
+  CHECK(contains(purged.out, "blacklisted tokens: 0\n"));
+  CHECK(contains(purged.out, "one-time tokens: 0\n"));
+  CHECK(contains(purged.out, "signing keys: 0\n"));
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions") == "1"); // the live one stays
+  Cli again = admin(latch, {"purge"});
+  CHECK(contains(again.out, "sessions: 0\n"));
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+}
+
+TEST_CASE("secret rotate: old tokens stay valid and new sign-ins carry the new kid within "
+          "two seconds") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  const std::string old_kid = jwt_header(a.access).value("kid", "");
+  REQUIRE_FALSE(old_kid.empty());
+  CHECK(jwt_header(a.refresh)["kid"] == old_kid);
+
+  Cli r = admin(latch, {"secret", "rotate"});
+  REQUIRE(r.status == 0);
+  static const std::regex new_key(R"(new signing key: ([A-Za-z0-9_-]+))");
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, new_key));
+  const std::string new_kid = m[1].str();
+  CHECK(new_kid != old_kid);
+  CHECK(contains(r.out, "retired: " + old_kid));
+
+  std::string fresh;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < deadline) {
+    Reply in = latch.post("/api/auth/signin", {{"email", a.email}, {"password", kPassword}});
+    REQUIRE(in.status == 200);
+    fresh = in.body["access_token"].get<std::string>();
+    if (jwt_header(fresh)["kid"] == new_kid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(jwt_header(fresh)["kid"] == new_kid);
+  CHECK(latch.get("/auth/getuser", fresh).status == 200);
+  // Tokens signed with the retired key still work, refresh tokens included.
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+  Reply refreshed = latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh);
+  CHECK(refreshed.status == 200);
+  CHECK(jwt_header(refreshed.body.value("access_token", "")).value("kid", "") == new_kid);
+
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL") ==
+        "1");
+  CHECK(query(latch.db_path(), "SELECT kid FROM signing_keys WHERE retired_at IS NULL") == new_kid);
+  // And after a restart too: the retired key is kept in the database.
+  const std::string path = latch.db_path();
+  latch.stop();
+  LatchProcess restarted({}, path);
+  CHECK(restarted.get("/auth/getuser", fresh).status == 200);
+  CHECK(restarted.get("/auth/getuser", a.access).status == 200);
+  Reply old_session = restarted.post_raw("/api/auth/refresh", "", "application/json",
+                                         refreshed.body.value("refresh_token", ""));
+  CHECK(old_session.status == 200);
+}
+
+TEST_CASE("a token whose kid names no key of the ring gets 401, signed with any key") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  const std::string kid = jwt_header(a.access)["kid"].get<std::string>();
+  const std::string secret =
+      query(latch.db_path(), "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'");
+  REQUIRE_FALSE(secret.empty());
+  json claims = jwt_payload(a.access);
+  claims["jti"] = latch::secure::random_token(16);
+  auto header = [](const std::string &k) {
+    return R"({"alg":"HS256","typ":"JWT","kid":")" + k + R"("})";
+  };
+  // The control: signed by hand with the real key and kid, it is accepted.
+  CHECK(latch.get("/auth/getuser", hs256(secret, header(kid), claims)).status == 200);
+  CHECK(latch.get("/auth/getuser", hs256(secret, header("no-such-key"), claims)).status == 401);
+  CHECK(
+      latch.get("/auth/getuser", hs256(secret, R"({"alg":"HS256","typ":"JWT"})", claims)).status ==
+      401); // no kid: only a key migrated from jwt_secret checks those
+  CHECK(latch.get("/auth/getuser", hs256("", header("../../../../dev/null"), claims)).status ==
+        401);
+}
+
+TEST_CASE("a database from before key rings keeps accepting its tokens, which carry no kid") {
+  TempDir dir;
+  const std::string path = dir.file("auth.db");
+  const std::string old_secret = "a-secret-from-the-release-before-0123456789";
+  {
+    // Migration 1 alone, and the secret where that release kept it.
+    std::string schema = latch::db::kSchemaSql;
+    std::string first = schema.substr(0, schema.find("-- migration 2"));
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    std::string sql = "BEGIN;" + first + "INSERT INTO settings VALUES ('jwt_secret', '" +
+                      old_secret + "'); PRAGMA user_version = 1; COMMIT;";
+    REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  LatchProcess latch({}, path);
+  Account a = sign_up(latch);
+  const std::string kid = jwt_header(a.access)["kid"].get<std::string>();
+  CHECK(query(path, "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'") == old_secret);
+  CHECK(query(path, "SELECT count(*) FROM settings WHERE key = 'jwt_secret'") == "0");
+  // A token as the old release signed it: no kid.
+  json claims = jwt_payload(a.access);
+  const std::string old_token = hs256(old_secret, R"({"alg":"HS256","typ":"JWT"})", claims);
+  CHECK(latch.get("/auth/getuser", old_token).status == 200);
+  REQUIRE(admin(latch, {"secret", "rotate"}).status == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  CHECK(latch.get("/auth/getuser", old_token).status == 200);
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+}
+
+TEST_CASE("secret rotate with LATCH_JWT_SECRET set exits 2, says why and changes nothing") {
+  const std::string secret = "admin-cli-test-secret-0123456789abcdefgh";
+  LatchProcess latch({{}, {{"LATCH_JWT_SECRET", secret}}});
+  Account a = sign_up(latch);
+  CHECK_FALSE(jwt_header(a.access).contains("kid"));
+  Cli r = admin(latch, {"secret", "rotate"}, "", {{"LATCH_JWT_SECRET", secret}});
+  CHECK(r.status == 2);
+  CHECK(contains(r.err, "LATCH_JWT_SECRET"));
+  CHECK(r.out.empty());
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM signing_keys") == "0");
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+}

@@ -1,0 +1,336 @@
+// Operations: health and readiness, request ids and the access log, CORS, metrics, TLS,
+// graceful shutdown and the OpenAPI description generated from the route table.
+#include "support/latch_process.h"
+
+#include "auth/http/routes.h"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+using namespace latch::test;
+
+namespace {
+
+// Runs one statement on the server's database from outside, as an operator's tool would.
+void exec_sql(const std::string &db_path, const std::string &sql) {
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+
+std::vector<std::string> lines_of(const std::string &text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+// The access-log lines (the startup line on stdout is not one).
+std::vector<std::string> access_lines(const LatchProcess &latch) {
+  std::vector<std::string> out;
+  for (auto &l : lines_of(latch.output()))
+    if (l.rfind("latch: ", 0) != 0) out.push_back(l);
+  return out;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Reply register_user(const LatchProcess &latch, const std::string &name) {
+  return latch.post("/auth/register", {{"username", name}, {"password", "password123"}});
+}
+
+} // namespace
+
+TEST_CASE("healthz answers while the process lives and readyz while the database answers") {
+  LatchProcess latch;
+  Reply health = latch.get("/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body == json{{"status", "ok"}});
+  CHECK(latch.get("/readyz").status == 200);
+  // Take the settings table away behind the server's back: not ready, yet alive.
+  exec_sql(latch.db_path(), "ALTER TABLE settings RENAME TO settings_away");
+  Reply down = latch.get("/readyz");
+  CHECK(down.status == 503);
+  CHECK(down.body["status"] == "database unavailable");
+  CHECK(latch.get("/healthz").status == 200);
+  exec_sql(latch.db_path(), "ALTER TABLE settings_away RENAME TO settings");
+  CHECK(latch.get("/readyz").status == 200);
+}
+
+TEST_CASE("every response carries an X-Request-Id, the client's own when it is sane") {
+  LatchProcess latch;
+  Reply fresh = latch.get("/healthz");
+  CHECK(fresh.header("X-Request-Id").size() >= 16);
+  CHECK(latch.get("/healthz").header("X-Request-Id") != fresh.header("X-Request-Id"));
+  Reply given = latch.get("/auth/getuser", "", {{"X-Request-Id", "trace-42.a_b:c"}});
+  CHECK(given.status == 401);
+  CHECK(given.header("X-Request-Id") == "trace-42.a_b:c");
+  Reply odd = latch.get("/healthz", "", {{"X-Request-Id", "has spaces <and> {json}"}});
+  CHECK(odd.header("X-Request-Id") != "has spaces <and> {json}");
+  CHECK(!odd.header("X-Request-Id").empty());
+  // Refused before routing (unknown path) still gets one.
+  CHECK(!latch.get("/nowhere").header("X-Request-Id").empty());
+}
+
+TEST_CASE("the access log has one text line a request, without query strings") {
+  LatchProcess latch;
+  Reply r = latch.get("/api/v1/verify?token=SECRET-IN-QUERY", "", {{"X-Request-Id", "req-one"}});
+  CHECK(r.status >= 400);
+  register_user(latch, unique("logged"));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 50 && lines.size() < 2; ++i) {
+    lines = access_lines(latch);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find(" GET /api/v1/verify " + std::to_string(r.status) + " ") !=
+        std::string::npos);
+  CHECK(lines[0].find("ms 127.0.0.1 id=req-one") != std::string::npos);
+  CHECK(lines[1].find(" POST /auth/register 201 ") != std::string::npos);
+  CHECK(latch.output().find("SECRET-IN-QUERY") == std::string::npos);
+  CHECK(latch.log().find("SECRET-IN-QUERY") == std::string::npos);
+}
+
+TEST_CASE("--log-format json writes JSON lines and off writes none") {
+  {
+    LatchProcess latch({{"--log-format", "json"}, {}});
+    latch.get("/healthz", "", {{"X-Request-Id", "json-1"}});
+    std::vector<std::string> lines;
+    for (int i = 0; i < 50 && lines.empty(); ++i) {
+      lines = access_lines(latch);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    REQUIRE(lines.size() == 1);
+    json line = json::parse(lines[0]);
+    CHECK(line["method"] == "GET");
+    CHECK(line["route"] == "/healthz");
+    CHECK(line["status"] == 200);
+    CHECK(line["ms"].is_number());
+    CHECK(line["client"] == "127.0.0.1");
+    CHECK(line["request_id"] == "json-1");
+    CHECK(line["time"].get<std::string>().back() == 'Z');
+  }
+  LatchProcess quiet({{"--log-format", "off"}, {}});
+  quiet.get("/healthz");
+  CHECK(access_lines(quiet).empty());
+  CHECK(run_latch({"serve", "--log-format", "xml"}).status == 2);
+}
+
+TEST_CASE("CORS: allowed origins get preflights answered and their headers; others get none") {
+  LatchProcess latch({{"--cors-origin", "https://app.example,http://localhost:5173"}, {}});
+  httplib::Headers pre = {{"Origin", "http://localhost:5173"},
+                          {"Access-Control-Request-Method", "POST"},
+                          {"Access-Control-Request-Headers", "content-type, authorization"}};
+  for (const auto &route : latch::http::route_table()) {
+    auto c = httplib::Client("127.0.0.1", latch.port());
+    auto res = c.Options(route.path, pre);
+    REQUIRE(res);
+    INFO(route.path);
+    CHECK(res->status == 204);
+    CHECK(res->get_header_value("Access-Control-Allow-Origin") == "http://localhost:5173");
+    CHECK(res->get_header_value("Access-Control-Allow-Credentials") == "true");
+    CHECK(res->get_header_value("Access-Control-Allow-Methods").find(route.method) !=
+          std::string::npos);
+    CHECK(res->get_header_value("Access-Control-Allow-Headers") == "content-type, authorization");
+    CHECK(res->get_header_value("Vary") == "Origin");
+  }
+  // The actual request carries the headers too, errors included.
+  Reply denied = latch.get("/auth/getuser", "", {{"Origin", "https://app.example"}});
+  CHECK(denied.status == 401);
+  CHECK(denied.header("Access-Control-Allow-Origin") == "https://app.example");
+  CHECK(denied.header("Access-Control-Expose-Headers").find("X-Request-Id") != std::string::npos);
+  // An origin not on the list gets nothing a browser would accept.
+  auto c = httplib::Client("127.0.0.1", latch.port());
+  auto evil = c.Options("/auth/token", {{"Origin", "https://evil.example"},
+                                        {"Access-Control-Request-Method", "POST"}});
+  REQUIRE(evil);
+  CHECK(evil->get_header_value("Access-Control-Allow-Origin").empty());
+  CHECK(latch.get("/healthz", "", {{"Origin", "https://evil.example"}})
+            .header("Access-Control-Allow-Origin")
+            .empty());
+}
+
+TEST_CASE("CORS with * allows any origin without credentials; without the flag, no CORS") {
+  LatchProcess any({{"--cors-origin", "*"}, {}});
+  Reply r = any.get("/auth/getuser", "", {{"Origin", "http://anything.test:3000"}});
+  CHECK(r.header("Access-Control-Allow-Origin") == "*");
+  CHECK(r.header("Access-Control-Allow-Credentials").empty());
+  LatchProcess none;
+  CHECK(none.get("/auth/getuser", "", {{"Origin", "http://x.test"}})
+            .header("Access-Control-Allow-Origin")
+            .empty());
+  CHECK(run_latch({"serve", "--cors-origin", "app.example"}).status == 2);
+}
+
+TEST_CASE("--metrics serves request, sign-in, hashing and database figures") {
+  LatchProcess latch({{"--metrics"}, {}});
+  std::string name = unique("metered");
+  REQUIRE(register_user(latch, name).status == 201);
+  CHECK(latch.post("/auth/token", {{"username", name}, {"password", "password123"}}).status == 200);
+  CHECK(latch.post("/auth/token", {{"username", name}, {"password", "wrong-one"}}).status == 401);
+  latch.get("/no/such/path/12345");
+  // Counted just after each answer is written, so the last one may land a moment later.
+  Reply m;
+  for (int i = 0; i < 100; ++i) {
+    m = latch.get("/metrics");
+    if (m.text.find("route=\"other\"") != std::string::npos &&
+        m.text.find("status=\"401\"} 1") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(m.status == 200);
+  CHECK(m.header("Content-Type").rfind("text/plain", 0) == 0);
+  const std::string &t = m.text;
+  CHECK(
+      t.find("latch_http_requests_total{route=\"/auth/token\",method=\"POST\",status=\"200\"} 1") !=
+      std::string::npos);
+  CHECK(
+      t.find("latch_http_requests_total{route=\"/auth/token\",method=\"POST\",status=\"401\"} 1") !=
+      std::string::npos);
+  CHECK(
+      t.find(
+          "latch_http_requests_total{route=\"/auth/register\",method=\"POST\",status=\"201\"} 1") !=
+      std::string::npos);
+  // Unknown paths share one label, so clients cannot blow up the series count.
+  CHECK(t.find("route=\"other\"") != std::string::npos);
+  CHECK(t.find("/no/such/path") == std::string::npos);
+  CHECK(t.find("latch_http_request_duration_seconds_bucket{route=\"/auth/token\",le=\"+Inf\"} 2") !=
+        std::string::npos);
+  CHECK(t.find("latch_sign_ins_total{result=\"succeeded\"} 1") != std::string::npos);
+  CHECK(t.find("latch_sign_ins_total{result=\"failed\"} 1") != std::string::npos);
+  CHECK(t.find("latch_password_hash_queue_depth 0") != std::string::npos);
+  CHECK(t.find("latch_database_errors_total 0") != std::string::npos);
+
+  LatchProcess off;
+  CHECK(off.get("/metrics").status == 404);
+}
+
+TEST_CASE("--metrics-addr serves /metrics on its own listener only") {
+  int port = free_port();
+  LatchProcess latch({{"--metrics-addr", "127.0.0.1:" + std::to_string(port)}, {}});
+  CHECK(latch.get("/metrics").status == 404);
+  httplib::Client c("127.0.0.1", port);
+  auto res = c.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body.find("latch_sign_ins_total") != std::string::npos);
+}
+
+TEST_CASE("with --tls-cert and --tls-key the APIs are served over HTTPS") {
+  TempDir dir;
+  std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                    key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  LatchProcess latch({{"--tls-cert", cert, "--tls-key", key}, {}});
+  httplib::SSLClient tls("127.0.0.1", latch.port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  std::string name = unique("tls");
+  auto res =
+      tls.Post("/auth/register", json{{"username", name}, {"password", "password123"}}.dump(),
+               "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
+  CHECK(json::parse(res->body).contains("access"));
+  // Plain HTTP on the TLS port gets no answer.
+  httplib::Client plain("127.0.0.1", latch.port());
+  plain.set_read_timeout(3, 0);
+  auto cleartext = plain.Get("/healthz");
+  CHECK((!cleartext || cleartext->status != 200));
+
+  auto bad = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", dir.file("x.db"), "--tls-cert",
+                        key, "--tls-key", cert});
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("cannot use --tls-cert") != std::string::npos);
+  CHECK(run_latch({"serve", "--tls-cert", cert}).status == 2);
+}
+
+TEST_CASE("SIGTERM lets the request in flight finish, then exits 0 with the WAL checkpointed") {
+  // A slow hash keeps one sign-in in flight long enough to stop the server under it.
+  LatchProcess latch(
+      {{"--metrics", "--argon2-memory-kib", "65536", "--argon2-iterations", "12"}, {}});
+  std::string name = unique("draining");
+  REQUIRE(register_user(latch, name).status == 201);
+  Reply in_flight;
+  std::thread client([&] {
+    in_flight = latch.post("/auth/token", {{"username", name}, {"password", "password123"}});
+  });
+  bool hashing = false;
+  for (int i = 0; i < 500 && !hashing; ++i) {
+    hashing =
+        latch.get("/metrics").text.find("latch_password_hashes_running 1") != std::string::npos;
+    if (!hashing) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(hashing);
+  const int port = latch.port();
+  int status = latch.stop(SIGTERM);
+  client.join();
+  CHECK(in_flight.status == 200);
+  CHECK(in_flight.body.contains("access"));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // Closed cleanly: the WAL was checkpointed into the database and removed.
+  std::error_code ec;
+  auto wal = std::filesystem::file_size(latch.db_path() + "-wal", ec);
+  CHECK((ec || wal == 0));
+  // And nothing listens any more.
+  httplib::Client after("127.0.0.1", port);
+  after.set_connection_timeout(1, 0);
+  CHECK(!after.Get("/healthz"));
+}
+
+TEST_CASE("/openapi.json describes exactly the route table, for the APIs that are on") {
+  LatchProcess latch;
+  Reply doc = latch.get("/openapi.json");
+  REQUIRE(doc.status == 200);
+  CHECK(doc.body["openapi"] == "3.1.0");
+  const json &paths = doc.body["paths"];
+  std::set<std::pair<std::string, std::string>> documented, table;
+  for (auto p = paths.begin(); p != paths.end(); ++p)
+    for (auto m = p.value().begin(); m != p.value().end(); ++m)
+      documented.insert({p.key(), upper(m.key())});
+  for (const auto &r : latch::http::route_table()) {
+    table.insert({r.path, r.method});
+    const json &op = paths[r.path][lower(r.method)];
+    INFO(r.method, " ", r.path);
+    CHECK(op["tags"][0] == latch::api_name(r.api));
+    CHECK(op["summary"] == r.summary);
+    CHECK(op.contains("security") == (r.access != latch::http::Access::open));
+    CHECK(op.contains("requestBody") == (r.body != latch::http::BodyKind::none));
+  }
+  for (const char *extra : {"/healthz", "/readyz", "/openapi.json", "/reset-password"})
+    table.insert({extra, "GET"});
+  CHECK(documented == table);
+
+  LatchProcess v1_only({{"--apis", "v1"}, {}});
+  Reply v1_doc = v1_only.get("/openapi.json");
+  const json &v1_paths = v1_doc.body["paths"];
+  CHECK(v1_paths.contains("/api/v1/login"));
+  CHECK_FALSE(v1_paths.contains("/auth/token"));
+  CHECK_FALSE(v1_paths.contains("/api/auth/signup"));
+}
