@@ -151,3 +151,45 @@ bench: bench-peers build $(BENCH_CEILINGS)
 
 soak: bench-deps build
 	BENCH_LATCH=$(abspath $(BUILD))/latch SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 bench/soak
+
+# Browser test (tests/e2e, the ctest entry e2e_reset_password): Debian's Chromium and the test's
+# npm packages (playwright-core, which never downloads a browser); without them `make test`
+# skips that test. npm ci runs again only when package-lock.json is newer than the last install.
+# `make screenshots` runs the test once, saving each page state to docs/screenshots/*.png.
+E2E_PKGS := chromium
+E2E_DIR  := tests/e2e
+
+.PHONY: e2e-deps screenshots
+
+e2e-deps:
+	$(call install_missing,$(E2E_PKGS))
+	@command -v npm >/dev/null || { echo "e2e-deps: npm not found: install Node.js 20+ with npm"; exit 1; }
+	@cd $(E2E_DIR) && if [ node_modules/.installed -nt package-lock.json ]; then :; else \
+	  echo "npm ci in $(E2E_DIR)"; \
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	fi
+
+screenshots: e2e-deps test-deps build
+	LATCH_E2E_SCREENSHOTS=docs/screenshots node $(E2E_DIR)/reset_password.test.mjs $(BUILD)/latch
+
+# Installation and packaging (rules in CMakeLists.txt and packaging/). `make install` copies the
+# build to PREFIX (default /usr/local; use sudo), under DESTDIR when set; PREFIX=/usr also puts
+# the systemd unit in /lib/systemd/system and the settings in /etc/latch/latch.env, as the
+# package does. `make deb` writes $(BUILD)/latch_VERSION_ARCH.deb (cpack; dpkg-shlibdeps, from
+# dpkg-dev, works out its Depends).
+PREFIX   ?= /usr/local
+DEB_PKGS := dpkg-dev file
+
+.PHONY: install deb deb-deps
+
+deb-deps: deps
+	$(call install_missing,$(DEB_PKGS))
+
+# The package test (tests/package, in `make test`) builds the .deb too.
+test-deps: deb-deps
+
+install: build
+	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD) --prefix $(PREFIX) --strip
+
+deb: deb-deps build
+	cd $(BUILD) && cpack -G DEB
