@@ -94,6 +94,7 @@ public:
   // True when the database answers a query (GET /readyz).
   bool database_ready();
   PasswordHasher::Load hashing_load() { return hasher_.load(); }
+  std::int64_t active_sessions() { return store_.count_active_sessions(now()); }
 
   // Sign-in outcomes since start (GET /metrics).
   struct SignInCounts {

@@ -412,6 +412,14 @@ void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now
   revoke_session_locked(session_id, now);
 }
 
+std::int64_t SqliteStore::count_active_sessions(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL "
+                           "AND expires_at > ?1");
+  st.bind(1, now);
+  return st.step() ? st.integer(0) : 0;
+}
+
 std::vector<Session> SqliteStore::list_sessions(const std::string &user_id) {
   std::lock_guard lock(mutex_);
   Statement st =

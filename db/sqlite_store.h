@@ -46,6 +46,7 @@ public:
                               std::int64_t new_expires_at, std::int64_t now) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
   std::vector<Session> list_sessions(const std::string &user_id) override;
+  std::int64_t count_active_sessions(std::int64_t now) override;
   int revoke_user_sessions(const std::string &user_id, std::int64_t now) override;
   void logout(const std::string &session_id, const std::string &access_jti,
               std::int64_t access_expires_at, std::int64_t now) override;

@@ -93,6 +93,8 @@ public:
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
   // The user's sessions, revoked and expired ones included, oldest first.
   virtual std::vector<Session> list_sessions(const std::string &user_id) = 0;
+  // Sessions neither revoked nor expired at `now` (for /metrics).
+  virtual std::int64_t count_active_sessions(std::int64_t now) = 0;
   // Revokes every session of the user that is not revoked yet; returns how many.
   virtual int revoke_user_sessions(const std::string &user_id, std::int64_t now) = 0;
   // Ends a session and blacklists the access token that ended it, in one transaction.

@@ -273,6 +273,11 @@ std::string Server::render_metrics() {
   g.sign_ins_throttled = counts.throttled;
   g.hashes_running = load.active;
   g.hashes_waiting = load.waiting;
+  try {
+    g.active_sessions = service_.active_sessions();
+  } catch (const db::StoreError &) {
+    metrics_.database_error(); // the gauge is left out rather than the whole page failing
+  }
   return metrics_.render(g);
 }
 

@@ -220,6 +220,8 @@ TEST_CASE("--metrics serves request, sign-in, hashing and database figures") {
   CHECK(t.find("latch_http_request_duration_seconds_bucket{route=\"/auth/token\",le=\"+Inf\"} 2") !=
         std::string::npos);
   CHECK(t.find("latch_sign_ins_total{result=\"succeeded\"} 1") != std::string::npos);
+  // The sign-up and the sign-in each opened a session.
+  CHECK(t.find("latch_active_sessions 2") != std::string::npos);
   CHECK(t.find("latch_sign_ins_total{result=\"failed\"} 1") != std::string::npos);
   CHECK(t.find("latch_password_hash_queue_depth 0") != std::string::npos);
   CHECK(t.find("latch_database_errors_total 0") != std::string::npos);
