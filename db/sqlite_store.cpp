@@ -349,15 +349,8 @@ void SqliteStore::insert_session(const Session &s) {
   if (st.constraint_failed()) throw StoreError("session insert violated a constraint");
 }
 
-std::optional<Session> SqliteStore::find_session(const std::string &id) {
-  std::lock_guard lock(mutex_);
-  // Joined with users: a session whose user row is gone (deleted by a tool that had foreign
-  // keys off, so nothing cascaded) counts as no session.
-  Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
-                           "s.expires_at, s.revoked_at FROM sessions s "
-                           "JOIN users u ON u.id = s.user_id WHERE s.id = ?1");
-  st.bind(1, id);
-  if (!st.step()) return std::nullopt;
+// A session from the columns id, user_id, api, refresh_jti, created_at, expires_at, revoked_at.
+Session SqliteStore::read_session(const Statement &st) {
   Session s;
   s.id = st.text(0);
   s.user_id = st.text(1);
@@ -367,6 +360,18 @@ std::optional<Session> SqliteStore::find_session(const std::string &id) {
   s.expires_at = st.integer(5);
   s.revoked = !st.is_null(6);
   return s;
+}
+
+std::optional<Session> SqliteStore::find_session(const std::string &id) {
+  std::lock_guard lock(mutex_);
+  // Joined with users: a session whose user row is gone (deleted by a tool that had foreign
+  // keys off, so nothing cascaded) counts as no session.
+  Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
+                           "s.expires_at, s.revoked_at FROM sessions s "
+                           "JOIN users u ON u.id = s.user_id WHERE s.id = ?1");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  return read_session(st);
 }
 
 RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const std::string &user_id,
@@ -428,15 +433,7 @@ std::vector<Session> SqliteStore::list_sessions(const std::string &user_id) {
   st.bind(1, user_id);
   std::vector<Session> out;
   while (st.step()) {
-    Session s;
-    s.id = st.text(0);
-    s.user_id = st.text(1);
-    s.api = st.text(2);
-    s.refresh_jti = st.text(3);
-    s.created_at = st.integer(4);
-    s.expires_at = st.integer(5);
-    s.revoked = !st.is_null(6);
-    out.push_back(std::move(s));
+    out.push_back(read_session(st));
   }
   return out;
 }

@@ -82,6 +82,7 @@ private:
   void exec(const char *sql);
   void migrate();
   static User read_user(const Statement &st);
+  static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);

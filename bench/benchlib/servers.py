@@ -60,6 +60,8 @@ def start_latch(workdir, port):
     db = os.path.join(workdir, "latch.db")
     argv = [paths.LATCH, "serve", "--addr", f"127.0.0.1:{port}", "--db", db,
             "--rate-limit", "0", "--max-failed-logins", "0",
+            # No access log, as the peers keep none by default (gunicorn, fastify).
+            "--log-format", "off",
             "--simplejwt-access-ttl", str(ACCESS_TTL_SECONDS)]
     # Only the flags above: no LATCH_* setting from the caller's environment changes the run.
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}

@@ -25,6 +25,15 @@ function M.count(name)
   counters[name] = (counters[name] or 0) + 1
 end
 
+-- A request() that cycles through prepared requests, each thread starting at another one.
+function M.round_robin(requests)
+  local i = thread_id * 7
+  return function()
+    i = i % #requests + 1
+    return requests[i]
+  end
+end
+
 -- Every non-empty line of a file, in order.
 function M.read_lines(path)
   local lines = {}

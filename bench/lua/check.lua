@@ -4,7 +4,6 @@ package.path = dir .. "?.lua;" .. package.path
 local bench = require("bench")
 
 local requests = {} -- built once in init(): request() only picks the next one
-local next_index = 0
 
 local function build(mode, token)
   if mode == "getuser" then
@@ -23,12 +22,7 @@ function init(args)
   for _, token in ipairs(bench.read_lines(args[1])) do
     table.insert(requests, build(args[2], token))
   end
-  next_index = thread_id * 7 -- threads start at different tokens
-end
-
-function request()
-  next_index = next_index % #requests + 1
-  return requests[next_index]
+  request = bench.round_robin(requests)
 end
 
 function response(status) bench.count_status(status) end

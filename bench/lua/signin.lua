@@ -4,7 +4,6 @@ package.path = dir .. "?.lua;" .. package.path
 local bench = require("bench")
 
 local requests = {}
-local next_index = 0
 
 function setup(thread) bench.setup(thread) end
 
@@ -13,12 +12,7 @@ function init(args)
     local body = bench.json({{"username", username}, {"password", args[2]}})
     table.insert(requests, bench.post_json("/auth/token", body))
   end
-  next_index = thread_id * 7 -- threads start at different users
-end
-
-function request()
-  next_index = next_index % #requests + 1
-  return requests[next_index]
+  request = bench.round_robin(requests)
 end
 
 function response(status) bench.count_status(status) end
