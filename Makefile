@@ -142,9 +142,12 @@ $(BENCH_BIN)/ceiling_http: bench/ceiling_http.cpp | bench-deps
 	@mkdir -p $(BENCH_BIN)
 	g++ -std=c++20 -O2 -Wall -Wextra -o $@ $< $$(pkg-config --cflags --libs cpp-httplib) -pthread
 
-$(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp | bench-deps
+# Linked like Latch (CMakeLists.txt): static libsodium with its mmap and munmap wrapped.
+$(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp auth/password.cpp auth/password.h | bench-deps
 	@mkdir -p $(BENCH_BIN)
-	g++ -std=c++20 -O2 -Wall -Wextra -o $@ $< $$(pkg-config --cflags --libs libsodium) -pthread
+	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ bench/ceiling_argon2.cpp auth/password.cpp \
+	  $$(pkg-config --cflags libsodium) $$(pkg-config --variable=libdir libsodium)/libsodium.a \
+	  -Wl,--wrap=mmap -Wl,--wrap=munmap -pthread
 
 bench: bench-peers build $(BENCH_CEILINGS)
 	BENCH_LATCH=$(abspath $(BUILD))/latch /usr/bin/python3 bench/run

@@ -3,8 +3,11 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <latch>
 #include <string>
 #include <thread>
@@ -19,6 +22,13 @@ PasswordParams cheap(std::uint32_t memory_kib = 64, std::uint32_t iterations = 1
   p.memory_kib = memory_kib;
   p.iterations = iterations;
   return p;
+}
+
+// Page faults this thread has taken so far.
+long minor_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_minflt;
 }
 
 } // namespace
@@ -214,4 +224,88 @@ TEST_CASE("verify and burn are gated like hash") {
   CHECK(ok.load() >= 1);
   CHECK(busy.load() >= 1);
   CHECK(ok.load() + busy.load() == kThreads * 3);
+}
+
+TEST_CASE("hashes made by libsodium and by the reference libargon2 verify, at our cost too") {
+  PasswordHasher hasher(PasswordParams{}, 2, 8);
+  // Spoil the slot's memory first: a verification must not depend on what a hash left there.
+  REQUIRE(hasher.hash("something else entirely").ok());
+  struct Known {
+    const char *maker, *phc;
+    bool needs_rehash;
+  };
+  for (const Known &known : {
+           Known{"libsodium 1.0.18",
+                 "$argon2id$v=19$m=64,t=1,p=1$/h2eRVobfeZH3xwWWNtrOA$"
+                 "Q0VutNPtdSclsPhNaC4VIUhrPRcLUMVLvUfh1tDHXIM",
+                 true},
+           Known{"libsodium 1.0.18",
+                 "$argon2id$v=19$m=19456,t=2,p=1$gTQ+vAwgAOaXNZioFDzJiw$"
+                 "u4fscNj/+DDbhOoHQI98HCqsIVaxwxhfi07xCZTXqEQ",
+                 false},
+           Known{"argon2-cffi (libargon2 20171227)",
+                 "$argon2id$v=19$m=64,t=1,p=1$kwxlWeKP3oF0O5x4CJYLuA$"
+                 "EcsvxBi1lGQLCDpjXla2q3+pOTC82y2xZq64kShhbWY",
+                 true},
+           Known{"argon2-cffi (libargon2 20171227)",
+                 "$argon2id$v=19$m=19456,t=2,p=1$kpKOkdUIuB4T3VLUY93WQQ$"
+                 "CYA1IZ2+8LVcwgk/gyndGKrhy7jbrvD8oe3yWTtFpwo",
+                 false},
+       }) {
+    CAPTURE(known.maker);
+    CAPTURE(known.phc);
+    auto good = hasher.verify(known.phc, "correct horse battery staple");
+    REQUIRE(good.ok());
+    CHECK(good->match);
+    CHECK(good->needs_rehash == known.needs_rehash);
+    auto bad = hasher.verify(known.phc, "correct horse battery stapler");
+    REQUIRE(bad.ok());
+    CHECK_FALSE(bad->match);
+  }
+}
+
+TEST_CASE("a slot keeps its argon2 memory between hashes instead of faulting in a fresh block") {
+  PasswordHasher hasher(cheap(8192, 1), 1, 0); // 8 MiB: 2,048 pages when fresh
+  REQUIRE(hasher.hash("first").ok());
+  CHECK(hasher.memory_held() == 8192u * 1024u);
+  const long before = minor_faults();
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(hasher.hash("again").ok());
+    auto v = hasher.verify("$argon2id$v=19$m=64,t=1,p=1$kwxlWeKP3oF0O5x4CJYLuA$"
+                           "EcsvxBi1lGQLCDpjXla2q3+pOTC82y2xZq64kShhbWY",
+                           "correct horse battery staple");
+    REQUIRE(v.ok());
+    CHECK(v->match);
+  }
+  // Eight fresh blocks would be over 16,000 faults; a kept one costs next to none.
+  CHECK(minor_faults() - before < 1000);
+}
+
+TEST_CASE("a hash made with more memory than ours still verifies, with a block of its own") {
+  PasswordHasher bigger(cheap(1024, 1), 1, 0);
+  auto h = bigger.hash("pw");
+  REQUIRE(h.ok());
+  PasswordHasher smaller(cheap(64, 1), 1, 0);
+  auto v = smaller.verify(*h, "pw");
+  REQUIRE(v.ok());
+  CHECK(v->match);
+  CHECK(v->needs_rehash);
+  CHECK(smaller.memory_held() <= 64u * 1024u);
+}
+
+TEST_CASE("argon2 memory is given back once no hash has used it for a while") {
+  PasswordHasher hasher(cheap(4096, 1), 2, 0, std::chrono::milliseconds(50));
+  CHECK(hasher.memory_held() == 0); // nothing is mapped before the first hash
+  REQUIRE(hasher.hash("pw").ok());
+  CHECK(hasher.memory_held() == 4096u * 1024u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (hasher.memory_held() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(hasher.memory_held() == 0);
+  // And a later hash maps it again.
+  auto h = hasher.hash("pw");
+  REQUIRE(h.ok());
+  auto v = hasher.verify(*h, "pw");
+  REQUIRE(v.ok());
+  CHECK(v->match);
 }
