@@ -37,6 +37,8 @@ public:
   void send(Mail mail);
   void flush(); // waits until the queue is empty (tests, shutdown)
 
+  // Loads libcurl (dlopen) on first use; throws std::runtime_error, saying why, when it
+  // cannot, so a server configured for SMTP fails at start-up rather than at its first mail.
   static Transport smtp(SmtpSettings settings);
   static Transport log();
 

@@ -352,7 +352,9 @@ std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
 std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
                                              std::int64_t now) {
   if (!config.jwt_secret.empty()) return std::make_unique<TokenCodec>(config.jwt_secret);
-  auto rows = store.ensure_signing_key(new_signing_key(now));
+  // A new key only when there is no signing one: drawing it costs start-up time and memory.
+  auto rows = store.signing_keys();
+  if (rows.empty() || rows.front().retired_at) rows = store.ensure_signing_key(new_signing_key(now));
   return std::make_unique<TokenCodec>(key_ring(rows, signing_key_retention(config)));
 }
 

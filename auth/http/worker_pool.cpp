@@ -1,6 +1,8 @@
 // The connection pool: a few threads always ready, more started on demand up to a cap.
 #include "auth/http/worker_pool.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 namespace latch::http {
@@ -17,17 +19,23 @@ WorkerPool::~WorkerPool() {
   shutdown();
 }
 
-void WorkerPool::start_thread_locked() {
-  // Threads that retired since the last start are joined here, so handles never pile up.
+std::vector<std::thread> WorkerPool::take_retired_locked() {
+  std::vector<std::thread> retired;
   for (auto id : done_) {
     auto it = std::find_if(threads_.begin(), threads_.end(),
                            [&](const std::thread &t) { return t.get_id() == id; });
-    if (it != threads_.end()) {
-      it->join(); // it has left work() already; this returns at once
+    if (it != threads_.end()) { // else shutdown() has it and joins it
+      retired.push_back(std::move(*it));
       threads_.erase(it);
     }
   }
   done_.clear();
+  return retired;
+}
+
+void WorkerPool::start_thread_locked() {
+  for (auto &t : take_retired_locked())
+    t.join(); // it has left work() already; this returns at once
   ++alive_;
   ++idle_;
   peak_ = std::max(peak_, alive_);
@@ -64,7 +72,19 @@ void WorkerPool::work() {
   }
   --idle_;
   --alive_;
+  // A thread's stack is freed when it is joined: each retiring thread joins the ones that
+  // retired before it, so after a burst the hundreds of threads it started do not keep
+  // their stacks until the next thread starts. At most the last one waits.
+  std::vector<std::thread> retired = take_retired_locked();
   done_.push_back(std::this_thread::get_id());
+  const bool back_to_core = alive_ == core_ && !stopping_;
+  lock.unlock();
+  for (auto &t : retired)
+    t.join();
+  // The last thread of a burst to retire hands the memory the burst freed back to the system:
+  // malloc keeps freed pages of its heaps otherwise, several MB after a few hundred
+  // connections.
+  if (back_to_core) malloc_trim(0);
 }
 
 void WorkerPool::shutdown() {

@@ -17,8 +17,9 @@ namespace latch::http {
 // cpp-httplib serves each connection on one pool thread for as long as it stays open, so a
 // fixed pool lets a few hundred idle keep-alive or half-sent connections starve everyone
 // else. This pool keeps `core` threads and starts another whenever a connection arrives and
-// none is free, up to `max`; a thread idle for `idle_timeout` beyond the core exits. Past
-// `max`, connections wait in order for a free thread.
+// none is free, up to `max`; a thread idle for `idle_timeout` beyond the core exits, and when
+// the last of them has, the memory freed since goes back to the system. Past `max`,
+// connections wait in order for a free thread.
 class WorkerPool : public httplib::TaskQueue {
 public:
   WorkerPool(std::size_t core, std::size_t max,
@@ -41,6 +42,8 @@ public:
 
 private:
   void start_thread_locked();
+  // Moves the threads that left work() out of threads_, to be joined.
+  std::vector<std::thread> take_retired_locked();
   void work();
 
   const std::size_t core_, max_;

@@ -2,10 +2,12 @@
 import os
 from dataclasses import dataclass
 
+from benchlib import footprint
 from benchlib.workloads import ARGON2, WORKLOADS
 
 SERVERS = ("latch", "django", "node", "ceiling")
-WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS) + (ARGON2,)
+# wrk workloads, the argon2 ceiling, and the memory and start-up measurements (footprint.py).
+WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS) + (ARGON2,) + footprint.NAMES
 CEILING_WORKLOADS = tuple(w.name for w in WORKLOADS if w.servers == ("ceiling",)) + (ARGON2,)
 
 

@@ -111,9 +111,11 @@ def detail_tables(m):
     return "\n\n".join(parts)
 
 
-def console(m, skipped, notes):
-    """What bench/run prints at the end."""
-    out = ["", summary_table(m), "", detail_tables(m)]
+def console(m, skipped, notes, footprint=""):
+    """What bench/run prints at the end; footprint: the memory and start-up Markdown."""
+    out = ["", summary_table(m), "", detail_tables(m)] if m else []
+    if footprint:
+        out += ["", footprint]
     for server, reason in skipped.items():
         out.append(f"skipped {server}: {reason}")
     for server, lines in notes.items():
@@ -121,8 +123,8 @@ def console(m, skipped, notes):
     return "\n".join(out)
 
 
-def section(m, machine, options, skipped, notes, chart_made):
-    """The Markdown between the results markers."""
+def section(m, machine, options, skipped, notes, chart_made, footprint=""):
+    """The Markdown between the results markers; footprint: the memory and start-up part."""
     out = [START, "",
            f"Measured {machine['date']} on {machine['cpu']} ({machine['nproc']} cores, "
            f"{machine['memory']}), Linux {machine['kernel']}; {machine['versions']}.",
@@ -135,6 +137,8 @@ def section(m, machine, options, skipped, notes, chart_made):
     if chart_made:
         out += ["![requests per second per workload and server](bench/results.png)", ""]
     out += ["Requests per second:", "", summary_table(m), "", detail_tables(m), ""]
+    if footprint:
+        out += [footprint, ""]
     if skipped:
         out += ["Not measured:", ""] + [f"- {s}: {r}" for s, r in skipped.items()] + [""]
     if notes:
