@@ -3,7 +3,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <sodium.h>
 
@@ -19,7 +20,16 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
-std::string random_token(std::size_t n_bytes) { return base64url_encode(random_bytes(n_bytes)); }
+std::string random_token(std::size_t n_bytes) {
+  // libsodium's constant-time encoder: these are secrets (refresh ids, reset links, keys).
+  std::string bytes = random_bytes(n_bytes);
+  const int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char *>(bytes.data()),
+                    bytes.size(), variant);
+  out.pop_back(); // the terminating NUL
+  return out;
+}
 
 std::string uuid_v4() {
   std::string b = random_bytes(16);
@@ -38,41 +48,80 @@ std::string uuid_v4() {
 }
 
 std::string base64url_encode(std::string_view bytes) {
-  const int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char *>(bytes.data()),
-                    bytes.size(), variant);
-  out.resize(out.size() - 1); // drop the terminating NUL
+  // OpenSSL's table encoder, then the URL-safe alphabet without padding.
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                          reinterpret_cast<const unsigned char *>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char &c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
   return out;
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
-  // libsodium 1.0.18 reads bytes 0x80-0xFF as '_' (a signed char compare), so one token could
-  // be spelled many ways; only the RFC 4648 section 5 alphabet is accepted.
+  // RFC 4648 section 5 only (libsodium 1.0.18, used before, also read bytes 0x80-0xFF as '_').
   auto in_alphabet = [](unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
            c == '-' || c == '_';
   };
-  if (!std::all_of(text.begin(), text.end(), in_alphabet)) return std::nullopt;
-  std::string out(text.size() * 3 / 4 + 3, '\0');
-  size_t len = 0;
-  const char *end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char *>(out.data()), out.size(), text.data(),
-                        text.size(), nullptr, &len, &end,
-                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-      end != text.data() + text.size())
+  if (text.size() % 4 == 1 || text.size() > (1u << 30) ||
+      !std::all_of(text.begin(), text.end(), in_alphabet))
     return std::nullopt;
-  out.resize(len);
+  // OpenSSL decodes the standard alphabet with padding.
+  std::string standard(text);
+  for (char &c : standard) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  const std::size_t padding = (4 - standard.size() % 4) % 4;
+  standard.append(padding, '=');
+  std::string out(standard.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                          reinterpret_cast<const unsigned char *>(standard.data()),
+                          static_cast<int>(standard.size()));
+  if (n < 0 || static_cast<std::size_t>(n) != out.size()) return std::nullopt;
+  out.resize(out.size() - padding);
+  // One spelling per byte string: unused bits must be zero, so encoding back gives the input.
+  std::string again(standard.size() + 1, '\0');
+  EVP_EncodeBlock(reinterpret_cast<unsigned char *>(again.data()),
+                  reinterpret_cast<const unsigned char *>(out.data()), static_cast<int>(out.size()));
+  again.pop_back(); // the terminating NUL
+  if (again != standard) return std::nullopt;
   return out;
 }
 
+struct HmacSha256::State {
+  EVP_MAC_CTX *keyed = nullptr;
+  ~State() { EVP_MAC_CTX_free(keyed); }
+};
+
+HmacSha256::HmacSha256(std::string_view key) : state_(std::make_shared<State>()) {
+  static EVP_MAC *const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr); // fetched once
+  if (!hmac || !(state_->keyed = EVP_MAC_CTX_new(hmac)))
+    throw std::runtime_error("HMAC unavailable");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                         OSSL_PARAM_construct_end()};
+  // An empty key still needs a non-null pointer, or OpenSSL keeps the key it had.
+  static const unsigned char empty = 0;
+  if (EVP_MAC_init(state_->keyed,
+                   key.empty() ? &empty : reinterpret_cast<const unsigned char *>(key.data()),
+                   key.size(), params) != 1)
+    throw std::runtime_error("HMAC key set-up failed");
+}
+
+std::string HmacSha256::mac(std::string_view data) const {
+  EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(state_->keyed);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  std::size_t len = 0;
+  bool ok = ctx && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char *>(data.data()),
+                                  data.size()) == 1 &&
+            EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) throw std::runtime_error("HMAC failed");
+  return std::string(reinterpret_cast<char *>(out), len);
+}
+
 std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-            reinterpret_cast<const unsigned char *>(data.data()), data.size(), mac, &len))
-    throw std::runtime_error("HMAC failed");
-  return std::string(reinterpret_cast<char *>(mac), len);
+  return HmacSha256(key).mac(data);
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -2,12 +2,16 @@
 #pragma once
 
 #include "auth/result.h"
+#include "auth/secure.h"
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,7 +31,9 @@ struct Claims {
   std::string session_id; // sid
   std::int64_t issued_at = 0;  // iat
   std::int64_t expires_at = 0; // exp
-  nlohmann::json raw;          // the payload as signed, for the APIs that echo claims
+  std::string payload;         // the payload JSON as signed, for the APIs that echo claims
+  // The payload as a JSON object, parsed on demand: only the APIs that echo claims need it.
+  nlohmann::json payload_json() const;
 };
 
 // One HS256 key of a key ring. Its kid is public (it names the key in token headers).
@@ -72,15 +78,49 @@ public:
   Result<Claims> decode(std::string_view token, std::int64_t now) const;
 
 private:
-  struct Ring {
-    std::vector<SigningKey> keys;
-    std::string encoded_header; // for issuing with keys.front()
+  struct Key {
+    SigningKey key;
+    secure::HmacSha256 hmac;    // keyed once
+    std::string encoded_header; // base64url of the header naming this key's kid
   };
-  static std::shared_ptr<const Ring> make_ring(std::vector<SigningKey> keys, bool kid_header);
-  std::shared_ptr<const Ring> ring() const;
+  struct Ring {
+    std::vector<Key> keys;
+    std::string encoded_header;        // for issuing with keys.front()
+    std::string encoded_legacy_header; // the header of tokens with no kid
+  };
+  static std::unique_ptr<const Ring> make_ring(std::vector<SigningKey> keys, bool kid_header);
+  // The key a header names, found by comparing the header as received with the ones this
+  // ring issues, so the usual token needs no JSON parse of its header. nullptr: not one of
+  // ours verbatim (decode then reads it).
+  static const Key *key_for_exact_header(const Ring &ring, std::string_view header_part);
+  const Ring &ring() const { return *ring_.load(std::memory_order_acquire); }
 
-  mutable std::mutex mutex_; // guards ring_ (the pointer; a Ring never changes)
-  std::shared_ptr<const Ring> ring_;
+  // The ring in use, read lock-free on every token; the rings it replaced stay alive (a few
+  // hundred bytes per key rotation) so a reader never holds a freed one.
+  std::atomic<const Ring *> ring_{nullptr};
+  std::mutex mutex_; // guards rings_
+  std::vector<std::unique_ptr<const Ring>> rings_;
+
+  // A token whose header, signature and claims checked out, with what the time checks need.
+  struct Verified {
+    const Ring *ring = nullptr;
+    const Key *key = nullptr;
+    Claims claims;
+    std::optional<std::int64_t> nbf;
+  };
+  // Everything but the time checks (exp, iat, nbf).
+  Result<Verified> verify(std::string_view token, const Ring &ring) const;
+
+  // Access tokens that verified, by their exact text: a client sends the same access token
+  // until it expires, so its signature and claims are checked once. A hit still gets the time
+  // checks and its key's retirement, and only counts for the ring that verified it.
+  static constexpr std::size_t kMaxVerified = 1024; // then the cache starts over
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::shared_mutex verified_mutex_;
+  mutable std::unordered_map<std::string, Verified, TextHash, std::equal_to<>> verified_;
 };
 
 } // namespace latch

@@ -378,30 +378,40 @@ RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const st
                                          const std::string &old_jti,
                                          const std::string &new_jti, std::int64_t new_expires_at,
                                          std::int64_t now) {
+  return rotate_refresh_batch({Rotation{session_id, user_id, old_jti, new_jti, new_expires_at, now}})
+      .front();
+}
+
+std::vector<RotateResult> SqliteStore::rotate_refresh_batch(const std::vector<Rotation> &batch) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
+  std::vector<RotateResult> results;
+  results.reserve(batch.size());
+  // In order, so a token presented twice rotates once and then counts as reused.
+  for (const Rotation &r : batch) results.push_back(rotate_refresh_locked(r));
+  tx.commit();
+  return results;
+}
+
+RotateResult SqliteStore::rotate_refresh_locked(const Rotation &r) {
   std::string current;
   {
     Statement st = statement("SELECT s.refresh_jti, s.revoked_at, s.expires_at FROM sessions s "
                              "JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.user_id = ?2");
-    st.bind(1, session_id).bind(2, user_id);
-    if (!st.step() || !st.is_null(1) || st.integer(2) <= now) return RotateResult::gone;
+    st.bind(1, r.session_id).bind(2, r.user_id);
+    if (!st.step() || !st.is_null(1) || st.integer(2) <= r.now) return RotateResult::gone;
     current = st.text(0);
   }
-  if (current != old_jti) {
+  if (current != r.old_jti) {
     // An already-rotated refresh token came back: treat it as stolen (RFC 9700 4.14.2).
-    revoke_session_locked(session_id, now);
-    tx.commit();
+    revoke_session_locked(r.session_id, r.now);
     return RotateResult::reused;
   }
-  {
-    // The session lives as long as the newest token issued in it.
-    Statement st = statement("UPDATE sessions SET refresh_jti = ?2, "
-                             "expires_at = MAX(expires_at, ?3) WHERE id = ?1");
-    st.bind(1, session_id).bind(2, new_jti).bind(3, new_expires_at);
-    st.step();
-  }
-  tx.commit();
+  // The session lives as long as the newest token issued in it.
+  Statement st = statement("UPDATE sessions SET refresh_jti = ?2, "
+                           "expires_at = MAX(expires_at, ?3) WHERE id = ?1");
+  st.bind(1, r.session_id).bind(2, r.new_jti).bind(3, r.new_expires_at);
+  st.step();
   return RotateResult::rotated;
 }
 
@@ -470,6 +480,25 @@ bool SqliteStore::is_blacklisted(const std::string &jti) {
   Statement st = statement("SELECT 1 FROM token_blacklist WHERE jti = ?1");
   st.bind(1, jti);
   return st.step();
+}
+
+std::vector<Session> SqliteStore::unrevoked_sessions() {
+  std::lock_guard lock(mutex_);
+  // Joined with users, as find_session is: a session whose user row is gone is no session.
+  Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
+                           "s.expires_at, s.revoked_at FROM sessions s "
+                           "JOIN users u ON u.id = s.user_id WHERE s.revoked_at IS NULL");
+  std::vector<Session> out;
+  while (st.step()) out.push_back(read_session(st));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> SqliteStore::blacklist() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT jti, expires_at FROM token_blacklist");
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  while (st.step()) out.emplace_back(st.text(0), st.integer(1));
+  return out;
 }
 
 void SqliteStore::insert_one_time_token(const std::string &token_hash, const std::string &user_id,

@@ -44,6 +44,7 @@ public:
   RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
                               const std::string &old_jti, const std::string &new_jti,
                               std::int64_t new_expires_at, std::int64_t now) override;
+  std::vector<RotateResult> rotate_refresh_batch(const std::vector<Rotation> &batch) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
   std::vector<Session> list_sessions(const std::string &user_id) override;
   std::int64_t count_active_sessions(std::int64_t now) override;
@@ -51,6 +52,8 @@ public:
   void logout(const std::string &session_id, const std::string &access_jti,
               std::int64_t access_expires_at, std::int64_t now) override;
   bool is_blacklisted(const std::string &jti) override;
+  std::vector<Session> unrevoked_sessions() override;
+  std::vector<std::pair<std::string, std::int64_t>> blacklist() override;
 
   void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
                              TokenPurpose purpose, std::int64_t expires_at) override;
@@ -85,6 +88,7 @@ private:
   static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
+  RotateResult rotate_refresh_locked(const Rotation &r);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
   std::vector<SigningKeyRow> signing_keys_locked();
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
@@ -93,6 +97,7 @@ private:
   sqlite3 *db_ = nullptr;
   std::mutex mutex_; // one connection, so every call holds it
   std::map<const char *, sqlite3_stmt *> cache_;
+
 };
 
 } // namespace latch::db

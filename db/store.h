@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace latch::db {
@@ -40,6 +41,12 @@ struct Session {
 
 enum class InsertUserResult { ok, username_taken, email_taken };
 enum class RotateResult { rotated, reused, gone };
+
+// The arguments of one Store::rotate_refresh.
+struct Rotation {
+  std::string session_id, user_id, old_jti, new_jti;
+  std::int64_t new_expires_at = 0, now = 0;
+};
 enum class TokenPurpose { reset, verify_email };
 enum class ConsumeResult { ok, invalid, expired };
 
@@ -90,6 +97,10 @@ public:
   virtual RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
                                       const std::string &old_jti, const std::string &new_jti,
                                       std::int64_t new_expires_at, std::int64_t now) = 0;
+  // Several rotate_refresh calls in one transaction, in order, one result each: the group
+  // commit of a server that rotates many refresh tokens at once. Throws StoreError, and then
+  // none of them happened.
+  virtual std::vector<RotateResult> rotate_refresh_batch(const std::vector<Rotation> &batch) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
   // The user's sessions, revoked and expired ones included, oldest first.
   virtual std::vector<Session> list_sessions(const std::string &user_id) = 0;
@@ -101,6 +112,10 @@ public:
   virtual void logout(const std::string &session_id, const std::string &access_jti,
                       std::int64_t access_expires_at, std::int64_t now) = 0;
   virtual bool is_blacklisted(const std::string &jti) = 0;
+  // What a server keeps in memory so that checking a token touches no database: every session
+  // not revoked whose user exists, and every blacklisted access-token id with its expiry.
+  virtual std::vector<Session> unrevoked_sessions() = 0;
+  virtual std::vector<std::pair<std::string, std::int64_t>> blacklist() = 0;
 
   virtual void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
                                      TokenPurpose purpose, std::int64_t expires_at) = 0;

@@ -86,7 +86,7 @@ void verify(Ctx &ctx) {
   if (!token.present()) return error(ctx, 400, "token is required");
   auto claims = ctx.service.check_token(token.value, std::nullopt);
   if (!claims) return http::send_error(ctx, claims.error());
-  send_json(ctx.res, 200, {{"token", claims->raw}});
+  send_json(ctx.res, 200, {{"token", claims->payload_json()}});
 }
 
 void confirm_email(Ctx &ctx) {
@@ -137,7 +137,9 @@ void password_reset_confirm(Ctx &ctx) {
   send_json(ctx.res, 200, json::object());
 }
 
-void me(Ctx &ctx) { send_json(ctx.res, 200, {{"claims", ctx.claims.raw}}); }
+void me(Ctx &ctx) {
+  send_json(ctx.res, 200, {{"claims", ctx.claims.payload_json()}});
+}
 
 void logout(Ctx &ctx) {
   if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());

@@ -6,6 +6,7 @@
 #include "auth/secure.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,7 +24,15 @@ std::string request_id_for(const httplib::Request &req) {
               std::all_of(given.begin(), given.end(), [](unsigned char c) {
                 return std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
               });
-  return sane ? given : secure::random_token(12);
+  if (sane) return given;
+  // Unique, not secret: a random prefix drawn once per process and a counter, so no random
+  // bytes are drawn per request.
+  static const std::string prefix = secure::random_token(9) + "-";
+  static std::atomic<std::uint64_t> counter{0};
+  char number[17];
+  std::snprintf(number, sizeof number, "%016llx",
+                static_cast<unsigned long long>(counter.fetch_add(1, std::memory_order_relaxed)));
+  return prefix + number;
 }
 
 namespace {

@@ -51,9 +51,9 @@ ErrorCode error_for_status(int status) {
 // cpp-httplib checks the limit only for POST and would leave that body on the connection, to
 // be read as more requests.
 std::optional<ErrorCode> framing_problem(const httplib::Request &req, std::size_t max_body) {
+  auto breaks_framing = [](char c) { return c == '\0' || c == '\r' || c == '\n'; };
   for (const auto &[name, value] : req.headers)
-    if (value.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos)
-      return ErrorCode::bad_request;
+    if (std::any_of(value.begin(), value.end(), breaks_framing)) return ErrorCode::bad_request;
   auto lengths = req.headers.equal_range("Content-Length");
   for (auto it = lengths.first; it != lengths.second; ++it)
     if (it->second != lengths.first->second) return ErrorCode::bad_request;

@@ -392,3 +392,29 @@ TEST_CASE("SigningKeyWatcher leaves a LATCH_JWT_SECRET codec alone") {
   CHECK(codec->signing_kid() == derive_kid(kNewSecret));
   CHECK(header_of(codec->issue(claims())) == json{{"alg", "HS256"}, {"typ", "JWT"}});
 }
+
+TEST_CASE("a token checked once is still refused later when it expires, its key retires or goes") {
+  // decode() remembers access tokens that verified; none of these may outlive what made
+  // the first answer right.
+  TokenCodec codec({key("k1", kOldSecret)});
+  std::string token = codec.issue(claims());
+  REQUIRE(codec.decode(token, kNow).ok());
+  REQUIRE(codec.decode(token, kNow + 1).ok()); // answered from memory
+  CHECK(decode_error(codec, token, kNow + 900) == ErrorCode::token_expired);
+  CHECK(codec.decode(token, kNow + 2).ok());
+
+  // Same text up to the last signature character: a different token, checked in full.
+  std::string altered = token;
+  altered.back() = altered.back() == 'A' ? 'B' : 'A';
+  CHECK(decode_error(codec, altered) == ErrorCode::token_bad_signature);
+
+  // Retired: valid until its time, then refused although it was checked before.
+  codec.set_keys({key("k2", kNewSecret), key("k1", kOldSecret, false, kNow + 60)});
+  CHECK(codec.decode(token, kNow + 59).ok());
+  CHECK(decode_error(codec, token, kNow + 60) == ErrorCode::token_bad_signature);
+
+  // Gone from the ring: refused at once.
+  REQUIRE(codec.decode(token, kNow + 10).ok());
+  codec.set_keys({key("k2", kNewSecret)});
+  CHECK(decode_error(codec, token, kNow + 10) == ErrorCode::token_bad_signature);
+}

@@ -326,8 +326,8 @@ TEST_CASE("a session's access token passes check_token and carries the user's cl
   CHECK(claims->type == TokenType::access);
   CHECK(claims->issued_at == kStart);
   CHECK(claims->expires_at == kStart + 900);
-  CHECK(claims->raw.at("uid") == alice.id);
-  CHECK(claims->raw.at("user_id") == alice.id);
+  CHECK(claims->payload_json().at("uid") == alice.id);
+  CHECK(claims->payload_json().at("user_id") == alice.id);
   CHECK(h.store.find_session(claims->session_id).has_value());
 
   auto refresh_claims = h.service.check_token(pair->refresh, TokenType::refresh);

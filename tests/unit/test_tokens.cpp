@@ -83,7 +83,7 @@ TEST_CASE("an issued token decodes back to every claim it was given") {
   CHECK(out->issued_at == kNow);
   CHECK(out->expires_at == kNow + 900);
 
-  const json &raw = out->raw;
+  const json raw = out->payload_json();
   CHECK(raw.at("sub") == in.user_id);
   CHECK(raw.at("uid") == in.user_id);
   CHECK(raw.at("user_id") == in.user_id);
@@ -117,8 +117,8 @@ TEST_CASE("a refresh token without an email round-trips with the refresh type an
   REQUIRE(out.ok());
   CHECK(out->type == TokenType::refresh);
   CHECK_FALSE(out->email.has_value());
-  CHECK_FALSE(out->raw.contains("email"));
-  CHECK(out->raw.at("token_type") == "refresh");
+  CHECK_FALSE(out->payload_json().contains("email"));
+  CHECK(out->payload_json().at("token_type") == "refresh");
   CHECK(std::string(token_type_name(TokenType::refresh)) == "refresh");
   CHECK(std::string(token_type_name(TokenType::access)) == "access");
 }
@@ -365,4 +365,53 @@ TEST_CASE("a token_type other than access or refresh is malformed") {
   auto r = codec.decode(forge(kHeader, p.dump()), kNow);
   REQUIRE(r.ok());
   CHECK(r->type == TokenType::refresh);
+}
+
+TEST_CASE("the issued payload is byte for byte the JSON nlohmann writes, escapes included") {
+  TokenCodec codec(kKey);
+  Claims c = sample_claims();
+  c.username = "quote\" back\\slash tab\t é 🙂";
+  c.email = "o'neil+x@example.com";
+  auto parts = split_dots(codec.issue(c));
+  json expected = {{"sub", c.user_id},      {"uid", c.user_id},   {"user_id", c.user_id},
+                   {"username", c.username}, {"token_type", "access"}, {"jti", c.jti},
+                   {"sid", c.session_id},    {"iat", c.issued_at}, {"exp", c.expires_at},
+                   {"email", *c.email}};
+  CHECK(secure::base64url_decode(parts[1]) == expected.dump());
+  c.email.reset();
+  c.type = TokenType::refresh;
+  expected.erase("email");
+  expected["token_type"] = "refresh";
+  CHECK(secure::base64url_decode(split_dots(codec.issue(c))[1]) == expected.dump());
+}
+
+TEST_CASE("claims are read as a JSON object would hold them: the last of a repeated claim wins") {
+  TokenCodec codec(kKey);
+  std::string base = good_payload().dump();
+  base.pop_back(); // reopen the object to append members after the good ones
+  auto with = [&](const std::string &members) { return forge(kHeader, base + "," + members + "}"); };
+  // A later good value replaces an earlier one.
+  auto later = codec.decode(with(R"("sub":"user-2")"), kNow);
+  REQUIRE(later.ok());
+  CHECK(later->user_id == "user-2");
+  // A later value of the wrong type removes the claim, as it would in a parsed object.
+  CHECK(decode_error(codec, with(R"("sub":42)")) == ErrorCode::token_malformed);
+  CHECK(decode_error(codec, with(R"("exp":"soon")")) == ErrorCode::token_malformed);
+  CHECK(decode_error(codec, with(R"("jti":{"a":"b"})")) == ErrorCode::token_malformed);
+  CHECK(decode_error(codec, with(R"("sid":["x"])")) == ErrorCode::token_malformed);
+  CHECK(decode_error(codec, with(R"("nbf":"later")")) == ErrorCode::token_not_yet_valid);
+  // Claims nested in other members are not claims.
+  auto nested = codec.decode(with(R"("extra":{"sub":"user-3","exp":1,"list":[{"jti":""}]})"), kNow);
+  REQUIRE(nested.ok());
+  CHECK(nested->user_id == "user-1");
+  CHECK(nested->expires_at == kNow + 900);
+  CHECK(nested->jti == "jti-1");
+  // The payload must be one object and nothing else.
+  CHECK(decode_error(codec, forge(kHeader, "[" + good_payload().dump() + "]")) ==
+        ErrorCode::token_malformed);
+  CHECK(decode_error(codec, forge(kHeader, good_payload().dump() + " {}")) ==
+        ErrorCode::token_malformed);
+  CHECK(decode_error(codec, forge(kHeader, "\"text\"")) == ErrorCode::token_malformed);
+  // payload_json() gives the object as signed, for the APIs that echo it.
+  CHECK(later->payload_json().at("sub") == "user-2");
 }

@@ -1,0 +1,214 @@
+// Unit tests for db/cached_store: the revocation state in memory over a SQLite record, what
+// other processes change, and the group commit of refresh rotations.
+#include "db/cached_store.h"
+#include "db/sqlite_store.h"
+
+#include "support/temp_dir.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace latch::db;
+
+namespace {
+
+constexpr std::int64_t kNow = 1'700'000'000;
+
+User user(const std::string &id) {
+  User u;
+  u.id = id;
+  u.username = "name-" + id;
+  u.email = id + "@example.com";
+  u.password_hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA";
+  u.created_at = u.updated_at = kNow;
+  return u;
+}
+
+Session session(const std::string &id, const std::string &user_id, const std::string &jti) {
+  Session s;
+  s.id = id;
+  s.user_id = user_id;
+  s.api = "simplejwt";
+  s.refresh_jti = jti;
+  s.created_at = kNow;
+  s.expires_at = kNow + 3600;
+  return s;
+}
+
+// Lets the freshness window pass, so the next check asks the record again.
+void after_freshness() {
+  std::this_thread::sleep_for(CachedStore::kFreshness + std::chrono::milliseconds(2));
+}
+
+struct Fixture {
+  latch::test::TempDir dir;
+  std::string path = dir.file("auth.db");
+  SqliteStore record{path};
+};
+
+} // namespace
+
+TEST_CASE("sessions and the blacklist present at start are answered from memory") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  f.record.insert_session(session("live", "u1", "r1"));
+  f.record.insert_session(session("ended", "u1", "r2"));
+  f.record.revoke_session("ended", kNow);
+  f.record.logout("gone", "access-jti", kNow + 60, kNow);
+  CachedStore cached(f.record);
+  CHECK(cached.sizes().sessions == 1);
+  CHECK(cached.sizes().blacklist == 1);
+  auto live = cached.find_session("live");
+  REQUIRE(live);
+  CHECK(live->user_id == "u1");
+  CHECK(live->refresh_jti == "r1");
+  CHECK_FALSE(live->revoked);
+  CHECK_FALSE(cached.find_session("ended"));
+  CHECK_FALSE(cached.find_session("never"));
+  CHECK(cached.is_blacklisted("access-jti"));
+  CHECK_FALSE(cached.is_blacklisted("other"));
+}
+
+TEST_CASE("writes through the cache change the record and the memory together") {
+  Fixture f;
+  CachedStore cached(f.record);
+  REQUIRE(cached.insert_user(user("u1")) == InsertUserResult::ok);
+  REQUIRE(cached.insert_user(user("u2")) == InsertUserResult::ok);
+  cached.insert_session(session("s1", "u1", "r1"));
+  cached.insert_session(session("s2", "u1", "r2"));
+  cached.insert_session(session("s3", "u2", "r3"));
+  REQUIRE(cached.find_session("s1"));
+
+  CHECK(cached.rotate_refresh("s1", "u1", "r1", "r1b", kNow + 7200, kNow) == RotateResult::rotated);
+  CHECK(cached.find_session("s1")->refresh_jti == "r1b");
+  CHECK(cached.find_session("s1")->expires_at == kNow + 7200);
+  CHECK(f.record.find_session("s1")->refresh_jti == "r1b");
+  // The old token again: reuse, and the session ends in both.
+  CHECK(cached.rotate_refresh("s1", "u1", "r1", "r1c", kNow + 7200, kNow) == RotateResult::reused);
+  CHECK_FALSE(cached.find_session("s1"));
+  CHECK(f.record.find_session("s1")->revoked);
+
+  cached.logout("s2", "a2", kNow + 60, kNow);
+  CHECK_FALSE(cached.find_session("s2"));
+  CHECK(cached.is_blacklisted("a2"));
+  CHECK(f.record.is_blacklisted("a2"));
+
+  // The user cache sees a deletion, and the user's sessions go with it.
+  REQUIRE(cached.find_user_by_id("u2"));
+  CHECK(cached.sizes().users == 1);
+  CHECK(cached.delete_user("u2"));
+  CHECK_FALSE(cached.find_user_by_id("u2"));
+  CHECK_FALSE(cached.find_session("s3"));
+
+  // Purge drops what expired from memory as from the record.
+  cached.insert_session(session("s4", "u1", "r4"));
+  cached.purge_expired(kNow + 3600);
+  CHECK_FALSE(cached.find_session("s4"));
+  CHECK_FALSE(cached.is_blacklisted("a2"));
+}
+
+TEST_CASE("what another connection commits is seen once the freshness window has passed") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  CachedStore cached(f.record);
+  cached.insert_session(session("s1", "u1", "r1"));
+  cached.insert_session(session("s2", "u1", "r2"));
+  REQUIRE(cached.find_session("s1"));
+
+  // As latch sessions revoke would: another process, another connection.
+  {
+    SqliteStore admin(f.path);
+    admin.revoke_session("s1", kNow);
+    admin.insert_session(session("s9", "u1", "r9"));
+    admin.logout("s2", "a2", kNow + 60, kNow);
+  }
+  after_freshness();
+  CHECK_FALSE(cached.find_session("s1"));
+  CHECK(cached.find_session("s9"));
+  CHECK_FALSE(cached.find_session("s2"));
+  CHECK(cached.is_blacklisted("a2"));
+
+  // The user deleted by another process (latch user delete): its sessions end here too.
+  {
+    SqliteStore admin(f.path);
+    REQUIRE(admin.delete_user("u1"));
+  }
+  after_freshness();
+  CHECK_FALSE(cached.find_session("s9"));
+  CHECK_FALSE(cached.find_user_by_id("u1"));
+}
+
+TEST_CASE("concurrent rotations are committed in groups and each token rotates exactly once") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  CachedStore cached(f.record);
+  constexpr int kSessions = 16;
+  constexpr int kRounds = 20;
+  for (int i = 0; i < kSessions; ++i)
+    cached.insert_session(session("s" + std::to_string(i), "u1", "r" + std::to_string(i) + "-0"));
+
+  // Each session has two threads presenting the same token every round: exactly one wins,
+  // the other is refused as reuse and the session ends, as one client stealing from another.
+  std::atomic<int> rotated{0}, reused{0}, gone{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSessions; ++i) {
+    for (int twin = 0; twin < 2; ++twin) {
+      threads.emplace_back([&, i, twin] {
+        const std::string id = "s" + std::to_string(i);
+        for (int round = 0; round < kRounds; ++round) {
+          std::string old_jti = "r" + std::to_string(i) + "-" + std::to_string(round);
+          std::string next = old_jti + "-" + std::to_string(twin);
+          switch (cached.rotate_refresh(id, "u1", old_jti, next, kNow + 7200, kNow)) {
+          case RotateResult::rotated: ++rotated; break;
+          case RotateResult::reused: ++reused; break;
+          case RotateResult::gone: ++gone; break;
+          }
+        }
+      });
+    }
+  }
+  for (auto &t : threads) t.join();
+  // The first round of every session has one winner and one reuse, which ends the session;
+  // every later round finds it gone.
+  CHECK(rotated == kSessions);
+  CHECK(reused == kSessions);
+  CHECK(gone == kSessions * (2 * kRounds - 2));
+  for (int i = 0; i < kSessions; ++i) {
+    CHECK_FALSE(cached.find_session("s" + std::to_string(i)));
+    CHECK(f.record.find_session("s" + std::to_string(i))->revoked);
+  }
+}
+
+TEST_CASE("rotations of different sessions from many threads all land, in memory and on disk") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  CachedStore cached(f.record);
+  constexpr int kThreads = 12;
+  constexpr int kRounds = 30;
+  for (int i = 0; i < kThreads; ++i)
+    cached.insert_session(session("s" + std::to_string(i), "u1", "0"));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string id = "s" + std::to_string(i);
+      for (int round = 0; round < kRounds; ++round)
+        if (cached.rotate_refresh(id, "u1", std::to_string(round), std::to_string(round + 1),
+                                  kNow + 7200, kNow) != RotateResult::rotated)
+          ++failures;
+    });
+  }
+  for (auto &t : threads) t.join();
+  CHECK(failures == 0);
+  SqliteStore reader(f.path);
+  for (int i = 0; i < kThreads; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    CHECK(cached.find_session(id)->refresh_jti == std::to_string(kRounds));
+    CHECK(reader.find_session(id)->refresh_jti == std::to_string(kRounds));
+  }
+}
