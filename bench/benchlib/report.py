@@ -189,7 +189,7 @@ def chart(m, data_path, script_path, png_path):
 
 GNUPLOT = """set terminal pngcairo size 1000,520 font "sans,10"
 set output "{png}"
-set title "Requests per second (log scale)\nceiling: bare cpp-httplib route for token checks and refresh, raw argon2id hashes for sign-in and sign-up"
+set title "Requests per second (log scale)\\nceiling: bare cpp-httplib route for token checks and refresh, raw argon2id hashes for sign-in and sign-up"
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.85 border -1
