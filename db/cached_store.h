@@ -26,7 +26,7 @@ public:
   // How stale the memory may be about other processes' writes.
   static constexpr std::chrono::milliseconds kFreshness{1};
   // Users kept for refresh (the token check needs none); past this many the cache starts over.
-  static constexpr std::size_t kMaxCachedUsers = 10000;
+  static constexpr std::size_t kMaxCachedUsers = 1024;
 
   // Loads the sessions and the blacklist from record. Throws StoreError.
   explicit CachedStore(Store &record);
