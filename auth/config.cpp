@@ -277,10 +277,11 @@ const std::vector<Option> &options() {
          int_setter(1024, 64 * 1024 * 1024,
                     [](Config &c, long long n) { c.max_body_bytes = size_t(n); })},
         {"threads", "LATCH_THREADS", "N",
-         "HTTP worker threads kept ready (default 8 per core, at least 16)",
+         "HTTP worker threads kept running; more start while these are stuck (default: one per "
+         "core, at least 2; with TLS, a thread a connection: 8 per core, at least 16)",
          int_setter(1, 4096, [](Config &c, long long n) { c.threads = unsigned(n); })},
         {"max-connections", "LATCH_MAX_CONNECTIONS", "N",
-         "connections served at once, a thread each; more wait their turn (default 1024)",
+         "connections open at once; more wait to be accepted (default 1024)",
          int_setter(1, 65536, [](Config &c, long long n) { c.max_connections = unsigned(n); })},
         {"log-format", "LATCH_LOG_FORMAT", "FORMAT",
          "access log on stdout: text, json (JSON lines) or off (default text)", set_log_format},
@@ -367,7 +368,9 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.hash_concurrency == 0) c.hash_concurrency = cores;
-  if (c.threads == 0) c.threads = std::max(16u, 8 * cores);
+  // Without TLS a worker serves any ready connection, so one per core keeps every core busy
+  // (auth/http/event_server.h); with TLS each connection holds a thread while it is open.
+  if (c.threads == 0) c.threads = c.tls_cert.empty() ? std::max(2u, cores) : std::max(16u, 8 * cores);
   return c;
 }
 

@@ -61,8 +61,8 @@ struct Config {
   std::int64_t verify_email_ttl = 86400;
 
   std::size_t max_body_bytes = 64 * 1024;
-  unsigned threads = 0; // 0: 8 per core, at least 16
-  unsigned max_connections = 1024; // served at once, one thread each; more wait their turn
+  unsigned threads = 0; // 0: one per core, at least 2 (with TLS: 8 per core, at least 16)
+  unsigned max_connections = 1024; // open at once; more wait to be accepted
   int purge_interval = 60; // seconds between purges of expired rows
 
   // Operations

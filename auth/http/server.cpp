@@ -3,6 +3,7 @@
 #include "auth/http/server.h"
 
 #include "auth/http/body.h"
+#include "auth/http/event_server.h"
 #include "auth/http/operations.h"
 #include "auth/http/routes.h"
 #include "auth/http/worker_pool.h"
@@ -95,21 +96,26 @@ void close_after_response(httplib::Response &res) {
 thread_local std::chrono::steady_clock::time_point request_started{};
 
 std::unique_ptr<httplib::Server> make_listener(const Config &config) {
-  if (config.tls_cert.empty()) return std::make_unique<httplib::Server>();
-  return std::make_unique<httplib::SSLServer>(config.tls_cert.c_str(), config.tls_key.c_str());
+  if (config.tls_cert.empty()) {
+    return std::make_unique<EventServer>(EventServer::Options{
+        config.threads, std::max(config.threads, config.max_connections), config.max_connections});
+  }
+  auto tls = std::make_unique<httplib::SSLServer>(config.tls_cert.c_str(), config.tls_key.c_str());
+  // One thread a connection: enough ready for the usual load, more on demand, so idle
+  // keep-alive and slow clients cannot hold every thread while others wait.
+  tls->new_task_queue = [&config] {
+    return new WorkerPool(config.threads, std::max(config.threads, config.max_connections));
+  };
+  return tls;
 }
 
 } // namespace
 
 Server::Server(const Config &config, AuthService &service)
-    : config_(config), service_(service), server_(make_listener(config)) {
+    : config_(config), service_(service), server_(make_listener(config)),
+      events_(dynamic_cast<EventServer *>(server_.get())) {
   for (const Route &r : route_table())
     if (config.apis.count(r.api)) known_paths_.insert(r.path);
-  // One thread a connection: enough ready for the usual load, more on demand, so idle
-  // keep-alive and slow clients cannot hold every thread while others wait.
-  server_->new_task_queue = [&config] {
-    return new WorkerPool(config.threads, std::max(config.threads, config.max_connections));
-  };
   server_->set_payload_max_length(config.max_body_bytes);
   server_->set_read_timeout(5, 0);
   server_->set_write_timeout(5, 0);
@@ -146,6 +152,19 @@ Server::Server(const Config &config, AuthService &service)
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+  });
+
+  // Last, once cpp-httplib has added its own Connection or Keep-Alive header: a response that
+  // ends the connection says so once, and offers no keep-alive.
+  server_->set_post_routing_handler([](const httplib::Request &, httplib::Response &res) {
+    auto connection = res.headers.equal_range("Connection");
+    if (connection.first == connection.second) return;
+    const bool closing = std::any_of(connection.first, connection.second,
+                                     [](const auto &h) { return h.second == "close"; });
+    if (!closing) return;
+    res.headers.erase(connection.first, connection.second);
+    res.headers.erase("Keep-Alive");
+    res.headers.emplace("Connection", "close");
   });
 
   // Requests no handler answered (unknown path, wrong method, body too large, unparsable
@@ -373,6 +392,7 @@ bool Server::run() {
   std::thread metrics_thread;
   if (metrics_server_) metrics_thread = std::thread([this] { metrics_server_->listen_after_bind(); });
   bool ok = server_->listen_after_bind();
+  if (events_) events_->drain();
   if (metrics_server_) {
     metrics_server_->stop();
     metrics_thread.join();

@@ -15,6 +15,8 @@
 
 namespace latch::http {
 
+class EventServer;
+
 class Server {
 public:
   Server(const Config &config, AuthService &service);
@@ -41,6 +43,7 @@ private:
   const Config &config_;
   AuthService &service_;
   std::unique_ptr<httplib::Server> server_; // an SSLServer with --tls-cert
+  EventServer *events_;                     // server_ without TLS, else null
   std::unique_ptr<httplib::Server> metrics_server_; // with --metrics-addr
   std::set<std::string> known_paths_;               // metrics label routes by these, not raw paths
   Metrics metrics_;

@@ -3,12 +3,14 @@ import os
 from dataclasses import dataclass
 
 from benchlib import footprint
-from benchlib.workloads import ARGON2, WORKLOADS
+from benchlib.workloads import ARGON2, CEILING_SERVERS, WORKLOADS
 
-SERVERS = ("latch", "django", "node", "ceiling")
+SERVERS = ("latch", "django", "node", "ceiling", "loop")
 # wrk workloads, the argon2 ceiling, and the memory and start-up measurements (footprint.py).
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS) + (ARGON2,) + footprint.NAMES
-CEILING_WORKLOADS = tuple(w.name for w in WORKLOADS if w.servers == ("ceiling",)) + (ARGON2,)
+# A ceiling's own workloads, by the server that runs them.
+CEILING_WORKLOADS = {w.name: w.servers[0] for w in WORKLOADS if w.servers[0] in CEILING_SERVERS}
+CEILING_WORKLOADS[ARGON2] = "ceiling"
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ def _only(text):
                          f"servers: {', '.join(SERVERS)}; workloads: {', '.join(WORKLOAD_NAMES)}")
     servers = tuple(s for s in SERVERS if s in names) or SERVERS
     workloads = tuple(w for w in WORKLOAD_NAMES if w in names) or WORKLOAD_NAMES
-    if any(w in names for w in CEILING_WORKLOADS) and "ceiling" not in servers:
-        servers += ("ceiling",)  # naming a ceiling's workload names the ceiling
+    for w, server in CEILING_WORKLOADS.items():  # naming a ceiling's workload names the ceiling
+        if w in names and server not in servers:
+            servers = tuple(s for s in SERVERS if s in servers or s == server)
     return servers, workloads
 
 

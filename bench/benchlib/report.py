@@ -3,10 +3,10 @@ import os
 import statistics
 import subprocess
 
-from benchlib.workloads import ARGON2, ARGON2_TITLE, WORKLOADS
+from benchlib.workloads import ARGON2, ARGON2_TITLE, CEILING_SERVERS, WORKLOADS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-LABELS = {"latch": "Latch", "django": "Django", "node": "Node", "ceiling": "ceiling"}
+LABELS = {"latch": "Latch", "django": "Django", "node": "Node", "ceiling": "ceiling", "loop": "ceiling"}
 CEILING_LABELS = {"http": "ceiling: bare cpp-httplib", ARGON2: "ceiling: raw argon2id"}
 
 
@@ -58,18 +58,20 @@ def table(header, rows):
 def summary_table(m):
     """Requests/s per workload and server, with Latch's ratios to the ceiling and the peers."""
     header = ["workload", "Latch", "Django", "Node", "ceiling",
-              "Latch/ceiling", "Latch/Django", "Latch/Node"]
+              "Latch/ceiling", "Latch/Django", "Latch/Node", "Latch/loop ceiling"]
     rows = []
     for work in WORKLOADS:
-        if work.servers == ("ceiling",):
+        if work.servers[0] in CEILING_SERVERS:
             continue
         latch, django, node = (m.get((s, work.name)) for s in ("latch", "django", "node"))
         ceiling = m.get(ceiling_key(work))
+        loop = m.get(("loop", "loop")) if work.ceiling == "http" else None
         if not any((latch, django, node)):
             continue
         rows.append([work.title, *(rate(x["rps"]) if x else "—" for x in (latch, django, node)),
                      rate(ceiling["rps"]) if ceiling else "—",
-                     ratio(latch, ceiling), ratio(latch, django), ratio(latch, node)])
+                     ratio(latch, ceiling), ratio(latch, django), ratio(latch, node),
+                     ratio(latch, loop)])
     return table(header, rows)
 
 
@@ -98,16 +100,16 @@ def detail_tables(m):
               "non-2xx", "socket errors"]
     parts = []
     for work in WORKLOADS:
-        if work.servers == ("ceiling",):
+        if work.servers[0] in CEILING_SERVERS:
             continue
         rows = detail_rows(m, work)
         if rows:
             parts.append(f"**{work.title}** ({work.connections} connections)\n\n"
                          + table(header, rows))
-    for key, title in ((("ceiling", "http"), "HTTP ceiling: bare cpp-httplib GET /ceiling"),
-                       (("ceiling", ARGON2), ARGON2_TITLE)):
+    ceilings = [((w.servers[0], w.name), w.title) for w in WORKLOADS if w.servers[0] in CEILING_SERVERS]
+    for key, title in ceilings + [(("ceiling", ARGON2), ARGON2_TITLE)]:
         if key in m:
-            parts.append(f"**{title}**\n\n" + table(header, [[LABELS["ceiling"], *detail_cells(m[key])]]))
+            parts.append(f"**{title}**\n\n" + table(header, [[LABELS[key[0]], *detail_cells(m[key])]]))
     return "\n\n".join(parts)
 
 
@@ -167,7 +169,7 @@ def chart(m, data_path, script_path, png_path):
     """A log-scale clustered bar chart of requests/s; False when gnuplot is missing or fails."""
     rows = []
     for work in WORKLOADS:
-        if work.servers == ("ceiling",):
+        if work.servers[0] in CEILING_SERVERS:
             continue
         values = [m.get((s, work.name)) for s in ("latch", "django", "node")]
         values.append(m.get(ceiling_key(work)))

@@ -129,7 +129,7 @@ def start_node(workdir, port):
     return procs.start(["node", "server.js"], log_path, cwd=paths.NODE_DIR, env=env), db
 
 
-# --- ceiling (bare cpp-httplib) --------------------------------------------------------
+# --- ceilings: bare cpp-httplib, Latch's connection loop, raw argon2id ------------------
 
 CEILING_HTTP = os.path.join(paths.BIN_DIR, "ceiling_http")
 CEILING_ARGON2 = os.path.join(paths.BIN_DIR, "ceiling_argon2")
@@ -147,6 +147,11 @@ def start_ceiling(workdir, port):
     return procs.start(argv, os.path.join(workdir, "server.log")), ""
 
 
+def start_loop(workdir, port):
+    argv = [CEILING_HTTP, "127.0.0.1", str(port), "loop"]
+    return procs.start(argv, os.path.join(workdir, "server.log")), ""
+
+
 KINDS = {
     "latch": ServerKind("latch", "Latch", "/auth/getuser", ("listening on", "LATCH_SMTP_URL unset", "latch: stopped"),
                         latch_unavailable, start_latch),
@@ -158,6 +163,8 @@ KINDS = {
                        node_unavailable, start_node),
     "ceiling": ServerKind("ceiling", "ceiling", "/ceiling", ("ceiling_http: listening",),
                           ceiling_unavailable, start_ceiling),
+    "loop": ServerKind("loop", "ceiling: Latch's connection loop", "/ceiling",
+                       ("ceiling_http: listening",), ceiling_unavailable, start_loop),
 }
 
 

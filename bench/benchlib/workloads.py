@@ -33,7 +33,12 @@ WORKLOADS = [
              AUTH_SERVERS, lambda d: [d.signup_prefix, d.password], "argon2"),
     Workload("http", "HTTP ceiling: bare cpp-httplib GET /ceiling", "fixed.lua", 64, ("ceiling",),
              lambda d: ["/ceiling"], "http"),
+    Workload("loop", "HTTP ceiling: Latch's connection loop + cpp-httplib GET /ceiling", "fixed.lua",
+             64, ("loop",), lambda d: ["/ceiling"], "http"),
 ]
+
+# Servers that only answer a fixed route: no data to prepare, no peer row in the tables.
+CEILING_SERVERS = ("ceiling", "loop")
 
 # The argon2id ceiling is no HTTP workload: bench/ceiling_argon2 hashes on every core.
 ARGON2 = "argon2"

@@ -1,0 +1,356 @@
+// The epoll connection loop under cpp-httplib: whole requests only, pipelining, time-outs,
+// threads that start only for stuck handlers, the connection cap, and draining.
+#include "auth/http/event_server.h"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using latch::http::EventServer;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+// A server on a free loopback port, serving on a thread until the fixture ends.
+struct Served {
+  explicit Served(EventServer::Options options, int timeout_s = 5) : server(options) {
+    server.set_read_timeout(timeout_s, 0);
+    server.set_keep_alive_timeout(timeout_s);
+    server.set_write_timeout(timeout_s, 0);
+    server.set_keep_alive_max_count(1000);
+    server.set_payload_max_length(64 * 1024);
+    server.set_socket_options([this](socket_t sock) {
+      httplib::default_socket_options(sock);
+      listen_fd = sock;
+    });
+    server.Get("/hello", [](const httplib::Request &req, httplib::Response &res) {
+      res.set_content("hello " + req.remote_addr, "text/plain");
+    });
+    server.Post("/echo", [](const httplib::Request &req, httplib::Response &res) {
+      res.set_content(req.body, "text/plain");
+    });
+    server.Get("/big", [](const httplib::Request &, httplib::Response &res) {
+      res.set_content(std::string(2 * 1024 * 1024, 'b'), "text/plain");
+    });
+    server.Get("/wait", [this](const httplib::Request &, httplib::Response &res) {
+      ++waiting;
+      release.wait();
+      res.set_content("waited", "text/plain");
+    });
+  }
+  void start() {
+    port = server.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    ::listen(listen_fd, SOMAXCONN); // as Latch does: cpp-httplib's backlog is 5
+    thread = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~Served() {
+    if (!released) open_gate();
+    server.stop();
+    if (thread.joinable()) thread.join();
+    server.drain();
+  }
+  void open_gate() {
+    released = true;
+    gate.set_value();
+  }
+
+  EventServer server;
+  int port = 0, listen_fd = -1;
+  std::thread thread;
+  std::atomic<int> waiting = 0;
+  std::promise<void> gate;
+  std::shared_future<void> release = gate.get_future().share();
+  bool released = false;
+};
+
+// A raw client, for what an HTTP library would not send: pipelining, half requests.
+class Raw {
+public:
+  explicit Raw(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(std::uint16_t(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+  }
+  ~Raw() { ::close(fd_); }
+  Raw(const Raw &) = delete;
+  Raw &operator=(const Raw &) = delete;
+
+  bool connected() const { return connected_; }
+  bool send(const std::string &data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == ssize_t(data.size());
+  }
+  void finish_sending() { ::shutdown(fd_, SHUT_WR); }
+  // Everything received until `count` responses' heads have come (and their bodies, when
+  // they say their length) or the server closes or the time runs out.
+  std::string read_responses(int count, std::chrono::milliseconds limit = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (complete_responses(got_) < count && !closed_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, int(left.count())) <= 0) break;
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0)
+        closed_ = true;
+      else
+        got_.append(buf, std::size_t(n));
+    }
+    return got_;
+  }
+  // True once the server has closed the connection (within `limit`).
+  bool closed_within(std::chrono::milliseconds limit) {
+    read_responses(1 << 20, limit);
+    return closed_;
+  }
+
+private:
+  static int complete_responses(const std::string &s) {
+    int n = 0;
+    std::size_t pos = 0;
+    for (;;) {
+      auto head_end = s.find("\r\n\r\n", pos);
+      if (head_end == std::string::npos) return n;
+      auto cl = s.find("Content-Length: ", pos);
+      std::size_t length = 0;
+      if (cl != std::string::npos && cl < head_end) length = std::stoul(s.substr(cl + 16));
+      if (s.size() < head_end + 4 + length) return n;
+      pos = head_end + 4 + length;
+      ++n;
+    }
+  }
+  int fd_ = -1;
+  bool connected_ = false, closed_ = false;
+  std::string got_;
+};
+
+int count_of(const std::string &haystack, const std::string &needle) {
+  int n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+const std::string kHello = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+
+} // namespace
+
+TEST_CASE("a request sent in pieces is answered once it is whole, with the client's address") {
+  Served s({2, 8, 64});
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.connected());
+  const std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world";
+  for (char ch : req) {
+    REQUIRE(c.send(std::string(1, ch)));
+    std::this_thread::sleep_for(1ms);
+  }
+  std::string got = c.read_responses(1);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(got.find("\r\n\r\nhello world") != std::string::npos);
+  REQUIRE(c.send(kHello));
+  CHECK(c.read_responses(2).find("hello 127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("pipelined requests are all answered, in order, and a GET's body is not a request") {
+  Served s({2, 8, 64});
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.connected());
+  const std::string smuggled = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+  REQUIRE(c.send(kHello + "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc" +
+                 "GET /hello HTTP/1.1\r\nContent-Length: " + std::to_string(smuggled.size()) +
+                 "\r\n\r\n" + smuggled + kHello));
+  std::string got = c.read_responses(4);
+  CHECK(count_of(got, "HTTP/1.1 200 OK") == 4);
+  auto first = got.find("hello 127.0.0.1"), second = got.find("\r\n\r\nabc");
+  CHECK(first < second);
+  CHECK(got.find("bbbb") == std::string::npos); // the body of the GET was never served
+  CHECK_FALSE(c.closed_within(300ms));          // and the connection stays open
+}
+
+TEST_CASE("idle and half-sent connections hold no thread") {
+  Served s({2, 64, 1024});
+  s.start();
+  std::vector<std::unique_ptr<Raw>> held;
+  for (int i = 0; i < 200; ++i) {
+    held.push_back(std::make_unique<Raw>(s.port));
+    REQUIRE(held.back()->connected());
+    REQUIRE(held.back()->send(i % 2 ? kHello : "GET /hello HTTP/1.1\r\nHost: t\r\n"));
+  }
+  for (int i = 1; i < 200; i += 2)
+    CHECK(held[std::size_t(i)]->read_responses(1).find("200 OK") != std::string::npos);
+  CHECK(eventually([&] { return s.server.stats().connections == 200; }));
+  CHECK(s.server.stats().threads == 2);
+  // and another client is served at once
+  Raw other(s.port);
+  REQUIRE(other.send(kHello));
+  CHECK(other.read_responses(1, 2s).find("200 OK") != std::string::npos);
+}
+
+TEST_CASE("when every worker is stuck in a handler, another starts and serves the rest") {
+  Served s({1, 4, 64});
+  s.start();
+  Raw stuck(s.port);
+  REQUIRE(stuck.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(eventually([&] { return s.waiting == 1; }));
+  Raw other(s.port);
+  REQUIRE(other.send(kHello));
+  CHECK(other.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(s.server.stats().threads == 2);
+  s.open_gate();
+  CHECK(stuck.read_responses(1).find("waited") != std::string::npos);
+}
+
+TEST_CASE("workers that only compute start no others") {
+  Served s({2, 16, 64});
+  s.start();
+  // Many clients, each waiting for its answer before the next request: the workers are busy
+  // but never stuck, so the pool stays at its size.
+  std::atomic<bool> stop = false;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i)
+    clients.emplace_back([&] {
+      Raw c(s.port);
+      for (int n = 1; !stop; ++n)
+        if (c.send(kHello)) c.read_responses(n, 1s);
+    });
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  for (auto &t : clients)
+    t.join();
+  CHECK(s.server.stats().peak_threads <= 3); // one spurious start at most on a loaded machine
+}
+
+TEST_CASE("a client that stops sending gets its half request answered 400, then is closed") {
+  Served s({2, 8, 64}, 1);
+  s.start();
+  SUBCASE("it closes its side") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
+    c.finish_sending();
+    CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(c.closed_within(1s));
+  }
+  SUBCASE("it goes quiet past the read time-out") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
+    auto started = std::chrono::steady_clock::now();
+    CHECK(c.read_responses(1, 4s).rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(std::chrono::steady_clock::now() - started >= 900ms);
+    CHECK(c.closed_within(1s));
+  }
+  SUBCASE("a whole request and then the end of its input is still answered") {
+    Raw c(s.port);
+    REQUIRE(c.send(kHello));
+    c.finish_sending();
+    CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(c.closed_within(1s));
+  }
+}
+
+TEST_CASE("an idle keep-alive connection is closed after the keep-alive time-out") {
+  Served s({2, 8, 64}, 1);
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send(kHello));
+  REQUIRE(c.read_responses(1).find("200 OK") != std::string::npos);
+  CHECK_FALSE(c.closed_within(500ms));
+  CHECK(c.closed_within(2s));
+  CHECK(eventually([&] { return s.server.stats().connections == 0; }));
+}
+
+TEST_CASE("a head past 64 KiB is refused and the connection closed, without waiting") {
+  Served s({2, 8, 64});
+  s.start();
+  Raw c(s.port);
+  std::string head = "GET /hello HTTP/1.1\r\n";
+  while (head.size() <= 70 * 1024)
+    head += "X-Filler: 0123456789abcdef\r\n";
+  REQUIRE(c.send(head));
+  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(c.closed_within(1s));
+}
+
+TEST_CASE("a response larger than the socket buffers is sent whole") {
+  Served s({2, 8, 64});
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string got = c.read_responses(1, 10s);
+  CHECK(count_of(got, "b") >= 2 * 1024 * 1024);
+}
+
+TEST_CASE("the connection after the keep-alive maximum is told to close, and is closed") {
+  Served s({2, 8, 64});
+  s.server.set_keep_alive_max_count(3);
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send(kHello + kHello + kHello + kHello));
+  std::string got = c.read_responses(4, 2s);
+  CHECK(count_of(got, "HTTP/1.1 200") == 3);
+  CHECK(count_of(got, "Connection: close") == 1);
+  CHECK(c.closed_within(1s));
+}
+
+TEST_CASE("past the connection cap a new connection waits until another closes") {
+  Served s({2, 8, 2});
+  s.start();
+  Raw a(s.port), b(s.port);
+  REQUIRE(a.send(kHello));
+  REQUIRE(b.send(kHello));
+  REQUIRE(a.read_responses(1).find("200 OK") != std::string::npos);
+  REQUIRE(b.read_responses(1).find("200 OK") != std::string::npos);
+  Raw third(s.port); // the kernel completes the handshake; it waits in the backlog
+  REQUIRE(third.send(kHello));
+  CHECK(third.read_responses(1, 500ms).empty());
+  a.finish_sending(); // a's end: the server closes it, making room
+  CHECK(third.read_responses(1, 3s).find("200 OK") != std::string::npos);
+}
+
+TEST_CASE("draining lets a busy request finish and closes the idle connections") {
+  auto s = std::make_unique<Served>(EventServer::Options{2, 8, 64});
+  s->start();
+  Raw idle(s->port), busy(s->port);
+  REQUIRE(idle.send(kHello));
+  REQUIRE(idle.read_responses(1).find("200 OK") != std::string::npos);
+  REQUIRE(busy.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(eventually([&] { return s->waiting == 1; }));
+  std::thread stopping([&] {
+    s->server.stop();
+    s->thread.join();
+    s->server.drain();
+  });
+  CHECK(idle.closed_within(2s));
+  std::this_thread::sleep_for(100ms);
+  s->open_gate();
+  stopping.join();
+  CHECK(busy.read_responses(1).find("waited") != std::string::npos);
+  CHECK(busy.closed_within(1s));
+}
