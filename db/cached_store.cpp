@@ -1,6 +1,8 @@
 // Revocation state in memory, the record in the wrapped Store.
 #include "db/cached_store.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <iterator>
 
@@ -31,10 +33,18 @@ void CachedStore::reload_locked() {
                                                   s.expires_at});
   std::unordered_map<std::string, std::int64_t> blacklist;
   for (auto &[jti, expires_at] : record_.blacklist()) blacklist.emplace(std::move(jti), expires_at);
-  std::unique_lock memory(memory_mutex_);
-  sessions_.swap(sessions);
-  blacklist_.swap(blacklist);
-  users_.clear();
+  {
+    std::unique_lock memory(memory_mutex_);
+    sessions_.swap(sessions);
+    blacklist_.swap(blacklist);
+    users_.clear();
+  }
+  // The scan above read every session page into SQLite's cache and left the old maps and its
+  // rows to free: at start on a database of thousands of sessions, MBs that idle would keep.
+  sessions.clear();
+  blacklist.clear();
+  record_.release_memory();
+  malloc_trim(0);
 }
 
 void CachedStore::sync() {

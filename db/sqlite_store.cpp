@@ -662,6 +662,11 @@ int SqliteStore::purge_signing_keys(std::int64_t retired_before) {
   return sqlite3_changes(db_);
 }
 
+void SqliteStore::release_memory() {
+  std::lock_guard lock(mutex_);
+  sqlite3_db_release_memory(db_);
+}
+
 std::int64_t SqliteStore::data_version() {
   std::lock_guard lock(mutex_);
   Statement st = statement("PRAGMA data_version");

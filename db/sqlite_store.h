@@ -70,6 +70,7 @@ public:
   void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) override;
   int purge_signing_keys(std::int64_t retired_before) override;
   std::int64_t data_version() override;
+  void release_memory() override;
 
   // Copies the whole database to a new file at path with SQLite's online backup API: one
   // consistent snapshot, taken while other connections keep reading and writing. The copy is

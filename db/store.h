@@ -142,6 +142,9 @@ public:
   // A number that changes whenever another connection commits to the database (PRAGMA
   // data_version), so a server can notice what the admin commands changed.
   virtual std::int64_t data_version() = 0;
+  // Gives back memory held for reading that is not needed now (a page cache filled by a full
+  // scan); the next reads fill it again as they need.
+  virtual void release_memory() {}
 };
 
 } // namespace latch::db

@@ -2,6 +2,8 @@
 // handling (event_server.h says how it is shared out).
 #include "auth/http/event_server.h"
 
+#include "auth/wait_hint.h"
+
 #include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
@@ -33,6 +35,7 @@ constexpr std::size_t kKeepScratch = 256 * 1024; // per-thread buffers shrink ba
 constexpr int kRetireAfterMs = 10'000;           // a spare worker idle this long exits
 constexpr auto kSweepEvery = 250ms;              // time-outs are this precise
 constexpr auto kStuckAfter = 5ms;                // every worker busy, none done: start one
+constexpr auto kQueueGrace = 100ms;              // in line for a hash slot this long: stuck
 
 // cpp-httplib runs the connection loop through its task queue; here accepting a connection
 // only registers it, which the accepting thread does itself.
@@ -68,6 +71,7 @@ struct EventServer::Worker {
   std::thread thread;
   std::atomic<pid_t> tid = 0;
   std::atomic<Clock::rep> busy_since = 0; // when it took its connection; 0 while idle
+  WaitHint::Slot hint;                    // what its handler said it waits on
   bool retired = false;                   // it has left work(): join it
 };
 
@@ -260,14 +264,31 @@ void EventServer::join_retired_locked() {
   });
 }
 
-// Whether a busy worker is asleep in the kernel (a lock, a condition, a socket: Linux's
-// thread state S or D), or has been on one request for 20 ms. Workers only waiting for a
-// core (state R, a short request) are not stuck: more of them would not help.
+// Whether another worker would help: a busy one is asleep in the kernel (a lock, a
+// condition, a socket: Linux's thread state S or D), or has been on one request for 20 ms.
+// Not stuck: workers only waiting for a core (state R, a short request), and one in line for
+// a hashing slot (auth/wait_hint.h) while the line moves, that is for its first 100 ms; while
+// one is in line, long requests (the hashes it waits for) start no one either. Past 100 ms in
+// line, hashing is saturated: more workers let the next sign-ins find the line full and be
+// answered 503 at once, as --hash-queue says, instead of waiting unseen for a worker.
 bool EventServer::some_worker_stuck_locked(Clock::time_point now) const {
+  auto queued = [](const Worker &w) {
+    return w.busy_since != 0 && w.hint.kind == WaitHint::queued;
+  };
+  auto queued_for = [&](const Worker &w) {
+    return now - Clock::time_point(Clock::duration(w.hint.since.load()));
+  };
+  const bool someone_queues =
+      std::any_of(workers_.begin(), workers_.end(), [&](const auto &w) { return queued(*w); });
   for (const auto &w : workers_) {
     const Clock::rep since = w->busy_since;
     if (since == 0 || w->retired) continue;
-    if (now - Clock::time_point(Clock::duration(since)) >= 4 * kStuckAfter) return true;
+    if (queued(*w)) {
+      if (queued_for(*w) >= kQueueGrace) return true;
+      continue;
+    }
+    if (!someone_queues && now - Clock::time_point(Clock::duration(since)) >= 4 * kStuckAfter)
+      return true;
     char path[64];
     std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", int(w->tid));
     FILE *f = std::fopen(path, "re");
@@ -283,6 +304,7 @@ bool EventServer::some_worker_stuck_locked(Clock::time_point now) const {
 
 void EventServer::work(Worker &self) {
   self.tid = pid_t(::gettid());
+  WaitHint::slot = &self.hint;
   for (;;) {
     epoll_event ev{};
     idle_.fetch_add(1);
@@ -290,15 +312,8 @@ void EventServer::work(Worker &self) {
     const std::size_t idle_now = idle_.fetch_sub(1) - 1;
     if (draining_) return;
     if (n == 0) {
-      std::unique_lock lock(threads_mutex_);
-      if (alive_ <= options_.threads) continue;
-      --alive_;
-      self.retired = true;
-      const bool back_to_core = alive_ == options_.threads;
-      lock.unlock();
-      // malloc keeps what a burst's threads freed otherwise, several MB after a few hundred.
-      if (back_to_core) malloc_trim(0);
-      return;
+      if (retire_if_spare(self, true)) return;
+      continue;
     }
     if (n < 0 || ev.data.u64 == kWakeToken) continue;
     Connection *c = claim(ev.data.u64, ev.events);
@@ -313,7 +328,22 @@ void EventServer::work(Worker &self) {
     }
     self.busy_since = 0;
     progress_.fetch_add(1, std::memory_order_relaxed);
+    // A worker started for a stuck moment leaves as soon as another is free: under steady load
+    // no worker idles for the 10 s above, and more workers than cores only take turns.
+    if (idle_ > 0 && retire_if_spare(self, false)) return;
   }
+}
+
+bool EventServer::retire_if_spare(Worker &self, bool load_over) {
+  std::unique_lock lock(threads_mutex_);
+  if (alive_ <= options_.threads) return false;
+  --alive_;
+  self.retired = true;
+  const bool back_to_core = alive_ == options_.threads;
+  lock.unlock();
+  // malloc keeps what a burst's threads freed otherwise, several MB after a few hundred.
+  if (load_over && back_to_core) malloc_trim(0);
+  return true;
 }
 
 EventServer::Connection *EventServer::claim(std::uint64_t token, std::uint32_t events) {
@@ -469,9 +499,9 @@ void EventServer::monitor() {
     if (draining_) break;
     // Every worker is inside a request and none has finished one since the last look: if
     // one is stuck (a hash, a commit, a slow client), ready connections would wait for it.
-    // One more worker a look, so a burst of waiting handlers is met at its size.
-    // Two looks in a row, so a worker briefly asleep on a lock held by one that is only
-    // waiting for a core does not count.
+    // One more worker a look, so a burst of waiting handlers is met at its size. Two looks
+    // in a row, so a worker briefly asleep on a lock held by one that is only waiting for a
+    // core does not count.
     const std::uint64_t now_progress = progress_;
     const auto now = Clock::now();
     bool stuck = false;

@@ -30,11 +30,14 @@ namespace latch::http {
 //   sends the response in one write. Idle keep-alive and trickling clients cost a buffer, not
 //   a thread; pipelined requests are answered in order.
 // - Workers take one ready connection at a time; a busy worker goes from one to the next
-//   without sleeping. `threads` of them always run. Handlers may block (a password hash, a
-//   commit, a slow client's body): when every worker is inside a request, none has finished
-//   one for 5 ms, and one of them is waiting (asleep in the kernel) or has been on its request
-//   for 20 ms, another starts, up to `max_threads`; one idle for 10 s beyond `threads` exits.
-//   Workers that are only waiting for a core start no more: that would not help.
+//   without sleeping. `threads` of them always run. Handlers may block (a hash, a commit, a
+//   slow client's body): when every worker is inside a request, none has finished one for
+//   10 ms, and one of them is waiting (asleep in the kernel) or has been on its request for
+//   20 ms, another starts, up to `max_threads`. Workers only waiting for a core, or in line
+//   for a password-hashing slot for under 100 ms (auth/wait_hint.h), start no more: that
+//   would not help. One
+//   beyond `threads` exits once it finishes a request while another worker is free, or after
+//   10 s idle.
 // - A connection with nothing to do is closed after the keep-alive time-out, one with half a
 //   request after the read time-out since its last bytes; both are cpp-httplib's settings.
 // - Past `max_connections` open at once, new connections wait in the listen backlog.
@@ -68,6 +71,9 @@ private:
 
   bool process_and_close_socket(socket_t sock) override;
   void work(Worker &self);
+  // Ends a worker beyond `threads` (true: it must return now); load_over: it idled, so the
+  // memory a burst left is given back when the last spare goes.
+  bool retire_if_spare(Worker &self, bool load_over);
   bool some_worker_stuck_locked(std::chrono::steady_clock::time_point now) const;
   Connection *claim(std::uint64_t token, std::uint32_t events);
   // Reads what has come and answers every whole request; false once it has closed c.

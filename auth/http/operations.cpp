@@ -155,8 +155,15 @@ std::string Metrics::render(const Gauges &g) const {
       << g.hashes_running
       << "\n# HELP latch_password_hash_queue_depth Requests waiting for a hashing slot.\n"
          "# TYPE latch_password_hash_queue_depth gauge\nlatch_password_hash_queue_depth "
-      << g.hashes_waiting
-      << "\n# HELP latch_database_errors_total Requests that failed on a database error.\n"
+      << g.hashes_waiting << "\n";
+  if (g.connections_open >= 0)
+    out << "# HELP latch_http_connections_open Client connections open now.\n"
+           "# TYPE latch_http_connections_open gauge\nlatch_http_connections_open "
+        << g.connections_open
+        << "\n# HELP latch_http_workers Threads serving requests now (more start while some are "
+           "stuck).\n# TYPE latch_http_workers gauge\nlatch_http_workers "
+        << g.http_workers << "\n";
+  out << "# HELP latch_database_errors_total Requests that failed on a database error.\n"
          "# TYPE latch_database_errors_total counter\nlatch_database_errors_total "
       << database_errors_.load() << "\n";
   return out.str();

@@ -292,6 +292,11 @@ std::string Server::render_metrics() {
   g.sign_ins_throttled = counts.throttled;
   g.hashes_running = load.active;
   g.hashes_waiting = load.waiting;
+  if (events_) {
+    auto s = events_->stats();
+    g.connections_open = std::int64_t(s.connections);
+    g.http_workers = std::int64_t(s.threads);
+  }
   try {
     g.active_sessions = service_.active_sessions();
   } catch (const db::StoreError &) {

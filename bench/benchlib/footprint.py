@@ -10,7 +10,10 @@ IDLE = "idle"          # idle RSS after a restart on the database a run left
 START = "start"        # start-to-listening on that database
 BURST = "signin500"    # 500 connections posting sign-ins at once
 NAMES = (IDLE, START, BURST)
-SERVERS = {IDLE: ("latch", "django", "node"), START: ("latch",), BURST: ("latch",)}
+# "loop" is Latch's HTTP layer alone (bench/ceiling_http loop): the floor of Latch's idle RSS,
+# most of it the shared libraries Debian's cpp-httplib loads (it links and starts OpenSSL).
+SERVERS = {IDLE: ("latch", "django", "node", "loop"), START: ("latch",), BURST: ("latch",)}
+FLOOR_LABEL = "floor: Debian's cpp-httplib + Latch's connection loop, one route"
 
 SETTLE_SECONDS = 2     # after the first answer, before RSS is read
 STARTS = 20            # starts per run for the start-to-listening median
@@ -24,11 +27,14 @@ BURST_BASE_MIB = 32
 
 
 def idle_rss(kind, workdir):
-    """MiB of VmRSS, summed over the server's processes, once it answers and has been left alone."""
+    """(RSS, anonymous RSS) MiB summed over the server's processes, once it answers and has been
+    left alone. The anonymous part is the server's own memory (heap, stacks, JIT); the rest is
+    pages of its program and libraries, shared with every process that maps the same files."""
     server = servers.start(kind, workdir)
     try:
         time.sleep(SETTLE_SECONDS)
-        return procs.memory_kib(server.pgid, "VmRSS") / 1024
+        return (procs.memory_kib(server.pgid, "VmRSS") / 1024,
+                procs.memory_kib(server.pgid, "RssAnon") / 1024)
     finally:
         procs.stop(server.proc)
 
@@ -80,7 +86,8 @@ def summary(runs):
     """One row's numbers from every run's: median idle RSS and start time, the worst burst."""
     out = {}
     if runs.get(IDLE):
-        out[IDLE] = statistics.median(runs[IDLE])
+        out[IDLE] = statistics.median(rss for rss, _ in runs[IDLE])
+        out["anon"] = statistics.median(anon for _, anon in runs[IDLE])
     if runs.get(START):
         out[START] = statistics.median(runs[START])
         out["starts"] = len(runs[START])
@@ -109,7 +116,8 @@ def failures(server, s):
 def brief(name, value):
     """A run's line for bench/run's progress output."""
     if name == IDLE:
-        return f"{value:.1f} MiB after a start on an existing database"
+        return (f"{value[0]:.1f} MiB RSS ({value[1]:.1f} MiB anonymous) after a start on an "
+                f"existing database")
     if name == START:
         return (f"median {statistics.median(value):.1f} ms over {len(value)} starts "
                 f"(min {min(value):.1f}, max {max(value):.1f})")
@@ -124,7 +132,9 @@ def markdown(summaries):
     if not rows:
         return ""
     return (f"**Memory and start-up**: idle RSS (summed over a server's processes) "
-            f"{SETTLE_SECONDS} s after a restart on the database its run left, once it answers; "
+            f"{SETTLE_SECONDS} s after a restart on the database its run left, once it answers, "
+            f"and its anonymous part (heap, stacks, JIT: the server's own memory; the rest is "
+            f"the program's and libraries' file pages, shared with other processes); "
             f"Latch's time from exec until its port accepts a connection, median of {STARTS} "
             f"starts per run; Latch's peak RSS while {BURST_CONNECTIONS} connections post "
             f"sign-ins for {BURST_SECONDS} s, with the bound it must stay under "
@@ -134,14 +144,15 @@ def markdown(summaries):
 
 def table(summaries):
     """Markdown: one row per server with any of these numbers; empty if none has."""
-    header = ["server", "idle RSS MiB", "start to listening ms (median)",
+    header = ["server", "idle RSS MiB", "of which anonymous", "start to listening ms (median)",
               f"peak RSS MiB, {BURST_CONNECTIONS} sign-ins at once (bound)",
               "answered 200 / 503 / other", "socket errors"]
     rows = []
     for server, s in summaries.items():
         b = s.get(BURST)
-        rows.append([report.LABELS[server],
+        rows.append([FLOOR_LABEL if server == "loop" else report.LABELS[server],
                      f"{s[IDLE]:.1f}" if IDLE in s else "—",
+                     f"{s['anon']:.1f}" if IDLE in s else "—",
                      f"{s[START]:.1f} ({s['starts']} starts)" if START in s else "—",
                      f"{b['peak_rss_mib']:.0f} ({b['bound_mib']})" if b else "—",
                      f"{b['ok']} / {b['busy']} / {b['other']}" if b else "—",

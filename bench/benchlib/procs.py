@@ -97,7 +97,8 @@ def _status_kib(pid, key):
 
 
 def memory_kib(pgid, key):
-    """VmHWM (peak) or VmRSS (now) summed over the group, in KiB; shared pages count once per process."""
+    """VmHWM (peak), VmRSS (now) or RssAnon (now, the anonymous part: heap, stacks, no file
+    pages) summed over the group, in KiB; shared pages count once per process."""
     total = 0
     for pid in group_pids(pgid):
         try:

@@ -1,4 +1,5 @@
 """The servers under test: how to start each on a free port with a fresh database, and why one cannot run."""
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -56,13 +57,13 @@ def latch_unavailable():
     return None
 
 
-def start_latch(workdir, port):
+def start_latch(workdir, port, extra_args=()):
     db = os.path.join(workdir, "latch.db")
     argv = [paths.LATCH, "serve", "--addr", f"127.0.0.1:{port}", "--db", db,
             "--rate-limit", "0", "--max-failed-logins", "0",
             # No access log, as the peers keep none by default (gunicorn, fastify).
             "--log-format", "off",
-            "--simplejwt-access-ttl", str(ACCESS_TTL_SECONDS)]
+            "--simplejwt-access-ttl", str(ACCESS_TTL_SECONDS), *extra_args]
     # Only the flags above: no LATCH_* setting from the caller's environment changes the run.
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}
     return procs.start(argv, os.path.join(workdir, "server.log"), env=env), db
@@ -166,6 +167,12 @@ KINDS = {
     "loop": ServerKind("loop", "ceiling: Latch's connection loop", "/ceiling",
                        ("ceiling_http: listening",), ceiling_unavailable, start_loop),
 }
+
+
+def latch_with(extra_args):
+    """The Latch kind with more flags (later flags win over the defaults above)."""
+    return dataclasses.replace(KINDS["latch"],
+                               start=lambda workdir, port: start_latch(workdir, port, extra_args))
 
 
 def start(kind, workdir):

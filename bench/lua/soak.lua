@@ -1,25 +1,28 @@
--- wrk script for `make soak`: mixed traffic on one Latch — token checks, refresh with rotation, sign-in, sign-up and logout.
--- Args: ACCESS_FILE REFRESH_FILE EMAILS_FILE PASSWORD PREFIX THREADS
+-- wrk script for `make soak`: mixed traffic on one Latch — token checks, refresh with rotation, sign-in and logout.
+-- Args: ACCESS_FILE REFRESH_FILE EMAILS_FILE PASSWORD THREADS
 --
 -- Tokens are kept apart so that no request can fail by design: refresh tokens rotate in a
--- queue (as in refresh.lua); token checks use access tokens of those same sessions, which
--- are never logged out; logout spends only the access tokens that sign-in and sign-up answer
--- (picflux, "access_token"), whose sessions nothing else uses.
+-- queue (as in refresh.lua); token checks use the access tokens those rotations answer, so
+-- they stay fresh however short their lifetime, and their sessions are never logged out;
+-- logout spends only the access tokens that sign-in answers (picflux, "access_token"), whose
+-- sessions nothing else uses.
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 package.path = dir .. "?.lua;" .. package.path
 local bench = require("bench")
 
--- One cycle of operations; sign-in and sign-up each cost an argon2id hash.
+-- One cycle of operations; a sign-in costs an argon2id hash. No sign-ups: each adds a user
+-- for good, and the soak is there to show that everything that expires goes (`make bench`
+-- measures sign-ups).
 local SCHEDULE = {"getuser", "refresh", "me", "verify", "getuser", "signin", "me", "refresh",
-                  "getuser", "logout", "verify", "signup", "getuser", "refresh", "me", "logout"}
+                  "getuser", "logout", "verify", "signin", "getuser", "refresh", "me", "logout"}
 local RING_SIZE = 64      -- access tokens kept for checks
 local MAX_LOGOUTS = 1000  -- signed-in sessions waiting to be logged out
 
 local ring, ring_read, ring_write = {}, 0, 0
 local rotation, logouts
 local emails, email_next = {}, 0
-local password, prefix
-local slot, signups = 0, 0
+local password
+local slot = 0
 
 local function ring_put(token)
   ring_write = ring_write % RING_SIZE + 1
@@ -47,20 +50,13 @@ local BUILD = {
     local body = bench.json({{"email", emails[email_next]}, {"password", password}})
     return bench.post_json("/api/auth/signin", body)
   end,
-  signup = function()
-    signups = signups + 1
-    local name = string.format("%s%dn%d", prefix, thread_id, signups)
-    local body = bench.json({{"email", name .. "@soak.test"}, {"username", name},
-                             {"password", password}})
-    return bench.post_json("/api/auth/signup", body)
-  end,
   logout = function() return bench.post_json("/api/v1/logout", "{}", bearer(bench.pop(logouts))) end,
 }
 
 function setup(thread) bench.setup(thread) end
 
 function init(args)
-  local nthreads = tonumber(args[6])
+  local nthreads = tonumber(args[5])
   for _, token in ipairs(bench.my_slice(bench.read_lines(args[1]), nthreads)) do
     ring_put(token)
   end
@@ -69,7 +65,7 @@ function init(args)
     bench.push(rotation, token)
   end
   emails = bench.my_slice(bench.read_lines(args[3]), nthreads)
-  password, prefix = args[4], args[5]
+  password = args[4]
 end
 
 -- The next operation of the cycle, or a stand-in when its tokens have run out.

@@ -225,6 +225,11 @@ TEST_CASE("--metrics serves request, sign-in, hashing and database figures") {
   CHECK(t.find("latch_sign_ins_total{result=\"failed\"} 1") != std::string::npos);
   CHECK(t.find("latch_password_hash_queue_depth 0") != std::string::npos);
   CHECK(t.find("latch_database_errors_total 0") != std::string::npos);
+  // This test's own connection at least, and the workers kept running (--threads).
+  CHECK(t.find("latch_http_connections_open ") != std::string::npos);
+  CHECK(t.find("latch_http_connections_open 0") == std::string::npos);
+  CHECK(t.find("latch_http_workers ") != std::string::npos);
+  CHECK(t.find("latch_http_workers 0") == std::string::npos);
 
   LatchProcess off;
   CHECK(off.get("/metrics").status == 404);

@@ -1,6 +1,7 @@
 // The epoll connection loop under cpp-httplib: whole requests only, pipelining, time-outs,
 // threads that start only for stuck handlers, the connection cap, and draining.
 #include "auth/http/event_server.h"
+#include "auth/wait_hint.h"
 
 #include <doctest/doctest.h>
 
@@ -54,6 +55,12 @@ struct Served {
       res.set_content(std::string(2 * 1024 * 1024, 'b'), "text/plain");
     });
     server.Get("/wait", [this](const httplib::Request &, httplib::Response &res) {
+      ++waiting;
+      release.wait();
+      res.set_content("waited", "text/plain");
+    });
+    server.Get("/queue", [this](const httplib::Request &, httplib::Response &res) {
+      latch::WaitHint in_line(latch::WaitHint::queued); // as a sign-in waiting for a hash slot
       ++waiting;
       release.wait();
       res.set_content("waited", "text/plain");
@@ -226,6 +233,25 @@ TEST_CASE("when every worker is stuck in a handler, another starts and serves th
   CHECK(s.server.stats().threads == 2);
   s.open_gate();
   CHECK(stuck.read_responses(1).find("waited") != std::string::npos);
+}
+
+TEST_CASE("handlers in line for a hashing slot start another worker only after 100 ms") {
+  Served s({2, 8, 64});
+  s.start();
+  Raw a(s.port), b(s.port);
+  REQUIRE(a.send("GET /queue HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(b.send("GET /queue HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(eventually([&] { return s.waiting == 2; }));
+  const auto both_in_line = std::chrono::steady_clock::now();
+  // While the line moves, a third worker would only take the next sign-in and wait too; once
+  // it has stood still for 100 ms one starts, for whatever else is ready.
+  Raw c(s.port);
+  REQUIRE(c.send(kHello));
+  CHECK(c.read_responses(1, 3s).find("200 OK") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - both_in_line >= 90ms);
+  CHECK(s.server.stats().threads == 3);
+  s.open_gate();
+  CHECK(a.read_responses(1).find("waited") != std::string::npos);
 }
 
 TEST_CASE("workers that only compute start no others") {
