@@ -38,6 +38,7 @@ bool depth_within(const std::string &text, int limit) {
 }
 
 Result<json> parse_json(const std::string &text) {
+  if (auto flat = parse_flat_string_object(text)) return std::move(*flat);
   if (!depth_within(text, kMaxJsonDepth)) return Error{ErrorCode::bad_body, "nesting too deep"};
   // nlohmann's parser rejects invalid UTF-8 in strings and trailing garbage.
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -70,6 +71,59 @@ Result<json> parse_multipart(const httplib::Request &req) {
 }
 
 } // namespace
+
+std::optional<json> parse_flat_string_object(std::string_view text) {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto skip_ws = [&] {
+    while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+      ++i;
+  };
+  // A string of printable ASCII other than '"' and '\\', which stands for itself (RFC 8259 7).
+  auto plain_string = [&](std::string_view &out) {
+    if (i >= n || text[i] != '"') return false;
+    const std::size_t begin = ++i;
+    while (i < n && text[i] != '"') {
+      const unsigned char c = static_cast<unsigned char>(text[i]);
+      if (c < 0x20 || c > 0x7e || c == '\\') return false;
+      ++i;
+    }
+    if (i >= n) return false;
+    out = text.substr(begin, i++ - begin);
+    return true;
+  };
+  skip_ws();
+  if (i >= n || text[i++] != '{') return std::nullopt;
+  json object = json::object();
+  skip_ws();
+  if (i < n && text[i] == '}') {
+    ++i;
+  } else {
+    for (;;) {
+      std::string_view key, value;
+      if (!plain_string(key)) return std::nullopt;
+      skip_ws();
+      if (i >= n || text[i++] != ':') return std::nullopt;
+      skip_ws();
+      if (!plain_string(value)) return std::nullopt;
+      object[std::string(key)] = std::string(value); // the last of a repeated key wins, as in nlohmann
+      skip_ws();
+      if (i < n && text[i] == ',') {
+        ++i;
+        skip_ws();
+        continue;
+      }
+      if (i < n && text[i] == '}') {
+        ++i;
+        break;
+      }
+      return std::nullopt;
+    }
+  }
+  skip_ws();
+  if (i != n) return std::nullopt;
+  return object;
+}
 
 Result<json> parse_body(const httplib::Request &req, BodyKind kind) {
   if (kind == BodyKind::none) return json::object();

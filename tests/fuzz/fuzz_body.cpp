@@ -1,4 +1,5 @@
-// libFuzzer: http::parse_body for every BodyKind on any bytes under eight Content-Types.
+// libFuzzer: http::parse_body for every BodyKind on any bytes under eight Content-Types, and
+// its flat-object fast path against nlohmann's parser.
 #include "auth/http/body.h"
 #include "auth/result.h"
 
@@ -51,6 +52,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   auto json_form = check(http::parse_body(req, BodyKind::json_form), BodyKind::json_form);
   auto multi = check(http::parse_body(req, BodyKind::json_form_multi), BodyKind::json_form_multi);
   if (json_only && json_form != json_only) fuzz::fail("json_form read a JSON body differently");
+  // The flat-object fast path reads what nlohmann reads, or leaves the body to it.
+  if (auto fast = http::parse_flat_string_object(req.body)) {
+    json slow = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (slow.is_discarded() || slow != *fast)
+      fuzz::fail("the flat-object fast path read a body other than nlohmann does", req.body);
+  }
   if (json_form && multi != json_form) fuzz::fail("json_form_multi read a body differently");
   return 0;
 }

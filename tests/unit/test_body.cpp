@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 using namespace latch;
 using namespace latch::http;
@@ -119,7 +121,8 @@ TEST_CASE("100000 levels of nesting are refused quickly") {
   const std::string arrays(100000, '[');
   const std::string objects = [] {
     std::string s;
-    for (int i = 0; i < 100000; ++i) s += "{\"a\":";
+    for (int i = 0; i < 100000; ++i)
+      s += "{\"a\":";
     return s;
   }();
   auto start = std::chrono::steady_clock::now();
@@ -143,7 +146,8 @@ TEST_CASE("invalid UTF-8 inside JSON is bad_body, valid UTF-8 is kept") {
   CHECK(r->at("e") == "\xc3\xa9");
 }
 
-TEST_CASE("an urlencoded form is decoded, plus and %20 both as spaces, when the route allows forms") {
+TEST_CASE(
+    "an urlencoded form is decoded, plus and %20 both as spaces, when the route allows forms") {
   for (BodyKind kind : {BodyKind::json_form, BodyKind::json_form_multi}) {
     auto r = parse("application/x-www-form-urlencoded",
                    "username=John+Doe&city=New%20York&email=a%40b.example&empty=", kind);
@@ -154,8 +158,8 @@ TEST_CASE("an urlencoded form is decoded, plus and %20 both as spaces, when the 
     CHECK(r->at("empty") == "");
     CHECK(r->size() == 4);
   }
-  auto charset = parse("application/x-www-form-urlencoded; charset=utf-8", "a=%C3%A9",
-                       BodyKind::json_form);
+  auto charset =
+      parse("application/x-www-form-urlencoded; charset=utf-8", "a=%C3%A9", BodyKind::json_form);
   REQUIRE(charset.ok());
   CHECK(charset->at("a") == "\xc3\xa9");
 }
@@ -215,4 +219,94 @@ TEST_CASE("a route that takes no body ignores whatever is sent") {
   auto r = parse("text/plain", "{{{ not json", BodyKind::none);
   REQUIRE(r.ok());
   CHECK(*r == json::object());
+}
+
+namespace {
+
+// What nlohmann's parser makes of text, as parse_body would take it; nullopt if it refuses.
+std::optional<json> nlohmann_reading(const std::string &text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+} // namespace
+
+TEST_CASE("the flat-object fast path reads the usual bodies, as nlohmann does") {
+  const std::vector<std::string> usual = {
+      R"({"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"})",
+      R"({"username":"alice","password":"correct horse battery"})",
+      " {\n\t\"email\" : \"a@b.c\" ,\r\n \"password\":\"p\"}\n ",
+      R"({})",
+      R"({"":""})",
+      R"({"a":"1","a":"2"})", // the last of a repeated key wins in both
+      R"({"refresh":"x y ~!@#$%^&*()_+=-`{}[]|;:',.<>/?"})",
+  };
+  for (const std::string &text : usual) {
+    INFO(text);
+    auto fast = parse_flat_string_object(text);
+    REQUIRE(fast.has_value());
+    CHECK(*fast == nlohmann_reading(text));
+  }
+}
+
+TEST_CASE("the flat-object fast path leaves everything else to nlohmann") {
+  const std::vector<std::string> others = {
+      R"({"a":1})",
+      R"({"a":["b"]})",
+      R"({"a":{"b":"c"}})",
+      R"({"a":"\u0041"})",
+      R"({"a":"b\"c"})",
+      R"({"a":null})",
+      "{\"a\":\"\xc3\xa9\"}",
+      "{\"a\":\"\x7f\"}",
+      "{\"a\":\"\t\"}",
+      R"({"a":"b",})",
+      R"({"a" "b"})",
+      R"({"a":"b"} x)",
+      R"(["a"])",
+      R"("a")",
+      "",
+      "\xef\xbb\xbf{}",
+      R"({"a":"b")",
+      R"({"a":"b"}})",
+      R"({,})",
+      "{\"a\":\"b\"\x0b}",
+      R"({"a":"b" , , "c":"d"})",
+  };
+  for (const std::string &text : others) {
+    INFO(text);
+    CHECK_FALSE(parse_flat_string_object(text).has_value());
+  }
+}
+
+TEST_CASE("whatever the fast path reads, nlohmann reads the same, on random bodies") {
+  // Bodies strung together from pieces of JSON's grammar and bytes at the fast path's limits;
+  // every one it accepts must be one nlohmann accepts, as the same object.
+  const std::vector<std::string> pieces = {
+      "{",        "}",    "\"",   "\"a\"",        "\"b c\"", "\"\"", ":", ",",    " ",
+      "\t",       "\n",   "\r",   "\\",           "1",       "[",    "]", "null", "\"\\u0041\"",
+      "\xc3\xa9", "\x7f", "\x1f", "\xef\xbb\xbf", "x"};
+  std::uint64_t state = 88172645463325252ULL; // xorshift: the same bodies on every run
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int read_fast = 0;
+  for (int i = 0; i < 300000; ++i) {
+    std::string text = i % 2 ? "{" : "";
+    const std::size_t count = next() % 12;
+    for (std::size_t k = 0; k < count; ++k)
+      text += pieces[next() % pieces.size()];
+    if (i % 3 == 0) text += "}";
+    auto fast = parse_flat_string_object(text);
+    if (!fast) continue;
+    ++read_fast;
+    INFO(text);
+    REQUIRE(*fast == nlohmann_reading(text));
+  }
+  MESSAGE(read_fast << " random bodies read by the fast path");
+  CHECK(read_fast > 1000);
 }
