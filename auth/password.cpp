@@ -147,7 +147,7 @@ PasswordHasher::~PasswordHasher() {
 detail::HashMemory *PasswordHasher::acquire() {
   std::unique_lock lock(mutex_);
   if (free_slots_.empty()) {
-    if (waiting_ >= max_waiting_) return nullptr;
+    if (waiting_ >= max_waiting_ || WaitHint::must_not_queue()) return nullptr;
     ++waiting_;
     WaitHint queued(WaitHint::queued); // more HTTP workers would not get a slot sooner
     bool got = slot_free_.wait_for(lock, std::chrono::seconds(30),

@@ -1,4 +1,4 @@
-// Tells the connection loop what a handler's thread is waiting on.
+// What a handler's thread and the connection loop tell each other about waiting.
 #pragma once
 
 #include <atomic>
@@ -13,6 +13,10 @@ namespace latch {
 // take the next sign-in and queue behind it: more threads waiting in line cost hashing speed
 // and buy nothing. So such a wait says what it is, with a WaitHint(queued): for as long as it
 // lives, the slot the loop gave this thread (if any) holds the kind and since when.
+//
+// The other way: the loop keeps sign-ins beyond what hashing can run aside itself, holding no
+// thread, up to the --hash-queue bound. One it runs past that bound must not wait for a slot
+// but be refused (503): the loop sets `no_queue` around it, and the hasher reads it.
 class WaitHint {
 public:
   enum Kind : std::uint8_t { none = 0, queued = 1 };
@@ -20,6 +24,7 @@ public:
   struct Slot {
     std::atomic<std::uint8_t> kind = none;
     std::atomic<std::chrono::steady_clock::rep> since = 0;
+    bool no_queue = false; // set and read on the worker's own thread only
   };
 
   explicit WaitHint(Kind kind) {
@@ -33,6 +38,9 @@ public:
   }
   WaitHint(const WaitHint &) = delete;
   WaitHint &operator=(const WaitHint &) = delete;
+
+  // True when this thread's caller wants "busy" at once rather than a place in line.
+  static bool must_not_queue() { return slot && slot->no_queue; }
 
   // Set by the connection loop for each of its worker threads; null elsewhere.
   static inline thread_local Slot *slot = nullptr;

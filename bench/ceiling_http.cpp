@@ -32,8 +32,9 @@ int main(int argc, char **argv) {
 
   std::unique_ptr<httplib::Server> server;
   if (loop) {
-    server = std::make_unique<latch::http::EventServer>(
-        latch::http::EventServer::Options{cores, 1024, 1024});
+    latch::http::EventServer::Options options;
+    options.threads = cores;
+    server = std::make_unique<latch::http::EventServer>(options);
   } else {
     server = std::make_unique<httplib::Server>();
     server->new_task_queue = [] { return new httplib::ThreadPool(256); };

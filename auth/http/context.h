@@ -43,6 +43,7 @@ struct Route {
   BodyKind body;
   Handler handler;
   const char *summary;
+  bool hashes = false; // hashes a password (sign-in, sign-up, new password): heavy work
 };
 
 struct Ctx {

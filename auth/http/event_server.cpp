@@ -28,8 +28,9 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kWakeToken = ~std::uint64_t{0};
-constexpr std::size_t kReadStep = 16 * 1024;     // one recv
-constexpr std::size_t kMaxHead = 64 * 1024;      // request line and headers
+constexpr std::uint64_t kKickToken = ~std::uint64_t{0} - 1; // parked requests have room
+constexpr std::size_t kReadStep = 16 * 1024;                // one recv
+constexpr std::size_t kMaxHead = 64 * 1024;                 // request line and headers
 constexpr std::size_t kFlushAt = 256 * 1024;     // a response is sent in pieces past this
 constexpr std::size_t kKeepScratch = 256 * 1024; // per-thread buffers shrink back past this
 constexpr int kRetireAfterMs = 10'000;           // a spare worker idle this long exits
@@ -77,11 +78,13 @@ struct EventServer::Worker {
 
 struct EventServer::Connection {
   int fd = -1;
-  std::uint32_t id = 0;   // tells this connection from a later one given the same descriptor
-  bool busy = false;      // a worker has it; otherwise it waits in the epoll set
-  bool more = false;      // bytes came (or may be unread) while busy: serve it again
-  bool hangup = false;    // the client has closed its side (or the socket failed): read to the end
-  bool read_shut = false; // timed out holding half a request: its reading side is shut
+  std::uint32_t id = 0;    // tells this connection from a later one given the same descriptor
+  bool busy = false;       // a worker has it; otherwise it waits in the epoll set
+  bool more = false;       // bytes came (or may be unread) while busy: serve it again
+  bool hangup = false;     // the client has closed its side (or the socket failed): read to the end
+  bool read_shut = false;  // timed out holding half a request: its reading side is shut
+  bool parked = false;     // in parked_: a whole heavy request waits for room to run
+  bool was_parked = false; // just taken from parked_: its request goes first
   Clock::time_point deadline;
   std::string pending; // the start of a request not yet whole
   std::size_t served = 0;
@@ -189,6 +192,13 @@ EventServer::EventServer(Options options) : options_(options) {
   wake.events = EPOLLIN; // level-triggered and never read: once written, wakes every worker
   wake.data.u64 = kWakeToken;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake);
+  kick_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (kick_fd_ < 0)
+    throw std::runtime_error(std::string("cannot set up epoll: ") + std::strerror(errno));
+  epoll_event kick{};
+  kick.events = EPOLLIN | EPOLLET; // one worker a write
+  kick.data.u64 = kKickToken;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, kick_fd_, &kick);
   new_task_queue = [] { return new InlineQueue; };
   {
     std::lock_guard lock(threads_mutex_);
@@ -200,6 +210,7 @@ EventServer::EventServer(Options options) : options_(options) {
 
 EventServer::~EventServer() {
   drain();
+  ::close(kick_fd_);
   ::close(wake_fd_);
   ::close(epoll_fd_);
 }
@@ -316,6 +327,13 @@ void EventServer::work(Worker &self) {
       continue;
     }
     if (n < 0 || ev.data.u64 == kWakeToken) continue;
+    if (ev.data.u64 == kKickToken) {
+      std::uint64_t count;
+      if (::read(kick_fd_, &count, sizeof count) < 0) { /* another worker read it */
+      }
+      serve_parked();
+      continue;
+    }
     Connection *c = claim(ev.data.u64, ev.events);
     if (!c) continue; // closed by a time-out meanwhile
     self.busy_since = Clock::now().time_since_epoch().count();
@@ -323,6 +341,7 @@ void EventServer::work(Worker &self) {
     try {
       while (serve(*c) && release(*c)) {
       }
+      if (parked_waiting_) serve_parked();
     } catch (const std::exception &) {
       close(*c); // out of memory, say: this connection ends, the server goes on
     }
@@ -398,7 +417,7 @@ bool EventServer::serve(Connection &c) {
 
   // Answer every whole request in order; the last one allowed, or one the client or the
   // parser ends the connection with, ends the loop.
-  bool keep = !peer_done;
+  bool keep = !peer_done, parked = false;
   std::size_t pos = 0;
   out.clear();
   while (pos < in.size()) {
@@ -407,6 +426,24 @@ bool EventServer::serve(Connection &c) {
     // read time-out shut ours): the parser gets what came, and answers 400.
     if (frame.kind == Frame::Kind::incomplete && !peer_done) break;
     if (frame.kind == Frame::Kind::incomplete) frame = {Frame::Kind::truncated, in.size() - pos};
+    const Lane lane = frame.kind == Frame::Kind::exact && options_.heavy
+                          ? admit(c, std::string_view(in).substr(pos, frame.length))
+                          : Lane::light;
+    if (lane == Lane::parked) {
+      parked = true;
+      break;
+    }
+    // Whatever happens in the request, its place among the heavy ones is given back, and a
+    // request past the line is refused a wait, not this thread's next one.
+    struct LaneGuard {
+      EventServer &server;
+      Lane lane;
+      ~LaneGuard() {
+        if (lane == Lane::heavy) server.finish_heavy();
+        if (lane == Lane::overflow) WaitHint::slot->no_queue = false;
+      }
+    } guard{*this, lane};
+    if (lane == Lane::overflow) WaitHint::slot->no_queue = true;
     const bool last = ++c.served >= keep_alive_max_count_ || draining_ || peer_done;
     RequestStream stream(*this, c, in, pos, frame, out);
     bool closed = false;
@@ -419,9 +456,7 @@ bool EventServer::serve(Connection &c) {
     }
   }
   const bool sent = send_all(c.fd, out);
-  if (scratch.capacity() > kKeepScratch) std::string().swap(scratch);
-  if (out.capacity() > kKeepScratch) std::string().swap(out);
-  if (!keep || !sent) {
+  if (!parked && (!keep || !sent)) {
     close(c);
     return false;
   }
@@ -430,7 +465,67 @@ bool EventServer::serve(Connection &c) {
   else if (pos < in.size())
     c.pending.assign(in, pos);
   if (c.pending.empty()) std::string().swap(c.pending);
-  return true;
+  if (scratch.capacity() > kKeepScratch) std::string().swap(scratch);
+  if (out.capacity() > kKeepScratch) std::string().swap(out);
+  if (parked && !sent) { // the answers before the parked request did not go out: it is gone
+    std::lock_guard lock(connections_mutex_);
+    parked_.erase(std::find(parked_.begin(), parked_.end(), &c));
+    parked_waiting_ = !parked_.empty();
+    close_locked(c);
+  }
+  return !parked;
+}
+
+// A request's lane, from its method and path: light requests run at once; a heavy one runs
+// if there is room and no earlier one is waiting, is parked (c stays busy, holding its bytes)
+// if the line has room, and otherwise runs refused a place in the hasher's line.
+EventServer::Lane EventServer::admit(Connection &c, std::string_view request) {
+  const auto method_end = request.find(' ');
+  if (method_end == std::string_view::npos) return Lane::light;
+  const auto target = request.substr(method_end + 1);
+  const auto path_end = target.find_first_of(" ?");
+  if (path_end == std::string_view::npos) return Lane::light;
+  if (!options_.heavy(request.substr(0, method_end), target.substr(0, path_end)))
+    return Lane::light;
+  std::lock_guard lock(connections_mutex_);
+  const bool first_in_line = c.was_parked;
+  c.was_parked = false;
+  if (heavy_running_ < options_.heavy_at_once && (first_in_line || parked_.empty())) {
+    ++heavy_running_;
+    return Lane::heavy;
+  }
+  if (!first_in_line && parked_.size() >= options_.heavy_queue) return Lane::overflow;
+  if (first_in_line)
+    parked_.push_front(&c); // taken a moment ago, and overtaken since
+  else
+    parked_.push_back(&c);
+  c.parked = true;
+  parked_waiting_ = true;
+  return Lane::parked;
+}
+
+void EventServer::finish_heavy() {
+  std::lock_guard lock(connections_mutex_);
+  --heavy_running_;
+}
+
+// The first parked connection, if a heavy request may run now.
+EventServer::Connection *EventServer::take_parked() {
+  std::lock_guard lock(connections_mutex_);
+  if (parked_.empty() || heavy_running_ >= options_.heavy_at_once || draining_) return nullptr;
+  Connection *c = parked_.front();
+  parked_.pop_front();
+  parked_waiting_ = !parked_.empty();
+  c->parked = false;
+  c->was_parked = true;
+  return c;
+}
+
+void EventServer::serve_parked() {
+  while (Connection *c = take_parked()) {
+    while (serve(*c) && release(*c)) {
+    }
+  }
 }
 
 bool EventServer::send_all(int fd, std::string &out) const {
@@ -502,14 +597,21 @@ void EventServer::monitor() {
     // One more worker a look, so a burst of waiting handlers is met at its size. Two looks
     // in a row, so a worker briefly asleep on a lock held by one that is only waiting for a
     // core does not count.
+    // A worker hashing while every other is busy needs no second look: hashes are long, and
+    // heavy requests past the running ones are parked, so a new worker serves the others.
     const std::uint64_t now_progress = progress_;
     const auto now = Clock::now();
     bool stuck = false;
     if (idle_ == 0 && now_progress == seen) {
+      bool hashing;
+      {
+        std::lock_guard connections(connections_mutex_);
+        hashing = heavy_running_ > 0;
+      }
       std::lock_guard threads(threads_mutex_);
       join_retired_locked();
-      stuck = some_worker_stuck_locked(now);
-      if (stuck && stuck_before && alive_ < options_.max_threads) {
+      stuck = hashing || some_worker_stuck_locked(now);
+      if (stuck && (stuck_before || hashing) && alive_ < options_.max_threads) {
         start_worker_locked();
         stuck = false;
       }
@@ -526,6 +628,13 @@ void EventServer::monitor() {
     // request has its reading side shut, so that a worker sees the end of its input and
     // answers it as cpp-httplib does at a read time-out (400), then closes it.
     std::lock_guard connections(connections_mutex_);
+    // Parked requests with room to run and no worker coming back for them (the one that took
+    // the last could not serve it): wake one.
+    if (!parked_.empty() && heavy_running_ < options_.heavy_at_once) {
+      std::uint64_t one = 1;
+      if (::write(kick_fd_, &one, sizeof one) < 0) { /* the counter is full: already kicked */
+      }
+    }
     for (auto &c : connections_) {
       if (!c || c->busy || c->deadline > now) continue;
       if (c->pending.empty() || c->read_shut) {
@@ -564,6 +673,11 @@ void EventServer::drain() {
   }
   for (auto &w : workers)
     if (w->thread.joinable()) w->thread.join(); // a busy one finishes its request first
+  std::lock_guard lock(connections_mutex_);
+  for (Connection *c : parked_)
+    close_locked(*c); // a sign-in that never started: its client gets no answer, as at a stop
+  parked_.clear();
+  parked_waiting_ = false;
 }
 
 EventServer::Stats EventServer::stats() const {
@@ -571,6 +685,8 @@ EventServer::Stats EventServer::stats() const {
   {
     std::lock_guard lock(connections_mutex_);
     s.connections = open_;
+    s.heavy_running = heavy_running_;
+    s.heavy_parked = parked_.size();
   }
   std::lock_guard lock(threads_mutex_);
   s.threads = alive_;

@@ -10,9 +10,12 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,12 +44,20 @@ namespace latch::http {
 // - A connection with nothing to do is closed after the keep-alive time-out, one with half a
 //   request after the read time-out since its last bytes; both are cpp-httplib's settings.
 // - Past `max_connections` open at once, new connections wait in the listen backlog.
+// - Requests that hash a password (`heavy`, by method and path) run at most `heavy_at_once`
+//   at a time (one per hashing slot). Up to `heavy_queue` more are parked with their bytes,
+//   holding no worker, and run in arrival order as running ones finish; past that they run at
+//   once but are refused a place in the hasher's line (503, auth/wait_hint.h). So a flood of
+//   sign-ins never holds the workers that token checks need, and hashing runs back to back.
 class EventServer : public httplib::Server {
 public:
   struct Options {
     std::size_t threads = 2;
     std::size_t max_threads = 1024;
     std::size_t max_connections = 1024;
+    std::function<bool(std::string_view method, std::string_view path)> heavy; // none: no lane
+    std::size_t heavy_at_once = 1;
+    std::size_t heavy_queue = 0;
   };
   explicit EventServer(Options options);
   ~EventServer() override;
@@ -61,6 +72,7 @@ public:
     std::size_t connections = 0; // open now
     std::size_t threads = 0;     // workers alive now
     std::size_t peak_threads = 0;
+    std::size_t heavy_running = 0, heavy_parked = 0;
   };
   Stats stats() const;
 
@@ -76,8 +88,14 @@ private:
   bool retire_if_spare(Worker &self, bool load_over);
   bool some_worker_stuck_locked(std::chrono::steady_clock::time_point now) const;
   Connection *claim(std::uint64_t token, std::uint32_t events);
-  // Reads what has come and answers every whole request; false once it has closed c.
+  // Reads what has come and answers every whole request; false once it has closed c or
+  // parked it (a heavy request with no room to run).
   bool serve(Connection &c);
+  enum class Lane { light, heavy, parked, overflow };
+  Lane admit(Connection &c, std::string_view request);
+  void finish_heavy();
+  Connection *take_parked();
+  void serve_parked();
   // Gives c back to the epoll set; true if bytes came meanwhile and c must be served again.
   bool release(Connection &c);
   void close_locked(Connection &c);
@@ -93,6 +111,7 @@ private:
   const Options options_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1; // readable once draining: wakes every worker in epoll_wait
+  int kick_fd_ = -1; // written when parked requests have room: wakes one worker
 
   // The open connections by descriptor, and what the acceptor waits on when they are many.
   mutable std::mutex connections_mutex_;
@@ -100,6 +119,9 @@ private:
   std::size_t open_ = 0;
   std::uint32_t next_id_ = 0;
   std::condition_variable room_;
+  std::size_t heavy_running_ = 0;
+  std::deque<Connection *> parked_; // whole heavy requests waiting for room, in arrival order
+  std::atomic<bool> parked_waiting_ = false; // !parked_.empty(), read without the lock
 
   // Workers.
   mutable std::mutex threads_mutex_;

@@ -14,12 +14,13 @@ const std::vector<Route> &route_table() {
   using enum Access;
   using enum BodyKind;
   constexpr bool throttled = true, unthrottled = false;
+  constexpr bool hashes = true; // the handler hashes a password: it takes a hashing slot
   static const std::vector<Route> table = {
       // picflux (NestJS): /api/auth
       {"POST", "/api/auth/signup", Api::picflux, open, throttled, json_form, a::picflux::signup,
-       "create a user; answers the token pair"},
+       "create a user; answers the token pair", hashes},
       {"POST", "/api/auth/signin", Api::picflux, open, throttled, json_form, a::picflux::signin,
-       "sign in by email; answers the token pair"},
+       "sign in by email; answers the token pair", hashes},
       {"POST", "/api/auth/logout", Api::picflux, access_token, unthrottled, none,
        a::picflux::logout, "end the session of the access token"},
       {"POST", "/api/auth/refresh", Api::picflux, refresh_token, unthrottled, none,
@@ -27,35 +28,35 @@ const std::vector<Route> &route_table() {
 
       // simplejwt (Django REST framework + SimpleJWT): /auth
       {"POST", "/auth/token", Api::simplejwt, open, throttled, json_form_multi,
-       a::simplejwt::token, "sign in by username; answers {refresh, access}"},
+       a::simplejwt::token, "sign in by username; answers {refresh, access}", hashes},
       {"POST", "/auth/token/refresh", Api::simplejwt, open, unthrottled, json_form_multi,
        a::simplejwt::token_refresh, "rotate a refresh token; answers {refresh, access}"},
       {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi,
        a::simplejwt::token_verify, "check a token of either type; answers {}"},
       {"POST", "/auth/register", Api::simplejwt, open, throttled, json_form_multi,
-       a::simplejwt::register_user, "create a user; answers {refresh, access}"},
+       a::simplejwt::register_user, "create a user; answers {refresh, access}", hashes},
       {"GET", "/auth/getuser", Api::simplejwt, access_token, unthrottled, none,
        a::simplejwt::getuser, "the caller's username"},
 
       // flask (Flask + flask-jwt-extended): /auth
       {"POST", "/auth/signup", Api::flask, open, throttled, json_only, a::flask::signup,
-       "create a user"},
+       "create a user", hashes},
       {"POST", "/auth/login", Api::flask, open, throttled, json_only, a::flask::login,
-       "sign in by username; answers the token pair"},
+       "sign in by username; answers the token pair", hashes},
       {"POST", "/auth/refresh", Api::flask, refresh_token, unthrottled, none, a::flask::refresh,
        "a new access token for the Bearer refresh token"},
       {"POST", "/auth/forget-password", Api::flask, open, throttled, json_only,
        a::flask::forget_password, "start a password reset (mail, or token in dev mode)"},
       {"POST", "/auth/reset-password", Api::flask, open, throttled, json_only, a::flask::reset_password,
-       "set a new password with a reset token"},
+       "set a new password with a reset token", hashes},
       {"POST", "/auth/logout", Api::flask, access_token, unthrottled, none, a::flask::logout,
        "end the session of the access token"},
 
       // v1 (Go + Gin): /api/v1
       {"POST", "/api/v1/register", Api::v1, open, throttled, json_only, a::v1::register_user,
-       "create a user; mails an address confirmation unless sendEmail=false"},
+       "create a user; mails an address confirmation unless sendEmail=false", hashes},
       {"POST", "/api/v1/login", Api::v1, open, throttled, json_only, a::v1::login,
-       "sign in by email; answers tokens and lifetimes"},
+       "sign in by email; answers tokens and lifetimes", hashes},
       {"POST", "/api/v1/refresh", Api::v1, open, unthrottled, json_only, a::v1::refresh,
        "a new access token for a refresh token"},
       {"POST", "/api/v1/verify", Api::v1, open, unthrottled, json_only, a::v1::verify,
@@ -65,7 +66,7 @@ const std::vector<Route> &route_table() {
       {"POST", "/api/v1/password-reset", Api::v1, open, throttled, json_only, a::v1::password_reset,
        "mail a reset link if email and username match a user"},
       {"POST", "/api/v1/password-reset-confirm", Api::v1, open, throttled, json_only,
-       a::v1::password_reset_confirm, "set a new password with ?token="},
+       a::v1::password_reset_confirm, "set a new password with ?token=", hashes},
       {"GET", "/api/v1/authorized/me", Api::v1, access_token, unthrottled, none, a::v1::me,
        "the claims of the access token"},
       {"POST", "/api/v1/logout", Api::v1, access_token, unthrottled, none, a::v1::logout,
@@ -73,9 +74,9 @@ const std::vector<Route> &route_table() {
 
       // envelope (Express): /api/v1/auth
       {"POST", "/api/v1/auth/login", Api::envelope, open, throttled, json_only, a::envelope::login,
-       "sign in by email or username; answers data: [token]"},
+       "sign in by email or username; answers data: [token]", hashes},
       {"POST", "/api/v1/auth/signUp", Api::envelope, open, throttled, json_only, a::envelope::sign_up,
-       "create a user; answers data: [user]"},
+       "create a user; answers data: [user]", hashes},
   };
   return table;
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <charconv>
 #include <memory>
 #include <cstdio>
@@ -97,8 +98,26 @@ thread_local std::chrono::steady_clock::time_point request_started{};
 
 std::unique_ptr<httplib::Server> make_listener(const Config &config) {
   if (config.tls_cert.empty()) {
-    return std::make_unique<EventServer>(EventServer::Options{
-        config.threads, std::max(config.threads, config.max_connections), config.max_connections});
+    EventServer::Options options;
+    options.threads = config.threads;
+    options.max_threads = std::max(config.threads, config.max_connections);
+    options.max_connections = config.max_connections;
+    // The routes that hash a password take the heavy lane, one at a time per hashing slot,
+    // with --hash-queue more parked: a flood of sign-ins cannot hold every worker.
+    std::set<std::string, std::less<>> heavy;
+    for (const Route &r : route_table())
+      if (r.hashes && config.apis.count(r.api)) heavy.insert(std::string(r.method) + " " + r.path);
+    options.heavy = [heavy = std::move(heavy)](std::string_view method, std::string_view path) {
+      char key[128]; // "METHOD /path": the routes' are short; longer ones match none
+      if (method.size() + 1 + path.size() > sizeof key) return false;
+      std::memcpy(key, method.data(), method.size());
+      key[method.size()] = ' ';
+      std::memcpy(key + method.size() + 1, path.data(), path.size());
+      return heavy.count(std::string_view(key, method.size() + 1 + path.size())) > 0;
+    };
+    options.heavy_at_once = config.hash_concurrency;
+    options.heavy_queue = config.hash_queue;
+    return std::make_unique<EventServer>(options);
   }
   auto tls = std::make_unique<httplib::SSLServer>(config.tls_cert.c_str(), config.tls_key.c_str());
   // One thread a connection: enough ready for the usual load, more on demand, so idle
@@ -299,6 +318,7 @@ std::string Server::render_metrics() {
     auto s = events_->stats();
     g.connections_open = std::int64_t(s.connections);
     g.http_workers = std::int64_t(s.threads);
+    g.hashes_waiting += unsigned(s.heavy_parked); // parked by the connection loop, in line too
   }
   try {
     g.active_sessions = service_.active_sessions();

@@ -189,7 +189,8 @@ TEST_CASE("a locked account is refused with 429 and Retry-After without costing 
   // A client that keeps the only slot taken with real sign-ins (retrying when refused).
   std::atomic<bool> done = false;
   std::thread keeper([&] {
-    while (!done) flask_login(latch, other, "password123");
+    while (!done)
+      flask_login(latch, other, "password123");
   });
   int locked_answers = 0, locked_429 = 0, probes_503 = 0;
   auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -243,4 +244,52 @@ TEST_CASE("when hashing is saturated, sign-ins queue up to a bound and the rest 
   CHECK(served + refused == kClients);
   CHECK(served >= 1);
   CHECK(refused >= 1);
+}
+
+TEST_CASE("a flood of sign-ins beyond what hashing can run does not hold up token checks") {
+  // Slow hashes, one at a time: the sign-ins past the first wait parked in the connection
+  // loop, holding no worker, so a token check is answered while they wait. Were they
+  // holding the workers (or queued ahead of it), the check would come after most of them.
+  LatchProcess latch({{"--hash-concurrency", "1", "--argon2-memory-kib", "65536",
+                       "--argon2-iterations", "4", "--metrics"},
+                      {}});
+  std::string name = unique("flooded");
+  Reply made = latch.post("/auth/register", {{"username", name}, {"password", "password123"}});
+  REQUIRE(made.status == 201);
+  const std::string access = made.body["access"];
+  constexpr int kSignIns = 12;
+  std::atomic<int> finished = 0;
+  std::vector<std::thread> crowd;
+  struct JoinAll {
+    std::vector<std::thread> &threads;
+    ~JoinAll() {
+      for (auto &t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_all{crowd};
+  for (int i = 0; i < kSignIns; ++i)
+    crowd.emplace_back([&] {
+      latch.post("/auth/token", {{"username", name}, {"password", "password123"}});
+      ++finished;
+    });
+  // Until most of them are in line (the queue depth counts the parked ones).
+  bool lined_up = false;
+  for (int i = 0; i < 500 && !lined_up; ++i) {
+    std::string m = latch.get("/metrics").text;
+    const std::string gauge = "\nlatch_password_hash_queue_depth ";
+    auto at = m.find(gauge);
+    lined_up = at != std::string::npos && std::atoi(m.c_str() + at + gauge.size()) >= kSignIns / 2;
+    if (!lined_up) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(lined_up);
+  const int before = finished;
+  Reply check = latch.get("/auth/getuser", access);
+  const int after = finished;
+  for (auto &t : crowd)
+    t.join();
+  CHECK(check.status == 200);
+  MESSAGE("sign-ins finished while the token check waited: " << after - before << " of "
+                                                             << kSignIns - before);
+  CHECK(after - before <= 2);
+  CHECK(finished == kSignIns);
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,15 @@ template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds li
     std::this_thread::sleep_for(5ms);
   }
   return pred();
+}
+
+EventServer::Options options(std::size_t threads, std::size_t max_threads,
+                             std::size_t max_connections) {
+  EventServer::Options o;
+  o.threads = threads;
+  o.max_threads = max_threads;
+  o.max_connections = max_connections;
+  return o;
 }
 
 // A server on a free loopback port, serving on a thread until the fixture ends.
@@ -58,6 +68,20 @@ struct Served {
       ++waiting;
       release.wait();
       res.set_content("waited", "text/plain");
+    });
+    // As a sign-in: heavy when the options say so; refused when the loop says not to queue.
+    server.Get("/heavy", [this](const httplib::Request &req, httplib::Response &res) {
+      if (latch::WaitHint::must_not_queue()) {
+        res.status = 503;
+        return;
+      }
+      {
+        std::lock_guard lock(order_mutex);
+        heavy_order.push_back(req.get_param_value("id"));
+      }
+      ++waiting;
+      release.wait();
+      res.set_content("heavy " + req.get_param_value("id"), "text/plain");
     });
     server.Get("/queue", [this](const httplib::Request &, httplib::Response &res) {
       latch::WaitHint in_line(latch::WaitHint::queued); // as a sign-in waiting for a hash slot
@@ -90,6 +114,8 @@ struct Served {
   std::promise<void> gate;
   std::shared_future<void> release = gate.get_future().share();
   bool released = false;
+  std::mutex order_mutex;
+  std::vector<std::string> heavy_order; // ids of the heavy requests, as they started
 };
 
 // A raw client, for what an HTTP library would not send: pipelining, half requests.
@@ -169,7 +195,7 @@ const std::string kHello = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
 } // namespace
 
 TEST_CASE("a request sent in pieces is answered once it is whole, with the client's address") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.start();
   Raw c(s.port);
   REQUIRE(c.connected());
@@ -186,7 +212,7 @@ TEST_CASE("a request sent in pieces is answered once it is whole, with the clien
 }
 
 TEST_CASE("pipelined requests are all answered, in order, and a GET's body is not a request") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.start();
   Raw c(s.port);
   REQUIRE(c.connected());
@@ -203,7 +229,7 @@ TEST_CASE("pipelined requests are all answered, in order, and a GET's body is no
 }
 
 TEST_CASE("idle and half-sent connections hold no thread") {
-  Served s({2, 64, 1024});
+  Served s(options(2, 64, 1024));
   s.start();
   std::vector<std::unique_ptr<Raw>> held;
   for (int i = 0; i < 200; ++i) {
@@ -222,7 +248,7 @@ TEST_CASE("idle and half-sent connections hold no thread") {
 }
 
 TEST_CASE("when every worker is stuck in a handler, another starts and serves the rest") {
-  Served s({1, 4, 64});
+  Served s(options(1, 4, 64));
   s.start();
   Raw stuck(s.port);
   REQUIRE(stuck.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -236,7 +262,7 @@ TEST_CASE("when every worker is stuck in a handler, another starts and serves th
 }
 
 TEST_CASE("handlers in line for a hashing slot start another worker only after 100 ms") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.start();
   Raw a(s.port), b(s.port);
   REQUIRE(a.send("GET /queue HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -254,8 +280,46 @@ TEST_CASE("handlers in line for a hashing slot start another worker only after 1
   CHECK(a.read_responses(1).find("waited") != std::string::npos);
 }
 
+TEST_CASE(
+    "heavy requests past the running ones are parked, run in order, and past the line refused") {
+  auto o = options(1, 8, 64);
+  o.heavy = [](std::string_view method, std::string_view path) {
+    return method == "GET" && path == "/heavy";
+  };
+  o.heavy_at_once = 1;
+  o.heavy_queue = 2;
+  Served s(o);
+  s.start();
+  auto heavy = [](int id) {
+    return "GET /heavy?id=" + std::to_string(id) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  };
+  Raw first(s.port), second(s.port), third(s.port), fourth(s.port);
+  REQUIRE(first.send(heavy(1)));
+  REQUIRE(eventually([&] { return s.waiting == 1; }));
+  REQUIRE(second.send(heavy(2)));
+  REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 1; }));
+  REQUIRE(third.send(heavy(3)));
+  REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 2; }));
+  // The line is full: the fourth runs at once, told not to wait, and is refused.
+  REQUIRE(fourth.send(heavy(4)));
+  CHECK(fourth.read_responses(1, 3s).rfind("HTTP/1.1 503", 0) == 0);
+  // The one worker is held by the running request, the parked ones hold none: a light
+  // request gets a new worker rather than waiting behind them.
+  Raw light(s.port);
+  REQUIRE(light.send(kHello));
+  CHECK(light.read_responses(1, 3s).find("200 OK") != std::string::npos);
+  CHECK(s.server.stats().heavy_running == 1);
+  s.open_gate();
+  CHECK(first.read_responses(1).find("heavy 1") != std::string::npos);
+  CHECK(second.read_responses(1).find("heavy 2") != std::string::npos);
+  CHECK(third.read_responses(1).find("heavy 3") != std::string::npos);
+  std::lock_guard lock(s.order_mutex);
+  CHECK(s.heavy_order == std::vector<std::string>{"1", "2", "3"});
+  CHECK(s.server.stats().heavy_parked == 0);
+}
+
 TEST_CASE("workers that only compute start no others") {
-  Served s({2, 16, 64});
+  Served s(options(2, 16, 64));
   s.start();
   // Many clients, each waiting for its answer before the next request: the workers are busy
   // but never stuck, so the pool stays at its size.
@@ -275,7 +339,7 @@ TEST_CASE("workers that only compute start no others") {
 }
 
 TEST_CASE("a client that stops sending gets its half request answered 400, then is closed") {
-  Served s({2, 8, 64}, 1);
+  Served s(options(2, 8, 64), 1);
   s.start();
   SUBCASE("it closes its side") {
     Raw c(s.port);
@@ -302,7 +366,7 @@ TEST_CASE("a client that stops sending gets its half request answered 400, then 
 }
 
 TEST_CASE("an idle keep-alive connection is closed after the keep-alive time-out") {
-  Served s({2, 8, 64}, 1);
+  Served s(options(2, 8, 64), 1);
   s.start();
   Raw c(s.port);
   REQUIRE(c.send(kHello));
@@ -313,7 +377,7 @@ TEST_CASE("an idle keep-alive connection is closed after the keep-alive time-out
 }
 
 TEST_CASE("a head past 64 KiB is refused and the connection closed, without waiting") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.start();
   Raw c(s.port);
   std::string head = "GET /hello HTTP/1.1\r\n";
@@ -325,7 +389,7 @@ TEST_CASE("a head past 64 KiB is refused and the connection closed, without wait
 }
 
 TEST_CASE("a response larger than the socket buffers is sent whole") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.start();
   Raw c(s.port);
   REQUIRE(c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -334,7 +398,7 @@ TEST_CASE("a response larger than the socket buffers is sent whole") {
 }
 
 TEST_CASE("the connection after the keep-alive maximum is told to close, and is closed") {
-  Served s({2, 8, 64});
+  Served s(options(2, 8, 64));
   s.server.set_keep_alive_max_count(3);
   s.start();
   Raw c(s.port);
@@ -346,7 +410,7 @@ TEST_CASE("the connection after the keep-alive maximum is told to close, and is 
 }
 
 TEST_CASE("past the connection cap a new connection waits until another closes") {
-  Served s({2, 8, 2});
+  Served s(options(2, 8, 2));
   s.start();
   Raw a(s.port), b(s.port);
   REQUIRE(a.send(kHello));
@@ -361,7 +425,7 @@ TEST_CASE("past the connection cap a new connection waits until another closes")
 }
 
 TEST_CASE("draining lets a busy request finish and closes the idle connections") {
-  auto s = std::make_unique<Served>(EventServer::Options{2, 8, 64});
+  auto s = std::make_unique<Served>(options(2, 8, 64));
   s->start();
   Raw idle(s->port), busy(s->port);
   REQUIRE(idle.send(kHello));
