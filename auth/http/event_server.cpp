@@ -83,8 +83,7 @@ struct EventServer::Connection {
   bool more = false;       // bytes came (or may be unread) while busy: serve it again
   bool hangup = false;     // the client has closed its side (or the socket failed): read to the end
   bool read_shut = false;  // timed out holding half a request: its reading side is shut
-  bool parked = false;     // in parked_: a whole heavy request waits for room to run
-  bool was_parked = false; // just taken from parked_: its request goes first
+  bool was_parked = false; // just taken from parked_ (a whole heavy request): it goes first
   Clock::time_point deadline;
   std::string pending; // the start of a request not yet whole
   std::size_t served = 0;
@@ -467,13 +466,14 @@ bool EventServer::serve(Connection &c) {
   if (c.pending.empty()) std::string().swap(c.pending);
   if (scratch.capacity() > kKeepScratch) std::string().swap(scratch);
   if (out.capacity() > kKeepScratch) std::string().swap(out);
-  if (parked && !sent) { // the answers before the parked request did not go out: it is gone
-    std::lock_guard lock(connections_mutex_);
-    parked_.erase(std::find(parked_.begin(), parked_.end(), &c));
-    parked_waiting_ = !parked_.empty();
-    close_locked(c);
+  if (parked) {
+    if (sent)
+      park(c);
+    else
+      close(c); // the answers before the parked request did not go out: it is gone
+    return false;
   }
-  return !parked;
+  return true;
 }
 
 // A request's lane, from its method and path: light requests run at once; a heavy one runs
@@ -489,19 +489,25 @@ EventServer::Lane EventServer::admit(Connection &c, std::string_view request) {
     return Lane::light;
   std::lock_guard lock(connections_mutex_);
   const bool first_in_line = c.was_parked;
-  c.was_parked = false;
   if (heavy_running_ < options_.heavy_at_once && (first_in_line || parked_.empty())) {
+    c.was_parked = false;
     ++heavy_running_;
     return Lane::heavy;
   }
   if (!first_in_line && parked_.size() >= options_.heavy_queue) return Lane::overflow;
-  if (first_in_line)
-    parked_.push_front(&c); // taken a moment ago, and overtaken since
+  return Lane::parked; // park() puts it in line once its bytes are put away
+}
+
+// Puts c in line, after serve() has kept its unread bytes: from here another worker may take
+// it. One taken from the line a moment ago and overtaken since goes back to the front.
+void EventServer::park(Connection &c) {
+  std::lock_guard lock(connections_mutex_);
+  if (c.was_parked)
+    parked_.push_front(&c);
   else
     parked_.push_back(&c);
-  c.parked = true;
+  c.was_parked = false;
   parked_waiting_ = true;
-  return Lane::parked;
 }
 
 void EventServer::finish_heavy() {
@@ -516,7 +522,6 @@ EventServer::Connection *EventServer::take_parked() {
   Connection *c = parked_.front();
   parked_.pop_front();
   parked_waiting_ = !parked_.empty();
-  c->parked = false;
   c->was_parked = true;
   return c;
 }

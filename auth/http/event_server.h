@@ -93,6 +93,7 @@ private:
   bool serve(Connection &c);
   enum class Lane { light, heavy, parked, overflow };
   Lane admit(Connection &c, std::string_view request);
+  void park(Connection &c);
   void finish_heavy();
   Connection *take_parked();
   void serve_parked();
