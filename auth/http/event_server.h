@@ -38,9 +38,8 @@ namespace latch::http {
 //   10 ms, and one of them is waiting (asleep in the kernel) or has been on its request for
 //   20 ms, another starts, up to `max_threads`. Workers only waiting for a core, or in line
 //   for a password-hashing slot for under 100 ms (auth/wait_hint.h), start no more: that
-//   would not help. One
-//   beyond `threads` exits once it finishes a request while another worker is free, or after
-//   10 s idle.
+//   would not help. One beyond `threads` exits once it finishes a request while another
+//   worker is free, or after 10 s idle.
 // - A connection with nothing to do is closed after the keep-alive time-out, one with half a
 //   request after the read time-out since its last bytes; both are cpp-httplib's settings.
 // - Past `max_connections` open at once, new connections wait in the listen backlog.

@@ -12,13 +12,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <charconv>
 #include <memory>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace latch::http {
 
@@ -104,16 +106,12 @@ std::unique_ptr<httplib::Server> make_listener(const Config &config) {
     options.max_connections = config.max_connections;
     // The routes that hash a password take the heavy lane, one at a time per hashing slot,
     // with --hash-queue more parked: a flood of sign-ins cannot hold every worker.
-    std::set<std::string, std::less<>> heavy;
+    std::vector<std::pair<std::string, std::string>> heavy; // (method, path), a dozen at most
     for (const Route &r : route_table())
-      if (r.hashes && config.apis.count(r.api)) heavy.insert(std::string(r.method) + " " + r.path);
+      if (r.hashes && config.apis.count(r.api)) heavy.emplace_back(r.method, r.path);
     options.heavy = [heavy = std::move(heavy)](std::string_view method, std::string_view path) {
-      char key[128]; // "METHOD /path": the routes' are short; longer ones match none
-      if (method.size() + 1 + path.size() > sizeof key) return false;
-      std::memcpy(key, method.data(), method.size());
-      key[method.size()] = ' ';
-      std::memcpy(key + method.size() + 1, path.data(), path.size());
-      return heavy.count(std::string_view(key, method.size() + 1 + path.size())) > 0;
+      return std::any_of(heavy.begin(), heavy.end(),
+                         [&](const auto &r) { return r.first == method && r.second == path; });
     };
     options.heavy_at_once = config.hash_concurrency;
     options.heavy_queue = config.hash_queue;
