@@ -138,13 +138,13 @@ bench-peers: bench-deps
 	  else echo "bench: npm ci failed (bench/out/npm-ci.log): the Node peer will be skipped"; rm -rf node_modules; fi; \
 	fi
 
-# Bare cpp-httplib, or (argument `loop`) Latch's connection loop under it: auth/http/event_server.cpp.
-CEILING_HTTP_SRCS := bench/ceiling_http.cpp auth/http/event_server.cpp auth/http/framing.cpp
+# Bare cpp-httplib, or (argument `loop`) Latch's connection loop under it: auth/http/connection_loop.cpp.
+CEILING_HTTP_SRCS := bench/ceiling_http.cpp auth/http/connection_loop.cpp auth/http/framing.cpp
 
-$(BENCH_BIN)/ceiling_http: $(CEILING_HTTP_SRCS) auth/http/event_server.h auth/http/framing.h | bench-deps
+$(BENCH_BIN)/ceiling_http: $(CEILING_HTTP_SRCS) auth/http/connection_loop.h auth/http/framing.h | bench-deps
 	@mkdir -p $(BENCH_BIN)
 	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ $(CEILING_HTTP_SRCS) \
-	  $$(pkg-config --cflags --libs cpp-httplib) -pthread
+	  $$(pkg-config --cflags --libs cpp-httplib) -lssl -lcrypto -pthread
 
 # Linked like Latch (CMakeLists.txt): static libsodium with its mmap and munmap wrapped.
 $(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp auth/password.cpp auth/password.h | bench-deps

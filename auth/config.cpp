@@ -227,8 +227,14 @@ const std::vector<Option> &options() {
          "failed sign-ins an account may have in 15 minutes before 429 (default 10; 0 off)",
          int_setter(0, 1000000, [](Config &c, long long n) { c.max_failed_logins = int(n); })},
         {"trusted-proxy", "LATCH_TRUSTED_PROXY", "ADDR[,ADDR]",
-         "reverse proxy whose X-Forwarded-For names the client address",
-         string_setter([](Config &c, const std::string &v) { c.trusted_proxies = split_list(v); })},
+         "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           std::string error;
+           auto set = AddressSet::parse(split_list(v), &error);
+           if (!set) return error;
+           c.trusted_proxies = std::move(*set);
+           return std::nullopt;
+         }},
         {"argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB", "KIB",
          "argon2id memory cost (default 19456)",
          int_setter(8, 4 * 1024 * 1024,
@@ -278,11 +284,16 @@ const std::vector<Option> &options() {
                     [](Config &c, long long n) { c.max_body_bytes = size_t(n); })},
         {"threads", "LATCH_THREADS", "N",
          "HTTP worker threads kept running; more start while these are stuck (default: one per "
-         "core, at least 2; with TLS, a thread a connection: 8 per core, at least 16)",
+         "core, at least 2)",
          int_setter(1, 4096, [](Config &c, long long n) { c.threads = unsigned(n); })},
         {"max-connections", "LATCH_MAX_CONNECTIONS", "N",
-         "connections open at once; more wait to be accepted (default 1024)",
+         "connections open at once; past it the one idle longest is closed (default 1024)",
          int_setter(1, 65536, [](Config &c, long long n) { c.max_connections = unsigned(n); })},
+        {"max-connections-per-address", "LATCH_MAX_CONNECTIONS_PER_ADDRESS", "N",
+         "connections open at once from one client address, an IPv6 /64 counting as one; "
+         "trusted proxies are not capped (default 64; 0 off)",
+         int_setter(0, 65536,
+                    [](Config &c, long long n) { c.max_connections_per_address = unsigned(n); })},
         {"log-format", "LATCH_LOG_FORMAT", "FORMAT",
          "access log on stdout: text, json (JSON lines) or off (default text)", set_log_format},
         {"metrics", "LATCH_METRICS", "", "serve GET /metrics (Prometheus text format)",
@@ -368,9 +379,9 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.hash_concurrency == 0) c.hash_concurrency = cores;
-  // Without TLS a worker serves any ready connection, so one per core keeps every core busy
-  // (auth/http/event_server.h); with TLS each connection holds a thread while it is open.
-  if (c.threads == 0) c.threads = c.tls_cert.empty() ? std::max(2u, cores) : std::max(16u, 8 * cores);
+  // A worker serves any ready connection, so one per core keeps every core busy
+  // (auth/http/connection_loop.h), with TLS as without.
+  if (c.threads == 0) c.threads = std::max(2u, cores);
   return c;
 }
 

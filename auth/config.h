@@ -1,6 +1,7 @@
 // One Config: defaults, then LATCH_* environment variables, then flags (flags win); validated.
 #pragma once
 
+#include "auth/address_set.h"
 #include "auth/password.h"
 
 #include <array>
@@ -38,7 +39,7 @@ struct Config {
   std::size_t password_max_bytes = 1024; // refused before hashing
   int rate_limit = 60;                   // requests a minute per address; 0 = off
   int max_failed_logins = 10;            // per account in 15 minutes; 0 = off
-  std::vector<std::string> trusted_proxies;
+  AddressSet trusted_proxies;            // whose X-Forwarded-For names the client
 
   std::string jwt_secret; // empty: generated at first start and kept in the database
   PasswordParams argon2;
@@ -61,8 +62,9 @@ struct Config {
   std::int64_t verify_email_ttl = 86400;
 
   std::size_t max_body_bytes = 64 * 1024;
-  unsigned threads = 0; // 0: one per core, at least 2 (with TLS: 8 per core, at least 16)
-  unsigned max_connections = 1024; // open at once; more wait to be accepted
+  unsigned threads = 0; // 0: one per core, at least 2
+  unsigned max_connections = 1024; // open at once; the one idle longest makes room for more
+  unsigned max_connections_per_address = 64; // from one client address (IPv6: a /64); 0 off
   int purge_interval = 60; // seconds between purges of expired rows
 
   // Operations

@@ -9,7 +9,6 @@
 // Argon2 writes every block before it reads it, so what a previous hash left there is never used.
 #include "auth/password.h"
 
-#include "auth/wait_hint.h"
 
 #include <sodium.h>
 #include <sys/mman.h>
@@ -147,9 +146,8 @@ PasswordHasher::~PasswordHasher() {
 detail::HashMemory *PasswordHasher::acquire() {
   std::unique_lock lock(mutex_);
   if (free_slots_.empty()) {
-    if (waiting_ >= max_waiting_ || WaitHint::must_not_queue()) return nullptr;
+    if (waiting_ >= max_waiting_) return nullptr;
     ++waiting_;
-    WaitHint queued(WaitHint::queued); // more HTTP workers would not get a slot sooner
     bool got = slot_free_.wait_for(lock, std::chrono::seconds(30),
                                    [&] { return !free_slots_.empty(); });
     --waiting_;

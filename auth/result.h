@@ -43,6 +43,8 @@ enum class ErrorCode {
   bad_body,         // malformed JSON / form, bad UTF-8, too deep
   unsupported_media_type,
   body_too_large,
+  header_too_large, // 431: a field line or the head past the limits
+  uri_too_long,     // 414
   not_found,
   method_not_allowed,
   internal,

@@ -122,6 +122,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::account_locked: return reply(ctx, 429, "Too many requests");
   case ErrorCode::busy: return reply(ctx, 503, "Server busy");
   case ErrorCode::body_too_large: return reply(ctx, 413, "Payload too large");
+  case ErrorCode::header_too_large: return reply(ctx, 431, "Request header fields too large");
+  case ErrorCode::uri_too_long: return reply(ctx, 414, "URI too long");
   case ErrorCode::not_found: return reply(ctx, 404, "Not found");
   case ErrorCode::method_not_allowed: return reply(ctx, 405, "Method not allowed");
   case ErrorCode::internal: break;

@@ -132,6 +132,9 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::busy: return nest_error(ctx, 503, "Service Unavailable", "Service Unavailable");
   case ErrorCode::body_too_large:
     return nest_error(ctx, 413, "request entity too large", "Payload Too Large");
+  case ErrorCode::header_too_large:
+    return nest_error(ctx, 431, "Request Header Fields Too Large", "Request Header Fields Too Large");
+  case ErrorCode::uri_too_long: return nest_error(ctx, 414, "URI Too Long", "URI Too Long");
   case ErrorCode::not_found:
   case ErrorCode::method_not_allowed:
     return nest_error(ctx, 404, "Cannot " + ctx.req.method + " " + ctx.req.path, "Not Found");

@@ -157,6 +157,8 @@ void render_error(Ctx &ctx, const Error &e) {
     return detail(ctx, 503, "Service temporarily unavailable, try again later.",
                   "service_unavailable");
   case ErrorCode::body_too_large: return detail(ctx, 413, "Request body too large.");
+  case ErrorCode::header_too_large: return detail(ctx, 431, "Request header fields too large.");
+  case ErrorCode::uri_too_long: return detail(ctx, 414, "Request URI too long.");
   case ErrorCode::not_found: return detail(ctx, 404, "Not found.", "not_found");
   case ErrorCode::method_not_allowed:
     return detail(ctx, 405, "Method \"" + ctx.req.method + "\" not allowed.", "method_not_allowed");

@@ -181,6 +181,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::account_locked: return error(ctx, 429, "too many requests");
   case ErrorCode::busy: return error(ctx, 503, "server busy, try again");
   case ErrorCode::body_too_large: return error(ctx, 413, "request body too large");
+  case ErrorCode::header_too_large: return error(ctx, 431, "request header fields too large");
+  case ErrorCode::uri_too_long: return error(ctx, 414, "request uri too long");
   case ErrorCode::not_found: return error(ctx, 404, "not found");
   case ErrorCode::method_not_allowed: return error(ctx, 405, "method not allowed");
   case ErrorCode::internal: break;

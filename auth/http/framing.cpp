@@ -1,122 +1,150 @@
-// Where one HTTP/1.1 request ends in a connection's input, judged the way cpp-httplib 0.11
-// reads it: lines end at LF, header lines must end with CRLF (others are skipped), and the
-// head ends at the first line that is CRLF alone.
+// TEMPORARY stand-in for the strict framing parser (being written on branch i12-framing).
 #include "auth/http/framing.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cstdint>
-#include <optional>
+#include <cctype>
+#include <string>
 
 namespace latch::http {
 
 namespace {
 
-bool space_or_tab(char c) {
-  return c == ' ' || c == '\t';
+bool tchar(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
 }
-
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower((unsigned char)x) == std::tolower((unsigned char)y);
+         });
 }
-
-// What the head says about the body.
-struct Head {
-  std::size_t size = 0;
-  std::optional<std::uint64_t> length; // Content-Length, when every one agrees and is digits
-  bool bad_length = false;             // one that is not, or two that differ
-  bool transfer_encoding = false;
-  bool chunked = false;
-  bool expects_continue = false;
-};
-
-void note_header(std::string_view line, Head &head) {
-  while (!line.empty() && space_or_tab(line.back()))
-    line.remove_suffix(1);
-  auto colon = line.find(':');
-  if (colon == std::string_view::npos) return;
-  std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
-  while (!value.empty() && space_or_tab(value.front()))
-    value.remove_prefix(1);
-  if (iequals(name, "content-length")) {
-    std::uint64_t n = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-    bool digits = !value.empty() && value.front() != '+' && value.front() != '-' &&
-                  ec == std::errc() && end == value.data() + value.size();
-    if (!digits || (head.length && *head.length != n))
-      head.bad_length = true;
-    else
-      head.length = n;
-  } else if (iequals(name, "transfer-encoding")) {
-    head.transfer_encoding = true;
-    head.chunked = head.chunked || iequals(value, "chunked");
-  } else if (iequals(name, "expect")) {
-    head.expects_continue = head.expects_continue || value == "100-continue";
-  }
-}
-
-// The head's size and framing headers; nullopt while its end has not arrived.
-std::optional<Head> read_head(std::string_view input) {
-  auto request_line_end = input.find('\n');
-  if (request_line_end == std::string_view::npos) return std::nullopt;
-  Head head;
-  std::size_t pos = request_line_end + 1;
-  for (;;) {
-    auto nl = input.find('\n', pos);
-    if (nl == std::string_view::npos) return std::nullopt;
-    std::string_view line = input.substr(pos, nl + 1 - pos);
-    pos = nl + 1;
-    if (line.size() < 2 || line[line.size() - 2] != '\r') continue; // cpp-httplib skips it
-    if (line.size() == 2) break;
-    note_header(line.substr(0, line.size() - 2), head);
-  }
-  head.size = pos;
-  return head;
-}
-
-// A chunked body's last chunk with no trailers ("0" CRLF CRLF at the start of a line), after
-// `from`. A chunk's data can hold the same bytes, so this only says when to start: the parser
-// reads the real framing, from the socket if it has to.
-bool has_last_chunk(std::string_view input, std::size_t from) {
-  for (auto at = input.find("0\r\n\r\n", from); at != std::string_view::npos;
-       at = input.find("0\r\n\r\n", at + 1))
-    if (at == from || input[at - 1] == '\n') return true;
-  return false;
+HeadResult refuse(HeadResult r, int status, const char *why) {
+  r.state = HeadResult::State::refused;
+  r.status = status;
+  r.reason = why;
+  return r;
 }
 
 } // namespace
 
-Frame frame_request(std::string_view input, const FrameLimits &limits) {
-  using Kind = Frame::Kind;
-  auto head = read_head(input.substr(0, std::min(input.size(), limits.max_head)));
-  if (!head) {
-    if (input.size() > limits.max_head) return {Kind::truncated, input.size()};
-    return {Kind::incomplete, input.size()};
+std::size_t find_head_end(std::string_view input, std::size_t from) {
+  auto at = input.find("\r\n\r\n", from);
+  return at == std::string_view::npos ? at : at + 4;
+}
+
+HeadResult parse_request_head(std::string_view in, const FramingLimits &limits) {
+  HeadResult r;
+  std::size_t pos = 0;
+  auto line_end = in.find("\r\n");
+  std::string_view line = in.substr(0, line_end);
+  if (line_end == std::string_view::npos && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.find('\n') != std::string_view::npos || line.find('\r') != std::string_view::npos)
+    return refuse(r, 400, "bare CR or LF");
+  auto sp1 = line.find(' ');
+  if (sp1 != std::string_view::npos) {
+    r.head.method = line.substr(0, sp1);
+    if (r.head.method.empty() || !std::all_of(r.head.method.begin(), r.head.method.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+      return refuse(r, 400, "bad method");
+  } else if (line_end == std::string_view::npos) {
+    if (!std::all_of(line.begin(), line.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return refuse(r, 400, "bad method");
+    return r;
   }
-  const std::size_t available = input.size() - head->size;
-  if (head->bad_length || (head->length && head->transfer_encoding))
-    return {Kind::open, head->size}; // Latch refuses these and closes the connection
-  if (head->transfer_encoding) {
-    if (!head->chunked || has_last_chunk(input, head->size) ||
-        available > limits.max_body + limits.max_head)
-      return {Kind::open, input.size()};
-    return {Kind::incomplete, input.size()};
+  if (line_end == std::string_view::npos) return r;
+  auto sp2 = line.find(' ', sp1 + 1);
+  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) return refuse(r, 400, "bad request line");
+  r.head.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  r.head.version = line.substr(sp2 + 1);
+  if (r.head.target.empty()) return refuse(r, 400, "no target");
+  for (unsigned char c : r.head.target) if (c <= 0x20 || c == 0x7f) return refuse(r, 400, "bad target");
+  if (r.head.version != "HTTP/1.1" && r.head.version != "HTTP/1.0") return refuse(r, 400, "bad version");
+  r.head.keep_alive = r.head.version == "HTTP/1.1";
+  pos = line_end + 2;
+  bool have_length = false, chunked = false, te = false;
+  for (;;) {
+    auto end = in.find("\r\n", pos);
+    if (end == std::string_view::npos) {
+      if (in.size() > limits.max_head) return refuse(r, 431, "head too large");
+      return r;
+    }
+    std::string_view l = in.substr(pos, end - pos);
+    pos = end + 2;
+    if (l.empty()) break;
+    if (l.find('\n') != std::string_view::npos || l.find('\r') != std::string_view::npos) return refuse(r, 400, "bare CR or LF");
+    if (l[0] == ' ' || l[0] == '\t') return refuse(r, 400, "obs-fold");
+    auto colon = l.find(':');
+    if (colon == std::string_view::npos || colon == 0) return refuse(r, 400, "no field name");
+    std::string_view name = l.substr(0, colon), value = l.substr(colon + 1);
+    for (unsigned char c : name) if (!tchar(c)) return refuse(r, 400, "bad field name");
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    for (unsigned char c : value) if ((c < 0x20 && c != '\t') || c == 0x7f) return refuse(r, 400, "bad field value");
+    r.head.fields.push_back({name, value});
+    if (iequals(name, "content-length")) {
+      if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) || value.size() > 18)
+        return refuse(r, 400, "bad Content-Length");
+      std::uint64_t n = std::stoull(std::string(value));
+      if (have_length && n != r.head.content_length) return refuse(r, 400, "Content-Length twice");
+      have_length = true;
+      r.head.content_length = n;
+    } else if (iequals(name, "transfer-encoding")) {
+      te = true;
+      chunked = iequals(value, "chunked");
+      if (!chunked) return refuse(r, 400, "unknown Transfer-Encoding");
+    } else if (iequals(name, "expect")) {
+      r.head.expect_continue = iequals(value, "100-continue");
+    } else if (iequals(name, "connection")) {
+      if (iequals(value, "close")) r.head.keep_alive = false;
+      if (iequals(value, "keep-alive")) r.head.keep_alive = true;
+    }
   }
-  if (head->length) {
-    if (*head->length > limits.max_body) return {Kind::open, head->size}; // answered 413
-    if (available >= *head->length) return {Kind::exact, head->size + std::size_t(*head->length)};
-    // The client waits for "100 Continue" before sending the body: the parser sends it.
-    if (head->expects_continue) return {Kind::open, input.size()};
-    return {Kind::incomplete, input.size()};
+  if (have_length && te) return refuse(r, 400, "Content-Length and Transfer-Encoding");
+  r.head.size = pos;
+  r.head.body = chunked ? RequestHead::Body::chunked : have_length ? RequestHead::Body::length : RequestHead::Body::none;
+  if (r.head.body == RequestHead::Body::length && r.head.content_length == 0) r.head.body = RequestHead::Body::none;
+  (void)limits;
+  r.state = HeadResult::State::complete;
+  return r;
+}
+
+ChunkedDecoder::State ChunkedDecoder::feed(std::string_view in, std::string &body, std::size_t &consumed) {
+  consumed = 0;
+  auto fail = [&](int s, const char *why) { status_ = s; reason_ = why; return State::refused; };
+  while (consumed < in.size()) {
+    if (phase_ == Phase::data) {
+      std::size_t take = std::size_t(std::min<std::uint64_t>(left_, in.size() - consumed));
+      body.append(in.substr(consumed, take));
+      consumed += take;
+      left_ -= take;
+      if (left_ == 0) phase_ = Phase::data_end;
+      continue;
+    }
+    // line-based phases
+    auto nl = in.find('\n', consumed);
+    std::size_t end = nl == std::string_view::npos ? in.size() : nl + 1;
+    line_.append(in.substr(consumed, end - consumed));
+    consumed = end;
+    if (line_.size() > 4096) return fail(400, "chunk line too long");
+    if (nl == std::string_view::npos) return State::more;
+    if (line_.size() < 2 || line_[line_.size() - 2] != '\r') return fail(400, "bare LF");
+    std::string l = line_.substr(0, line_.size() - 2);
+    line_.clear();
+    if (phase_ == Phase::data_end) {
+      if (!l.empty()) return fail(400, "no CRLF after data");
+      phase_ = Phase::size;
+    } else if (phase_ == Phase::size) {
+      std::string size = l.substr(0, l.find(';'));
+      if (size.empty() || size.size() > 15 || !std::all_of(size.begin(), size.end(), [](char c) { return std::isxdigit((unsigned char)c); }))
+        return fail(400, "bad chunk size");
+      left_ = std::stoull(size, nullptr, 16);
+      if (left_ == 0) { phase_ = Phase::trailer; continue; }
+      if (body.size() + left_ > max_body_) return fail(413, "body too large");
+      phase_ = Phase::data;
+    } else { // trailer
+      trailers_ += l.size() + 2;
+      if (trailers_ > max_trailers_) return fail(431, "trailers too large");
+      if (l.empty()) return State::done;
+    }
   }
-  return {Kind::exact, head->size};
+  return State::more;
 }
 
 } // namespace latch::http

@@ -1,33 +1,56 @@
-// Where one HTTP/1.1 request ends in a connection's input, judged before cpp-httplib parses it.
+// TEMPORARY stand-in for the strict framing parser (being written on branch i12-framing).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace latch::http {
 
-// The event loop (auth/http/event_server.h) hands a request to cpp-httplib only once it is
-// whole, so that no thread waits on a slow client. This decides "whole" from the header block
-// and its framing headers (RFC 9112 6.3); cpp-httplib still does all the parsing, and every
-// request this cannot frame exactly is handed over anyway, for cpp-httplib to read the rest
-// from the socket and to refuse as it refuses today.
-struct Frame {
-  enum class Kind {
-    incomplete, // wait for more bytes
-    exact,      // the request is the first `length` bytes: its head and Content-Length body
-    open,       // start now: the parser reads on from the socket if it needs more
-    truncated,  // the head is past the limit: the parser gets these bytes and then the end
-  };
-  Kind kind = Kind::incomplete;
-  std::size_t length = 0; // exact: the request's size; otherwise the input judged
+struct FramingLimits {
+  std::size_t max_head = 64 * 1024;
+  std::size_t max_body = 64 * 1024;
 };
-
-struct FrameLimits {
-  std::size_t max_head = 64 * 1024; // request line and headers, with their line ends
-  std::size_t max_body = 0;         // a declared body past this starts at once (413)
+struct FieldLine {
+  std::string_view name, value;
 };
+struct RequestHead {
+  std::string_view method, target, version;
+  std::vector<FieldLine> fields;
+  std::size_t size = 0;
+  enum class Body { none, length, chunked } body = Body::none;
+  std::uint64_t content_length = 0;
+  bool expect_continue = false;
+  bool keep_alive = true;
+};
+struct HeadResult {
+  enum class State { incomplete, complete, refused } state = State::incomplete;
+  RequestHead head;
+  int status = 0;
+  const char *reason = "";
+};
+HeadResult parse_request_head(std::string_view input, const FramingLimits &limits);
+std::size_t find_head_end(std::string_view input, std::size_t from);
 
-// `input` starts at the first byte of a request.
-Frame frame_request(std::string_view input, const FrameLimits &limits);
+class ChunkedDecoder {
+public:
+  ChunkedDecoder(std::size_t max_body, std::size_t max_trailers)
+      : max_body_(max_body), max_trailers_(max_trailers) {}
+  enum class State { more, done, refused };
+  State feed(std::string_view input, std::string &body, std::size_t &consumed);
+  int status() const { return status_; }
+  const char *reason() const { return reason_; }
+
+private:
+  enum class Phase { size, data, data_end, trailer } phase_ = Phase::size;
+  std::size_t max_body_, max_trailers_;
+  std::uint64_t left_ = 0;
+  std::size_t trailers_ = 0;
+  std::string line_;
+  int status_ = 0;
+  const char *reason_ = "";
+};
 
 } // namespace latch::http

@@ -32,8 +32,8 @@ struct LatchOptions {
 };
 
 // The server, started in the constructor and stopped (SIGTERM) in the destructor. Unless the
-// options say otherwise it runs with a cheap argon2id cost and rate limits off, so tests are
-// fast; tests of those features turn them back on.
+// options say otherwise it runs with a cheap argon2id cost, and rate limits and the
+// per-address connection cap off, so tests are fast; tests of those features turn them on.
 class LatchProcess {
 public:
   explicit LatchProcess(LatchOptions options = {});
@@ -44,6 +44,7 @@ public:
   LatchProcess &operator=(const LatchProcess &) = delete;
 
   int port() const { return port_; }
+  int pid() const { return pid_; }
   const std::string &db_path() const { return db_path_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const;      // what the server wrote to stderr so far
