@@ -75,8 +75,7 @@ Answer exchange(int port, const std::string &request) {
     size_t colon = h.find(':');
     if (colon != std::string::npos) {
       size_t start = h.find_first_not_of(" \t", colon + 1);
-      a.headers.emplace_back(h.substr(0, colon),
-                             start == std::string::npos ? "" : h.substr(start));
+      a.headers.emplace_back(h.substr(0, colon), start == std::string::npos ? "" : h.substr(start));
     }
     line = next + 2;
   }
@@ -91,8 +90,7 @@ std::string preflight(const std::string &path, const std::string &method,
 }
 
 // The request a frontend's fetch() sends after the preflight: JSON, a (bad) bearer token.
-std::string actual(const std::string &path, const std::string &method,
-                   const std::string &origin) {
+std::string actual(const std::string &path, const std::string &method, const std::string &origin) {
   std::string out = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!origin.empty()) out += "Origin: " + origin + "\r\n";
   out += "Authorization: Bearer not-a-token\r\n";
@@ -179,10 +177,10 @@ TEST_CASE("CORS with a list: every route answers each CORS header once, Vary: Or
     CHECK(a.status != 0);
     check_cors(a, kListed.c_str(), true, "Origin");
   }
-  Answer smuggled = exchange(latch.port(), "POST /auth/token HTTP/1.1\r\nHost: x\r\nOrigin: " +
-                                               kListed +
-                                               "\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
-                                               "Connection: close\r\n\r\n{}");
+  Answer smuggled =
+      exchange(latch.port(), "POST /auth/token HTTP/1.1\r\nHost: x\r\nOrigin: " + kListed +
+                                 "\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
+                                 "Connection: close\r\n\r\n{}");
   INFO("refused framing:\n" << smuggled.raw);
   CHECK(smuggled.status == 400);
   check_cors(smuggled, kListed.c_str(), true, "Origin");

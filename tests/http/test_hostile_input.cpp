@@ -64,7 +64,8 @@ struct Wire {
   std::string body;
   json parsed;
   std::string raw; // every byte that arrived
-  std::string header(const std::string &name) const { // fails the test on a repeated header
+  // Through Reply::header, which fails the test on a repeated header.
+  std::string header(const std::string &name) const {
     Reply copies;
     copies.headers.insert(headers.begin(), headers.end());
     return copies.header(name);
