@@ -159,10 +159,11 @@ bench: bench-peers build $(BENCH_CEILINGS)
 soak: bench-deps build
 	BENCH_LATCH=$(abspath $(BUILD))/latch SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 bench/soak
 
-# Browser test (tests/e2e, the ctest entry e2e_reset_password): Debian's Chromium and the test's
-# npm packages (playwright-core, which never downloads a browser); without them `make test`
-# skips that test. npm ci runs again only when package-lock.json is newer than the last install.
-# `make screenshots` runs the test once, saving each page state to docs/screenshots/*.png.
+# Browser tests (tests/e2e, the ctest entries e2e_reset_password and e2e_cors): Debian's Chromium
+# and the tests' npm packages (playwright-core, which never downloads a browser); without them
+# `make test` skips those tests. npm ci runs again only when package-lock.json is newer than the
+# last install. `make screenshots` runs the reset-page test once, saving each page state to
+# docs/screenshots/*.png.
 E2E_PKGS := chromium
 E2E_DIR  := tests/e2e
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <sstream>
+#include <strings.h>
 
 namespace latch::http {
 
@@ -73,23 +74,53 @@ std::string access_log_line(Config::LogFormat format, const AccessRecord &r) {
          " " + r.client + " id=" + r.request_id;
 }
 
-void apply_cors(const Config &config, const httplib::Request &req, httplib::Response &res) {
-  if (config.cors_origins.empty()) return;
-  std::string origin = req.get_header_value("Origin");
-  if (origin.empty()) return;
-  const auto &allowed = config.cors_origins;
-  if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
-    // Any origin, for local development. Bearer tokens need no credentials mode, and the
-    // wildcard cannot be combined with it.
-    res.set_header("Access-Control-Allow-Origin", "*");
-  } else if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
-    res.set_header("Access-Control-Allow-Origin", origin);
-    res.set_header("Access-Control-Allow-Credentials", "true");
-    res.set_header("Vary", "Origin");
-  } else {
-    return;
+namespace {
+
+// cpp-httplib's set_header adds a copy on every call, and CORS headers are set more than once
+// for one response (for every request, then again by the preflight handler): a browser refuses
+// a preflight whose Access-Control-Allow-Origin is given twice, so each is replaced, not added.
+void replace_header(httplib::Response &res, const char *name, const std::string &value) {
+  res.headers.erase(name); // httplib::Headers compares names ignoring case
+  res.set_header(name, value);
+}
+
+// Adds token to the response's one Vary header, keeping whatever else it names.
+void add_vary(httplib::Response &res, const std::string &token) {
+  std::string merged;
+  auto [first, last] = res.headers.equal_range("Vary");
+  for (auto it = first; it != last; ++it) {
+    std::istringstream names(it->second);
+    for (std::string name; std::getline(names, name, ',');) {
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
+      if (name.empty() || strcasecmp(name.c_str(), token.c_str()) == 0) continue;
+      merged += (merged.empty() ? "" : ", ") + name;
+    }
   }
-  res.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, WWW-Authenticate");
+  replace_header(res, "Vary", merged.empty() ? token : merged + ", " + token);
+}
+
+} // namespace
+
+void apply_cors(const Config &config, const httplib::Request &req, httplib::Response &res) {
+  const auto &allowed = config.cors_origins;
+  if (allowed.empty()) return;
+  if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
+    // Any origin, for local development, and the same answer whatever the Origin, so nothing
+    // varies. Bearer tokens need no credentials mode, and the wildcard cannot be combined with it.
+    replace_header(res, "Access-Control-Allow-Origin", "*");
+  } else {
+    // The answer depends on the Origin, also when it carries no CORS headers: every answer says
+    // so, or a cache could hand one origin's answer to another.
+    add_vary(res, "Origin");
+    std::string origin = req.get_header_value("Origin");
+    if (origin.empty() || std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
+      return;
+    replace_header(res, "Access-Control-Allow-Origin", origin);
+    replace_header(res, "Access-Control-Allow-Credentials", "true");
+  }
+  replace_header(res, "Access-Control-Expose-Headers",
+                 "X-Request-Id, Retry-After, WWW-Authenticate");
 }
 
 void answer_preflight(const Config &config, const httplib::Request &req, httplib::Response &res,
@@ -97,14 +128,14 @@ void answer_preflight(const Config &config, const httplib::Request &req, httplib
   res.status = 204;
   apply_cors(config, req, res);
   if (!res.has_header("Access-Control-Allow-Origin")) return; // not an allowed origin
-  res.set_header("Access-Control-Allow-Methods", methods + ", OPTIONS");
+  replace_header(res, "Access-Control-Allow-Methods", methods + ", OPTIONS");
   std::string asked = req.get_header_value("Access-Control-Request-Headers");
   bool sane = asked.size() <= 512 && std::all_of(asked.begin(), asked.end(), [](unsigned char c) {
                 return std::isalnum(c) || c == '-' || c == '_' || c == ',' || c == ' ';
               });
-  res.set_header("Access-Control-Allow-Headers",
+  replace_header(res, "Access-Control-Allow-Headers",
                  !asked.empty() && sane ? asked : "Authorization, Content-Type, X-Request-Id");
-  res.set_header("Access-Control-Max-Age", "600");
+  replace_header(res, "Access-Control-Max-Age", "600");
 }
 
 void Metrics::observe(const std::string &route, const std::string &method, int status,

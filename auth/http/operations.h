@@ -33,7 +33,9 @@ struct AccessRecord {
 std::string access_log_line(Config::LogFormat format, const AccessRecord &r);
 
 // CORS for browser frontends: sets the Access-Control-* headers on a response when the
-// request's Origin is allowed. `methods` is what the path answers (for preflights).
+// request's Origin is allowed, and Vary: Origin on every response when origins are listed.
+// Each header is replaced, never repeated, so calling these again is harmless. `methods` is
+// what the path answers (for preflights).
 void apply_cors(const Config &config, const httplib::Request &req, httplib::Response &res);
 void answer_preflight(const Config &config, const httplib::Request &req, httplib::Response &res,
                       const std::string &methods);

@@ -1,6 +1,6 @@
 #!/bin/sh
-# ctest entry for the browser test: runs it, or exits 77 (skipped) saying what is missing.
-# Usage: run.sh PATH/TO/latch
+# ctest entry for a browser test: runs it, or exits 77 (skipped) saying what is missing.
+# Usage: run.sh PATH/TO/latch [TEST.mjs]   (default: reset_password.test.mjs)
 here=$(cd "$(dirname "$0")" && pwd)
 chromium=${CHROMIUM:-/usr/bin/chromium}
 skip() {
@@ -11,4 +11,4 @@ skip() {
 command -v node >/dev/null 2>&1 || skip "Node.js not installed"
 [ -f "$here/node_modules/playwright-core/package.json" ] ||
   skip "the browser test's npm packages are not installed (tests/e2e/node_modules)"
-exec node "$here/reset_password.test.mjs" "$1"
+exec node "$here/${2:-reset_password.test.mjs}" "$1"

@@ -64,10 +64,11 @@ struct Wire {
   std::string body;
   json parsed;
   std::string raw; // every byte that arrived
+  // Through Reply::header, which fails the test on a repeated header.
   std::string header(const std::string &name) const {
-    for (const auto &[k, v] : headers)
-      if (lower(k) == lower(name)) return v;
-    return {};
+    Reply copies;
+    copies.headers.insert(headers.begin(), headers.end());
+    return copies.header(name);
   }
 };
 

@@ -145,43 +145,42 @@ TEST_CASE("CORS: allowed origins get preflights answered and their headers; othe
                           {"Access-Control-Request-Method", "POST"},
                           {"Access-Control-Request-Headers", "content-type, authorization"}};
   for (const auto &route : latch::http::route_table()) {
-    auto c = httplib::Client("127.0.0.1", latch.port());
-    auto res = c.Options(route.path, pre);
-    REQUIRE(res);
-    INFO(route.path);
-    CHECK(res->status == 204);
-    CHECK(res->get_header_value("Access-Control-Allow-Origin") == "http://localhost:5173");
-    CHECK(res->get_header_value("Access-Control-Allow-Credentials") == "true");
-    CHECK(res->get_header_value("Access-Control-Allow-Methods").find(route.method) !=
-          std::string::npos);
-    CHECK(res->get_header_value("Access-Control-Allow-Headers") == "content-type, authorization");
-    CHECK(res->get_header_value("Vary") == "Origin");
+    Reply res = latch.options(route.path, pre);
+    INFO(std::string(route.path)); // a const char * would be logged as a pointer
+    CHECK(res.status == 204);
+    // Reply::header fails the test on a header sent twice (tests/http/test_cors.cpp counts
+    // every CORS header over a raw socket).
+    CHECK(res.header("Access-Control-Allow-Origin") == "http://localhost:5173");
+    CHECK(res.header("Access-Control-Allow-Credentials") == "true");
+    CHECK(res.header("Access-Control-Allow-Methods").find(route.method) != std::string::npos);
+    CHECK(res.header("Access-Control-Allow-Headers") == "content-type, authorization");
+    CHECK(res.header("Vary") == "Origin");
   }
   // The actual request carries the headers too, errors included.
   Reply denied = latch.get("/auth/getuser", "", {{"Origin", "https://app.example"}});
   CHECK(denied.status == 401);
   CHECK(denied.header("Access-Control-Allow-Origin") == "https://app.example");
   CHECK(denied.header("Access-Control-Expose-Headers").find("X-Request-Id") != std::string::npos);
+  CHECK(denied.header("Vary") == "Origin");
   // An origin not on the list gets nothing a browser would accept.
-  auto c = httplib::Client("127.0.0.1", latch.port());
-  auto evil = c.Options("/auth/token", {{"Origin", "https://evil.example"},
-                                        {"Access-Control-Request-Method", "POST"}});
-  REQUIRE(evil);
-  CHECK(evil->get_header_value("Access-Control-Allow-Origin").empty());
+  Reply evil = latch.options("/auth/token", {{"Origin", "https://evil.example"},
+                                             {"Access-Control-Request-Method", "POST"}});
+  CHECK(evil.status != 0);
+  CHECK(evil.header_count("Access-Control-Allow-Origin") == 0);
   CHECK(latch.get("/healthz", "", {{"Origin", "https://evil.example"}})
-            .header("Access-Control-Allow-Origin")
-            .empty());
+            .header_count("Access-Control-Allow-Origin") == 0);
 }
 
 TEST_CASE("CORS with * allows any origin without credentials; without the flag, no CORS") {
   LatchProcess any({{"--cors-origin", "*"}, {}});
   Reply r = any.get("/auth/getuser", "", {{"Origin", "http://anything.test:3000"}});
   CHECK(r.header("Access-Control-Allow-Origin") == "*");
-  CHECK(r.header("Access-Control-Allow-Credentials").empty());
+  CHECK(r.header_count("Access-Control-Allow-Credentials") == 0);
   LatchProcess none;
-  CHECK(none.get("/auth/getuser", "", {{"Origin", "http://x.test"}})
-            .header("Access-Control-Allow-Origin")
-            .empty());
+  Reply plain = none.get("/auth/getuser", "", {{"Origin", "http://x.test"}});
+  CHECK(plain.status == 401);
+  CHECK(plain.header_count("Access-Control-Allow-Origin") == 0);
+  CHECK(plain.header_count("Vary") == 0);
   CHECK(run_latch({"serve", "--cors-origin", "app.example"}).status == 2);
 }
 

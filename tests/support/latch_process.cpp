@@ -22,10 +22,21 @@ namespace latch::test {
 
 namespace fs = std::filesystem;
 
+std::size_t Reply::header_count(const std::string &name) const {
+  return headers.count(name); // httplib::Headers compares names ignoring case
+}
+
 std::string Reply::header(const std::string &name) const {
-  for (const auto &[k, v] : headers)
-    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
-  return {};
+  auto copies = headers.equal_range(name); // httplib::Headers compares names ignoring case
+  if (copies.first == copies.second) return {};
+  if (std::next(copies.first) != copies.second) {
+    std::string listed;
+    for (auto it = copies.first; it != copies.second; ++it)
+      listed += "\n  " + it->first + ": " + it->second;
+    FAIL_CHECK("the response carries " << header_count(name) << " copies of the header " << name
+                                       << " (each header must be sent once):" << listed);
+  }
+  return copies.first->second;
 }
 
 namespace {
@@ -179,6 +190,11 @@ Reply LatchProcess::get(const std::string &path, const std::string &bearer,
                         const httplib::Headers &headers) const {
   auto c = make_client(port_);
   return to_reply(c.Get(path, with_bearer(headers, bearer)));
+}
+
+Reply LatchProcess::options(const std::string &path, const httplib::Headers &headers) const {
+  auto c = make_client(port_);
+  return to_reply(c.Options(path, headers));
 }
 
 Reply LatchProcess::post(const std::string &path, const json &body,

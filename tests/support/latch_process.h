@@ -23,7 +23,11 @@ struct Reply {
   std::string text;
   json body; // parsed text, or discarded if it is not JSON
   httplib::Headers headers;
+  // The value of the header called name ("" if absent). A response that carries it more than
+  // once fails the test, naming every copy: a browser refuses a repeated CORS header, and
+  // reading only the first copy would hide it.
   std::string header(const std::string &name) const;
+  std::size_t header_count(const std::string &name) const; // copies of it (names ignore case)
 };
 
 struct LatchOptions {
@@ -53,6 +57,7 @@ public:
 
   Reply get(const std::string &path, const std::string &bearer = "",
             const httplib::Headers &headers = {}) const;
+  Reply options(const std::string &path, const httplib::Headers &headers) const;
   Reply post(const std::string &path, const json &body, const std::string &bearer = "") const;
   Reply post_raw(const std::string &path, const std::string &body,
                  const std::string &content_type, const std::string &bearer = "",
