@@ -257,10 +257,36 @@ TEST_CASE("GET /reset-password serves an HTML form with two password inputs call
        at = r.text.find("type=\"password\"", at + 1))
     ++inputs;
   CHECK(inputs == 2);
-  CHECK(r.text.find("/api/v1/password-reset-confirm?token=") != std::string::npos);
-  CHECK(r.text.find("new_password") != std::string::npos);
-  CHECK(r.text.find("new_password_confirm") != std::string::npos);
+  CHECK(r.text.find("data-api=\"v1\"") != std::string::npos);
   // The token is in the URL: it must not leak to other sites through Referer.
   CHECK(r.header("Referrer-Policy") == "no-referrer");
   CHECK(latch.get("/reset-password").status == 200);
+
+  // Script and style are same-origin files: nothing inline, and a CSP that allows nothing inline.
+  CHECK(r.header("Content-Security-Policy") ==
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'");
+  CHECK(r.text.find("<script src=\"/reset-password.js\"></script>") != std::string::npos);
+  CHECK(r.text.find("<link rel=\"stylesheet\" href=\"/reset-password.css\">") !=
+        std::string::npos);
+  CHECK(r.text.find("<script>") == std::string::npos);
+  CHECK(r.text.find("<style") == std::string::npos);
+  CHECK(r.text.find(" style=") == std::string::npos);
+  CHECK_FALSE(std::regex_search(r.text, std::regex(R"(\son[a-z]+=)"))); // no onclick= and friends
+  Reply js = latch.get("/reset-password.js");
+  CHECK(js.status == 200);
+  CHECK(js.header("Content-Type").rfind("text/javascript", 0) == 0);
+  CHECK(js.text.find("/api/v1/password-reset-confirm?token=") != std::string::npos);
+  CHECK(js.text.find("new_password_confirm") != std::string::npos);
+  Reply css = latch.get("/reset-password.css");
+  CHECK(css.status == 200);
+  CHECK(css.header("Content-Type").rfind("text/css", 0) == 0);
+  CHECK(css.text.find("prefers-color-scheme") != std::string::npos);
+
+  // With flask alone the page posts to flask's reset-password.
+  LatchProcess flask({{"--apis", "flask"}, {}});
+  Reply page = flask.get("/reset-password?token=abc");
+  CHECK(page.text.find("data-api=\"flask\"") != std::string::npos);
+  CHECK(flask.get("/reset-password.js").text.find("/auth/reset-password") != std::string::npos);
 }
+
