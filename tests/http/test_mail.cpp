@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <regex>
 #include <string>
 #include <thread>
@@ -290,3 +291,56 @@ TEST_CASE("GET /reset-password serves an HTML form with two password inputs call
   CHECK(flask.get("/reset-password.js").text.find("/auth/reset-password") != std::string::npos);
 }
 
+TEST_CASE("with TLS the mailed links say https, and a request's Host header never names the host") {
+  TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                    key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  SmtpSink sink;
+  LatchProcess latch({{"--tls-cert", cert, "--tls-key", key}, {{"LATCH_SMTP_URL", sink.url()}}});
+  httplib::SSLClient tls("127.0.0.1", latch.port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  Account a{unique("Tls"), "", "password123"};
+  a.email = lower(a.username) + "@example.com";
+  auto reg = tls.Post("/api/v1/register?sendEmail=false",
+                      json{{"email", a.email}, {"username", a.username}, {"password", a.password}}
+                          .dump(),
+                      "application/json");
+  REQUIRE(reg);
+  REQUIRE(reg->status == 201);
+  // A reset link to the attacker's host would hand them the token: the Host header is ignored.
+  auto reset = tls.Post("/api/v1/password-reset", {{"Host", "evil.example"}},
+                        json{{"email", a.email}, {"username", a.username}}.dump(),
+                        "application/json");
+  REQUIRE(reset);
+  REQUIRE(reset->status == 200);
+  std::string mail = sink.wait_for_message(1);
+  REQUIRE(!mail.empty());
+  Link link = find_link(mail);
+  CHECK(link.base == "https://127.0.0.1:" + std::to_string(latch.port()) + "/reset-password");
+  CHECK(mail.find("evil.example") == std::string::npos);
+}
+
+TEST_CASE("mail on with no --public-url on a public listening address: a warning at start") {
+  SmtpSink sink;
+  const std::string warning = "no --public-url";
+  {
+    LatchProcess latch({{"--addr", "0.0.0.0:0"}, {{"LATCH_SMTP_URL", sink.url()}}});
+    const std::string log = latch.log();
+    CHECK(log.find("warning") != std::string::npos);
+    CHECK(log.find(warning) != std::string::npos);
+    CHECK(log.find("Host header") != std::string::npos);
+    CHECK(latch.get("/healthz").status == 200); // a warning, not a refusal
+  }
+  // Not with --public-url, nor on loopback, nor without mail (links then go to the log).
+  LatchProcess named({{"--addr", "0.0.0.0:0", "--public-url", "https://auth.example.com"},
+                      {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(named.log().find(warning) == std::string::npos);
+  LatchProcess loopback({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(loopback.log().find(warning) == std::string::npos);
+  LatchProcess no_mail({{"--addr", "0.0.0.0:0"}, {}});
+  CHECK(no_mail.log().find(warning) == std::string::npos);
+}
