@@ -270,7 +270,7 @@ const std::vector<Option> &options() {
         {"mail-from", "LATCH_MAIL_FROM", "ADDRESS", "sender address (default latch@localhost)",
          string_setter([](Config &c, const std::string &v) { c.mail_from = v; })},
         {"public-url", "LATCH_PUBLIC_URL", "URL",
-         "where users reach this server, for links in mail (default http://ADDR)",
+         "where users reach this server, for links in mail (default http(s)://ADDR)",
          url_setter([](Config &c, const std::string &v) { c.public_url = v; })},
         {"reset-password-url", "RESET_PASSWORD_URL", "URL",
          "reset link target, mailed as URL?token=TOKEN (default PUBLIC_URL/reset-password)",
