@@ -644,10 +644,9 @@ std::string usage_line(const Command &c) {
 }
 
 const char *kExitStatuses =
-    "Exit status: 0 done; 1 failed (database missing, unusable or not Latch's, name taken,\n"
-    "FILE exists; doctor: something to fix);\n"
-    "2 usage (bad flags, arguments or password; secret rotate with LATCH_JWT_SECRET);\n"
-    "3 not found (no user matches USER).\n";
+    "Exit status: 0 done; 1 failed (database missing, unusable or not Latch's, name taken, FILE\n"
+    "exists; doctor: something to fix); 2 usage (bad flags, arguments or password; secret rotate\n"
+    "with LATCH_JWT_SECRET); 3 not found (no user matches USER).\n";
 
 std::string command_help(const Command &c) {
   std::ostringstream out;
