@@ -146,8 +146,9 @@ SqliteStore::SqliteStore(const std::string &path, Open mode) {
     try {
       latch_schema = mode == Open::create || has_latch_schema();
     } catch (const StoreError &e) {
-      // A WAL database read by a user who may not write beside it: SQLite needs the -shm
-      // file, which only a connection that may write (the server while it runs) makes.
+      // A WAL database read by a user who may not write beside it: SQLite reads through the
+      // -shm file, which exists while a server has the database open, and otherwise must be
+      // created in the database's directory.
       if (mode == Open::read_only && ::access((path + "-shm").c_str(), F_OK) != 0)
         throw StoreError("cannot read " + path + " read-only: " + e.what() + " (the database " +
                          "is in WAL mode and has no " + path + "-shm, which this user may not " +
