@@ -1,10 +1,17 @@
 // Config: the option table, parsing of flags and LATCH_* variables, and validation.
 #include "auth/config.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <variant>
@@ -28,11 +35,18 @@ std::optional<Api> api_from_name(const std::string &name) {
   return std::nullopt;
 }
 
+// The links in mail (reset, confirmation) start here. Never built from a request's Host
+// header: anyone can send Host: evil.example with a reset request for a victim's address, and
+// the victim would be mailed a genuine token on a link to the attacker's host (reset-link
+// poisoning). Without --public-url it is the listening address, which is right only where
+// users reach the server there: config_warnings says so when it is not loopback.
 std::string Config::effective_public_url() const {
   if (!public_url.empty()) return public_url;
-  std::string h = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
+  std::string h = host;
+  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
+  else if (h == "::") h = "::1";
   if (h.find(':') != std::string::npos) h = "[" + h + "]";
-  return "http://" + h + ":" + std::to_string(port);
+  return std::string(tls_cert.empty() ? "http" : "https") + "://" + h + ":" + std::to_string(port);
 }
 
 std::string Config::effective_reset_url() const {
@@ -256,7 +270,7 @@ const std::vector<Option> &options() {
         {"mail-from", "LATCH_MAIL_FROM", "ADDRESS", "sender address (default latch@localhost)",
          string_setter([](Config &c, const std::string &v) { c.mail_from = v; })},
         {"public-url", "LATCH_PUBLIC_URL", "URL",
-         "where users reach this server, for links in mail (default http://ADDR)",
+         "where users reach this server, for links in mail (default http(s)://ADDR)",
          url_setter([](Config &c, const std::string &v) { c.public_url = v; })},
         {"reset-password-url", "RESET_PASSWORD_URL", "URL",
          "reset link target, mailed as URL?token=TOKEN (default PUBLIC_URL/reset-password)",
@@ -372,6 +386,68 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
   // (auth/http/event_server.h); with TLS each connection holds a thread while it is open.
   if (c.threads == 0) c.threads = c.tls_cert.empty() ? std::max(2u, cores) : std::max(16u, 8 * cores);
   return c;
+}
+
+namespace {
+
+bool is_loopback(const std::string &host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// The first OpenSSL error queued, as text, and the queue emptied.
+std::string openssl_reason() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  const char *reason = e ? ERR_reason_error_string(e) : nullptr;
+  return reason ? reason : "unknown error";
+}
+
+// Never asks for a passphrase on the terminal: an encrypted key fails to load instead.
+int no_passphrase(char *, int, int, void *) { return 0; }
+
+} // namespace
+
+std::vector<std::string> config_warnings(const Config &c) {
+  std::vector<std::string> lines;
+  if (!c.smtp_url.empty() && c.public_url.empty() && !is_loopback(c.host))
+    lines.push_back("listening on " + c.host + " with mail on (LATCH_SMTP_URL) but no "
+                    "--public-url (LATCH_PUBLIC_URL): mailed reset and confirmation links "
+                    "name " + c.effective_public_url() + ", which users elsewhere cannot open; "
+                    "set --public-url to where users reach this server (Latch never takes it "
+                    "from a request's Host header)");
+  return lines;
+}
+
+std::optional<std::string> check_tls_files(const Config &c) {
+  if (c.tls_cert.empty()) return std::nullopt;
+  const std::pair<const char *, const std::string *> files[] = {{"--tls-cert", &c.tls_cert},
+                                                                {"--tls-key", &c.tls_key}};
+  for (const auto &[flag, path] : files) {
+    std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path->c_str(), "r"), std::fclose);
+    char byte = 0;
+    if (!f || (std::fread(&byte, 1, 1, f.get()) != 1 && std::ferror(f.get())))
+      return std::string(flag) + " " + *path + ": cannot read it: " + std::strerror(errno);
+  }
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX *)> ctx(SSL_CTX_new(TLS_server_method()),
+                                                    SSL_CTX_free);
+  if (!ctx) return "cannot start OpenSSL: " + openssl_reason();
+  SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), c.tls_cert.c_str()) != 1)
+    return "--tls-cert " + c.tls_cert + ": not a PEM certificate chain (" + openssl_reason() + ")";
+  // The key alone first, so a key that is not one is told apart from a key of another pair.
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX *)> key_only(SSL_CTX_new(TLS_server_method()),
+                                                         SSL_CTX_free);
+  if (!key_only) return "cannot start OpenSSL: " + openssl_reason();
+  SSL_CTX_set_default_passwd_cb(key_only.get(), no_passphrase);
+  if (SSL_CTX_use_PrivateKey_file(key_only.get(), c.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return "--tls-key " + c.tls_key + ": not a PEM private key, or one with a passphrase";
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), c.tls_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx.get()) != 1) {
+    ERR_clear_error();
+    return "--tls-key " + c.tls_key + ": not the key of the certificate in " + c.tls_cert;
+  }
+  return std::nullopt;
 }
 
 std::string config_help() {
