@@ -25,12 +25,22 @@ using namespace latch;
 namespace {
 
 int serve(const std::vector<std::string> &args) {
+  if (std::find_if(args.begin(), args.end(),
+                   [](const std::string &a) { return a == "--help" || a == "-h"; }) != args.end()) {
+    std::cout << config_help();
+    return 0;
+  }
   auto loaded = load_config(args, process_env());
   if (auto *err = std::get_if<std::string>(&loaded)) {
     std::cerr << "latch: " << *err << "\n";
     return 2;
   }
   Config config = std::get<Config>(std::move(loaded));
+  // Bad TLS files are bad settings: said once, before the database is created or opened.
+  if (auto err = check_tls_files(config)) {
+    std::cerr << "latch: " << *err << "\n";
+    return 2;
+  }
   Mailer::Transport transport;
   try {
     transport = config.smtp_url.empty()
@@ -69,6 +79,9 @@ int serve(const std::vector<std::string> &args) {
     return 1;
   }
   SigningKeyWatcher key_watcher(config, *store, *codec);
+  // After the open, so the -wal and -shm SQLite made (with the file's mode) are looked at too.
+  for (const auto &line : database_permission_warnings(config.db_path))
+    std::cerr << "latch: warning: " << line << "\n";
 
   PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
   Mailer mailer(std::move(transport));
@@ -91,6 +104,7 @@ int serve(const std::vector<std::string> &args) {
   }
   // With port 0 the system picked one: mailed links must name it. No request is served yet.
   config.port = listener->port();
+  for (const auto &line : config_warnings(config)) std::cerr << "latch: warning: " << line << "\n";
 
   std::mutex stop_mutex;
   std::condition_variable stop_cv;

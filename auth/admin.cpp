@@ -8,7 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -30,17 +35,24 @@ struct Flag {
   std::string name;       // without the leading --
   std::string value_name; // empty: a switch
   std::string help;
+  bool instead_of_operands = false; // given, the command takes no operands (--all for USER)
 };
 
+// What a command does to the database: reads only, it is opened read-only (SQLite
+// SQLITE_OPEN_READONLY), so a user who may only read it can run the command, and nothing is
+// migrated or created.
+enum class Access { writes, reads };
+
 struct Command {
-  std::string group;    // user, sessions, backup, purge, secret
-  std::string name;     // the subcommand; empty for backup and purge
+  std::string group;    // user, sessions, backup, purge, secret, doctor
+  std::string name;     // the subcommand; empty for backup, purge and doctor
   std::string operands; // e.g. "USER"
   std::size_t operand_count = 0;
   std::vector<Flag> flags; // besides --db and --help
   std::string summary;     // one line, for latch help
   std::string details;     // for --help
   Runner run = nullptr;
+  Access access = Access::writes;
 };
 
 const Flag kDbFlag{"db", "PATH", "the database (default ./auth.db) [LATCH_DB]"};
@@ -97,14 +109,20 @@ void print_table(std::ostream &out, const std::vector<std::vector<std::string>> 
   }
 }
 
-// The database must exist: an admin command never makes an empty one by mistake.
+int no_database(Context &c) {
+  return c.fail(admin_failed, "no database at " + c.config.db_path +
+                                  " (latch serve creates it; --db or LATCH_DB names another)");
+}
+
+// The database must exist and be Latch's: an admin command never makes one by mistake, nor
+// writes a schema into another file. A command that only reads opens it read-only.
 int open_store(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
-  if (!fs::exists(path, ec))
-    return c.fail(admin_failed, "no database at " + path +
-                                    " (latch serve creates it; --db or LATCH_DB names another)");
-  c.store = std::make_unique<db::SqliteStore>(path);
+  if (!fs::exists(path, ec)) return no_database(c);
+  c.store = std::make_unique<db::SqliteStore>(path, c.command.access == Access::reads
+                                                        ? db::SqliteStore::Open::read_only
+                                                        : db::SqliteStore::Open::existing);
   return admin_ok;
 }
 
@@ -325,6 +343,11 @@ int sessions_list(Context &c) {
 
 int sessions_revoke(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (c.has("all")) {
+    int n = c.store->revoke_all_sessions(c.now());
+    c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of every user\n";
+    return admin_ok;
+  }
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   int n = c.store->revoke_user_sessions(u.id, c.now());
@@ -379,6 +402,15 @@ int secret_rotate(Context &c) {
   db::SigningKeyRow next = new_signing_key(now);
   c.store->rotate_signing_key(next, now);
   c.out << "new signing key: " << next.kid << "\n";
+  if (c.has("retire-now")) {
+    // Deleted rather than kept for their retention: a token that names them names no key.
+    c.store->purge_signing_keys(now);
+    for (const auto &k : before)
+      c.out << "deleted: " << k.kid << " (every token it signed is refused from now on)\n";
+    c.out << "a server running without LATCH_JWT_SECRET signs with the new key and refuses "
+             "the old keys' tokens within 2 seconds\n";
+    return admin_ok;
+  }
   const std::int64_t until = now + signing_key_retention(c.config);
   for (const auto &k : before)
     if (!k.retired_at)
@@ -386,6 +418,87 @@ int secret_rotate(Context &c) {
             << ")\n";
   c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
   return admin_ok;
+}
+
+// --- doctor -------------------------------------------------------------------------------
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+std::string user_name(uid_t uid) {
+  struct passwd pw {};
+  struct passwd *found = nullptr;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_name;
+  return "uid " + std::to_string(uid);
+}
+
+int doctor(Context &c) {
+  const std::string &path = c.config.db_path;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return no_database(c);
+  int problems = 0;
+  auto fine = [&](const std::string &line) { c.out << "ok   " << line << "\n"; };
+  auto fix = [&](const std::string &line) {
+    c.out << "fix  " << line << "\n";
+    ++problems;
+  };
+
+  const uid_t me = ::geteuid();
+  for (const char *suffix : {"", "-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+      fine(file + ": none (SQLite makes it while the database is open)");
+      continue;
+    }
+    const int before = problems;
+    if (!S_ISREG(st.st_mode)) fix(file + ": not a regular file");
+    if (st.st_mode & 077)
+      fix(file + ": mode " + octal_mode(st.st_mode) + " lets other users read" +
+          (st.st_mode & 022 ? " or change" : "") + " it: chmod 600 " + file);
+    std::string owner = user_name(st.st_uid);
+    if (st.st_uid != me && me != 0)
+      fix(file + ": owned by " + owner + ", not by " + user_name(me) +
+          " who runs this: run latch as " + owner + ", or chown " + user_name(me) + " " + file);
+    if (problems == before)
+      fine(file + ": mode " + octal_mode(st.st_mode) + ", owned by " + owner +
+           (st.st_uid == me ? "" : " (root runs this: the server must run as " + owner + ")"));
+  }
+
+  try {
+    c.store = std::make_unique<db::SqliteStore>(path, db::SqliteStore::Open::read_only);
+  } catch (const std::exception &e) {
+    fix(e.what());
+  }
+  if (c.store) {
+    try {
+      const int version = c.store->schema_version();
+      const int latest = db::SqliteStore::latest_schema_version();
+      const std::string v = std::to_string(version), l = std::to_string(latest);
+      if (version > latest)
+        fix("schema version " + v + " is newer than this latch's (" + l +
+            "): run the latch release that wrote it");
+      else
+        fine("a Latch database, schema version " + v +
+             (version == latest ? "" : " (latch serve upgrades it to " + l + ")"));
+      const std::string integrity = c.store->integrity_check();
+      if (integrity == "ok")
+        fine("PRAGMA integrity_check: ok");
+      else
+        fix("PRAGMA integrity_check: " + integrity + " (restore the latest backup)");
+    } catch (const std::exception &e) {
+      fix(std::string(e.what()) + " (restore the latest backup)");
+    }
+  }
+  if (problems == 0)
+    c.out << "all is fine\n";
+  else
+    c.out << problems << " thing" << (problems == 1 ? "" : "s") << " to fix\n";
+  return problems == 0 ? admin_ok : admin_failed;
 }
 
 const std::vector<Command> &commands() {
@@ -404,8 +517,9 @@ const std::vector<Command> &commands() {
        0,
        {kJsonFlag},
        "list every user",
-       "Lists every user, oldest first.\n",
-       user_list},
+       "Lists every user, oldest first. Reads the database only (opened read-only).\n",
+       user_list,
+       Access::reads},
       {"user",
        "show",
        "USER",
@@ -413,8 +527,9 @@ const std::vector<Command> &commands() {
        {kJsonFlag},
        "show one user",
        "Shows one user and how many sessions it has open. USER is an id, an email or a "
-       "username.\n",
-       user_show},
+       "username.\nReads the database only (opened read-only).\n",
+       user_show,
+       Access::reads},
       {"user",
        "delete",
        "USER",
@@ -447,16 +562,18 @@ const std::vector<Command> &commands() {
        1,
        {kJsonFlag},
        "list the user's sessions",
-       "Lists the user's sessions: active, revoked, or expired and not purged yet.\n",
-       sessions_list},
+       "Lists the user's sessions: active, revoked, or expired and not purged yet. Reads the\n"
+       "database only (opened read-only).\n",
+       sessions_list,
+       Access::reads},
       {"sessions",
        "revoke",
        "USER",
        1,
-       {},
-       "end every session of the user",
-       "Ends every session of the user: its access and refresh tokens are refused from now\n"
-       "on, by a running server too.\n",
+       {{"all", "", "every session of every user (instead of USER)", true}},
+       "end every session of the user, or of everyone",
+       "Ends every session of the user, or with --all of every user: their access and refresh\n"
+       "tokens are refused from now on, by a running server too. Users sign in again.\n",
        sessions_revoke},
       {"backup",
        "",
@@ -466,8 +583,11 @@ const std::vector<Command> &commands() {
        "copy the database to FILE while it serves",
        "Copies the database to FILE (mode 0600, one self-contained file) with SQLite's online\n"
        "backup API: one consistent snapshot, taken while the server keeps serving. An\n"
-       "existing FILE is left alone unless --force.\n",
-       backup},
+       "existing FILE is left alone unless --force. Reads the database only (opened\n"
+       "read-only). The copy holds the signing keys and every live session: keep it as\n"
+       "secret as the database (README: Backups says what to do if one leaks).\n",
+       backup,
+       Access::reads},
       {"purge",
        "",
        "",
@@ -482,29 +602,51 @@ const std::vector<Command> &commands() {
        "rotate",
        "",
        0,
-       {},
+       {{"retire-now", "",
+         "delete the previous keys at once: every token they signed is refused, so every user "
+         "signs in again (after a leaked key or backup)"}},
        "make a new signing key; tokens already issued stay valid",
        "Makes a new signing key. Tokens name their key in the kid header, so the ones signed\n"
        "with the previous key stay valid until they expire; that key is purged once none can\n"
        "be left. A running server notices within a second and signs with the new key. Refused\n"
-       "(exit 2) when LATCH_JWT_SECRET is set: that secret is then the only key.\n",
+       "(exit 2) when LATCH_JWT_SECRET is set: that secret is then the only key.\n"
+       "With --retire-now the previous keys stop verifying at once: they are deleted, and\n"
+       "every token they signed, access and refresh, is refused from now on (by a running\n"
+       "server within 2 seconds), so every user must sign in again. For a key that leaked.\n",
        secret_rotate},
+      {"doctor",
+       "",
+       "",
+       0,
+       {},
+       "check the database's files, schema and integrity",
+       "Checks the database file and its -wal and -shm: that no other user may read or write\n"
+       "them (mode 0600) and that the user running this owns them; that the file is a Latch\n"
+       "database (its schema version); and SQLite's integrity_check. Prints each check as ok\n"
+       "or fix, with what to do. Reads the database only (opened read-only). Exit status 0\n"
+       "when all is fine, 1 when something needs fixing.\n",
+       doctor,
+       Access::reads},
   };
   return table;
 }
 
 std::string usage_line(const Command &c) {
   std::string line = "latch " + c.group + (c.name.empty() ? "" : " " + c.name);
-  if (!c.operands.empty()) line += " " + c.operands;
+  std::string operands = c.operands;
   for (const auto &f : c.flags)
-    line += " [--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name) + "]";
+    if (f.instead_of_operands) operands = "(" + operands + " | --" + f.name + ")";
+  if (!operands.empty()) line += " " + operands;
+  for (const auto &f : c.flags)
+    if (!f.instead_of_operands)
+      line += " [--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name) + "]";
   return line;
 }
 
 const char *kExitStatuses =
-    "Exit status: 0 done; 1 failed (database missing or unusable, name taken, FILE exists);\n"
-    "2 usage (bad flags, arguments or password; secret rotate with LATCH_JWT_SECRET);\n"
-    "3 not found (no user matches USER).\n";
+    "Exit status: 0 done; 1 failed (database missing, unusable or not Latch's, name taken, FILE\n"
+    "exists; doctor: something to fix); 2 usage (bad flags, arguments or password; secret rotate\n"
+    "with LATCH_JWT_SECRET); 3 not found (no user matches USER).\n";
 
 std::string command_help(const Command &c) {
   std::ostringstream out;
@@ -545,6 +687,19 @@ std::string group_help(const std::string &group) {
 }
 
 } // namespace
+
+std::vector<std::string> database_permission_warnings(const std::string &db_path) {
+  std::vector<std::string> lines;
+  for (const char *suffix : {"", "-wal", "-shm"}) {
+    const std::string file = db_path + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) continue;
+    lines.push_back(file + " has mode " + octal_mode(st.st_mode) + ": other users may read" +
+                    (st.st_mode & 022 ? " or change" : "") +
+                    " it (password hashes, signing keys, sessions); fix: chmod 600 " + file);
+  }
+  return lines;
+}
 
 bool is_admin_command(const std::string &command) {
   return std::any_of(commands().begin(), commands().end(),
@@ -647,9 +802,19 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
     }
     c.flags[name] = value;
   }
-  if (c.operands.size() != command->operand_count) {
-    if (c.operands.size() < command->operand_count) return usage("missing " + command->operands);
-    return usage("unexpected argument '" + c.operands[command->operand_count] + "'");
+  std::size_t operand_count = command->operand_count;
+  std::string missing = command->operands;
+  for (const auto &f : command->flags) {
+    if (!f.instead_of_operands) continue;
+    missing += " or --" + f.name;
+    if (!c.has(f.name)) continue;
+    if (!c.operands.empty())
+      return usage("give " + command->operands + " or --" + f.name + ", not both");
+    operand_count = 0;
+  }
+  if (c.operands.size() != operand_count) {
+    if (c.operands.size() < operand_count) return usage("missing " + missing);
+    return usage("unexpected argument '" + c.operands[operand_count] + "'");
   }
 
   // The same configuration as serve (LATCH_DB, LATCH_JWT_SECRET, password rules, lifetimes).

@@ -1,5 +1,5 @@
-// The admin commands (latch user, sessions, backup, purge, secret): one database, safe to run
-// while a server serves it.
+// The admin commands (latch user, sessions, backup, purge, secret, doctor): one database, safe
+// to run while a server serves it.
 #pragma once
 
 #include "auth/config.h"
@@ -18,7 +18,7 @@ enum AdminExit : int {
   admin_not_found = 3, // no user matches USER
 };
 
-// user, sessions, backup, purge and secret.
+// user, sessions, backup, purge, secret and doctor.
 bool is_admin_command(const std::string &command);
 
 // Runs `latch ARGS...` for an admin command (args[0] is the command), reading the password
@@ -30,5 +30,10 @@ int run_admin(const std::vector<std::string> &args, std::ostream &out, std::ostr
 
 // The admin part of `latch help`: every command and the exit statuses.
 std::string admin_help();
+
+// One line for each of the database file, its -wal and its -shm that other users may read or
+// write (group or other mode bits), naming the file, its mode and the fix (chmod 600 FILE).
+// latch serve prints them at start; latch doctor checks the same and more.
+std::vector<std::string> database_permission_warnings(const std::string &db_path);
 
 } // namespace latch

@@ -1,10 +1,18 @@
 // Config: the option table, parsing of flags and LATCH_* variables, and validation.
 #include "auth/config.h"
 
+#include "auth/tls.h"
+
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <variant>
@@ -28,11 +36,18 @@ std::optional<Api> api_from_name(const std::string &name) {
   return std::nullopt;
 }
 
+// The links in mail (reset, confirmation) start here. Never built from a request's Host
+// header: anyone can send Host: evil.example with a reset request for a victim's address, and
+// the victim would be mailed a genuine token on a link to the attacker's host (reset-link
+// poisoning). Without --public-url it is the listening address, which is right only where
+// users reach the server there: config_warnings says so when it is not loopback.
 std::string Config::effective_public_url() const {
   if (!public_url.empty()) return public_url;
-  std::string h = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
+  std::string h = host;
+  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
+  else if (h == "::") h = "::1";
   if (h.find(':') != std::string::npos) h = "[" + h + "]";
-  return "http://" + h + ":" + std::to_string(port);
+  return std::string(tls_cert.empty() ? "http" : "https") + "://" + h + ":" + std::to_string(port);
 }
 
 std::string Config::effective_reset_url() const {
@@ -262,7 +277,7 @@ const std::vector<Option> &options() {
         {"mail-from", "LATCH_MAIL_FROM", "ADDRESS", "sender address (default latch@localhost)",
          string_setter([](Config &c, const std::string &v) { c.mail_from = v; })},
         {"public-url", "LATCH_PUBLIC_URL", "URL",
-         "where users reach this server, for links in mail (default http://ADDR)",
+         "where users reach this server, for links in mail (default http(s)://ADDR)",
          url_setter([](Config &c, const std::string &v) { c.public_url = v; })},
         {"reset-password-url", "RESET_PASSWORD_URL", "URL",
          "reset link target, mailed as URL?token=TOKEN (default PUBLIC_URL/reset-password)",
@@ -383,6 +398,34 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
   // (auth/http/connection_loop.h), with TLS as without.
   if (c.threads == 0) c.threads = std::max(2u, cores);
   return c;
+}
+
+namespace {
+
+bool is_loopback(const std::string &host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+} // namespace
+
+std::vector<std::string> config_warnings(const Config &c) {
+  std::vector<std::string> lines;
+  if (!c.smtp_url.empty() && c.public_url.empty() && !is_loopback(c.host))
+    lines.push_back("listening on " + c.host + " with mail on (LATCH_SMTP_URL) but no "
+                    "--public-url (LATCH_PUBLIC_URL): mailed reset and confirmation links "
+                    "name " + c.effective_public_url() + ", which users elsewhere cannot open; "
+                    "set --public-url to where users reach this server (Latch never takes it "
+                    "from a request's Host header)");
+  return lines;
+}
+
+std::optional<std::string> check_tls_files(const Config &c) {
+  if (c.tls_cert.empty()) return std::nullopt;
+  std::string error;
+  SSL_CTX *ctx = load_tls_context(c.tls_cert, c.tls_key, &error);
+  if (!ctx) return error;
+  SSL_CTX_free(ctx);
+  return std::nullopt;
 }
 
 std::string config_help() {

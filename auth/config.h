@@ -48,7 +48,7 @@ struct Config {
 
   std::string smtp_url, smtp_user, smtp_password;
   std::string mail_from = "latch@localhost";
-  std::string public_url;         // empty: http://HOST:PORT
+  std::string public_url;         // empty: http(s)://HOST:PORT (never a request's Host)
   std::string reset_password_url; // empty: PUBLIC_URL/reset-password
   std::string api_version = "v0.0.1";
 
@@ -89,5 +89,15 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
                                               const EnvLookup &env);
 
 std::string config_help();
+
+// What a server started with c should warn about at start, one line each: settings that work
+// but probably not as meant (mail links naming a loopback address on a public server).
+std::vector<std::string> config_warnings(const Config &c);
+
+// Loads --tls-cert and --tls-key as the server will (OpenSSL): each must be readable and PEM,
+// and the key must match the certificate. Returns one message naming the file and what is
+// wrong with it, or nullopt (also without TLS). For serve only: the admin commands need no
+// certificate.
+std::optional<std::string> check_tls_files(const Config &c);
 
 } // namespace latch

@@ -1,4 +1,4 @@
-// HTML for the reset and confirmation pages: plain HTML and CSS, no framework.
+// HTML, CSS and script for the reset and confirmation pages: plain, no framework.
 #include "auth/pages.h"
 
 namespace latch::pages {
@@ -7,7 +7,7 @@ namespace {
 
 // Shared by both pages: a single card, fluid up to 28rem wide, 17px text, 48px tap targets,
 // inputs at 1rem or more (phones zoom into smaller ones), light and dark colour schemes.
-const char *kStyle = R"PAGE(<style>
+const char *kStyle = R"PAGE(
   :root { color-scheme: light dark; --bg: #eef1f5; --card: #fff; --text: #1b1f24;
           --muted: #4f5863; --line: #8a939e; --accent: #1f5bd1; --accent-text: #fff;
           --ok-bg: #e4f4e8; --ok-text: #14532d; --ok-line: #2f8a4c;
@@ -53,61 +53,26 @@ const char *kStyle = R"PAGE(<style>
            font-weight: 700; }
   .badge.ok { border: 0; background: var(--ok-line); color: #fff; }
   .badge.error { border: 0; background: var(--err-line); color: #fff; }
-</style>)PAGE";
+)PAGE";
 
 // The head both pages share; the token is in their URL, so no referrer and no indexing.
-std::string head(const std::string &title) {
+// style: a <link> to the stylesheet, or the stylesheet inline.
+std::string head(const std::string &title, const std::string &style) {
   return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
          "<meta name=\"referrer\" content=\"no-referrer\">\n"
          "<meta name=\"robots\" content=\"noindex\">\n"
-         "<title>" + title + "</title>\n" + kStyle + "\n</head>\n";
+         "<title>" + title + "</title>\n" + style + "\n</head>\n";
 }
 
-std::string escape_html(const std::string &s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-    case '&': out += "&amp;"; break;
-    case '<': out += "&lt;"; break;
-    case '>': out += "&gt;"; break;
-    case '"': out += "&quot;"; break;
-    case '\'': out += "&#39;"; break;
-    default: out += c;
-    }
-  }
-  return out;
-}
-
-} // namespace
-
-std::string reset_password_page(bool via_v1) {
-  std::string html = head("Choose a new password");
-  html += R"PAGE(<body><main>
-<h1 id="title">Choose a new password</h1>
-<p id="lead" class="lead">Type your new password twice. You will sign in with it from now on.</p>
-<form id="reset" novalidate>
-  <label for="password">New password</label>
-  <input id="password" name="password" type="password" autocomplete="new-password"
-         autocapitalize="off" spellcheck="false" required aria-describedby="password-hint">
-  <p id="password-hint" class="hint">Use one you do not use anywhere else.</p>
-  <label for="confirm">Repeat the new password</label>
-  <input id="confirm" name="confirm" type="password" autocomplete="new-password"
-         autocapitalize="off" spellcheck="false" required>
-  <label class="check"><input id="show" type="checkbox"> Show passwords</label>
-  <button id="submit" type="submit">Set new password</button>
-</form>
-<div id="message" class="msg" role="alert" hidden></div>
-</main>
-<script>
-'use strict';
-const viaV1 = )PAGE";
-  html += via_v1 ? "true" : "false";
-  html += R"PAGE(;
-const token = new URLSearchParams(location.search).get('token') || '';
+// The reset page's script: what the page does in the browser. The page says which API it
+// posts to in the form's data-api attribute.
+const char *kResetScript = R"PAGE('use strict';
 const $ = (id) => document.getElementById(id);
 const form = $('reset'), box = $('message'), button = $('submit');
 const pw = $('password'), again = $('confirm');
+const viaV1 = form.dataset.api === 'v1';
+const token = new URLSearchParams(location.search).get('token') || '';
 
 // kind: 'ok' or 'error'; final: the form is of no more use (done, or the link is dead).
 function show(kind, title, text, final) {
@@ -211,13 +176,59 @@ form.addEventListener('submit', async (e) => {
     button.textContent = 'Set new password';
   }
 });
-</script></body></html>
+)PAGE";
+
+std::string escape_html(const std::string &s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&#39;"; break;
+    default: out += c;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+std::string reset_password_page(bool via_v1) {
+  // Script and style are files of their own, so the page's CSP allows nothing inline.
+  std::string html = head("Choose a new password",
+                          "<link rel=\"stylesheet\" href=\"/reset-password.css\">");
+  html += R"PAGE(<body><main>
+<h1 id="title">Choose a new password</h1>
+<p id="lead" class="lead">Type your new password twice. You will sign in with it from now on.</p>
+<form id="reset" data-api=")PAGE";
+  html += via_v1 ? "v1" : "flask";
+  html += R"PAGE(" novalidate>
+  <label for="password">New password</label>
+  <input id="password" name="password" type="password" autocomplete="new-password"
+         autocapitalize="off" spellcheck="false" required aria-describedby="password-hint">
+  <p id="password-hint" class="hint">Use one you do not use anywhere else.</p>
+  <label for="confirm">Repeat the new password</label>
+  <input id="confirm" name="confirm" type="password" autocomplete="new-password"
+         autocapitalize="off" spellcheck="false" required>
+  <label class="check"><input id="show" type="checkbox"> Show passwords</label>
+  <button id="submit" type="submit">Set new password</button>
+</form>
+<div id="message" class="msg" role="alert" hidden></div>
+</main>
+<script src="/reset-password.js"></script>
+</body></html>
 )PAGE";
   return html;
 }
 
+std::string reset_password_script() { return kResetScript; }
+
+std::string reset_password_stylesheet() { return std::string(kStyle).substr(1); }
+
 std::string verify_email_page(bool ok, const std::string &message) {
-  std::string html = head("Email confirmation");
+  std::string html = head("Email confirmation", std::string("<style>") + kStyle + "</style>");
   // Served by v1's handler without a CSP header of its own: the same policy, by meta tag
   // (no script at all here).
   html.insert(html.find("<meta name=\"viewport\""),

@@ -122,17 +122,18 @@ private:
   bool done_ = false;
 };
 
-SqliteStore::SqliteStore(const std::string &path) {
-  if (path != ":memory:") {
+SqliteStore::SqliteStore(const std::string &path, Open mode) {
+  if (path != ":memory:" && mode == Open::create) {
     // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
     // -wal and -shm files the same mode.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw StoreError("cannot open database file " + path + ": " + std::strerror(errno));
     ::close(fd);
   }
-  int rc = sqlite3_open_v2(path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int flags = SQLITE_OPEN_FULLMUTEX;
+  if (mode == Open::read_only) flags |= SQLITE_OPEN_READONLY;
+  else flags |= SQLITE_OPEN_READWRITE | (mode == Open::create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -140,10 +141,40 @@ SqliteStore::SqliteStore(const std::string &path) {
     throw StoreError("cannot open database " + path + ": " + msg);
   }
   sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL"); // with WAL: survives a process crash, not a power cut
-  exec("PRAGMA foreign_keys=ON");
-  migrate();
+  try {
+    bool latch_schema = false;
+    try {
+      latch_schema = mode == Open::create || has_latch_schema();
+    } catch (const StoreError &e) {
+      // A WAL database read by a user who may not write beside it: SQLite reads through the
+      // -shm file, which exists while a server has the database open, and otherwise must be
+      // created in the database's directory.
+      if (mode == Open::read_only && ::access((path + "-shm").c_str(), F_OK) != 0)
+        throw StoreError("cannot read " + path + " read-only: " + e.what() + " (the database " +
+                         "is in WAL mode and has no " + path + "-shm, which this user may not " +
+                         "create; run the command as the user that owns the database)");
+      throw;
+    }
+    // Checked before anything is written: an empty file or another program's database is
+    // refused rather than given a schema.
+    if (!latch_schema)
+      throw StoreError(path + " is not a Latch database (it holds no Latch schema; latch serve "
+                              "--db FILE makes one in a new file)");
+    if (mode == Open::read_only) {
+      exec("PRAGMA query_only=ON"); // belt and braces: this connection never writes
+    } else {
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=NORMAL"); // with WAL: survives a process crash, not a power cut
+      exec("PRAGMA foreign_keys=ON");
+      migrate();
+    }
+  } catch (...) {
+    for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
+    cache_.clear();
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
 }
 
 SqliteStore::~SqliteStore() {
@@ -186,6 +217,21 @@ void SqliteStore::migrate() {
     exec(("PRAGMA user_version = " + std::to_string(m.version)).c_str());
     tx.commit();
   }
+}
+
+// A Latch database: its user_version names a migration and the tables the commands read exist.
+bool SqliteStore::has_latch_schema() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(
+      "SELECT (SELECT user_version FROM pragma_user_version) >= 1 AND "
+      "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', "
+      "'sessions')) = 2");
+  return st.step() && st.integer(0) == 1;
+}
+
+int SqliteStore::latest_schema_version() {
+  static const int latest = parse_migrations(kSchemaSql).back().version;
+  return latest;
 }
 
 int SqliteStore::schema_version() {
@@ -459,6 +505,14 @@ int SqliteStore::revoke_user_sessions_locked(const std::string &user_id, std::in
 int SqliteStore::revoke_user_sessions(const std::string &user_id, std::int64_t now) {
   std::lock_guard lock(mutex_);
   return revoke_user_sessions_locked(user_id, now);
+}
+
+int SqliteStore::revoke_all_sessions(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE sessions SET revoked_at = ?1 WHERE revoked_at IS NULL");
+  st.bind(1, now);
+  st.step();
+  return sqlite3_changes(db_);
 }
 
 void SqliteStore::logout(const std::string &session_id, const std::string &access_jti,

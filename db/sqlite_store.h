@@ -14,14 +14,24 @@ namespace latch::db {
 
 class SqliteStore final : public Store {
 public:
-  // Opens (creating with mode 0600) and migrates the database at path. Throws StoreError.
-  explicit SqliteStore(const std::string &path);
+  enum class Open {
+    create,    // latch serve: creates the file (mode 0600) if there is none, and migrates it
+    existing,  // the file must exist and hold a Latch schema (refused before anything is
+               // written: an empty or foreign database is not Latch's); migrates it
+    read_only, // the same, opened SQLITE_OPEN_READONLY: never creates, migrates or writes
+  };
+  // Opens the database at path as mode says. Throws StoreError.
+  explicit SqliteStore(const std::string &path, Open mode = Open::create);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore &) = delete;
   SqliteStore &operator=(const SqliteStore &) = delete;
 
   int schema_version();
   std::string integrity_check();
+  // The last migration in auth.db.sql: the schema version this binary writes.
+  static int latest_schema_version();
+  // Revokes every session of every user; returns how many.
+  int revoke_all_sessions(std::int64_t now);
 
   std::optional<std::string> get_setting(const std::string &key) override;
   std::string put_setting_if_absent(const std::string &key, const std::string &value) override;
@@ -85,6 +95,7 @@ private:
   Statement statement(const char *sql);
   void exec(const char *sql);
   void migrate();
+  bool has_latch_schema();
   static User read_user(const Statement &st);
   static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);

@@ -74,8 +74,14 @@ Dispatcher::Dispatcher(const Config &config, AuthService &service)
   if (config_.metrics && config_.metrics_host.empty())
     add_target("/metrics", "GET", {Target::metrics, nullptr, "/metrics", {}});
   // The default RESET_PASSWORD_URL target: served whenever an API that mails resets is on.
-  if (config_.apis.count(Api::v1) || config_.apis.count(Api::flask))
+  if (config_.apis.count(Api::v1) || config_.apis.count(Api::flask)) {
     add_target("/reset-password", "GET", {Target::reset_page, nullptr, "/reset-password", {}});
+    // Its script and style, same-origin files, so its CSP allows nothing inline.
+    add_target("/reset-password.js", "GET",
+               {Target::reset_script, nullptr, "/reset-password.js", {}});
+    add_target("/reset-password.css", "GET",
+               {Target::reset_style, nullptr, "/reset-password.css", {}});
+  }
   // Preflights for every API route: the methods each path answers.
   if (!config_.cors_origins.empty())
     for (const auto &[path, list] : methods)
@@ -185,12 +191,15 @@ void Dispatcher::serve_operation(const Target &target, const httplib::Request &,
   case Target::reset_page: {
     const bool via_v1 = config_.apis.count(Api::v1) > 0;
     res.set_header("Content-Security-Policy",
-                   "default-src 'none'; script-src 'self' 'unsafe-inline'; "
-                   "style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
-                   "frame-ancestors 'none'");
+                   "default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; form-action 'self'; frame-ancestors 'none'");
     res.set_header("Referrer-Policy", "no-referrer"); // the token is in the URL
     return res.set_content(pages::reset_password_page(via_v1), "text/html; charset=utf-8");
   }
+  case Target::reset_script:
+    return res.set_content(pages::reset_password_script(), "text/javascript; charset=utf-8");
+  case Target::reset_style:
+    return res.set_content(pages::reset_password_stylesheet(), "text/css; charset=utf-8");
   case Target::route:
   case Target::preflight: break;
   }

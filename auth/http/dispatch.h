@@ -48,7 +48,7 @@ public:
 private:
   // What a tag names.
   struct Target {
-    enum Kind { route, healthz, readyz, openapi, metrics, reset_page, preflight } kind;
+    enum Kind { route, healthz, readyz, openapi, metrics, reset_page, reset_script, reset_style, preflight } kind;
     const Route *api_route = nullptr; // route
     std::string path;                 // for the metrics label
     std::string methods;              // preflight: what the path answers

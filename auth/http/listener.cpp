@@ -1,9 +1,10 @@
 // The listening socket and the connection loop behind it.
 #include "auth/http/listener.h"
 
+#include "auth/tls.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -18,14 +19,6 @@
 namespace latch::http {
 
 namespace {
-
-std::string openssl_reason() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown error";
-  const char *reason = ERR_reason_error_string(e);
-  return reason ? reason : "unknown error";
-}
 
 // cpp-httplib's default socket options add SO_REUSEPORT, with which a second server binds the
 // same address and the kernel shares connections between the two (each with its own
@@ -68,26 +61,6 @@ std::string address(const std::string &host, int port) {
 
 } // namespace
 
-ssl_ctx_st *make_tls_context(const std::string &cert, const std::string &key, std::string *error) {
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  auto fail = [&](const std::string &what) -> ssl_ctx_st * {
-    if (error) *error = what + ": " + openssl_reason();
-    SSL_CTX_free(ctx);
-    return nullptr;
-  };
-  if (!ctx) return fail("cannot set up TLS");
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // An idle connection keeps no TLS buffers: thousands of keep-alive clients cost little.
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
-    return fail("--tls-cert " + cert + " is not a readable PEM certificate chain");
-  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return fail("--tls-key " + key + " is not a readable PEM private key");
-  if (SSL_CTX_check_private_key(ctx) != 1)
-    return fail("--tls-key " + key + " is not the key of --tls-cert " + cert);
-  return ctx;
-}
-
 Listener::Listener(const Config &config, Dispatcher &dispatcher)
     : config_(config), dispatcher_(dispatcher) {
   ConnectionLoop::Settings options;
@@ -109,7 +82,7 @@ Listener::Listener(const Config &config, Dispatcher &dispatcher)
   options.heavy_queue = config.hash_queue;
   if (!config.tls_cert.empty()) {
     std::string error;
-    options.tls = make_tls_context(config.tls_cert, config.tls_key, &error);
+    options.tls = load_tls_context(config.tls_cert, config.tls_key, &error);
     if (!options.tls) throw std::runtime_error(error);
   }
   loop_ = std::make_unique<ConnectionLoop>(options);

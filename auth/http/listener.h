@@ -12,13 +12,7 @@
 #include <memory>
 #include <string>
 
-struct ssl_ctx_st;
-
 namespace latch::http {
-
-// A TLS server context from a PEM certificate chain and its private key, or null with *error
-// saying which file is wrong and how.
-ssl_ctx_st *make_tls_context(const std::string &cert, const std::string &key, std::string *error);
 
 class Listener {
 public:

@@ -24,7 +24,7 @@ const smtpSink = path.join(repoRoot, 'tests/support/smtp_sink.py');
 const shotDir = process.env.LATCH_E2E_SCREENSHOTS
   ? path.resolve(repoRoot, process.env.LATCH_E2E_SCREENSHOTS) : null;
 
-const CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; " +
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
 const PHONE = { width: 390, height: 844 };
 

@@ -43,8 +43,9 @@ struct Cli {
 
 // Runs build/latch ARGS with input on its stdin, stdout and stderr kept apart. LATCH_DB and
 // LATCH_JWT_SECRET are unset unless env sets them; argon2 is cheap, as for the test servers.
+// runner, if given, is the command that runs latch (e.g. setpriv as another user).
 Cli cli(const std::vector<std::string> &args, const std::map<std::string, std::string> &env = {},
-        const std::string &input = "") {
+        const std::string &input = "", const std::vector<std::string> &runner = {}) {
   TempDir dir;
   const std::string in_path = dir.file("in"), out_path = dir.file("out"),
                     err_path = dir.file("err");
@@ -55,7 +56,8 @@ Cli cli(const std::vector<std::string> &args, const std::map<std::string, std::s
     all[k] = v;
   // Everything the child needs is made here: after fork it only opens files and execs, so a
   // thread of the test holding a lock (malloc's) at fork time cannot hang it.
-  std::vector<std::string> argv = {LATCH_BINARY}, envp;
+  std::vector<std::string> argv = runner, envp;
+  argv.push_back(LATCH_BINARY);
   argv.insert(argv.end(), args.begin(), args.end());
   for (char **e = environ; *e; ++e) {
     std::string entry = *e, name = entry.substr(0, entry.find('='));
@@ -165,7 +167,8 @@ const std::vector<std::vector<std::string>> &every_command() {
                                                             {"sessions", "revoke"},
                                                             {"backup"},
                                                             {"purge"},
-                                                            {"secret", "rotate"}};
+                                                            {"secret", "rotate"},
+                                                            {"doctor"}};
   return all;
 }
 
@@ -224,7 +227,11 @@ TEST_CASE("bad command lines exit 2 with a message on stderr and change nothing"
       {"backup", "a.db", "b.db"},
       {"purge", "now"},
       {"secret", "rotate", "--force"},
+      {"secret", "rotate", "--retire-now=yes"},
       {"user", "delete", "-x"},
+      {"sessions", "revoke", "--all", a.username},
+      {"sessions", "revoke", a.username, "--all"},
+      {"doctor", "extra"},
   };
   for (const auto &args : bad) {
     std::string line;
@@ -695,5 +702,259 @@ TEST_CASE("secret rotate with LATCH_JWT_SECRET set exits 2, says why and changes
   CHECK(contains(r.err, "LATCH_JWT_SECRET"));
   CHECK(r.out.empty());
   CHECK(query(latch.db_path(), "SELECT count(*) FROM signing_keys") == "0");
+  CHECK(latch.get("/auth/getuser", a.access).status == 200);
+}
+
+namespace {
+
+// Polls (up to 5 s) until the running server refuses the access token; returns the last status.
+int status_once_refused(const LatchProcess &latch, const std::string &access) {
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    status = latch.get("/auth/getuser", access).status;
+    if (status != 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return status;
+}
+
+// latch run as nobody (uid and gid 65534, no other groups): file modes then apply, as they do
+// not to root.
+const std::vector<std::string> kAsNobody = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                            "--clear-groups"};
+
+// A database with migration 1 alone, as the release before key rings left it.
+void make_old_database(const std::string &path) {
+  std::string schema = latch::db::kSchemaSql;
+  std::string first = schema.substr(0, schema.find("-- migration 2"));
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  std::string sql = "BEGIN;" + first + "PRAGMA user_version = 1; COMMIT;";
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+
+} // namespace
+
+TEST_CASE("secret rotate --retire-now: the running server refuses every token signed before") {
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  Reply v1 = latch.post("/api/v1/login", {{"email", a.email}, {"password", kPassword}});
+  REQUIRE(v1.status == 200);
+  const std::string old_kid = jwt_header(a.access).value("kid", "");
+  REQUIRE(latch.get("/auth/getuser", a.access).status == 200);
+
+  Cli help = cli({"secret", "rotate", "--help"});
+  CHECK(contains(help.out, "--retire-now"));
+  CHECK(contains(help.out, "refused"));
+
+  Cli r = admin(latch, {"secret", "rotate", "--retire-now"});
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "deleted: " + old_kid));
+  static const std::regex new_key(R"(new signing key: ([A-Za-z0-9_-]+))");
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, new_key));
+  const std::string new_kid = m[1].str();
+
+  CHECK(status_once_refused(latch, a.access) == 401);
+  CHECK(latch.get("/api/v1/authorized/me", v1.body["access_token"].get<std::string>()).status ==
+        401);
+  CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
+  CHECK(latch.post("/api/v1/refresh", {{"refresh_token", v1.body["refresh_token"]}}).status ==
+        401);
+  CHECK(query(latch.db_path(), "SELECT group_concat(kid) FROM signing_keys") == new_kid);
+  // Signing in again works, with the new key.
+  Reply in = latch.post("/api/auth/signin", {{"email", a.email}, {"password", kPassword}});
+  REQUIRE(in.status == 200);
+  const std::string fresh = in.body["access_token"].get<std::string>();
+  CHECK(jwt_header(fresh)["kid"] == new_kid);
+  CHECK(latch.get("/auth/getuser", fresh).status == 200);
+  // And after a restart the old tokens stay refused.
+  const std::string path = latch.db_path();
+  latch.stop();
+  LatchProcess restarted({}, path);
+  CHECK(restarted.get("/auth/getuser", a.access).status == 401);
+  CHECK(restarted.get("/auth/getuser", fresh).status == 200);
+}
+
+TEST_CASE("sessions revoke --all ends every session of every user: the running server refuses "
+          "their tokens") {
+  LatchProcess latch;
+  Account a = sign_up(latch), b = sign_up(latch);
+  Reply c = latch.post("/auth/token", {{"username", b.username}, {"password", kPassword}});
+  REQUIRE(c.status == 200);
+  const std::string c_access = c.body["access"].get<std::string>();
+  REQUIRE(latch.get("/auth/getuser", c_access).status == 200);
+
+  Cli r = admin(latch, {"sessions", "revoke", "--all"});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "revoked 3 sessions of every user"));
+  CHECK(latch.get("/auth/getuser", a.access).status == 401);
+  CHECK(latch.get("/auth/getuser", b.access).status == 401);
+  CHECK(latch.get("/auth/getuser", c_access).status == 401);
+  CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
+  CHECK(latch.post("/auth/token/refresh", {{"refresh", c.body["refresh"]}}).status == 401);
+  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == "0");
+  // The accounts are fine: signing in again works.
+  CHECK(sign_in(latch, a.email, kPassword) == 200);
+  CHECK(sign_in(latch, b.email, kPassword) == 200);
+
+  Cli help = cli({"sessions", "revoke", "--help"});
+  CHECK(contains(help.out, "Usage: latch sessions revoke (USER | --all)"));
+}
+
+TEST_CASE("doctor says what is fine and what to fix: exit 0 when all is fine, 1 otherwise") {
+  LatchProcess latch;
+  sign_up(latch);
+  const std::string db = latch.db_path();
+  Cli fine = admin(latch, {"doctor"});
+  CHECK(fine.status == 0);
+  CHECK(contains(fine.out, "ok   " + db + ": mode 0600"));
+  CHECK(contains(fine.out, "ok   " + db + "-wal: mode 0600"));
+  CHECK(contains(fine.out, "ok   " + db + "-shm: mode 0600"));
+  CHECK(contains(fine.out, "ok   a Latch database, schema version"));
+  CHECK(contains(fine.out, "ok   PRAGMA integrity_check: ok"));
+  CHECK(contains(fine.out, "all is fine"));
+  CHECK_FALSE(contains(fine.out, "fix"));
+
+  REQUIRE(chmod((db + "-wal").c_str(), 0640) == 0);
+  Cli loose = admin(latch, {"doctor"});
+  CHECK(loose.status == 1);
+  CHECK(contains(loose.out, "fix  " + db + "-wal: mode 0640"));
+  CHECK(contains(loose.out, "chmod 600 " + db + "-wal"));
+  CHECK(contains(loose.out, "ok   " + db + ": mode 0600"));
+  CHECK(contains(loose.out, "1 thing to fix"));
+  REQUIRE(chmod((db + "-wal").c_str(), 0600) == 0);
+
+  // A damaged copy: the damage is named.
+  TempDir dir;
+  const std::string copy = dir.file("copy.db");
+  REQUIRE(admin(latch, {"backup", copy}).status == 0);
+  {
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    const std::string junk(4096, '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  Cli damaged = cli({"doctor", "--db", copy});
+  CHECK(damaged.status == 1);
+  CHECK(contains(damaged.out, "fix  "));
+  CHECK_FALSE(contains(damaged.out, "integrity_check: ok"));
+
+  Cli missing = cli({"doctor", "--db", dir.file("none.db")});
+  CHECK(missing.status == 1);
+  CHECK(contains(missing.err, "no database at"));
+  CHECK_FALSE(fs::exists(dir.file("none.db")));
+}
+
+TEST_CASE("an admin command refuses a file that is not a Latch database and writes nothing into "
+          "it") {
+  TempDir dir;
+  const std::string empty = dir.file("empty.db"), foreign = dir.file("foreign.db");
+  std::ofstream(empty).close();
+  {
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open(foreign.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE notes(text); INSERT INTO notes VALUES ('mine');",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const std::vector<std::vector<std::string>> commands = {
+      {"user", "list"},          {"user", "show", "x"},
+      {"user", "add", "x", "--password-stdin"},
+      {"user", "delete", "x"},   {"sessions", "list", "x"},
+      {"sessions", "revoke", "--all"},
+      {"purge"},                 {"secret", "rotate"},
+      {"backup", dir.file("copy.db")},
+      {"doctor"}};
+  for (const std::string &db : {empty, foreign}) {
+    for (auto args : commands) {
+      args.insert(args.end(), {"--db", db});
+      std::string line;
+      for (const auto &arg : args)
+        line += arg + " ";
+      CAPTURE(line);
+      Cli r = cli(args, {}, "password123\n");
+      CHECK(r.status == 1);
+      CHECK(contains(r.out + r.err, db + " is not a Latch database"));
+    }
+  }
+  CHECK(fs::file_size(empty) == 0);
+  CHECK(query(foreign, "SELECT group_concat(name) FROM sqlite_master") == "notes");
+  CHECK(query(foreign, "PRAGMA user_version") == "0");
+  CHECK(query(foreign, "PRAGMA journal_mode") == "delete");
+  CHECK_FALSE(fs::exists(dir.file("copy.db")));
+}
+
+TEST_CASE("read-only commands open the database read-only and never migrate it") {
+  TempDir dir;
+  const std::string path = dir.file("old.db");
+  make_old_database(path);
+  REQUIRE(chmod(path.c_str(), 0600) == 0);
+  const std::vector<std::pair<std::vector<std::string>, int>> commands = {
+      {{"user", "list"}, 0},           {{"sessions", "list", "nobody"}, 3},
+      {{"user", "show", "nobody"}, 3}, {{"backup", dir.file("copy.db")}, 0},
+      {{"doctor"}, 0}};
+  for (const auto &[args, status] : commands) {
+    std::vector<std::string> with_db = args;
+    with_db.insert(with_db.end(), {"--db", path});
+    Cli r = cli(with_db);
+    CAPTURE(args[0]);
+    CAPTURE(r.err);
+    CHECK(r.status == status);
+    CHECK(query(path, "PRAGMA user_version") == "1");
+    CHECK(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'signing_keys'") == "0");
+  }
+  // A command that writes upgrades it, as latch serve does.
+  REQUIRE(cli({"user", "add", "someone", "--password-stdin", "--db", path}, {}, "password123\n")
+              .status == 0);
+  CHECK(query(path, "PRAGMA user_version") == "2");
+}
+
+TEST_CASE("read-only commands work for a user who may read the database but not write it") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: running a command as another user needs root");
+    return;
+  }
+  LatchProcess latch;
+  Account a = sign_up(latch);
+  const std::string db = latch.db_path();
+  REQUIRE(fs::exists(db + "-shm")); // a WAL database: a reader needs the server's -shm
+  // nobody may pass through the directory and read the files, and write none of them.
+  REQUIRE(chmod(fs::path(db).parent_path().c_str(), 0711) == 0);
+  for (const char *suffix : {"", "-wal", "-shm"})
+    REQUIRE(chmod((db + suffix).c_str(), 0644) == 0);
+
+  Cli list = cli({"user", "list", "--db", db}, {}, "", kAsNobody);
+  CAPTURE(list.err);
+  CHECK(list.status == 0);
+  CHECK(contains(list.out, a.username));
+  Cli show = cli({"user", "show", a.email, "--db", db}, {}, "", kAsNobody);
+  CHECK(show.status == 0);
+  CHECK(contains(show.out, a.username));
+  Cli sessions = cli({"sessions", "list", a.username, "--db", db}, {}, "", kAsNobody);
+  CHECK(sessions.status == 0);
+  CHECK(contains(sessions.out, "active"));
+  // doctor reads it too, and says what is wrong with these files for this user.
+  Cli doctor = cli({"doctor", "--db", db}, {}, "", kAsNobody);
+  CHECK(doctor.status == 1);
+  CHECK(contains(doctor.out, "fix  " + db + ": mode 0644"));
+  CHECK(contains(doctor.out, "chmod 600 " + db));
+  CHECK(contains(doctor.out, "fix  " + db + ": owned by root, not by nobody"));
+  CHECK(contains(doctor.out, "ok   a Latch database"));
+  CHECK(contains(doctor.out, "ok   PRAGMA integrity_check: ok"));
+  TempDir out;
+  REQUIRE(chown(out.path().c_str(), 65534, 65534) == 0);
+  Cli backup = cli({"backup", out.file("copy.db"), "--db", db}, {}, "", kAsNobody);
+  CAPTURE(backup.err);
+  CHECK(backup.status == 0);
+  CHECK(query(out.file("copy.db"), "SELECT count(*) FROM users") == "1");
+
+  // A command that writes still needs write access.
+  Cli add = cli({"user", "add", "x", "--password-stdin", "--db", db}, {}, "password123\n",
+                kAsNobody);
+  CHECK(add.status == 1);
+  CHECK(query(db, "SELECT count(*) FROM users") == "1");
   CHECK(latch.get("/auth/getuser", a.access).status == 200);
 }

@@ -5,6 +5,11 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 using namespace latch::test;
 
 TEST_CASE("latch --help lists every flag with its environment variable") {
@@ -74,4 +79,69 @@ TEST_CASE("SIGTERM stops the server cleanly with exit status 0") {
   int status = latch.stop(15);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("latch serve --help prints the serve help and exits 0") {
+  for (const std::vector<std::string> &args : {std::vector<std::string>{"serve", "--help"},
+                                                {"serve", "-h"},
+                                                {"serve", "--db", "x.db", "--help"}}) {
+    CommandResult r = run_latch(args);
+    CHECK(r.status == 0);
+    CHECK(r.output.find("Usage:") != std::string::npos);
+    CHECK(r.output.find("--tls-cert") != std::string::npos);
+    CHECK(r.output.find("unknown flag") == std::string::npos);
+  }
+}
+
+namespace {
+
+// A self-signed EC certificate for 127.0.0.1 and its key, made with the openssl command.
+void make_certificate(const std::string &cert, const std::string &key) {
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "-days 1 -subj /CN=127.0.0.1 -keyout " +
+                    key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+}
+
+std::size_t count_lines(const std::string &text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+} // namespace
+
+TEST_CASE("bad TLS files stop the server with one message naming the file, exit 2, before the "
+          "database is made") {
+  TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  const std::string other_cert = dir.file("other-cert.pem"), other_key = dir.file("other-key.pem");
+  make_certificate(cert, key);
+  make_certificate(other_cert, other_key);
+  const std::string garbage = dir.file("garbage.pem"), missing = dir.file("missing.pem");
+  std::ofstream(garbage) << "not a certificate\n";
+  struct Case {
+    std::string cert, key, file, problem;
+  };
+  const std::vector<Case> cases = {
+      {missing, key, missing, "cannot read"},
+      {cert, missing, missing, "cannot read"},
+      {dir.path(), key, dir.path(), "cannot read"},
+      {garbage, key, garbage, "not a PEM certificate"},
+      {key, cert, key, "not a PEM certificate"}, // the two swapped
+      {cert, garbage, garbage, "not a PEM private key"},
+      {cert, other_key, other_key, "not the key of the certificate in " + cert},
+  };
+  for (const auto &c : cases) {
+    CAPTURE(c.cert);
+    CAPTURE(c.key);
+    const std::string db = dir.file(unique("tls") + ".db");
+    CommandResult r = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", db, "--tls-cert",
+                                 c.cert, "--tls-key", c.key});
+    CAPTURE(r.output);
+    CHECK(r.status == 2);
+    CHECK(count_lines(r.output) == 1);
+    CHECK(r.output.find(c.file) != std::string::npos);
+    CHECK(r.output.find(c.problem) != std::string::npos);
+    CHECK(r.output.find("cannot listen") == std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(db));
+  }
 }

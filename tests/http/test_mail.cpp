@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <regex>
 #include <string>
 #include <thread>
@@ -257,10 +258,89 @@ TEST_CASE("GET /reset-password serves an HTML form with two password inputs call
        at = r.text.find("type=\"password\"", at + 1))
     ++inputs;
   CHECK(inputs == 2);
-  CHECK(r.text.find("/api/v1/password-reset-confirm?token=") != std::string::npos);
-  CHECK(r.text.find("new_password") != std::string::npos);
-  CHECK(r.text.find("new_password_confirm") != std::string::npos);
+  CHECK(r.text.find("data-api=\"v1\"") != std::string::npos);
   // The token is in the URL: it must not leak to other sites through Referer.
   CHECK(r.header("Referrer-Policy") == "no-referrer");
   CHECK(latch.get("/reset-password").status == 200);
+
+  // Script and style are same-origin files: nothing inline, and a CSP that allows nothing inline.
+  CHECK(r.header("Content-Security-Policy") ==
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'");
+  CHECK(r.text.find("<script src=\"/reset-password.js\"></script>") != std::string::npos);
+  CHECK(r.text.find("<link rel=\"stylesheet\" href=\"/reset-password.css\">") !=
+        std::string::npos);
+  CHECK(r.text.find("<script>") == std::string::npos);
+  CHECK(r.text.find("<style") == std::string::npos);
+  CHECK(r.text.find(" style=") == std::string::npos);
+  CHECK_FALSE(std::regex_search(r.text, std::regex(R"(\son[a-z]+=)"))); // no onclick= and friends
+  Reply js = latch.get("/reset-password.js");
+  CHECK(js.status == 200);
+  CHECK(js.header("Content-Type").rfind("text/javascript", 0) == 0);
+  CHECK(js.text.find("/api/v1/password-reset-confirm?token=") != std::string::npos);
+  CHECK(js.text.find("new_password_confirm") != std::string::npos);
+  Reply css = latch.get("/reset-password.css");
+  CHECK(css.status == 200);
+  CHECK(css.header("Content-Type").rfind("text/css", 0) == 0);
+  CHECK(css.text.find("prefers-color-scheme") != std::string::npos);
+
+  // With flask alone the page posts to flask's reset-password.
+  LatchProcess flask({{"--apis", "flask"}, {}});
+  Reply page = flask.get("/reset-password?token=abc");
+  CHECK(page.text.find("data-api=\"flask\"") != std::string::npos);
+  CHECK(flask.get("/reset-password.js").text.find("/auth/reset-password") != std::string::npos);
+}
+
+TEST_CASE("with TLS the mailed links say https, and a request's Host header never names the host") {
+  TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                    key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  SmtpSink sink;
+  LatchProcess latch({{"--tls-cert", cert, "--tls-key", key}, {{"LATCH_SMTP_URL", sink.url()}}});
+  httplib::SSLClient tls("127.0.0.1", latch.port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  Account a{unique("Tls"), "", "password123"};
+  a.email = lower(a.username) + "@example.com";
+  auto reg = tls.Post("/api/v1/register?sendEmail=false",
+                      json{{"email", a.email}, {"username", a.username}, {"password", a.password}}
+                          .dump(),
+                      "application/json");
+  REQUIRE(reg);
+  REQUIRE(reg->status == 201);
+  // A reset link to the attacker's host would hand them the token: the Host header is ignored.
+  auto reset = tls.Post("/api/v1/password-reset", {{"Host", "evil.example"}},
+                        json{{"email", a.email}, {"username", a.username}}.dump(),
+                        "application/json");
+  REQUIRE(reset);
+  REQUIRE(reset->status == 200);
+  std::string mail = sink.wait_for_message(1);
+  REQUIRE(!mail.empty());
+  Link link = find_link(mail);
+  CHECK(link.base == "https://127.0.0.1:" + std::to_string(latch.port()) + "/reset-password");
+  CHECK(mail.find("evil.example") == std::string::npos);
+}
+
+TEST_CASE("mail on with no --public-url on a public listening address: a warning at start") {
+  SmtpSink sink;
+  const std::string warning = "no --public-url";
+  {
+    LatchProcess latch({{"--addr", "0.0.0.0:0"}, {{"LATCH_SMTP_URL", sink.url()}}});
+    const std::string log = latch.log();
+    CHECK(log.find("warning") != std::string::npos);
+    CHECK(log.find(warning) != std::string::npos);
+    CHECK(log.find("Host header") != std::string::npos);
+    CHECK(latch.get("/healthz").status == 200); // a warning, not a refusal
+  }
+  // Not with --public-url, nor on loopback, nor without mail (links then go to the log).
+  LatchProcess named({{"--addr", "0.0.0.0:0", "--public-url", "https://auth.example.com"},
+                      {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(named.log().find(warning) == std::string::npos);
+  LatchProcess loopback({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(loopback.log().find(warning) == std::string::npos);
+  LatchProcess no_mail({{"--addr", "0.0.0.0:0"}, {}});
+  CHECK(no_mail.log().find(warning) == std::string::npos);
 }

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -271,8 +272,8 @@ TEST_CASE("with --tls-cert and --tls-key the APIs are served over HTTPS") {
 
   auto bad = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", dir.file("x.db"), "--tls-cert",
                         key, "--tls-key", cert});
-  CHECK(bad.status == 1);
-  CHECK(bad.output.find("cannot use --tls-cert") != std::string::npos);
+  CHECK(bad.status == 2); // a bad setting, said before anything starts (test_cli.cpp has more)
+  CHECK(bad.output.find("--tls-cert " + key + ": not a PEM certificate") != std::string::npos);
   CHECK(run_latch({"serve", "--tls-cert", cert}).status == 2);
 }
 
@@ -339,4 +340,25 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
   CHECK(v1_paths.contains("/api/v1/login"));
   CHECK_FALSE(v1_paths.contains("/auth/token"));
   CHECK_FALSE(v1_paths.contains("/api/auth/signup"));
+}
+
+TEST_CASE("a database other users may read is served with a warning for each file: its mode and "
+          "the fix") {
+  TempDir dir;
+  const std::string db = dir.file("auth.db");
+  {
+    LatchProcess first({}, db); // made 0600: nothing to say
+    CHECK(first.log().find("warning") == std::string::npos);
+  }
+  REQUIRE(::chmod(db.c_str(), 0644) == 0);
+  LatchProcess latch({}, db);
+  const std::string log = latch.log();
+  // SQLite gives the -wal and -shm it makes the file's mode: each gets its line.
+  for (const char *suffix : {"", "-wal", "-shm"}) {
+    const std::string file = db + suffix;
+    CAPTURE(file);
+    CHECK(log.find("warning: " + file + " has mode 0644") != std::string::npos);
+    CHECK(log.find("fix: chmod 600 " + file + "\n") != std::string::npos);
+  }
+  CHECK(latch.get("/healthz").status == 200); // a warning, not a refusal
 }

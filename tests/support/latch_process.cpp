@@ -131,7 +131,8 @@ void LatchProcess::start(LatchOptions options) {
   if (unset_secret) unsetenv("LATCH_JWT_SECRET");
   pid_ = spawn(args, env, stdout_path_, stderr_path_);
 
-  static const std::regex listening(R"(listening on https?://127\.0\.0\.1:(\d+))");
+  // Any listening address (--addr 0.0.0.0:0 too); the tests reach it on 127.0.0.1.
+  static const std::regex listening(R"(listening on https?://\S+:(\d+) \()");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     std::smatch m;

@@ -217,6 +217,32 @@ TEST_CASE("an IPv6 address in brackets is accepted and bracketed again in links"
   CHECK(p.effective_reset_url() == "https://auth.example/reset-password");
 }
 
+TEST_CASE("links say https with TLS, and any address names the loopback one") {
+  Config tls = load_ok({"--tls-cert", "c.pem", "--tls-key", "k.pem"});
+  CHECK(tls.effective_public_url() == "https://127.0.0.1:8080");
+  CHECK(tls.effective_reset_url() == "https://127.0.0.1:8080/reset-password");
+  CHECK(load_ok({"--addr", "0.0.0.0:9000"}).effective_public_url() == "http://127.0.0.1:9000");
+  CHECK(load_ok({"--addr", "[::]:9000"}).effective_public_url() == "http://[::1]:9000");
+}
+
+TEST_CASE("mail on a public address without --public-url is warned about; loopback is not") {
+  const Env smtp = {{"LATCH_SMTP_URL", "smtp://mail.example:587"}};
+  for (const char *addr : {"0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080", "auth.example:8080"}) {
+    CAPTURE(addr);
+    auto warnings = config_warnings(load_ok({"--addr", addr}, smtp));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("--public-url") != std::string::npos);
+  }
+  for (const char *addr : {"127.0.0.1:8080", "127.0.0.2:8080", "[::1]:8080", "localhost:8080"}) {
+    CAPTURE(addr);
+    CHECK(config_warnings(load_ok({"--addr", addr}, smtp)).empty());
+  }
+  CHECK(config_warnings(load_ok({"--addr", "0.0.0.0:8080"})).empty()); // no mail: no links
+  CHECK(config_warnings(load_ok({"--addr", "0.0.0.0:8080", "--public-url", "https://a.example"},
+                                smtp))
+            .empty());
+}
+
 TEST_CASE("an unknown flag, a stray argument and a missing value are refused") {
   std::string unknown = load_error({"--bogus"});
   CHECK(unknown.find("--bogus") != std::string::npos);
