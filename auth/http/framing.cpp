@@ -179,7 +179,7 @@ bool ows(char c) {
 }
 
 // Every method llhttp's request parser knows (its METHODS table): HTTP's, then RTSP's own.
-constexpr std::array<std::string_view, 46> kMethods = {
+constexpr std::array<std::string_view, 47> kMethods = {
     "DELETE",        "GET",           "HEAD",     "POST",     "PUT",       "CONNECT",
     "OPTIONS",       "TRACE",         "PATCH",    "LINK",     "UNLINK",    "COPY",
     "LOCK",          "MKCOL",         "MOVE",     "PROPFIND", "PROPPATCH", "SEARCH",
@@ -187,21 +187,20 @@ constexpr std::array<std::string_view, 46> kMethods = {
     "MKACTIVITY",    "CHECKOUT",      "MERGE",    "M-SEARCH", "NOTIFY",    "SUBSCRIBE",
     "UNSUBSCRIBE",   "MKCALENDAR",    "PURGE",    "QUERY",    "SOURCE",    "PRI",
     "DESCRIBE",      "ANNOUNCE",      "SETUP",    "PLAY",     "PAUSE",     "TEARDOWN",
-    "GET_PARAMETER", "SET_PARAMETER", "REDIRECT", "RECORD"};
-constexpr std::size_t kHttpMethods = 36; // the first ones; "FLUSH" is RTSP's too, below
-constexpr std::string_view kFlush = "FLUSH";
+    "GET_PARAMETER", "SET_PARAMETER", "REDIRECT", "RECORD",   "FLUSH"};
+constexpr std::size_t kHttpMethods = 36; // the first ones; the rest are RTSP's only
 
 bool method_prefix(std::string_view m) {
   for (std::string_view known : kMethods)
     if (known.substr(0, m.size()) == m) return true;
-  return kFlush.substr(0, m.size()) == m;
+  return false;
 }
 
-// Index in kMethods, kMethods.size() for FLUSH, -1 if unknown.
+// Index in kMethods, -1 if unknown.
 int method_index(std::string_view m) {
   for (std::size_t i = 0; i < kMethods.size(); ++i)
     if (kMethods[i] == m) return int(i);
-  return m == kFlush ? int(kMethods.size()) : -1;
+  return -1;
 }
 
 char lower_ascii(char c) {

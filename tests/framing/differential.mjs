@@ -387,7 +387,7 @@ function startReference() {
   const recordOf = new WeakMap();
   const server = http.createServer({ requireHostHeader: false, insecureHTTPParser: false,
                                      maxHeaderSize: MAX_HEAD }, handle);
-  server.on('checkExpectation', handle); // answered as usual, not with 417: Latch ignores Expect
+  server.on('checkExpectation', handle); // not Node's 417: Expect is no part of the framing
   server.on('connection', (socket) => {
     const rec = { socket, heads: [], served: [], settled: 0, error: null, limit: null,
                   connect: false, closed: false, notify: () => {} };

@@ -251,6 +251,8 @@ TEST_CASE("strict: each refusal rule, with its status") {
       {"CONNECT h:443 HTTP/1.1\r\n\r\n", 501},
       {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
       {"DESCRIBE / HTTP/1.1\r\n\r\n", 400},
+      {"FLUSH / HTTP/1.1\r\n\r\n", 400}, // RTSP's last; found by fuzz_framing
+      {"FLUSH / RTSP/1.0\r\n\r\n", 505},
       // 3. Separators.
       {"GET\t/ HTTP/1.1\r\n\r\n", 400},
       {"GET / HTTP/1.1 \r\n\r\n", 400},
