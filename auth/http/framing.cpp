@@ -1,6 +1,7 @@
-// Where one HTTP/1.1 request ends in a connection's input, judged the way cpp-httplib 0.11
-// reads it: lines end at LF, header lines must end with CRLF (others are skipped), and the
-// head ends at the first line that is CRLF alone.
+// Where one HTTP/1.1 request ends in a connection's input. frame_request judges it the way
+// cpp-httplib 0.11 reads it: lines end at LF, header lines must end with CRLF (others are
+// skipped), and the head ends at the first line that is CRLF alone. The strict parser after it
+// decides as llhttp does (the rules in framing.h).
 #include "auth/http/framing.h"
 
 #include <algorithm>
