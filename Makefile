@@ -17,7 +17,7 @@ BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev li
 TEST_PKGS  := python3 python3-aiosmtpd sqlite3
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev
-FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes
+FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes fuzz_framing
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -43,8 +43,6 @@ enum class ErrorCode {
   bad_body,         // malformed JSON / form, bad UTF-8, too deep
   unsupported_media_type,
   body_too_large,
-  header_too_large, // 431: a field line or the head past the limits
-  uri_too_long,     // 414
   not_found,
   method_not_allowed,
   internal,
@@ -54,6 +52,7 @@ struct Error {
   ErrorCode code;
   std::string detail;   // a field name or short reason; never secrets or internals
   int retry_after = 0;  // seconds, for rate_limited and account_locked
+  int status = 0;       // bad_request: the HTTP status when not 400 (414, 431, 501, 505)
 };
 
 // A value or an Error (std::expected arrives with C++23).

@@ -100,7 +100,7 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::weak_password:
   case ErrorCode::password_too_long: return reply(ctx, 400, "Password is not valid");
   case ErrorCode::bad_body: return reply(ctx, 400, "Invalid JSON body");
-  case ErrorCode::bad_request: return reply(ctx, 400, "Bad request");
+  case ErrorCode::bad_request: return reply(ctx, e.status ? e.status : 400, "Bad request");
   case ErrorCode::unsupported_media_type: return reply(ctx, 415, "Unsupported media type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
@@ -122,8 +122,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::account_locked: return reply(ctx, 429, "Too many requests");
   case ErrorCode::busy: return reply(ctx, 503, "Server busy");
   case ErrorCode::body_too_large: return reply(ctx, 413, "Payload too large");
-  case ErrorCode::header_too_large: return reply(ctx, 431, "Request header fields too large");
-  case ErrorCode::uri_too_long: return reply(ctx, 414, "URI too long");
   case ErrorCode::not_found: return reply(ctx, 404, "Not found");
   case ErrorCode::method_not_allowed: return reply(ctx, 405, "Method not allowed");
   case ErrorCode::internal: break;

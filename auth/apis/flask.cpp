@@ -86,7 +86,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return message(ctx, 400, "Password must be at most " +
                                  std::to_string(ctx.config.password_max_bytes) + " bytes.");
   case ErrorCode::bad_body: return message(ctx, 400, "Invalid JSON body.");
-  case ErrorCode::bad_request: return message(ctx, 400, "Bad request.");
+  case ErrorCode::bad_request: return message(ctx, e.status ? e.status : 400, "Bad request.");
   case ErrorCode::unsupported_media_type:
     return message(ctx, 415, "Content-Type must be application/json.");
   case ErrorCode::user_exists:
@@ -118,8 +118,6 @@ void render_error(Ctx &ctx, const Error &e) {
                                  std::to_string(std::max(1, e.retry_after)) + " seconds.");
   case ErrorCode::busy: return message(ctx, 503, "Server busy, try again shortly.");
   case ErrorCode::body_too_large: return message(ctx, 413, "Request body too large.");
-  case ErrorCode::header_too_large: return message(ctx, 431, "Request header fields too large.");
-  case ErrorCode::uri_too_long: return message(ctx, 414, "Request URI too long.");
   case ErrorCode::not_found: return message(ctx, 404, "Not found.");
   case ErrorCode::method_not_allowed: return message(ctx, 405, "Method not allowed.");
   case ErrorCode::internal: break;

@@ -104,7 +104,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return bad_request(ctx, {"username must be shorter than or equal to 30 characters"});
   case ErrorCode::bad_body: return nest_error(ctx, 400, "Invalid request body", "Bad Request");
-  case ErrorCode::bad_request: return nest_error(ctx, 400, "Bad Request", "Bad Request");
+  case ErrorCode::bad_request:
+    return nest_error(ctx, e.status ? e.status : 400, "Bad Request", "Bad Request");
   case ErrorCode::unsupported_media_type:
     return nest_error(ctx, 415, "Unsupported Media Type", "Unsupported Media Type");
   case ErrorCode::user_exists:
@@ -132,9 +133,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::busy: return nest_error(ctx, 503, "Service Unavailable", "Service Unavailable");
   case ErrorCode::body_too_large:
     return nest_error(ctx, 413, "request entity too large", "Payload Too Large");
-  case ErrorCode::header_too_large:
-    return nest_error(ctx, 431, "Request Header Fields Too Large", "Request Header Fields Too Large");
-  case ErrorCode::uri_too_long: return nest_error(ctx, 414, "URI Too Long", "URI Too Long");
   case ErrorCode::not_found:
   case ErrorCode::method_not_allowed:
     return nest_error(ctx, 404, "Cannot " + ctx.req.method + " " + ctx.req.path, "Not Found");

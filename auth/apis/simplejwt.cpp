@@ -124,7 +124,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return send_json(ctx.res, 400, {{"username", {"Ensure this field has no more than 150 characters."}}});
   case ErrorCode::bad_body: return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
-  case ErrorCode::bad_request: return detail(ctx, 400, "Malformed request.", "parse_error");
+  case ErrorCode::bad_request:
+    return detail(ctx, e.status ? e.status : 400, "Malformed request.", "parse_error");
   case ErrorCode::unsupported_media_type:
     return detail(ctx, 415, "Unsupported media type \"" + e.detail + "\" in request.",
                   "unsupported_media_type");
@@ -157,8 +158,6 @@ void render_error(Ctx &ctx, const Error &e) {
     return detail(ctx, 503, "Service temporarily unavailable, try again later.",
                   "service_unavailable");
   case ErrorCode::body_too_large: return detail(ctx, 413, "Request body too large.");
-  case ErrorCode::header_too_large: return detail(ctx, 431, "Request header fields too large.");
-  case ErrorCode::uri_too_long: return detail(ctx, 414, "Request URI too long.");
   case ErrorCode::not_found: return detail(ctx, 404, "Not found.", "not_found");
   case ErrorCode::method_not_allowed:
     return detail(ctx, 405, "Method \"" + ctx.req.method + "\" not allowed.", "method_not_allowed");

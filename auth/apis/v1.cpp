@@ -159,7 +159,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return error(ctx, 400, "password must be at most " +
                                std::to_string(ctx.config.password_max_bytes) + " bytes");
   case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
-  case ErrorCode::bad_request: return error(ctx, 400, "bad request");
+  case ErrorCode::bad_request: return error(ctx, e.status ? e.status : 400, "bad request");
   case ErrorCode::unsupported_media_type: return error(ctx, 415, "unsupported content type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
@@ -181,8 +181,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::account_locked: return error(ctx, 429, "too many requests");
   case ErrorCode::busy: return error(ctx, 503, "server busy, try again");
   case ErrorCode::body_too_large: return error(ctx, 413, "request body too large");
-  case ErrorCode::header_too_large: return error(ctx, 431, "request header fields too large");
-  case ErrorCode::uri_too_long: return error(ctx, 414, "request uri too long");
   case ErrorCode::not_found: return error(ctx, 404, "not found");
   case ErrorCode::method_not_allowed: return error(ctx, 405, "method not allowed");
   case ErrorCode::internal: break;

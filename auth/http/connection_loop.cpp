@@ -46,7 +46,6 @@ constexpr std::size_t kReadStep = 16 * 1024;                // one recv
 constexpr std::size_t kFlushAt = 256 * 1024;     // a response is sent in pieces past this
 constexpr std::size_t kKeepScratch = 256 * 1024; // per-thread buffers shrink back past this
 constexpr std::size_t kMaxTrailers = 8 * 1024;   // a chunked body's trailer section
-constexpr std::size_t kEarlyLook = 4 * 1024;     // half a head is checked while this short
 // After refusing a request the client may still be sending (its body, more requests): the
 // answer goes out, sending stops, and what comes is read and dropped for a while, so the
 // client's kernel does not reset the connection before it reads the answer.
@@ -179,6 +178,7 @@ struct ConnectionLoop::Ready {
 struct ConnectionLoop::Partial {
   std::string head; // also the stand-in if the body is refused: it names the route
   bool named = false;
+  bool http11 = true;
   Verdict verdict;
   bool keep_alive = true;
   std::vector<std::string> dropped;
@@ -203,7 +203,7 @@ struct ConnectionLoop::Connection {
   Clock::time_point last_active; // for choosing the connection idle longest
   Clock::time_point request_started; // first byte of the request in progress
   std::string pending;               // bytes of a request not yet framed
-  std::size_t scanned = 0;           // of pending: searched for the head's end already
+  HeadParser parser;                 // the head being read, resumed as its bytes come
   std::unique_ptr<Partial> partial;  // a request whose body is arriving
   std::unique_ptr<Ready> parked;     // a whole heavy request waiting for room
   std::size_t served = 0;
@@ -355,6 +355,7 @@ int ConnectionLoop::write_timeout_ms() const {
 bool ConnectionLoop::process_and_close_socket(socket_t sock) {
   auto c = std::make_unique<Connection>();
   c->fd = sock;
+  c->parser = HeadParser({options_.max_head, payload_max_length_});
   socket_address(sock, false, c->remote_ip, c->remote_port, &c->address_key);
   socket_address(sock, true, c->local_ip, c->local_port, nullptr);
   const bool capped = options_.max_per_address > 0 && !c->address_key.empty() &&
@@ -671,15 +672,10 @@ bool ConnectionLoop::serve(Connection &c) {
     close(c);
     return false;
   }
-  if (had_pending) {
+  if (had_pending)
     c.pending.erase(0, pos);
-    c.scanned = c.scanned > pos ? c.scanned - pos : 0;
-  } else if (pos < in.size()) {
-    c.scanned = c.scanned > pos ? c.scanned - pos : 0;
+  else if (pos < in.size())
     c.pending.assign(in, pos);
-  } else {
-    c.scanned = 0;
-  }
   if (c.pending.empty()) std::string().swap(c.pending);
   if (scratch.capacity() > kKeepScratch) std::string().swap(scratch);
   if (out.capacity() > kKeepScratch) std::string().swap(out);
@@ -714,6 +710,11 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
         refuse_body(c, 400, out);
         return Step::close;
       }
+      // A trailer may end the connection (framing.h, rule 17).
+      RequestHead seen;
+      seen.version = p.http11 ? "HTTP/1.1" : "HTTP/1.0";
+      seen.keep_alive = p.keep_alive;
+      p.keep_alive = p.chunked->keep_alive(seen);
     } else {
       const std::size_t take = std::size_t(std::min<std::uint64_t>(p.need, rest.size()));
       p.body.append(rest.substr(0, take));
@@ -733,32 +734,20 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
 
   if (pos == in.size()) return Step::wait;
   const std::string_view rest = std::string_view(in).substr(pos);
-  const std::size_t from = c.scanned > pos ? c.scanned - pos : 0;
-  const std::size_t head_size = find_head_end(rest, from);
-  if (head_size == std::string_view::npos) {
-    c.scanned = in.size() > 3 ? in.size() - 3 : pos; // the end may straddle the next bytes
-    if (rest.size() > options_.max_head) {
-      refuse(c, 431, nullptr, out);
-      return Step::close;
-    }
-    // What has come may already be wrong: refused now rather than at the read time-out. Only
-    // while it is short, so a head trickling in is not parsed again and again at length.
-    if (rest.size() <= kEarlyLook || peer_done) {
-      HeadResult early = parse_request_head(rest, {options_.max_head, max_body});
-      if (early.state == HeadResult::State::refused || peer_done) {
-        const bool named = early.state == HeadResult::State::refused;
-        refuse(c, named ? early.status : 400, named ? &early.head : nullptr, out);
-        return Step::close;
-      }
-    }
-    return Step::wait;
-  }
-  c.scanned = 0;
-  HeadResult parsed = parse_request_head(rest.substr(0, head_size), {options_.max_head, max_body});
-  if (parsed.state != HeadResult::State::complete) {
-    refuse(c, parsed.state == HeadResult::State::refused ? parsed.status : 400, &parsed.head, out);
+  // The parser resumes where it stopped: `rest` starts at this request's first byte each time.
+  HeadResult parsed = c.parser.parse(rest);
+  if (parsed.state == HeadResult::State::incomplete) {
+    if (!peer_done) return Step::wait;
+    // The client finished in the middle of a head (empty lines before one are no request).
+    if (rest.find_first_not_of("\r\n") != std::string_view::npos) refuse(c, 400, nullptr, out);
     return Step::close;
   }
+  if (parsed.state == HeadResult::State::refused) {
+    refuse(c, parsed.status, &parsed.head, out);
+    return Step::close;
+  }
+  c.parser.reset();
+  const std::size_t head_size = parsed.head.size;
   const RequestHead &head = parsed.head;
   if (head.target.size() + head.method.size() + head.version.size() + 4 > kHttplibLineMax) {
     refuse(c, 414, nullptr, out);
@@ -817,6 +806,7 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
   auto p = std::make_unique<Partial>();
   p->head = normalised;
   p->named = routable(head.method);
+  p->http11 = head.version == "HTTP/1.1";
   p->verdict = verdict;
   p->keep_alive = keep_alive;
   p->dropped = std::move(dropped);

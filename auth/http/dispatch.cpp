@@ -34,9 +34,7 @@ ErrorCode error_for_status(int status) {
   case 404: return ErrorCode::not_found;
   case 405: return ErrorCode::method_not_allowed;
   case 413: return ErrorCode::body_too_large;
-  case 414: return ErrorCode::uri_too_long;
   case 415: return ErrorCode::unsupported_media_type;
-  case 431: return ErrorCode::header_too_large;
   case 503: return ErrorCode::busy;
   case 500: return ErrorCode::internal;
   default: return ErrorCode::bad_request; // a request that could not be framed or parsed
@@ -172,7 +170,8 @@ void Dispatcher::error_without_route(const httplib::Request &req, httplib::Respo
   if (!res.has_header("X-Request-Id")) res.set_header("X-Request-Id", request_id_for(req));
   if (auto api = api_for_path(req.path, config_.apis)) {
     Ctx ctx{req, res, service_, config_, *api};
-    return send_error(ctx, Error{error_for_status(status), ""});
+    const ErrorCode code = error_for_status(status);
+    return send_error(ctx, Error{code, "", 0, code == ErrorCode::bad_request ? status : 0});
   }
   // No API's path (or a request line that could not be read): no shape to answer in.
   send_json(res, status, {{"error", status == 404 ? "not found" : "bad request"}});
