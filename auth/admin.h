@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace latch::db {
+class SqliteStore;
+}
+
 namespace latch {
 
 // What an admin command's exit status means.
@@ -30,5 +34,9 @@ int run_admin(const std::vector<std::string> &args, std::ostream &out, std::ostr
 
 // The admin part of `latch help`: every command and the exit statuses.
 std::string admin_help();
+
+// Writes a line for each pair of look-alike usernames and each username the rule refuses, left
+// from before the rule (db::SqliteStore::username_conflicts), naming latch user rename.
+void report_username_conflicts(db::SqliteStore &store, std::ostream &err);
 
 } // namespace latch
