@@ -301,7 +301,8 @@ int user_rename(Context &c) {
   case db::RenameResult::renamed: break;
   case db::RenameResult::taken:
     return c.fail(admin_failed, taken_message(db::InsertUserResult::username_taken));
-  case db::RenameResult::not_found: return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  case db::RenameResult::not_found:
+    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
   }
   c.out << "renamed " << visible_username(old_name) << " to " << u.username << " (" << u.id
         << "); tokens issued before keep the old name until they are refreshed\n";

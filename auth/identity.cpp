@@ -77,7 +77,8 @@ bool ascii_alnum(char c) {
 
 // WHATWG's atext, the local part's characters besides the dot.
 bool atext(char c) {
-  return ascii_alnum(c) || std::string_view("!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
+  return ascii_alnum(c) ||
+         std::string_view("!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
 }
 
 // One domain label: 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen.
@@ -101,8 +102,9 @@ Canonical canonical_username(std::string_view typed) {
   UErrorCode status = U_ZERO_ERROR;
   std::string key;
   icu::StringByteSink<std::string> sink(&key);
-  nfkc_casefold().normalizeUTF8(0, icu::StringPiece(typed.data(), static_cast<std::int32_t>(typed.size())),
-                                sink, nullptr, status);
+  nfkc_casefold().normalizeUTF8(
+      0, icu::StringPiece(typed.data(), static_cast<std::int32_t>(typed.size())), sink, nullptr,
+      status);
   if (U_FAILURE(status)) return {{}, IdentityRefusal::not_utf8};
   // Compatibility mappings can make what the input did not hold: U+00A8 becomes a space and a
   // combining diaeresis. The key is checked as the text was.
@@ -142,7 +144,8 @@ std::string username_skeleton(std::string_view key) {
   icu::UnicodeString skeleton;
   // The type argument is ignored since ICU 58.
   uspoof_getSkeletonUnicodeString(&spoof_checker(), 0, in, skeleton, &status);
-  if (U_FAILURE(status)) throw std::runtime_error(std::string("ICU skeleton: ") + u_errorName(status));
+  if (U_FAILURE(status))
+    throw std::runtime_error(std::string("ICU skeleton: ") + u_errorName(status));
   std::string out;
   skeleton.toUTF8String(out);
   return out;
@@ -173,7 +176,8 @@ std::string visible_username(std::string_view username) {
     UChar32 c = 0;
     U8_NEXT(s, i, length, c);
     if (c >= 0 && c != '\\' && refusal_of(c) == IdentityRefusal::none) {
-      out.append(username.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(i - start)));
+      out.append(
+          username.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(i - start)));
       continue;
     }
     char buf[16];

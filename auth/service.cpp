@@ -95,7 +95,8 @@ Result<db::User> AuthService::sign_up(const NewUser &in) {
   if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
   // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
-  if (store_.identity_taken(u) != db::InsertUserResult::ok) return Error{ErrorCode::user_exists, ""};
+  if (store_.identity_taken(u) != db::InsertUserResult::ok)
+    return Error{ErrorCode::user_exists, ""};
   auto hash = hasher_.hash(in.password); // outside any transaction
   if (!hash) return hash.error();
   u.id = secure::uuid_v4();

@@ -47,10 +47,13 @@ const std::vector<SignUpApi> &apis() {
   static const std::vector<SignUpApi> all = {
       {"picflux",
        [](const LatchProcess &l, const std::string &u, const std::string &e) {
-         return l.post("/api/auth/signup", {{"email", e}, {"username", u}, {"password", kPassword}});
+         return l.post("/api/auth/signup",
+                       {{"email", e}, {"username", u}, {"password", kPassword}});
        },
        201,
-       {{"statusCode", 409}, {"message", "Username or email is already in use"}, {"error", "Conflict"}},
+       {{"statusCode", 409},
+        {"message", "Username or email is already in use"},
+        {"error", "Conflict"}},
        {{"statusCode", 400}, {"message", {"username is invalid"}}, {"error", "Bad Request"}}},
       {"simplejwt",
        [](const LatchProcess &l, const std::string &u, const std::string &e) {
@@ -176,7 +179,8 @@ CommandResult admin(const std::string &db, std::vector<std::string> args) {
 
 } // namespace
 
-TEST_CASE("a username taken through one API is taken through every other in each look-alike spelling") {
+TEST_CASE("a username taken through one API is taken through every other in each look-alike "
+          "spelling") {
   LatchProcess latch;
   for (const SignUpApi &origin : apis()) {
     CAPTURE(origin.name);
@@ -203,7 +207,8 @@ TEST_CASE("a username taken through one API is taken through every other in each
     }
   }
   // Nothing above made an account: one per API.
-  auto listed = json::parse(admin(latch.db_path(), {"user", "list", "--json"}).output, nullptr, false);
+  auto listed =
+      json::parse(admin(latch.db_path(), {"user", "list", "--json"}).output, nullptr, false);
   REQUIRE(listed.is_array());
   CHECK(listed.size() == apis().size());
 }
@@ -287,8 +292,9 @@ TEST_CASE("sign-in reads a look-alike spelling as sign-up keyed it, and refuses 
 TEST_CASE("v1 password-reset and flask forget-password find the user by any spelling of its keys") {
   LatchProcess latch({{"--reset-token-in-response"}, {}});
   const std::string base = unique("admin\u00E9"), email = unique("reset") + "@example.com";
-  REQUIRE(latch.post("/auth/signup", {{"username", base}, {"email", email}, {"password", kPassword}})
-              .status == 201);
+  REQUIRE(
+      latch.post("/auth/signup", {{"username", base}, {"email", email}, {"password", kPassword}})
+          .status == 201);
   Reply forgot = latch.post("/auth/forget-password", {{"email", upper(email)}});
   CHECK(forgot.status == 200);
   CHECK(forgot.body["reset_token"].is_string());
@@ -347,7 +353,8 @@ TEST_CASE("a database with look-alike users from before the rule: both sign in, 
     CHECK(token_sub(latch, newer, "newer-password") == "u-newer");
     CHECK(token_sub(latch, "ADMIN", "older-password") == "u-older");
     CHECK(token_sub(latch, "\uFF21DMIN", "older-password") == "u-older");
-    CHECK(latch.post("/api/v1/login", {{"email", "new@example.com"}, {"password", "newer-password"}})
+    CHECK(latch.post("/api/v1/login",
+                     {{"email", "new@example.com"}, {"password", "newer-password"}})
               .status == 200);
     const std::string log = latch.log();
     CHECK(contains(log, "latch: users \"admin\" (u-older) and \"" + newer +
@@ -394,8 +401,10 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
       {"accented", [](const std::string &u) { return u + "\u00E9"; }, true},
       {"an @", [](const std::string &u) { return u + "@example.com"; }, true},
       {"Cyrillic", [](const std::string &u) { return "\u0436" + u; }, true},
-      {"150 characters", [](const std::string &u) { return u + std::string(150 - u.size(), 'z'); }, true},
-      {"151 characters", [](const std::string &u) { return u + std::string(151 - u.size(), 'z'); }, false},
+      {"150 characters",
+       [](const std::string &u) { return u + std::string(150 - u.size(), 'z'); }, true},
+      {"151 characters",
+       [](const std::string &u) { return u + std::string(151 - u.size(), 'z'); }, false},
       {"zero-width space", [](const std::string &u) { return u + "\u200B"; }, false},
       {"no-break space", [](const std::string &u) { return u + "\u00A0z"; }, false},
       {"soft hyphen", [](const std::string &u) { return u + "\u00ADz"; }, false},
@@ -407,7 +416,8 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
   };
   for (const Case &c : cases) {
     CAPTURE(c.why);
-    Reply api = latch.post("/auth/register", {{"username", c.name(unique("api"))}, {"password", kPassword}});
+    Reply api = latch.post("/auth/register",
+                           {{"username", c.name(unique("api"))}, {"password", kPassword}});
     CommandResult cli = admin(latch.db_path(), {"user", "add", c.name(unique("cli"))});
     CHECK(api.status == (c.valid ? 201 : 400));
     CHECK(cli.status == (c.valid ? 0 : 2));
@@ -420,14 +430,17 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
     const std::string api_email = (email[0] == '@' ? unique("api") : "") + email;
     const std::string cli_email = (email[0] == '@' ? unique("cli") : unique("cli") + "-") + email;
     Reply api = latch.post("/api/v1/register?sendEmail=false",
-                           {{"email", api_email}, {"username", unique("e")}, {"password", kPassword}});
+                           {{"email", api_email},
+                            {"username", unique("e")},
+                            {"password", kPassword}});
     CommandResult cli = admin(latch.db_path(), {"user", "add", unique("e"), "--email", cli_email});
     CHECK(api.status == (valid ? 201 : 400));
     CHECK(cli.status == (valid ? 0 : 2));
   }
   // Taken is taken both ways: a name added by one is taken, in a look-alike spelling, by the other.
   const std::string by_api = unique("admin"), by_cli = unique("admin");
-  REQUIRE(latch.post("/auth/register", {{"username", by_api}, {"password", kPassword}}).status == 201);
+  REQUIRE(latch.post("/auth/register", {{"username", by_api}, {"password", kPassword}}).status ==
+          201);
   REQUIRE(admin(latch.db_path(), {"user", "add", by_cli, "--email", by_cli + "@example.com"})
               .status == 0);
   for (const std::string &spelling :
@@ -444,6 +457,7 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
     CHECK(latch.post("/auth/register", {{"username", spelling}, {"password", kPassword}}).status ==
           409);
   }
-  CommandResult email_clash = admin(latch.db_path(), {"user", "add", unique("e"), "--email", by_cli + "@example.com"});
+  CommandResult email_clash =
+      admin(latch.db_path(), {"user", "add", unique("e"), "--email", by_cli + "@example.com"});
   CHECK(email_clash.status == 1);
 }

@@ -323,7 +323,8 @@ TEST_CASE("visible_username shows what a reader would not see") {
   CHECK(visible_username("a\xFF") == "a\\xFF");
 }
 
-TEST_CASE("opening a database from before migration 3 fills the keys; the oldest look-alike keeps its") {
+TEST_CASE("opening a database from before migration 3 fills the keys; the oldest look-alike "
+          "keeps its") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   make_old_database(path, {{"admin", 100},                 // old-1
