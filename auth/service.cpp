@@ -1,6 +1,7 @@
 // The auth core's rules: who may sign in, what a session is, what ends one.
 #include "auth/service.h"
 
+#include "auth/identity.h"
 #include "auth/secure.h"
 
 #include <algorithm>
@@ -28,18 +29,37 @@ std::size_t utf8_length(const std::string &s) {
       std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xc0) != 0x80; }));
 }
 
-bool valid_email(const std::string &email) {
-  if (email.size() > 254) return false;
-  size_t at = email.find('@');
-  if (at == std::string::npos || at == 0 || at > 64 || email.find('@', at + 1) != std::string::npos)
-    return false;
-  std::string domain = email.substr(at + 1);
-  if (domain.empty() || domain.front() == '.' || domain.back() == '.' ||
-      domain.find('.') == std::string::npos || domain.find("..") != std::string::npos)
-    return false;
-  return std::none_of(email.begin(), email.end(), [](unsigned char c) {
-    return c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';' || c == '"';
-  });
+bool valid_email(const std::string &email) { return bool(canonical_email(email)); }
+
+bool valid_username(const std::string &username) { return bool(canonical_username(username)); }
+
+Status set_identity(db::User &user, const std::string &username,
+                    const std::optional<std::string> &email) {
+  Canonical key = canonical_username(username);
+  if (!key) return Error{ErrorCode::invalid_field, "username"};
+  user.username = username;
+  user.username_skeleton = username_skeleton(key.key);
+  user.username_key = std::move(key.key);
+  user.email.reset();
+  if (email) {
+    Canonical email_key = canonical_email(*email);
+    if (!email_key) return Error{ErrorCode::invalid_email, "email"};
+    user.email = std::move(email_key.key);
+  }
+  return Ok{};
+}
+
+std::optional<db::User> lookup_username(db::Store &store, const std::string &typed) {
+  if (auto exact = store.find_user_by_username(typed)) return exact;
+  Canonical key = canonical_username(typed);
+  if (!key) return std::nullopt;
+  return store.find_user_by_username_key(key.key);
+}
+
+std::optional<db::User> lookup_email(db::Store &store, const std::string &typed) {
+  Canonical key = canonical_email(typed);
+  // An address the WHATWG rule refuses can only be a row from before it, stored lower-cased.
+  return store.find_user_by_email(key ? key.key : lower_ascii(typed));
 }
 
 namespace {
@@ -57,12 +77,6 @@ std::string describe_duration(std::int64_t seconds) {
 
 } // namespace
 
-bool valid_username(const std::string &u) {
-  if (u.empty() || utf8_length(u) > 150) return false;
-  // No control characters or whitespace: they make look-alike accounts and break logs.
-  return std::none_of(u.begin(), u.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
-}
-
 AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
                          const TokenCodec &codec, Mailer &mailer, Clock clock)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
@@ -77,22 +91,15 @@ std::optional<ErrorCode> AuthService::check_password(const std::string &password
 }
 
 Result<db::User> AuthService::sign_up(const NewUser &in) {
-  if (!valid_username(in.username)) return Error{ErrorCode::invalid_field, "username"};
-  std::optional<std::string> email;
-  if (in.email) {
-    email = lower_ascii(*in.email);
-    if (!valid_email(*email)) return Error{ErrorCode::invalid_email, "email"};
-  }
+  db::User u;
+  if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
-  // Cheap check first, so a taken name costs no hash; the UNIQUE constraints still decide.
-  if (store_.username_or_email_taken(in.username, email))
+  // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
+  if (store_.identity_taken(u) != db::InsertUserResult::ok)
     return Error{ErrorCode::user_exists, ""};
   auto hash = hasher_.hash(in.password); // outside any transaction
   if (!hash) return hash.error();
-  db::User u;
   u.id = secure::uuid_v4();
-  u.username = in.username;
-  u.email = email;
   u.password_hash = hash.value();
   u.display_name = in.display_name;
   u.profile_picture = in.profile_picture;
@@ -110,8 +117,8 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
                                       const std::string &password) {
   std::optional<db::User> user;
   if (kind != Identity::username && identifier.find('@') != std::string::npos)
-    user = store_.find_user_by_email(lower_ascii(identifier));
-  if (!user && kind != Identity::email) user = store_.find_user_by_username(identifier);
+    user = lookup_email(store_, identifier);
+  if (!user && kind != Identity::email) user = lookup_username(store_, identifier);
 
   // Failures are counted per account (by id, so email and username share one count), or per
   // identifier for names that match nobody.
@@ -233,11 +240,11 @@ Status AuthService::logout(const Claims &access) {
 }
 
 std::optional<db::User> AuthService::find_user_by_email(const std::string &email) {
-  return store_.find_user_by_email(lower_ascii(email));
+  return lookup_email(store_, email);
 }
 
 std::optional<db::User> AuthService::find_user_by_username(const std::string &username) {
-  return store_.find_user_by_username(username);
+  return lookup_username(store_, username);
 }
 
 std::optional<db::User> AuthService::find_user_by_id(const std::string &id) {

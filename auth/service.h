@@ -45,9 +45,21 @@ struct TokenPair {
 
 enum class Identity { email, username, email_or_username };
 
-// Shared input rules, so every API applies the same ones in its own words.
-bool valid_email(const std::string &email);
-bool valid_username(const std::string &username);
+// Shared input rules, so every API applies the same ones in its own words (auth/identity.h).
+bool valid_email(const std::string &email);       // the WHATWG rule, for every API
+bool valid_username(const std::string &username); // 1-150 characters, NFKC_Casefold-able
+
+// The identity of a new user, the same for every API's sign-up and for latch user add: sets
+// user.username (as typed) with its key and skeleton, and user.email (its key), or fails with
+// invalid_field "username" or invalid_email.
+Status set_identity(db::User &user, const std::string &username,
+                    const std::optional<std::string> &email);
+// The user a typed username names: its exact stored username first (a row that lost its key
+// to an older look-alike still signs in so), else the one with its canonical key. Spellings
+// the rule refuses (invisible or bidi characters) name nobody else.
+std::optional<db::User> lookup_username(db::Store &store, const std::string &typed);
+// The user a typed email names, by its canonical key.
+std::optional<db::User> lookup_email(db::Store &store, const std::string &typed);
 std::string lower_ascii(std::string s);
 std::size_t utf8_length(const std::string &s);
 

@@ -116,7 +116,9 @@ void password_reset(Ctx &ctx) {
     return error(ctx, 400, "email and username are required");
   // The same answer whether or not they match a user, so it tells nobody who has an account.
   auto user = ctx.service.find_user_by_email(email.value);
-  if (user && lower_ascii(user->username) == lower_ascii(username.value)) {
+  // The username as sign-in reads it, so a look-alike spelling names the same user or nobody.
+  auto named = user ? ctx.service.find_user_by_username(username.value) : std::nullopt;
+  if (user && named && named->id == user->id) {
     if (auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl); !sent)
       return http::send_error(ctx, sent.error());
   }
