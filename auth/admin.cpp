@@ -127,6 +127,17 @@ int open_store(Context &c) {
   return admin_ok;
 }
 
+// Rows are read with this latch's queries, which know only its own schema: an older one is
+// upgraded by whatever writes next, never by a command that only reads, so it is refused.
+int require_current_schema(Context &c) {
+  const int version = c.store->schema_version();
+  if (version >= db::SqliteStore::latest_schema_version()) return admin_ok;
+  return c.fail(admin_failed, c.config.db_path + " has Latch's schema version " +
+                                  std::to_string(version) + ", older than this latch's " +
+                                  std::to_string(db::SqliteStore::latest_schema_version()) +
+                                  ": latch serve, or any command that writes, upgrades it first");
+}
+
 // USER is an id, an email or a username. A text that is one user's email and another's
 // username names nobody for sure, so it is refused rather than guessed.
 int find_user(Context &c, const std::string &who, db::User &user) {
@@ -242,6 +253,7 @@ int user_add(Context &c) {
 
 int user_list(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   auto users = c.store->list_users();
   if (c.has("json")) {
     json all = json::array();
@@ -260,6 +272,7 @@ int user_list(Context &c) {
 
 int user_show(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   auto sessions = c.store->list_sessions(u.id);
@@ -345,6 +358,7 @@ int user_verify_email(Context &c) {
 
 int sessions_list(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   auto sessions = c.store->list_sessions(u.id);
