@@ -48,8 +48,7 @@ Account register_account(const LatchProcess &latch) {
 Reply sign_in(const LatchProcess &latch, const SignInApi &api, const std::string &identifier,
               const std::string &password, const std::string &from) {
   json body = {{api.field, identifier}, {"password", password}};
-  return latch.post_raw(api.path, body.dump(), "application/json", "",
-                        {{"X-Forwarded-For", from}});
+  return latch.post_raw(api.path, body.dump(), "application/json", "", {{"X-Forwarded-For", from}});
 }
 
 void check_locked(const Reply &r, const SignInApi &api) {
@@ -131,9 +130,9 @@ TEST_CASE("100 failures from many addresses lock an identifier except where its 
 
 TEST_CASE("a password reset lifts every lock: flask, v1 and latch user set-password") {
   SmtpSink sink;
-  LatchProcess latch({{"--trusted-proxy", "127.0.0.1", "--max-failed-logins", "3",
-                       "--reset-token-in-response"},
-                      {{"LATCH_SMTP_URL", sink.url()}}});
+  LatchProcess latch(
+      {{"--trusted-proxy", "127.0.0.1", "--max-failed-logins", "3", "--reset-token-in-response"},
+       {{"LATCH_SMTP_URL", sink.url()}}});
   // 30 failures (10 x 3) for each name from ten addresses: each of those is locked out, and
   // so is every other address.
   auto lock_everywhere = [&](const Account &a) {
@@ -166,15 +165,16 @@ TEST_CASE("a password reset lifts every lock: flask, v1 and latch user set-passw
 
   Account by_v1 = register_account(latch);
   lock_everywhere(by_v1);
-  REQUIRE(latch
-              .post("/api/v1/password-reset", {{"email", by_v1.email}, {"username", by_v1.username}})
-              .status == 200);
+  REQUIRE(
+      latch.post("/api/v1/password-reset", {{"email", by_v1.email}, {"username", by_v1.username}})
+          .status == 200);
   const std::string token = token_from_link(sink.wait_for_message(2)); // 1: the flask mail
   REQUIRE(!token.empty());
-  REQUIRE(latch
-              .post("/api/v1/password-reset-confirm?token=" + token,
-                    {{"new_password", "v1-new-password"}, {"new_password_confirm", "v1-new-password"}})
-              .status == 200);
+  REQUIRE(
+      latch
+          .post("/api/v1/password-reset-confirm?token=" + token,
+                {{"new_password", "v1-new-password"}, {"new_password_confirm", "v1-new-password"}})
+          .status == 200);
   check_lifted(by_v1, "v1-new-password");
 
   // Another process changes the password: the server notices at the next attempt.
@@ -226,9 +226,8 @@ TEST_CASE("locking a username from one address says nothing about the account's 
 }
 
 TEST_CASE("sign-ins with 60 KB names from 2,000 addresses leave the server's memory bounded") {
-  LatchProcess latch({{"--trusted-proxy", "127.0.0.1", "--max-failed-logins", "10",
-                       "--rate-limit", "60"},
-                      {}});
+  LatchProcess latch(
+      {{"--trusted-proxy", "127.0.0.1", "--max-failed-logins", "10", "--rate-limit", "60"}, {}});
   httplib::Client client("127.0.0.1", latch.port());
   client.set_read_timeout(30);
   std::string name(60 * 1000, 'n'); // a username (or email) of 60 KB, under --max-body-bytes
@@ -244,10 +243,12 @@ TEST_CASE("sign-ins with 60 KB names from 2,000 addresses leave the server's mem
     auto r = client.Post(api.path, {{"X-Forwarded-For", from}}, body.dump(), "application/json");
     return r ? r->status : 0;
   };
-  for (int i = 0; i < 100; ++i) REQUIRE(send(i) == 401); // buffers and allocator warmed up
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(send(i) == 401); // buffers and allocator warmed up
   const long before = rss_kib(latch.pid());
   REQUIRE(before > 0);
-  for (int i = 100; i < 2100; ++i) REQUIRE(send(i) == 401);
+  for (int i = 100; i < 2100; ++i)
+    REQUIRE(send(i) == 401);
   const long after = rss_kib(latch.pid());
   MESSAGE("VmRSS " << before << " kB before, " << after << " kB after 2,000 sign-ins");
 #if !defined(__SANITIZE_ADDRESS__) // ASan's quarantine keeps 256 MB of freed memory mapped
@@ -258,6 +259,7 @@ TEST_CASE("sign-ins with 60 KB names from 2,000 addresses leave the server's mem
   CHECK(after - before < 8 * 1024);
 #endif
   // The server still counts: a name locks after --max-failed-logins failures.
-  for (int i = 0; i < 10; ++i) CHECK(sign_in(latch, kFlask, name, kWrong, "192.0.2.200").status == 401);
+  for (int i = 0; i < 10; ++i)
+    CHECK(sign_in(latch, kFlask, name, kWrong, "192.0.2.200").status == 401);
   check_locked(sign_in(latch, kFlask, name, kWrong, "192.0.2.200"), kFlask);
 }
