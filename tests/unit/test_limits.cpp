@@ -6,7 +6,9 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace latch;
@@ -268,4 +270,22 @@ TEST_CASE("sign-in tables stay bounded under a flood of names, and keep their lo
   CHECK(sizes.identifiers <= WindowCounter::kDefaultCapacity);
   CHECK(throttle.begin("alice", "203.0.113.1", alice, kT0 + 200).refused() ==
         SignInThrottle::kWindow - 200);
+}
+
+TEST_CASE("sign-in attempts from many threads at once are admitted no more than the limit") {
+  SignInThrottle throttle(10);
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto attempt = throttle.begin("alice", "203.0.113.1", std::nullopt, kT0);
+        if (attempt.refused() == 0) {
+          ++admitted;
+          attempt.failed();
+        }
+      }
+    });
+  for (auto &t : threads) t.join();
+  CHECK(admitted == 10);
 }
