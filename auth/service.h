@@ -62,6 +62,10 @@ std::optional<db::User> lookup_username(db::Store &store, const std::string &typ
 std::optional<db::User> lookup_email(db::Store &store, const std::string &typed);
 std::string lower_ascii(std::string s);
 std::size_t utf8_length(const std::string &s);
+// The key failed sign-ins are counted under: the identifier (username or email) as it is
+// canonicalised for look-up. One longer than any username or email names no account and is
+// keyed by its digest, so nobody can make the server keep a 60 KB name.
+std::string identifier_key(const std::string &identifier);
 
 class AuthService {
 public:
@@ -76,9 +80,10 @@ public:
 
   Result<db::User> sign_up(const NewUser &user);
   // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
-  // to invalid_credentials), account_locked, or busy.
+  // to invalid_credentials), account_locked, or busy. client_address is the HTTP layer's
+  // (Ctx::client_address): failures are counted per identifier and address (SignInThrottle).
   Result<db::User> sign_in(Identity kind, const std::string &identifier,
-                           const std::string &password);
+                           const std::string &password, const std::string &client_address);
   Result<TokenPair> start_session(const db::User &user, Api api);
   // rotate: a new refresh token replaces the presented one (single use).
   Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate);
@@ -91,10 +96,13 @@ public:
   std::optional<db::User> find_user_by_id(const std::string &id);
 
   // Makes a single-use reset token (stored only as its hash), mails the link, and returns
-  // the token for the API that answers it directly.
+  // the token for the API that answers it directly. Past the account's mail limit
+  // (--mail-limit) it makes and sends nothing: rate_limited with the seconds to wait.
   Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl);
+  // Also lifts every sign-in lock and count on the account's username and email.
   Status finish_password_reset(const std::string &token, const std::string &new_password);
 
+  // The same mail limit as start_password_reset, counted apart.
   Result<std::string> start_email_verification(const db::User &user);
   Status confirm_email(const std::string &token);
 
@@ -118,6 +126,7 @@ private:
   TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
                        const std::string &refresh_jti);
   std::string link_with_token(const std::string &base, const std::string &token) const;
+  std::string public_host() const;
 
   const Config &config_;
   db::Store &store_;
@@ -126,7 +135,8 @@ private:
   Mailer &mailer_;
   Clock clock_;
   WindowCounter address_limit_;
-  WindowCounter failed_logins_;
+  SignInThrottle sign_in_throttle_;
+  MailLimit mail_limit_;
   SignInCounts sign_ins_;
 };
 
