@@ -738,9 +738,22 @@ TEST_CASE(
 
 TEST_CASE("mails name the account by its address only, never by text its creator chose") {
   Harness h;
-  const std::string phishing = "\u2003\u2003Your\u2002account\u2002is\u2002suspended.\u2002Call"
-                               "\u2002+1-555-0100\u2002now\u3000";
-  db::User mark = h.sign_up(phishing, "mark@example.com");
+  // Spaces of any kind are refused in a username (auth/identity.h)...
+  NewUser spaced;
+  spaced.username = "\u2003\u2003Your\u2002account\u2002is\u2002suspended.\u2002Call"
+                    "\u2002+1-555-0100\u2002now\u3000";
+  spaced.email = "spaced@example.com";
+  spaced.password = "password123";
+  CHECK_FALSE(h.service.sign_up(spaced).ok());
+  // ...but a sentence fits in one without, and a display name holds anything.
+  NewUser u;
+  u.username = "Your-account-is-suspended.Call-+1-555-0100-now";
+  u.email = "mark@example.com";
+  u.password = "password123";
+  u.display_name = "Your account is suspended. Call +1-555-0100 now";
+  auto signed_up = h.service.sign_up(u);
+  REQUIRE(signed_up.ok());
+  db::User mark = signed_up.value();
   REQUIRE(h.service.start_email_verification(mark).ok());
   REQUIRE(h.service.start_password_reset(mark, 900).ok());
   auto mails = h.mails();
