@@ -13,7 +13,7 @@ DB         ?= ./auth.db
 WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 
 BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev \
-              doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev
+              doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev libicu-dev
 TEST_PKGS  := python3 python3-aiosmtpd sqlite3
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev

@@ -69,3 +69,15 @@ INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy)
   SELECT lower(hex(randomblob(6))), value, CAST(strftime('%s', 'now') AS INTEGER), NULL, 1
   FROM settings WHERE key = 'jwt_secret';
 DELETE FROM settings WHERE key = 'jwt_secret';
+
+-- migration 3
+-- Look-alike usernames are one account (SPEC.md "One user store"). username_key is the username
+-- after canonical_username (auth/identity.h: NFKC_Casefold, invisible and bidi characters
+-- refused), unique; username_skeleton its UTS #39 confusable skeleton, which a new username may
+-- not share. SQLite cannot compute either: the store fills them for existing rows when it opens
+-- the database, oldest first. A row whose key an older row holds keeps a NULL key (and still
+-- signs in by its exact username) until `latch user rename` gives it another name.
+ALTER TABLE users ADD COLUMN username_key TEXT;
+ALTER TABLE users ADD COLUMN username_skeleton TEXT;
+CREATE UNIQUE INDEX users_username_key ON users(username_key);
+CREATE INDEX users_username_skeleton ON users(username_skeleton);

@@ -72,6 +72,7 @@ int serve(const std::vector<std::string> &args) {
   std::unique_ptr<db::CachedStore> cached;
   try {
     store = std::make_unique<db::SqliteStore>(config.db_path);
+    report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
     cached = std::make_unique<db::CachedStore>(*store);
   } catch (const std::exception &e) {

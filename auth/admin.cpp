@@ -1,6 +1,7 @@
 // The admin commands: their table, command-line parsing, and each command over the store.
 #include "auth/admin.h"
 
+#include "auth/identity.h"
 #include "auth/password.h"
 #include "auth/secure.h"
 #include "auth/service.h"
@@ -126,6 +127,17 @@ int open_store(Context &c) {
   return admin_ok;
 }
 
+// Rows are read with this latch's queries, which know only its own schema: an older one is
+// upgraded by whatever writes next, never by a command that only reads, so it is refused.
+int require_current_schema(Context &c) {
+  const int version = c.store->schema_version();
+  if (version >= db::SqliteStore::latest_schema_version()) return admin_ok;
+  return c.fail(admin_failed, c.config.db_path + " has Latch's schema version " +
+                                  std::to_string(version) + ", older than this latch's " +
+                                  std::to_string(db::SqliteStore::latest_schema_version()) +
+                                  ": latch serve, or any command that writes, upgrades it first");
+}
+
 // USER is an id, an email or a username. A text that is one user's email and another's
 // username names nobody for sure, so it is refused rather than guessed.
 int find_user(Context &c, const std::string &who, db::User &user) {
@@ -133,9 +145,10 @@ int find_user(Context &c, const std::string &who, db::User &user) {
     user = *u;
     return admin_ok;
   }
+  // Found as sign-in finds them: a look-alike spelling of a username names its user.
   std::optional<db::User> by_email;
-  if (who.find('@') != std::string::npos) by_email = c.store->find_user_by_email(lower_ascii(who));
-  auto by_name = c.store->find_user_by_username(who);
+  if (who.find('@') != std::string::npos) by_email = lookup_email(*c.store, who);
+  auto by_name = lookup_username(*c.store, who);
   if (by_email && by_name && by_email->id != by_name->id)
     return c.fail(admin_usage, "'" + who + "' is the email of " + by_email->username +
                                    " and the username of another user; name the user by id (" +
@@ -196,38 +209,43 @@ const char *session_state(const db::Session &s, std::int64_t now) {
 
 // --- user ---------------------------------------------------------------------------------
 
+// The username and email rules of every API's sign-up (set_identity), in the CLI's words.
+int set_identity_or_fail(Context &c, db::User &u, const std::string &username,
+                         const std::optional<std::string> &email) {
+  Status ok = set_identity(u, username, email);
+  if (ok) return admin_ok;
+  if (ok.error().code == ErrorCode::invalid_email)
+    return c.fail(admin_usage, "'" + *email + "' " + describe(canonical_email(*email).refusal));
+  return c.fail(admin_usage,
+                "the username '" + visible_username(username) + "' " +
+                    describe(canonical_username(username).refusal) +
+                    " (a username is 1 to 150 characters without spaces, controls, invisible or "
+                    "bidirectional control characters)");
+}
+
+const char *taken_message(db::InsertUserResult taken) {
+  return taken == db::InsertUserResult::email_taken
+             ? "the email is taken (as an email or a username)"
+             : "the username is taken, or looks like one that is (or like an email)";
+}
+
 int user_add(Context &c) {
-  const std::string &username = c.operands[0];
-  if (!valid_username(username))
-    return c.fail(admin_usage, "a username is 1 to 150 characters without spaces or control "
-                               "characters");
+  db::User u;
   std::optional<std::string> email;
-  if (c.has("email")) {
-    email = lower_ascii(c.flags["email"]);
-    if (!valid_email(*email))
-      return c.fail(admin_usage, "'" + c.flags["email"] + "' is not an email");
-  }
+  if (c.has("email")) email = c.flags["email"];
+  if (int rc = set_identity_or_fail(c, u, c.operands[0], email)) return rc;
   std::string password, hash;
   bool generated = false;
   if (int rc = new_password(c, password, generated)) return rc;
   if (int rc = open_store(c)) return rc;
-  if (c.store->username_or_email_taken(username, email))
-    return c.fail(admin_failed, "the username or email is taken");
+  if (auto taken = c.store->identity_taken(u); taken != db::InsertUserResult::ok)
+    return c.fail(admin_failed, taken_message(taken));
   if (int rc = hash_password(c, password, hash)) return rc;
-  db::User u;
   u.id = secure::uuid_v4();
-  u.username = username;
-  u.email = email;
   u.password_hash = hash;
   u.created_at = u.updated_at = c.now();
-  switch (c.store->insert_user(u)) {
-  case db::InsertUserResult::ok:
-    break;
-  case db::InsertUserResult::username_taken:
-    return c.fail(admin_failed, "the username is taken");
-  case db::InsertUserResult::email_taken:
-    return c.fail(admin_failed, "the email is taken");
-  }
+  if (auto taken = c.store->insert_user(u); taken != db::InsertUserResult::ok)
+    return c.fail(admin_failed, taken_message(taken));
   c.out << "added user " << u.username << " (" << u.id << ")\n";
   if (generated) c.out << "password: " << password << "\n";
   return admin_ok;
@@ -235,6 +253,7 @@ int user_add(Context &c) {
 
 int user_list(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   auto users = c.store->list_users();
   if (c.has("json")) {
     json all = json::array();
@@ -253,6 +272,7 @@ int user_list(Context &c) {
 
 int user_show(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   auto sessions = c.store->list_sessions(u.id);
@@ -300,6 +320,26 @@ int user_set_password(Context &c) {
   return admin_ok;
 }
 
+int user_rename(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  db::User u;
+  if (int rc = find_user(c, c.operands[0], u)) return rc;
+  const std::string old_name = u.username;
+  const std::optional<std::string> email = u.email; // unchanged, and not checked again here
+  if (int rc = set_identity_or_fail(c, u, c.operands[1], std::nullopt)) return rc;
+  u.email = email;
+  switch (c.store->rename_user(u, c.now())) {
+  case db::RenameResult::renamed: break;
+  case db::RenameResult::taken:
+    return c.fail(admin_failed, taken_message(db::InsertUserResult::username_taken));
+  case db::RenameResult::not_found:
+    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  }
+  c.out << "renamed " << visible_username(old_name) << " to " << u.username << " (" << u.id
+        << "); tokens issued before keep the old name until they are refreshed\n";
+  return admin_ok;
+}
+
 int user_verify_email(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
@@ -318,6 +358,7 @@ int user_verify_email(Context &c) {
 
 int sessions_list(Context &c) {
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   auto sessions = c.store->list_sessions(u.id);
@@ -547,6 +588,16 @@ const std::vector<Command> &commands() {
        "set a new password; ends the user's sessions",
        "Sets a new password and ends every session of the user, as a password reset does.\n",
        user_set_password},
+      {"user",
+       "rename",
+       "USER NEW_USERNAME",
+       2,
+       {},
+       "give the user another username",
+       "Gives the user another username, checked as sign-up checks one: refused if it is, or\n"
+       "looks like, another user's username or email. It resolves a pair of look-alike\n"
+       "usernames the server reports at start (from before look-alikes were refused).\n",
+       user_rename},
       {"user",
        "verify-email",
        "USER",
@@ -828,6 +879,24 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
     return command->run(c);
   } catch (const std::exception &e) {
     return c.fail(admin_failed, e.what());
+  }
+}
+
+void report_username_conflicts(db::SqliteStore &store, std::ostream &err) {
+  auto quoted = [](const std::string &id, const std::string &name) {
+    return "\"" + visible_username(name) + "\" (" + id + ")";
+  };
+  for (const auto &conflict : store.username_conflicts()) {
+    if (conflict.other_id.empty()) {
+      err << "latch: user " << quoted(conflict.id, conflict.username) << " has a username that "
+          << describe(canonical_username(conflict.username).refusal)
+          << "; it signs in only by that exact username; rename it with `latch user rename`\n";
+      continue;
+    }
+    err << "latch: users " << quoted(conflict.other_id, conflict.other_username) << " and "
+        << quoted(conflict.id, conflict.username) << " have look-alike usernames"
+        << (conflict.keyless ? " (the second signs in only by its exact username)" : "")
+        << "; rename one with `latch user rename`\n";
   }
 }
 

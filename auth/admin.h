@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace latch::db {
+class SqliteStore;
+}
+
 namespace latch {
 
 // What an admin command's exit status means.
@@ -35,5 +39,9 @@ std::string admin_help();
 // write (group or other mode bits), naming the file, its mode and the fix (chmod 600 FILE).
 // latch serve prints them at start; latch doctor checks the same and more.
 std::vector<std::string> database_permission_warnings(const std::string &db_path);
+
+// Writes a line for each pair of look-alike usernames and each username the rule refuses, left
+// from before the rule (db::SqliteStore::username_conflicts), naming latch user rename.
+void report_username_conflicts(db::SqliteStore &store, std::ostream &err);
 
 } // namespace latch

@@ -239,8 +239,16 @@ const std::vector<Option> &options() {
          "sign-in/sign-up/reset requests a minute per client address (default 60; 0 off)",
          int_setter(0, 1000000, [](Config &c, long long n) { c.rate_limit = int(n); })},
         {"max-failed-logins", "LATCH_MAX_FAILED_LOGINS", "N",
-         "failed sign-ins an account may have in 15 minutes before 429 (default 10; 0 off)",
+         "failed sign-ins as one username or email from one client address (an IPv6 /64) in "
+         "15 minutes before that address gets 429 for it; 10 x N from all addresses together "
+         "before every address gets 429 for it except those that signed in to its account in "
+         "the last 30 days; a sign-in clears its address's count, a password reset all of the "
+         "account's (default 10; 0 off)",
          int_setter(0, 1000000, [](Config &c, long long n) { c.max_failed_logins = int(n); })},
+        {"mail-limit", "LATCH_MAIL_LIMIT", "N",
+         "reset mails (and confirmation mails) per account an hour, at most one a minute; a "
+         "request past it sends nothing (default 5; 0 off)",
+         int_setter(0, 1000, [](Config &c, long long n) { c.mail_limit = int(n); })},
         {"trusted-proxy", "LATCH_TRUSTED_PROXY", "ADDR[,ADDR]",
          "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client",
          [](Config &c, const std::string &v) -> std::optional<std::string> {

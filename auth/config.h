@@ -38,7 +38,8 @@ struct Config {
   std::size_t password_min_length = 8;
   std::size_t password_max_bytes = 1024; // refused before hashing
   int rate_limit = 60;                   // requests a minute per address; 0 = off
-  int max_failed_logins = 10;            // per account in 15 minutes; 0 = off
+  int max_failed_logins = 10;            // per (identifier, address) in 15 minutes; 0 = off
+  int mail_limit = 5;                    // reset/confirmation mails per account an hour; 0 = off
   AddressSet trusted_proxies;            // whose X-Forwarded-For names the client
 
   std::string jwt_secret; // empty: generated at first start and kept in the database

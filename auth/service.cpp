@@ -1,6 +1,7 @@
 // The auth core's rules: who may sign in, what a session is, what ends one.
 #include "auth/service.h"
 
+#include "auth/identity.h"
 #include "auth/secure.h"
 
 #include <algorithm>
@@ -28,23 +29,57 @@ std::size_t utf8_length(const std::string &s) {
       std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xc0) != 0x80; }));
 }
 
-bool valid_email(const std::string &email) {
-  if (email.size() > 254) return false;
-  size_t at = email.find('@');
-  if (at == std::string::npos || at == 0 || at > 64 || email.find('@', at + 1) != std::string::npos)
-    return false;
-  std::string domain = email.substr(at + 1);
-  if (domain.empty() || domain.front() == '.' || domain.back() == '.' ||
-      domain.find('.') == std::string::npos || domain.find("..") != std::string::npos)
-    return false;
-  return std::none_of(email.begin(), email.end(), [](unsigned char c) {
-    return c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';' || c == '"';
-  });
+bool valid_email(const std::string &email) { return bool(canonical_email(email)); }
+
+bool valid_username(const std::string &username) { return bool(canonical_username(username)); }
+
+Status set_identity(db::User &user, const std::string &username,
+                    const std::optional<std::string> &email) {
+  Canonical key = canonical_username(username);
+  if (!key) return Error{ErrorCode::invalid_field, "username"};
+  user.username = username;
+  user.username_skeleton = username_skeleton(key.key);
+  user.username_key = std::move(key.key);
+  user.email.reset();
+  if (email) {
+    Canonical email_key = canonical_email(*email);
+    if (!email_key) return Error{ErrorCode::invalid_email, "email"};
+    user.email = std::move(email_key.key);
+  }
+  return Ok{};
+}
+
+std::optional<db::User> lookup_username(db::Store &store, const std::string &typed) {
+  if (auto exact = store.find_user_by_username(typed)) return exact;
+  Canonical key = canonical_username(typed);
+  if (!key) return std::nullopt;
+  return store.find_user_by_username_key(key.key);
+}
+
+std::optional<db::User> lookup_email(db::Store &store, const std::string &typed) {
+  Canonical key = canonical_email(typed);
+  // An address the WHATWG rule refuses can only be a row from before it, stored lower-cased.
+  return store.find_user_by_email(key ? key.key : lower_ascii(typed));
+}
+
+// 150 characters of at most 4 bytes: longer than any username (or email, 254) can be.
+constexpr std::size_t kMaxIdentifierBytes = 600;
+
+std::string identifier_key(const std::string &identifier) {
+  if (identifier.size() > kMaxIdentifierBytes) return "#" + secure::sha256_hex(identifier);
+  // As sign-in reads it: look-alike spellings of one name share its count.
+  if (auto key = canonical_username(identifier)) return key.key;
+  return lower_ascii(identifier);
 }
 
 namespace {
 
-constexpr std::int64_t kLockoutWindow = 15 * 60;
+// What the sign-in throttle knows of an account: its id, password and identifiers.
+SignInThrottle::Account throttle_account(const db::User &user) {
+  SignInThrottle::Account a{user.id, user.password_hash, {identifier_key(user.username)}};
+  if (user.email) a.identifier_keys.push_back(identifier_key(*user.email));
+  return a;
+}
 
 std::string describe_duration(std::int64_t seconds) {
   auto plural = [](std::int64_t n, const char *unit) {
@@ -57,17 +92,11 @@ std::string describe_duration(std::int64_t seconds) {
 
 } // namespace
 
-bool valid_username(const std::string &u) {
-  if (u.empty() || utf8_length(u) > 150) return false;
-  // No control characters or whitespace: they make look-alike accounts and break logs.
-  return std::none_of(u.begin(), u.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
-}
-
 AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
                          const TokenCodec &codec, Mailer &mailer, Clock clock)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
       clock_(std::move(clock)), address_limit_(config.rate_limit, 60),
-      failed_logins_(config.max_failed_logins, kLockoutWindow) {}
+      sign_in_throttle_(config.max_failed_logins), mail_limit_(config.mail_limit) {}
 
 std::optional<ErrorCode> AuthService::check_password(const std::string &password) const {
   // Refused before hashing, so nobody can make the server hash megabytes.
@@ -77,22 +106,15 @@ std::optional<ErrorCode> AuthService::check_password(const std::string &password
 }
 
 Result<db::User> AuthService::sign_up(const NewUser &in) {
-  if (!valid_username(in.username)) return Error{ErrorCode::invalid_field, "username"};
-  std::optional<std::string> email;
-  if (in.email) {
-    email = lower_ascii(*in.email);
-    if (!valid_email(*email)) return Error{ErrorCode::invalid_email, "email"};
-  }
+  db::User u;
+  if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
-  // Cheap check first, so a taken name costs no hash; the UNIQUE constraints still decide.
-  if (store_.username_or_email_taken(in.username, email))
+  // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
+  if (store_.identity_taken(u) != db::InsertUserResult::ok)
     return Error{ErrorCode::user_exists, ""};
   auto hash = hasher_.hash(in.password); // outside any transaction
   if (!hash) return hash.error();
-  db::User u;
   u.id = secure::uuid_v4();
-  u.username = in.username;
-  u.email = email;
   u.password_hash = hash.value();
   u.display_name = in.display_name;
   u.profile_picture = in.profile_picture;
@@ -107,23 +129,27 @@ Result<db::User> AuthService::sign_up(const NewUser &in) {
 }
 
 Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifier,
-                                      const std::string &password) {
+                                      const std::string &password,
+                                      const std::string &client_address) {
   std::optional<db::User> user;
   if (kind != Identity::username && identifier.find('@') != std::string::npos)
-    user = store_.find_user_by_email(lower_ascii(identifier));
-  if (!user && kind != Identity::email) user = store_.find_user_by_username(identifier);
+    user = lookup_email(store_, identifier);
+  if (!user && kind != Identity::email) user = lookup_username(store_, identifier);
 
-  // Failures are counted per account (by id, so email and username share one count), or per
-  // identifier for names that match nobody.
-  const std::string key = user ? "id:" + user->id : "name:" + lower_ascii(identifier);
+  // Failures are counted per identifier as typed and client address, and per identifier, never
+  // per account: an attacker elsewhere cannot lock the owner out, and known and unknown names
+  // are counted alike (SignInThrottle).
   const std::int64_t t = now();
-  // A locked account is refused before hashing, so lockout costs no CPU.
-  if (int wait = failed_logins_.blocked_for(key, t)) {
+  auto attempt =
+      sign_in_throttle_.begin(identifier_key(identifier), client_address,
+                              user ? std::optional(throttle_account(*user)) : std::nullopt, t);
+  // A locked identifier is refused before hashing, so lockout costs no CPU.
+  if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;
     return Error{ErrorCode::account_locked, "", wait};
   }
   auto failure = [&](ErrorCode code) -> Error {
-    failed_logins_.hit(key, t);
+    attempt.failed();
     ++sign_ins_.failed;
     return Error{code, ""};
   };
@@ -137,7 +163,6 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   auto verdict = hasher_.verify(user->password_hash, password);
   if (!verdict) return verdict.error();
   if (!verdict->match) return failure(ErrorCode::wrong_password);
-  failed_logins_.clear(key);
   ++sign_ins_.succeeded;
   if (verdict->needs_rehash) {
     // Made with older parameters: upgrade now that we know the password.
@@ -146,6 +171,7 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
       user->password_hash = rehashed.value();
     }
   }
+  attempt.succeeded(user->password_hash);
   return *user;
 }
 
@@ -233,11 +259,11 @@ Status AuthService::logout(const Claims &access) {
 }
 
 std::optional<db::User> AuthService::find_user_by_email(const std::string &email) {
-  return store_.find_user_by_email(lower_ascii(email));
+  return lookup_email(store_, email);
 }
 
 std::optional<db::User> AuthService::find_user_by_username(const std::string &username) {
-  return store_.find_user_by_username(username);
+  return lookup_username(store_, username);
 }
 
 std::optional<db::User> AuthService::find_user_by_id(const std::string &id) {
@@ -248,17 +274,29 @@ std::string AuthService::link_with_token(const std::string &base, const std::str
   return base + (base.find('?') == std::string::npos ? "?" : "&") + "token=" + token;
 }
 
+std::string AuthService::public_host() const {
+  std::string url = config_.effective_public_url();
+  if (std::size_t scheme = url.find("://"); scheme != std::string::npos) url.erase(0, scheme + 3);
+  return url.substr(0, url.find('/'));
+}
+
+// Mails carry no text a stranger chose (a username, a display name): the account is named only
+// by the recipient's own address, the sender as Latch at the operator's host.
 Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl) {
   if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
+  // Per account, whoever asks and through whichever API: nobody can flood an inbox.
+  if (int wait = mail_limit_.take(user.id, "reset", now()))
+    return Error{ErrorCode::rate_limited, "mail", wait};
   std::string token = secure::random_token(32); // 256 bits
   store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::reset,
                                now() + ttl);
   std::string link = link_with_token(config_.effective_reset_url(), token);
   mailer_.send({*user.email, "Reset your password",
-                "Someone asked to reset the password of the account " + user.username +
-                    ".\nOpen this link within " + describe_duration(ttl) +
+                "Someone asked to reset the password of the account for " + *user.email + " at " +
+                    public_host() + ".\nOpen this link within " + describe_duration(ttl) +
                     " to choose a new one:\n\n" + link +
-                    "\n\nIf it was not you, ignore this mail; nothing changes.\n"});
+                    "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " +
+                    public_host() + "\n"});
   return token;
 }
 
@@ -267,8 +305,13 @@ Status AuthService::finish_password_reset(const std::string &token,
   if (auto bad = check_password(new_password)) return Error{*bad, "password"};
   auto hash = hasher_.hash(new_password); // outside the transaction below
   if (!hash) return hash.error();
-  switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), nullptr)) {
-  case db::ConsumeResult::ok: return Ok{};
+  std::string user_id;
+  switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), &user_id)) {
+  case db::ConsumeResult::ok:
+    // The owner proved the mailbox: whatever locked the account's names is lifted.
+    if (auto user = store_.find_user_by_id(user_id))
+      sign_in_throttle_.lift(throttle_account(*user), now());
+    return Ok{};
   case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
   case db::ConsumeResult::invalid: break;
   }
@@ -277,13 +320,17 @@ Status AuthService::finish_password_reset(const std::string &token,
 
 Result<std::string> AuthService::start_email_verification(const db::User &user) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
+  if (int wait = mail_limit_.take(user.id, "verify", now()))
+    return Error{ErrorCode::rate_limited, "mail", wait};
   std::string token = secure::random_token(32);
   store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::verify_email,
                                now() + config_.verify_email_ttl);
   std::string link = link_with_token(config_.effective_public_url() + "/api/v1/verify", token);
   mailer_.send({*user.email, "Confirm your email address",
-                "Welcome, " + user.username + ".\nConfirm your email address by opening:\n\n" +
-                    link + "\n"});
+                "Someone signed up at " + public_host() + " with the address " + *user.email +
+                    ".\nIf it was you, confirm it by opening:\n\n" + link +
+                    "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " + public_host() +
+                    "\n"});
   return token;
 }
 
@@ -299,7 +346,7 @@ Status AuthService::confirm_email(const std::string &token) {
 }
 
 int AuthService::throttle_address(const std::string &address) {
-  return address_limit_.hit(address, now());
+  return address_limit_.hit(address_key(address), now()); // an IPv6 client by its /64
 }
 
 bool AuthService::database_ready() {
@@ -314,7 +361,8 @@ bool AuthService::database_ready() {
 db::PurgeCounts AuthService::purge_expired() {
   const std::int64_t t = now();
   address_limit_.prune(t);
-  failed_logins_.prune(t);
+  sign_in_throttle_.prune(t);
+  mail_limit_.prune(t);
   db::PurgeCounts c = store_.purge_expired(t);
   c.signing_keys = store_.purge_signing_keys(t - signing_key_retention(config_));
   return c;

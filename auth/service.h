@@ -45,11 +45,27 @@ struct TokenPair {
 
 enum class Identity { email, username, email_or_username };
 
-// Shared input rules, so every API applies the same ones in its own words.
-bool valid_email(const std::string &email);
-bool valid_username(const std::string &username);
+// Shared input rules, so every API applies the same ones in its own words (auth/identity.h).
+bool valid_email(const std::string &email);       // the WHATWG rule, for every API
+bool valid_username(const std::string &username); // 1-150 characters, NFKC_Casefold-able
+
+// The identity of a new user, the same for every API's sign-up and for latch user add: sets
+// user.username (as typed) with its key and skeleton, and user.email (its key), or fails with
+// invalid_field "username" or invalid_email.
+Status set_identity(db::User &user, const std::string &username,
+                    const std::optional<std::string> &email);
+// The user a typed username names: its exact stored username first (a row that lost its key
+// to an older look-alike still signs in so), else the one with its canonical key. Spellings
+// the rule refuses (invisible or bidi characters) name nobody else.
+std::optional<db::User> lookup_username(db::Store &store, const std::string &typed);
+// The user a typed email names, by its canonical key.
+std::optional<db::User> lookup_email(db::Store &store, const std::string &typed);
 std::string lower_ascii(std::string s);
 std::size_t utf8_length(const std::string &s);
+// The key failed sign-ins are counted under: the identifier (username or email) as it is
+// canonicalised for look-up. One longer than any username or email names no account and is
+// keyed by its digest, so nobody can make the server keep a 60 KB name.
+std::string identifier_key(const std::string &identifier);
 
 class AuthService {
 public:
@@ -64,9 +80,10 @@ public:
 
   Result<db::User> sign_up(const NewUser &user);
   // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
-  // to invalid_credentials), account_locked, or busy.
+  // to invalid_credentials), account_locked, or busy. client_address is the HTTP layer's
+  // (Ctx::client_address): failures are counted per identifier and address (SignInThrottle).
   Result<db::User> sign_in(Identity kind, const std::string &identifier,
-                           const std::string &password);
+                           const std::string &password, const std::string &client_address);
   Result<TokenPair> start_session(const db::User &user, Api api);
   // rotate: a new refresh token replaces the presented one (single use).
   Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate);
@@ -79,10 +96,13 @@ public:
   std::optional<db::User> find_user_by_id(const std::string &id);
 
   // Makes a single-use reset token (stored only as its hash), mails the link, and returns
-  // the token for the API that answers it directly.
+  // the token for the API that answers it directly. Past the account's mail limit
+  // (--mail-limit) it makes and sends nothing: rate_limited with the seconds to wait.
   Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl);
+  // Also lifts every sign-in lock and count on the account's username and email.
   Status finish_password_reset(const std::string &token, const std::string &new_password);
 
+  // The same mail limit as start_password_reset, counted apart.
   Result<std::string> start_email_verification(const db::User &user);
   Status confirm_email(const std::string &token);
 
@@ -106,6 +126,7 @@ private:
   TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
                        const std::string &refresh_jti);
   std::string link_with_token(const std::string &base, const std::string &token) const;
+  std::string public_host() const;
 
   const Config &config_;
   db::Store &store_;
@@ -114,7 +135,8 @@ private:
   Mailer &mailer_;
   Clock clock_;
   WindowCounter address_limit_;
-  WindowCounter failed_logins_;
+  SignInThrottle sign_in_throttle_;
+  MailLimit mail_limit_;
   SignInCounts sign_ins_;
 };
 

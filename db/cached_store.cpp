@@ -134,6 +134,13 @@ void CachedStore::set_email_verified(const std::string &user_id, std::int64_t no
   forget_user_locked(user_id, false);
 }
 
+RenameResult CachedStore::rename_user(const User &user, std::int64_t now) {
+  std::lock_guard lock(write_mutex_);
+  RenameResult r = record_.rename_user(user, now);
+  forget_user_locked(user.id, false); // refreshes name the user by its new username
+  return r;
+}
+
 ConsumeResult CachedStore::reset_password(const std::string &token_hash,
                                           const std::string &new_hash, std::int64_t now,
                                           std::string *user_id) {
@@ -253,9 +260,11 @@ std::optional<User> CachedStore::find_user_by_email(const std::string &email_low
 std::optional<User> CachedStore::find_user_by_username(const std::string &username) {
   return record_.find_user_by_username(username);
 }
-bool CachedStore::username_or_email_taken(const std::string &username,
-                                          const std::optional<std::string> &email_lower) {
-  return record_.username_or_email_taken(username, email_lower);
+std::optional<User> CachedStore::find_user_by_username_key(const std::string &key) {
+  return record_.find_user_by_username_key(key);
+}
+InsertUserResult CachedStore::identity_taken(const User &user) {
+  return record_.identity_taken(user);
 }
 std::vector<User> CachedStore::list_users() { return record_.list_users(); }
 std::vector<Session> CachedStore::list_sessions(const std::string &user_id) {

@@ -44,8 +44,9 @@ public:
   std::optional<User> find_user_by_id(const std::string &id) override;
   std::optional<User> find_user_by_email(const std::string &email_lower) override;
   std::optional<User> find_user_by_username(const std::string &username) override;
-  bool username_or_email_taken(const std::string &username,
-                               const std::optional<std::string> &email_lower) override;
+  std::optional<User> find_user_by_username_key(const std::string &key) override;
+  InsertUserResult identity_taken(const User &user) override;
+  RenameResult rename_user(const User &user, std::int64_t now) override;
   void update_password_hash(const std::string &user_id, const std::string &hash,
                             std::int64_t now) override;
   std::vector<User> list_users() override;

@@ -1,6 +1,7 @@
 // SQLite implementation of Store: migrations, prepared statements and transactions.
 #include "db/sqlite_store.h"
 
+#include "auth/identity.h" // the username rule: SQLite cannot compute keys, so the store does
 #include "db/schema.h"
 
 #include <fcntl.h>
@@ -167,6 +168,7 @@ SqliteStore::SqliteStore(const std::string &path, Open mode) {
       exec("PRAGMA synchronous=NORMAL"); // with WAL: survives a process crash, not a power cut
       exec("PRAGMA foreign_keys=ON");
       migrate();
+      backfill_username_keys();
     }
   } catch (...) {
     for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
@@ -270,24 +272,144 @@ std::string SqliteStore::put_setting_if_absent(const std::string &key, const std
 
 InsertUserResult SqliteStore::insert_user(const User &u) {
   std::lock_guard lock(mutex_);
+  // The look-alike check and the insert in one transaction: the skeleton index is not unique,
+  // so only this keeps two concurrent sign-ups (or a server and latch user add) apart.
+  Transaction tx(*this);
+  if (InsertUserResult taken = identity_taken_locked(u); taken != InsertUserResult::ok)
+    return taken;
+  {
+    Statement st = statement(
+        "INSERT INTO users(id, username, email, password_hash, display_name, profile_picture, "
+        "phone_number, email_verified, created_at, updated_at, username_key, username_skeleton) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    st.bind(1, u.id).bind(2, u.username).bind(3, u.email).bind(4, u.password_hash);
+    st.bind(5, u.display_name).bind(6, u.profile_picture).bind(7, u.phone_number);
+    st.bind(8, static_cast<std::int64_t>(u.email_verified)).bind(9, u.created_at);
+    st.bind(10, u.updated_at).bind(11, u.username_key).bind(12, u.username_skeleton);
+    st.step();
+    if (st.constraint_failed()) {
+      const char *msg = sqlite3_errmsg(db_);
+      return std::strstr(msg, "users.email") ? InsertUserResult::email_taken
+                                             : InsertUserResult::username_taken;
+    }
+  }
+  tx.commit();
+  return InsertUserResult::ok;
+}
+
+InsertUserResult SqliteStore::identity_taken_locked(const User &u) {
+  // ?1 the username as typed (ASCII case aside, which also finds rows without a key), ?2 its
+  // key, ?3 its skeleton, ?4 the email. A username key and an email share one namespace.
   Statement st = statement(
-      "INSERT INTO users(id, username, email, password_hash, display_name, profile_picture, "
-      "phone_number, email_verified, created_at, updated_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-  st.bind(1, u.id).bind(2, u.username).bind(3, u.email).bind(4, u.password_hash);
-  st.bind(5, u.display_name).bind(6, u.profile_picture).bind(7, u.phone_number);
-  st.bind(8, static_cast<std::int64_t>(u.email_verified)).bind(9, u.created_at);
-  st.bind(10, u.updated_at);
-  st.step();
-  if (!st.constraint_failed()) return InsertUserResult::ok;
-  const char *msg = sqlite3_errmsg(db_);
-  return std::strstr(msg, "users.email") ? InsertUserResult::email_taken
-                                         : InsertUserResult::username_taken;
+      "SELECT (username = ?1 OR username_key = ?2 OR username_skeleton = ?3 OR email = ?2) "
+      "FROM users WHERE id <> ?5 AND (username = ?1 OR username_key = ?2 OR "
+      "username_skeleton = ?3 OR email = ?2 OR email = ?4 OR username_key = ?4 OR username = ?4) "
+      "ORDER BY 1 DESC LIMIT 1");
+  st.bind(1, u.username).bind(2, u.username_key).bind(3, u.username_skeleton).bind(4, u.email);
+  st.bind(5, u.id);
+  if (!st.step()) return InsertUserResult::ok;
+  return st.integer(0) == 1 ? InsertUserResult::username_taken : InsertUserResult::email_taken;
+}
+
+InsertUserResult SqliteStore::identity_taken(const User &u) {
+  std::lock_guard lock(mutex_);
+  return identity_taken_locked(u);
+}
+
+RenameResult SqliteStore::rename_user(const User &u, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    Statement st = statement("SELECT 1 FROM users WHERE id = ?1");
+    st.bind(1, u.id);
+    if (!st.step()) return RenameResult::not_found;
+  }
+  // Only the username changes: the user's own email does not count against it.
+  User name_only = u;
+  name_only.email.reset();
+  if (identity_taken_locked(name_only) != InsertUserResult::ok) return RenameResult::taken;
+  {
+    Statement st = statement("UPDATE users SET username = ?2, username_key = ?3, "
+                             "username_skeleton = ?4, updated_at = ?5 WHERE id = ?1");
+    st.bind(1, u.id).bind(2, u.username).bind(3, u.username_key).bind(4, u.username_skeleton);
+    st.bind(5, now);
+    st.step();
+    if (st.constraint_failed()) return RenameResult::taken;
+  }
+  // The old name's key may be free now: a look-alike that was waiting for it takes it.
+  backfill_locked();
+  tx.commit();
+  return RenameResult::renamed;
+}
+
+void SqliteStore::backfill_username_keys() {
+  std::lock_guard lock(mutex_);
+  {
+    Statement st = statement("SELECT 1 FROM users WHERE username_key IS NULL LIMIT 1");
+    if (!st.step()) return; // every row has its key: no write transaction at all
+  }
+  Transaction tx(*this);
+  backfill_locked();
+  tx.commit();
+}
+
+void SqliteStore::backfill_locked() {
+  struct Row {
+    std::string id, username;
+    bool has_skeleton = false;
+  };
+  std::vector<Row> rows;
+  {
+    // Oldest first, so of two look-alikes the older keeps the key.
+    Statement st = statement("SELECT id, username, username_skeleton IS NOT NULL FROM users "
+                             "WHERE username_key IS NULL ORDER BY created_at, rowid");
+    while (st.step()) rows.push_back({st.text(0), st.text(1), st.integer(2) != 0});
+  }
+  for (const Row &row : rows) {
+    Canonical key = canonical_username(row.username);
+    if (!key) continue; // refused by the rule: signs in by its exact username until renamed
+    bool held = false;
+    {
+      Statement st = statement("SELECT 1 FROM users WHERE username_key = ?1");
+      st.bind(1, key.key);
+      held = st.step();
+    }
+    if (held && row.has_skeleton) continue;
+    // A look-alike of an older row keeps no key but gets its skeleton, so that no new sign-up
+    // can take its name either (and username_conflicts reports the pair).
+    Statement st = statement(held ? "UPDATE users SET username_skeleton = ?3 WHERE id = ?1"
+                                  : "UPDATE users SET username_key = ?2, username_skeleton = ?3 "
+                                    "WHERE id = ?1");
+    st.bind(1, row.id).bind(2, key.key).bind(3, username_skeleton(key.key));
+    st.step();
+  }
+}
+
+std::vector<UsernameConflict> SqliteStore::username_conflicts() {
+  std::lock_guard lock(mutex_);
+  std::vector<UsernameConflict> out;
+  {
+    // Pairs with one skeleton: the same key (the newer row has none) or confusable keys.
+    Statement st = statement(
+        "SELECT b.id, b.username, b.username_key IS NULL, a.id, a.username FROM users a "
+        "JOIN users b ON b.username_skeleton = a.username_skeleton AND b.id <> a.id AND "
+        "(a.created_at < b.created_at OR (a.created_at = b.created_at AND a.rowid < b.rowid)) "
+        "ORDER BY b.created_at, b.rowid, a.created_at, a.rowid");
+    while (st.step())
+      out.push_back({st.text(0), st.text(1), st.text(3), st.text(4), st.integer(2) != 0});
+  }
+  {
+    // Names the rule refuses have neither key nor skeleton (backfill_locked).
+    Statement st = statement("SELECT id, username FROM users WHERE username_key IS NULL AND "
+                             "username_skeleton IS NULL ORDER BY created_at, rowid");
+    while (st.step()) out.push_back({st.text(0), st.text(1), {}, {}, true});
+  }
+  return out;
 }
 
 #define LATCH_USER_COLUMNS                                                                         \
   "id, username, email, password_hash, display_name, profile_picture, phone_number, "              \
-  "email_verified, created_at, updated_at"
+  "email_verified, created_at, updated_at, username_key, username_skeleton"
 
 // Reads the current row of a statement that selected LATCH_USER_COLUMNS.
 User SqliteStore::read_user(const Statement &st) {
@@ -302,6 +424,8 @@ User SqliteStore::read_user(const Statement &st) {
   u.email_verified = st.integer(7) != 0;
   u.created_at = st.integer(8);
   u.updated_at = st.integer(9);
+  u.username_key = st.optional_text(10);
+  u.username_skeleton = st.optional_text(11);
   return u;
 }
 
@@ -323,6 +447,10 @@ std::optional<User> SqliteStore::find_user_by_email(const std::string &email_low
 
 std::optional<User> SqliteStore::find_user_by_username(const std::string &username) {
   return find_user("SELECT " LATCH_USER_COLUMNS " FROM users WHERE username = ?1", username);
+}
+
+std::optional<User> SqliteStore::find_user_by_username_key(const std::string &key) {
+  return find_user("SELECT " LATCH_USER_COLUMNS " FROM users WHERE username_key = ?1", key);
 }
 
 std::vector<User> SqliteStore::list_users() {
@@ -359,14 +487,6 @@ bool SqliteStore::replace_password(const std::string &user_id, const std::string
   }
   tx.commit();
   return true;
-}
-
-bool SqliteStore::username_or_email_taken(const std::string &username,
-                                          const std::optional<std::string> &email_lower) {
-  std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT 1 FROM users WHERE username = ?1 OR email = ?2 LIMIT 1");
-  st.bind(1, username).bind(2, email_lower);
-  return st.step();
 }
 
 void SqliteStore::update_password_hash(const std::string &user_id, const std::string &hash,

@@ -12,6 +12,13 @@ struct sqlite3_stmt;
 
 namespace latch::db {
 
+// A username that breaks the look-alike rule, in a row made before it (auth.db.sql migration 3).
+struct UsernameConflict {
+  std::string id, username;             // the newer of the pair, or the refused name
+  std::string other_id, other_username; // the older look-alike; empty: the name itself is refused
+  bool keyless = false;                 // signs in by its exact username only
+};
+
 class SqliteStore final : public Store {
 public:
   enum class Open {
@@ -20,7 +27,8 @@ public:
                // written: an empty or foreign database is not Latch's); migrates it
     read_only, // the same, opened SQLITE_OPEN_READONLY: never creates, migrates or writes
   };
-  // Opens the database at path as mode says. Throws StoreError.
+  // Opens the database at path as mode says; unless read-only, gives the rows that lack one
+  // their username key (backfill_username_keys). Throws StoreError.
   explicit SqliteStore(const std::string &path, Open mode = Open::create);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore &) = delete;
@@ -40,8 +48,12 @@ public:
   std::optional<User> find_user_by_id(const std::string &id) override;
   std::optional<User> find_user_by_email(const std::string &email_lower) override;
   std::optional<User> find_user_by_username(const std::string &username) override;
-  bool username_or_email_taken(const std::string &username,
-                               const std::optional<std::string> &email_lower) override;
+  std::optional<User> find_user_by_username_key(const std::string &key) override;
+  InsertUserResult identity_taken(const User &user) override;
+  RenameResult rename_user(const User &user, std::int64_t now) override;
+  // Look-alike pairs (one skeleton) and usernames the rule refuses, oldest first; the server
+  // reports them at every start until latch user rename resolves them.
+  std::vector<UsernameConflict> username_conflicts();
   void update_password_hash(const std::string &user_id, const std::string &hash,
                             std::int64_t now) override;
   std::vector<User> list_users() override;
@@ -96,6 +108,12 @@ private:
   void exec(const char *sql);
   void migrate();
   bool has_latch_schema();
+  // Fills username_key and username_skeleton where they are NULL (rows from before migration
+  // 3; SQLite cannot run ICU), oldest first, in one transaction; a row whose key an older row
+  // holds gets only its skeleton.
+  void backfill_username_keys();
+  void backfill_locked();
+  InsertUserResult identity_taken_locked(const User &user);
   static User read_user(const Statement &st);
   static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);

@@ -18,8 +18,13 @@ struct StoreError : std::runtime_error {
 
 struct User {
   std::string id;
-  std::string username;
-  std::optional<std::string> email; // lower-case; absent for simplejwt sign-ups
+  std::string username;                          // as typed at sign-up
+  // canonical_username(username) and its confusable skeleton (auth/identity.h). The key is
+  // absent for a row from before migration 3 whose key an older look-alike holds, or whose
+  // username the rule refuses: such a row signs in by its exact username only.
+  std::optional<std::string> username_key;
+  std::optional<std::string> username_skeleton;
+  std::optional<std::string> email; // canonical_email: lower-case; absent for simplejwt sign-ups
   std::string password_hash;
   std::string display_name;
   std::string profile_picture;
@@ -40,6 +45,7 @@ struct Session {
 };
 
 enum class InsertUserResult { ok, username_taken, email_taken };
+enum class RenameResult { renamed, taken, not_found };
 enum class RotateResult { rotated, reused, gone };
 
 // The arguments of one Store::rotate_refresh.
@@ -74,12 +80,20 @@ public:
   // Stores value under key unless the key exists; returns the value now stored.
   virtual std::string put_setting_if_absent(const std::string &key, const std::string &value) = 0;
 
+  // Inserts the user unless identity_taken says otherwise, in one transaction.
   virtual InsertUserResult insert_user(const User &user) = 0;
   virtual std::optional<User> find_user_by_id(const std::string &id) = 0;
   virtual std::optional<User> find_user_by_email(const std::string &email_lower) = 0;
+  // The user whose stored username is this text (ASCII case aside, as before migration 3).
   virtual std::optional<User> find_user_by_username(const std::string &username) = 0;
-  virtual bool username_or_email_taken(const std::string &username,
-                                       const std::optional<std::string> &email_lower) = 0;
+  virtual std::optional<User> find_user_by_username_key(const std::string &key) = 0;
+  // Whether another user (any id but user.id) holds user's identity: its username (exact, key
+  // or skeleton) or email, where a username and an email are one namespace (envelope signs in
+  // by either): a username key equal to an email, or the reverse, is taken too.
+  virtual InsertUserResult identity_taken(const User &user) = 0;
+  // Gives the user user.id the username, key and skeleton of user, checked by identity_taken
+  // in the same transaction.
+  virtual RenameResult rename_user(const User &user, std::int64_t now) = 0;
   virtual void update_password_hash(const std::string &user_id, const std::string &hash,
                                     std::int64_t now) = 0;
   virtual std::vector<User> list_users() = 0;

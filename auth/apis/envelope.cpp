@@ -54,7 +54,8 @@ void login(Ctx &ctx) {
   Field identity = field(ctx.body, "identity"), password = field(ctx.body, "password");
   if (!identity.present() || !password.present())
     return reply(ctx, 400, "Identity and password are required");
-  auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value);
+  auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value,
+                                  ctx.client_address);
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::envelope);
   if (!pair) return http::send_error(ctx, pair.error());

@@ -32,7 +32,8 @@ void signup(Ctx &ctx) {
 void login(Ctx &ctx) {
   Field username = field(ctx.body, "username"), password = field(ctx.body, "password");
   if (!username.present() || !password.present()) return message(ctx, 400, "Missing credentials.");
-  auto user = ctx.service.sign_in(Identity::username, username.value, password.value);
+  auto user =
+      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.client_address);
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::flask);
   if (!pair) return http::send_error(ctx, pair.error());

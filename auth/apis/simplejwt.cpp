@@ -56,7 +56,8 @@ void token(Ctx &ctx) {
   require(password, "password", errors);
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
-  auto user = ctx.service.sign_in(Identity::username, username.value, password.value);
+  auto user =
+      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.client_address);
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
   if (!pair) return http::send_error(ctx, pair.error());

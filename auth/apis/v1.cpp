@@ -49,7 +49,8 @@ void register_user(Ctx &ctx) {
   auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
   if (!user) return http::send_error(ctx, user.error());
   if (*send_email) {
-    if (auto sent = ctx.service.start_email_verification(user.value()); !sent)
+    auto sent = ctx.service.start_email_verification(user.value());
+    if (!sent && sent.error().code != ErrorCode::rate_limited) // over the mail limit: no mail
       return http::send_error(ctx, sent.error());
   }
   send_json(ctx.res, 201, {{"message", "registered"}});
@@ -59,7 +60,7 @@ void login(Ctx &ctx) {
   Field email = field(ctx.body, "email"), password = field(ctx.body, "password");
   if (!email.present() || !password.present())
     return error(ctx, 400, "email and password are required");
-  auto user = ctx.service.sign_in(Identity::email, email.value, password.value);
+  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.client_address);
   if (!user) return http::send_error(ctx, user.error());
   // Checked after the password, so it tells nothing to someone who does not know it.
   if (ctx.config.require_verified_email && !user->email_verified)
@@ -116,8 +117,12 @@ void password_reset(Ctx &ctx) {
     return error(ctx, 400, "email and username are required");
   // The same answer whether or not they match a user, so it tells nobody who has an account.
   auto user = ctx.service.find_user_by_email(email.value);
-  if (user && lower_ascii(user->username) == lower_ascii(username.value)) {
-    if (auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl); !sent)
+  // The username as sign-in reads it, so a look-alike spelling names the same user or nobody.
+  auto named = user ? ctx.service.find_user_by_username(username.value) : std::nullopt;
+  if (user && named && named->id == user->id) {
+    // Over the account's mail limit nothing is sent, and the answer is the same 200.
+    auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl);
+    if (!sent && sent.error().code != ErrorCode::rate_limited)
       return http::send_error(ctx, sent.error());
   }
   send_json(ctx.res, 200, {{"message", "if the account exists, a reset link has been sent"}});

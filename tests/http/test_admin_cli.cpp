@@ -390,8 +390,20 @@ TEST_CASE("user show finds a user by id, email or username, and exits 3 for nobo
 TEST_CASE("user show refuses a text that is one user's email and another's username") {
   LatchProcess latch;
   Account a = sign_up(latch);
-  // A username may contain '@': this one is a's email.
-  REQUIRE(admin(latch, {"user", "add", a.email, "--password-stdin"}, "password123\n").status == 0);
+  // A username may contain '@', but not another user's email: user add refuses it.
+  Cli refused = admin(latch, {"user", "add", a.email, "--password-stdin"}, "password123\n");
+  CHECK(refused.status == 1);
+  CHECK(contains(refused.err, "taken"));
+  // A database from before that rule may hold such a pair (no key, as migration 3 left it).
+  {
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open(latch.db_path().c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    const std::string sql = "INSERT INTO users(id, username, password_hash, created_at, "
+                            "updated_at) VALUES ('legacy', '" + a.email + "', 'x', 0, 0)";
+    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
   Cli r = admin(latch, {"user", "show", a.email});
   CHECK(r.status == 2);
   CHECK(contains(r.err, "by id"));
@@ -892,9 +904,11 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
   const std::string path = dir.file("old.db");
   make_old_database(path);
   REQUIRE(chmod(path.c_str(), 0600) == 0);
+  // backup and doctor read any Latch schema; the others read with this latch's queries, and
+  // refuse an older schema rather than upgrade it.
   const std::vector<std::pair<std::vector<std::string>, int>> commands = {
-      {{"user", "list"}, 0},           {{"sessions", "list", "nobody"}, 3},
-      {{"user", "show", "nobody"}, 3}, {{"backup", dir.file("copy.db")}, 0},
+      {{"user", "list"}, 1},           {{"sessions", "list", "nobody"}, 1},
+      {{"user", "show", "nobody"}, 1}, {{"backup", dir.file("copy.db")}, 0},
       {{"doctor"}, 0}};
   for (const auto &[args, status] : commands) {
     std::vector<std::string> with_db = args;
@@ -903,13 +917,15 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
     CAPTURE(args[0]);
     CAPTURE(r.err);
     CHECK(r.status == status);
+    if (status == 1) CHECK(contains(r.err, "older than this latch's"));
     CHECK(query(path, "PRAGMA user_version") == "1");
     CHECK(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'signing_keys'") == "0");
   }
-  // A command that writes upgrades it, as latch serve does.
+  // A command that writes upgrades it, as latch serve does; then the readers read it.
   REQUIRE(cli({"user", "add", "someone", "--password-stdin", "--db", path}, {}, "password123\n")
               .status == 0);
-  CHECK(query(path, "PRAGMA user_version") == "2");
+  CHECK(query(path, "PRAGMA user_version") == "3");
+  CHECK(cli({"user", "list", "--db", path}).status == 0);
 }
 
 TEST_CASE("read-only commands work for a user who may read the database but not write it") {

@@ -18,10 +18,10 @@ TEST_CASE("latch --help lists every flag with its environment variable") {
   for (const char *text :
        {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--reset-token-in-response",
         "--password-min-length", "--rate-limit", "LATCH_RATE_LIMIT", "--max-failed-logins",
-        "LATCH_MAX_FAILED_LOGINS", "--trusted-proxy", "--require-verified-email",
-        "LATCH_JWT_SECRET", "LATCH_ARGON2_MEMORY_KIB", "LATCH_ARGON2_ITERATIONS",
-        "LATCH_SMTP_URL", "LATCH_MAIL_FROM", "RESET_PASSWORD_URL", "LATCH_API_VERSION",
-        "--picflux-access-ttl", "LATCH_V1_REFRESH_TTL"}) {
+        "LATCH_MAX_FAILED_LOGINS", "--mail-limit", "LATCH_MAIL_LIMIT", "--trusted-proxy",
+        "--require-verified-email", "LATCH_JWT_SECRET", "LATCH_ARGON2_MEMORY_KIB",
+        "LATCH_ARGON2_ITERATIONS", "LATCH_SMTP_URL", "LATCH_MAIL_FROM", "RESET_PASSWORD_URL",
+        "LATCH_API_VERSION", "--picflux-access-ttl", "LATCH_V1_REFRESH_TTL"}) {
     CAPTURE(text);
     CHECK(r.output.find(text) != std::string::npos);
   }

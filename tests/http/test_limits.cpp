@@ -42,3 +42,13 @@ TEST_CASE("routes that are not sign-in, sign-up or reset are not rate-limited") 
   for (int i = 0; i < 5; ++i)
     CHECK(latch.post("/auth/token/verify", {{"token", "x.y.z"}}).status == 401);
 }
+
+TEST_CASE("behind a trusted proxy, an IPv6 client is limited by its /64 however it hops in it") {
+  LatchProcess latch({{"--rate-limit", "2", "--trusted-proxy", "127.0.0.1"}, {}});
+  CHECK(login_from(latch, "2001:db8:5:6::1").status == 401);
+  CHECK(login_from(latch, "2001:db8:5:6::2").status == 401);
+  Reply third = login_from(latch, "2001:db8:5:6:dead:beef:0:1");
+  CHECK(third.status == 429);
+  CHECK(!third.header("Retry-After").empty());
+  CHECK(login_from(latch, "2001:db8:5:7::1").status == 401); // the next /64 is someone else
+}

@@ -4,11 +4,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdlib>
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace latch::test;
 
@@ -129,17 +132,115 @@ TEST_CASE("the registration mail links to GET /api/v1/verify on this server") {
   CHECK(latch.get("/api/v1/verify?token=" + link.token).status == 200);
 }
 
-TEST_CASE("each reset request mails a fresh token") {
+namespace {
+
+// The sink holds exactly `n` messages: a mail to a second account is sent after every mail
+// asked for before it (one queue, one sender), so once it has arrived nothing else is coming.
+std::vector<std::string> all_mail_after_barrier(const SmtpSink &sink, const LatchProcess &latch,
+                                                int n) {
+  Account barrier = register_user(latch);
+  request_reset(latch, barrier);
+  std::string last = sink.wait_for_message(n);
+  REQUIRE(!last.empty());
+  CHECK(header_of(last, "To") == barrier.email);
+  CHECK(sink.message_count() == n);
+  std::vector<std::string> mails;
+  for (int i = 1; i <= n; ++i)
+    mails.push_back(sink.wait_for_message(i));
+  return mails;
+}
+
+} // namespace
+
+TEST_CASE("ten reset requests in a row for one account deliver exactly one mail") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  for (int i = 0; i < 10; ++i) {
+    Reply r = latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}});
+    // The same answer whether a mail went or not: it tells nobody anything.
+    CHECK(r.status == 200);
+    CHECK(r.body == json{{"message", "if the account exists, a reset link has been sent"}});
+  }
+  auto mails = all_mail_after_barrier(sink, latch, 2);
+  CHECK(header_of(mails[0], "To") == a.email);
+  CHECK(!token_from_link(mails[0]).empty());
+}
+
+TEST_CASE("the mail limit holds across APIs: after a v1 reset mail, flask answers 429") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = register_user(latch);
   request_reset(latch, a);
-  request_reset(latch, a);
-  std::string first = token_from_link(sink.wait_for_message(1));
-  std::string second = token_from_link(sink.wait_for_message(2));
-  REQUIRE(!first.empty());
-  REQUIRE(!second.empty());
-  CHECK(first != second);
+  for (int i = 0; i < 3; ++i) {
+    Reply flask = latch.post("/auth/forget-password", {{"email", a.email}});
+    CHECK(flask.status == 429);
+    REQUIRE(flask.body["message"].is_string());
+    CHECK(flask.body["message"].get<std::string>().rfind("Too many requests. Try again in ", 0) ==
+          0);
+    const std::string wait = flask.header("Retry-After");
+    REQUIRE(!wait.empty());
+    CHECK(std::stoi(wait) >= 1);
+    CHECK(std::stoi(wait) <= 60);
+    request_reset(latch, a); // v1 still answers 200, and sends nothing either
+  }
+  // flask's own answer for an unknown address stays the documented 404.
+  CHECK(latch.post("/auth/forget-password", {{"email", "nobody@example.com"}}).status == 404);
+  auto mails = all_mail_after_barrier(sink, latch, 2);
+  CHECK(header_of(mails[0], "To") == a.email);
+}
+
+TEST_CASE("flask forget-password past the mail limit answers 429 and mails nothing more") {
+  SmtpSink sink;
+  LatchProcess latch({{"--apis", "flask,v1"}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  CHECK(latch.post("/auth/forget-password", {{"email", a.email}}).status == 200);
+  for (int i = 0; i < 9; ++i) {
+    Reply r = latch.post("/auth/forget-password", {{"email", a.email}});
+    CHECK(r.status == 429);
+    CHECK(!r.header("Retry-After").empty());
+  }
+  auto mails = all_mail_after_barrier(sink, latch, 2);
+  CHECK(header_of(mails[0], "To") == a.email);
+}
+
+TEST_CASE("a username of Unicode spaces and a phishing sentence never appears in any mail") {
+  SmtpSink sink;
+  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
+  const std::string phishing = "Your account is suspended. Call +1-555-0100 now";
+  std::string spaced = "\u2003\u2003";
+  for (char c : phishing)
+    spaced += c == ' ' ? std::string("\u2002") : std::string(1, c);
+  spaced += "\u3000";
+  const std::string email = lower(unique("mark")) + "@example.com";
+  // Spaces of any kind are refused in a username...
+  CHECK(latch.post("/api/v1/register",
+                   {{"email", email}, {"username", spaced}, {"password", "password123"}})
+            .status == 400);
+  // ...but the sentence fits in one without.
+  std::string username = phishing;
+  std::replace(username.begin(), username.end(), ' ', '-');
+  Reply reg = latch.post("/api/v1/register",
+                         {{"email", email}, {"username", username}, {"password", "password123"}});
+  REQUIRE(reg.status == 201); // confirmation mail
+  REQUIRE(latch.post("/api/v1/password-reset", {{"email", email}, {"username", username}}).status ==
+          200); // reset mail
+  auto mails = all_mail_after_barrier(sink, latch, 3);
+  const std::string host = "127.0.0.1:" + std::to_string(latch.port());
+  for (int i = 0; i < 3; ++i) {
+    const std::string &mail = mails[static_cast<std::size_t>(i)];
+    CAPTURE(mail);
+    for (const std::string &bad : {std::string("suspended"), std::string("555-0100"), username})
+      CHECK(mail.find(bad) == std::string::npos);
+    CHECK(mail.find("Latch at " + host) != std::string::npos);
+  }
+  // Each mail names the account by the address it goes to, and nothing else.
+  CHECK(header_of(mails[0], "Subject") == "Confirm your email address");
+  CHECK(header_of(mails[1], "Subject") == "Reset your password");
+  CHECK(header_of(mails[0], "To") == email);
+  CHECK(header_of(mails[1], "To") == email);
+  CHECK(mails[0].find("with the address " + email) != std::string::npos);
+  CHECK(mails[1].find("the account for " + email) != std::string::npos);
 }
 
 TEST_CASE("the username in a reset request matches whatever its case") {

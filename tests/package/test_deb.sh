@@ -75,7 +75,7 @@ echo "$status" | grep -qx "Version: $version" || fail "version is not $version"
 echo "$status" | grep -qx 'Section: net' || fail "section is not net"
 depends=$(dpkg-query -W -f='${Depends}' latch)
 # libsodium is linked statically (auth/password.cpp says why), so it is no dependency.
-for lib in libsqlite3 libssl libcurl libcpp-httplib; do
+for lib in libsqlite3 libssl libcurl libcpp-httplib libicu; do
   echo "$depends" | grep -q "\b$lib" || fail "Depends does not name $lib: $depends"
 done
 dpkg-query -W -f='${Conffiles}\n' latch | grep -q '^ /etc/latch/latch.env ' \

@@ -48,7 +48,7 @@ public:
   LatchProcess &operator=(const LatchProcess &) = delete;
 
   int port() const { return port_; }
-  int pid() const { return pid_; }
+  int pid() const { return pid_; } // the server process (its /proc/PID/status for memory)
   const std::string &db_path() const { return db_path_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const;      // what the server wrote to stderr so far
@@ -116,6 +116,7 @@ public:
   SmtpSink &operator=(const SmtpSink &) = delete;
 
   int port() const { return port_; }
+  int pid() const { return pid_; } // the server process (its /proc/PID/status for memory)
   std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
   // Waits up to timeout for the n-th message (1-based) and returns it raw ("" on time-out).
   std::string wait_for_message(int n, int timeout_ms = 10000) const;

@@ -53,6 +53,7 @@ TEST_CASE("with no flags and no environment the defaults apply") {
   CHECK(c.password_min_length == 8);
   CHECK(c.rate_limit == 60);
   CHECK(c.max_failed_logins == 10);
+  CHECK(c.mail_limit == 5);
   CHECK(c.jwt_secret.empty());
   CHECK(c.argon2.memory_kib == 19456);
   CHECK(c.argon2.iterations == 2);
@@ -90,6 +91,7 @@ TEST_CASE("LATCH_* environment variables are applied") {
                           {"LATCH_APIS", "flask,v1"},
                           {"LATCH_RATE_LIMIT", "5"},
                           {"LATCH_MAX_FAILED_LOGINS", "3"},
+                          {"LATCH_MAIL_LIMIT", "0"},
                           {"LATCH_ARGON2_MEMORY_KIB", "1024"},
                           {"LATCH_ARGON2_ITERATIONS", "3"},
                           {"LATCH_RESET_TOKEN_IN_RESPONSE", "true"},
@@ -106,6 +108,7 @@ TEST_CASE("LATCH_* environment variables are applied") {
   CHECK(c.apis == std::set<Api>{Api::flask, Api::v1});
   CHECK(c.rate_limit == 5);
   CHECK(c.max_failed_logins == 3);
+  CHECK(c.mail_limit == 0);
   CHECK(c.argon2.memory_kib == 1024);
   CHECK(c.argon2.iterations == 3);
   CHECK(c.reset_token_in_response);

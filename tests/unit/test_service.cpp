@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t kStart = 1'700'000'000;
+const std::string kAddress = "203.0.113.1"; // where the tests sign in from
 const std::string kCodecSecret = "service-test-secret-0123456789abcdef-xyz";
 
 PasswordParams params(std::uint32_t memory_kib, std::uint32_t iterations) {
@@ -159,26 +160,29 @@ TEST_CASE("a user signs in by email, by username, and by username in another cas
   Harness h;
   db::User alice = h.sign_up("Alice", "alice@example.com");
 
-  auto by_email = h.service.sign_in(Identity::email, "alice@example.com", "password123");
+  auto by_email = h.service.sign_in(Identity::email, "alice@example.com", "password123", kAddress);
   REQUIRE(by_email.ok());
   CHECK(by_email->id == alice.id);
 
-  auto by_upper_email = h.service.sign_in(Identity::email, "ALICE@Example.com", "password123");
+  auto by_upper_email =
+      h.service.sign_in(Identity::email, "ALICE@Example.com", "password123", kAddress);
   REQUIRE(by_upper_email.ok());
   CHECK(by_upper_email->id == alice.id);
 
-  auto by_name = h.service.sign_in(Identity::username, "Alice", "password123");
+  auto by_name = h.service.sign_in(Identity::username, "Alice", "password123", kAddress);
   REQUIRE(by_name.ok());
   CHECK(by_name->id == alice.id);
 
-  auto by_lower_name = h.service.sign_in(Identity::username, "alice", "password123");
+  auto by_lower_name = h.service.sign_in(Identity::username, "alice", "password123", kAddress);
   REQUIRE(by_lower_name.ok());
   CHECK(by_lower_name->id == alice.id);
 
-  auto either_name = h.service.sign_in(Identity::email_or_username, "ALICE", "password123");
+  auto either_name =
+      h.service.sign_in(Identity::email_or_username, "ALICE", "password123", kAddress);
   REQUIRE(either_name.ok());
   CHECK(either_name->id == alice.id);
-  auto either_email = h.service.sign_in(Identity::email_or_username, "alice@example.com", "password123");
+  auto either_email =
+      h.service.sign_in(Identity::email_or_username, "alice@example.com", "password123", kAddress);
   REQUIRE(either_email.ok());
   CHECK(either_email->id == alice.id);
 }
@@ -187,7 +191,7 @@ TEST_CASE("a user without an email signs in by username") {
   Harness h;
   db::User u = h.sign_up("djangouser", std::nullopt);
   CHECK_FALSE(u.email.has_value());
-  auto r = h.service.sign_in(Identity::username, "djangouser", "password123");
+  auto r = h.service.sign_in(Identity::username, "djangouser", "password123", kAddress);
   REQUIRE(r.ok());
   CHECK(r->id == u.id);
 }
@@ -195,86 +199,191 @@ TEST_CASE("a user without an email signs in by username") {
 TEST_CASE("an unknown user is user_not_found and a wrong password is wrong_password") {
   Harness h;
   h.sign_up("alice", "alice@example.com");
-  CHECK(error_of(h.service.sign_in(Identity::email, "nobody@example.com", "password123")) ==
-        ErrorCode::user_not_found);
-  CHECK(error_of(h.service.sign_in(Identity::username, "nobody", "password123")) ==
+  CHECK(error_of(h.service.sign_in(Identity::email, "nobody@example.com", "password123",
+                                   kAddress)) == ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::username, "nobody", "password123", kAddress)) ==
         ErrorCode::user_not_found);
   // Identity::email looks up addresses only, Identity::username names only.
-  CHECK(error_of(h.service.sign_in(Identity::email, "alice", "password123")) ==
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice", "password123", kAddress)) ==
         ErrorCode::user_not_found);
-  CHECK(error_of(h.service.sign_in(Identity::username, "alice@example.com", "password123")) ==
-        ErrorCode::user_not_found);
-  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "password124")) ==
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice@example.com", "password123",
+                                   kAddress)) == ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "password124",
+                                   kAddress)) == ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "", kAddress)) ==
         ErrorCode::wrong_password);
-  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "")) == ErrorCode::wrong_password);
   CHECK(error_of(h.service.sign_in(Identity::username, "alice",
-                                   std::string(h.config.password_max_bytes + 1, 'p'))) ==
+                                   std::string(h.config.password_max_bytes + 1, 'p'), kAddress)) ==
         ErrorCode::wrong_password);
 }
 
-TEST_CASE("an account locks after max_failed_logins failures and unlocks 15 minutes later") {
+TEST_CASE("an identifier locks at one address after max_failed_logins failures, for 15 minutes") {
   Harness h([](Config &c) { c.max_failed_logins = 3; });
   h.sign_up("alice", "alice@example.com");
   for (int i = 0; i < 3; ++i) {
     h.clock = kStart + i;
-    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "wrong")) ==
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "wrong", kAddress)) ==
           ErrorCode::wrong_password);
   }
   h.clock = kStart + 10;
-  // Locked: even the right password is refused, by email as by username (one count per account).
-  auto locked = h.service.sign_in(Identity::username, "alice", "password123");
+  // Locked at that address: even the right password is refused, before any hash.
+  auto locked = h.service.sign_in(Identity::username, "ALICE", "password123", kAddress);
   REQUIRE_FALSE(locked.ok());
   CHECK(locked.error().code == ErrorCode::account_locked);
   CHECK(locked.error().retry_after == 15 * 60 - 10);
-  auto locked_by_email = h.service.sign_in(Identity::email, "alice@example.com", "password123");
-  REQUIRE_FALSE(locked_by_email.ok());
-  CHECK(locked_by_email.error().code == ErrorCode::account_locked);
-  CHECK(locked_by_email.error().retry_after > 0);
+  // The owner elsewhere is not locked out, and the email is another identifier.
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", "198.51.100.7").ok());
+  CHECK(h.service.sign_in(Identity::email, "alice@example.com", "password123", kAddress).ok());
 
   h.clock = kStart + 15 * 60 - 1;
-  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123")) ==
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123", kAddress)) ==
         ErrorCode::account_locked);
   h.clock = kStart + 15 * 60;
-  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 }
 
-TEST_CASE("failures by email and by username add up to one lockout") {
+TEST_CASE(
+    "a locked username says nothing about the account's email, and unknown names lock alike") {
   Harness h([](Config &c) { c.max_failed_logins = 2; });
   h.sign_up("alice", "alice@example.com");
-  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
-  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "x")) ==
+  for (const char *name : {"alice", "ghost"})
+    for (int i = 0; i < 2; ++i)
+      CHECK(error_of(h.service.sign_in(Identity::username, name, "x", kAddress)) ==
+            (std::string(name) == "alice" ? ErrorCode::wrong_password : ErrorCode::user_not_found));
+  for (const char *name : {"alice", "ghost"}) {
+    auto r = h.service.sign_in(Identity::username, name, "x", kAddress);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::account_locked);
+    CHECK(r.error().retry_after == 15 * 60);
+  }
+  // Alice's email and any other email answer alike: a wrong password, not a lock.
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "x", kAddress)) ==
         ErrorCode::wrong_password);
-  CHECK(error_of(h.service.sign_in(Identity::username, "ALICE", "password123")) ==
+  CHECK(error_of(h.service.sign_in(Identity::email, "nobody@example.com", "x", kAddress)) ==
+        ErrorCode::user_not_found);
+  // And the reverse: locking the email leaves the username's count where it was.
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "x", kAddress)) ==
+        ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "x", kAddress)) ==
         ErrorCode::account_locked);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", "198.51.100.7")) ==
+        ErrorCode::wrong_password);
 }
 
-TEST_CASE("a successful sign-in clears the failure count") {
+TEST_CASE("a successful sign-in clears the failure count of its identifier and address") {
   Harness h([](Config &c) { c.max_failed_logins = 3; });
   h.sign_up("alice", "alice@example.com");
   for (int i = 0; i < 2; ++i)
-    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
-  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", kAddress)) ==
+          ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
   for (int i = 0; i < 2; ++i)
-    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
-  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", kAddress)) ==
+          ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 }
 
-TEST_CASE("failed sign-ins for unknown names are throttled too") {
+TEST_CASE("10 x max_failed_logins failures from many addresses lock an identifier everywhere "
+          "except where its owner signed in") {
   Harness h([](Config &c) { c.max_failed_logins = 2; });
-  CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x")) == ErrorCode::user_not_found);
-  CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x")) == ErrorCode::user_not_found);
-  auto r = h.service.sign_in(Identity::username, "GHOST", "x");
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.error().code == ErrorCode::account_locked);
-  CHECK(r.error().retry_after == 15 * 60);
+  h.sign_up("alice", "alice@example.com");
+  const std::string home = "192.0.2.10";
+  REQUIRE(h.service.sign_in(Identity::username, "alice", "password123", home).ok());
+  for (int i = 0; i < 20; ++i) {
+    h.clock = kStart + i;
+    const std::string bot = "198.51.100." + std::to_string(i / 2);
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", bot)) ==
+          ErrorCode::wrong_password);
+  }
+  auto fresh = h.service.sign_in(Identity::username, "alice", "password123", "203.0.113.99");
+  REQUIRE_FALSE(fresh.ok());
+  CHECK(fresh.error().code == ErrorCode::account_locked);
+  CHECK(fresh.error().retry_after == 15 * 60 - 19);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", home).ok());
+  // The email is another identifier, and an unknown name locks the same way.
+  CHECK(
+      h.service.sign_in(Identity::email, "alice@example.com", "password123", "203.0.113.99").ok());
+  for (int i = 0; i < 20; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x",
+                                     "198.51.100." + std::to_string(i / 2))) ==
+          ErrorCode::user_not_found);
+  CHECK(error_of(h.service.sign_in(Identity::username, "ghost", "x", home)) ==
+        ErrorCode::account_locked);
+  // Thirty days after its last sign-in the owner's address is a stranger's again.
+  h.clock = kStart + 19 + 30 * 86400;
+  for (int i = 0; i < 20; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x",
+                                     "198.51.100." + std::to_string(i / 2))) ==
+          ErrorCode::wrong_password);
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123", home)) ==
+        ErrorCode::account_locked);
+}
+
+TEST_CASE("a password reset lifts every lock and count on the account's username and email") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  for (int i = 0; i < 20; ++i) {
+    const std::string bot = "198.51.100." + std::to_string(i / 2);
+    h.service.sign_in(Identity::username, "alice", "x", bot);
+    h.service.sign_in(Identity::email, "alice@example.com", "x", bot);
+  }
+  for (Identity kind : {Identity::username, Identity::email})
+    CHECK(error_of(h.service.sign_in(kind, kind == Identity::email ? "alice@example.com" : "alice",
+                                     "password123", kAddress)) == ErrorCode::account_locked);
+  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  REQUIRE(token.ok());
+  REQUIRE(h.service.finish_password_reset(*token, "brand-new-password").ok());
+  CHECK(h.service.sign_in(Identity::username, "Alice", "brand-new-password", kAddress).ok());
+  CHECK(
+      h.service.sign_in(Identity::email, "alice@example.com", "brand-new-password", "198.51.100.0")
+          .ok());
+  // Every count went, not only the locks: one more failure at a bot's address locks nothing.
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", "198.51.100.1")) ==
+        ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", "198.51.100.1").ok());
+}
+
+TEST_CASE("a password changed by another process lifts the locks at the next attempt") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  for (int i = 0; i < 2; ++i)
+    h.service.sign_in(Identity::email, "alice@example.com", "x", kAddress);
+  for (int i = 0; i < 20; ++i)
+    h.service.sign_in(Identity::username, "alice", "x", "198.51.100." + std::to_string(i / 2));
+  CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "password123",
+                                   kAddress)) == ErrorCode::account_locked);
+  // What latch user set-password does, through its own connection.
+  {
+    db::SqliteStore admin(h.db_path);
+    PasswordHasher hasher(h.config.argon2, 1, 1);
+    REQUIRE(admin.replace_password(alice.id, hasher.hash("set-by-admin-1").value(), h.clock));
+  }
+  CHECK(h.service.sign_in(Identity::email, "alice@example.com", "set-by-admin-1", kAddress).ok());
+  CHECK(h.service.sign_in(Identity::username, "alice", "set-by-admin-1", "203.0.113.99").ok());
+}
+
+TEST_CASE("a hash upgraded at sign-in is not taken for a password change") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  h.sign_up("alice", "alice@example.com");
+  Config stronger = h.config;
+  stronger.argon2 = params(128, 2);
+  PasswordHasher stronger_hasher(stronger.argon2, 2, 8);
+  AuthService upgraded(stronger, h.store, stronger_hasher, h.codec, h.mailer,
+                       [&h] { return h.clock; });
+  for (int i = 0; i < 2; ++i)
+    upgraded.sign_in(Identity::username, "alice", "x", kAddress);
+  CHECK(upgraded.sign_in(Identity::username, "alice", "password123", "192.0.2.10").ok());
+  CHECK(error_of(upgraded.sign_in(Identity::username, "alice", "password123", kAddress)) ==
+        ErrorCode::account_locked);
 }
 
 TEST_CASE("max_failed_logins of zero never locks an account") {
   Harness h([](Config &c) { c.max_failed_logins = 0; });
   h.sign_up("alice", "alice@example.com");
-  for (int i = 0; i < 15; ++i)
-    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x")) == ErrorCode::wrong_password);
-  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+  for (int i = 0; i < 150; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::username, "alice", "x", kAddress)) ==
+          ErrorCode::wrong_password);
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 }
 
 TEST_CASE("a hash made with older parameters is upgraded at the next successful sign-in") {
@@ -290,11 +399,12 @@ TEST_CASE("a hash made with older parameters is upgraded at the next successful 
                        [&h] { return h.clock; });
 
   // A failed sign-in changes nothing.
-  CHECK(error_of(upgraded.sign_in(Identity::username, "alice", "wrong")) == ErrorCode::wrong_password);
+  CHECK(error_of(upgraded.sign_in(Identity::username, "alice", "wrong", kAddress)) ==
+        ErrorCode::wrong_password);
   CHECK(h.store.find_user_by_id(alice.id)->password_hash == old_hash);
 
   h.clock = kStart + 50;
-  auto r = upgraded.sign_in(Identity::username, "alice", "password123");
+  auto r = upgraded.sign_in(Identity::username, "alice", "password123", kAddress);
   REQUIRE(r.ok());
   const std::string new_hash = h.store.find_user_by_id(alice.id)->password_hash;
   CHECK(new_hash != old_hash);
@@ -303,7 +413,7 @@ TEST_CASE("a hash made with older parameters is upgraded at the next successful 
   CHECK(h.store.find_user_by_id(alice.id)->updated_at == kStart + 50);
 
   // Already current: signing in again leaves the hash alone; the password still works.
-  REQUIRE(upgraded.sign_in(Identity::email, "alice@example.com", "password123").ok());
+  REQUIRE(upgraded.sign_in(Identity::email, "alice@example.com", "password123", kAddress).ok());
   CHECK(h.store.find_user_by_id(alice.id)->password_hash == new_hash);
 }
 
@@ -525,9 +635,9 @@ TEST_CASE("a password reset mails a token link, works once and ends every sessio
 
   h.clock = kStart + 60;
   CHECK(h.service.finish_password_reset(*token, "brand-new-password").ok());
-  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123")) ==
+  CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123", kAddress)) ==
         ErrorCode::wrong_password);
-  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password").ok());
+  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", kAddress).ok());
   CHECK(error_of(h.service.check_token(s1->access, TokenType::access)) == ErrorCode::token_revoked);
   CHECK(error_of(h.service.check_token(s2->access, TokenType::access)) == ErrorCode::token_revoked);
   CHECK(error_of(h.service.refresh(s1->refresh, Api::flask, false)) == ErrorCode::token_revoked);
@@ -535,7 +645,7 @@ TEST_CASE("a password reset mails a token link, works once and ends every sessio
 
   CHECK(error_of(h.service.finish_password_reset(*token, "another-password")) ==
         ErrorCode::one_time_token_invalid);
-  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password").ok());
+  CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", kAddress).ok());
 }
 
 TEST_CASE("a reset token expires after its TTL") {
@@ -546,7 +656,7 @@ TEST_CASE("a reset token expires after its TTL") {
   h.clock = kStart + h.config.reset_ttl;
   CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
         ErrorCode::one_time_token_expired);
-  CHECK(h.service.sign_in(Identity::username, "alice", "password123").ok());
+  CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 
   auto fresh = h.service.start_password_reset(alice, h.config.reset_ttl);
   REQUIRE(fresh.ok());
@@ -580,6 +690,82 @@ TEST_CASE("a user without an email cannot start a password reset") {
   db::User u = h.sign_up("noemail", std::nullopt);
   CHECK(error_of(h.service.start_password_reset(u, 900)) == ErrorCode::user_not_found);
   CHECK(h.mails().empty());
+}
+
+TEST_CASE(
+    "one reset mail a minute and five an hour per account; past that nothing is made or sent") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  db::User bob = h.sign_up("bob", "bob@example.com");
+  auto first = h.service.start_password_reset(alice, 900);
+  REQUIRE(first.ok());
+  h.clock = kStart + 59;
+  auto again = h.service.start_password_reset(alice, 900);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == ErrorCode::rate_limited);
+  CHECK(again.error().retry_after == 1);
+  CHECK(h.service.start_password_reset(bob, 900).ok());  // another account, its own limit
+  CHECK(h.service.start_email_verification(alice).ok()); // confirmation mails counted apart
+  CHECK(error_of(h.service.start_email_verification(alice)) == ErrorCode::rate_limited);
+  for (int i = 1; i < 5; ++i) {
+    h.clock = kStart + 60 * i;
+    auto next = h.service.start_password_reset(alice, 900);
+    REQUIRE(next.ok());
+    CHECK(*next != *first); // each mail a fresh token
+  }
+  h.clock = kStart + 600;
+  auto sixth = h.service.start_password_reset(alice, 900);
+  REQUIRE_FALSE(sixth.ok());
+  CHECK(sixth.error().code == ErrorCode::rate_limited);
+  CHECK(sixth.error().retry_after == 3600 - 600);
+
+  std::size_t to_alice = 0;
+  for (const Mail &m : h.mails())
+    if (m.to == "alice@example.com" && m.subject == "Reset your password") ++to_alice;
+  CHECK(to_alice == 5);
+  CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE user_id = '" + alice.id +
+                "' AND purpose = 'reset'") == 5);
+
+  h.clock = kStart + 3600;
+  CHECK(h.service.start_password_reset(alice, 900).ok());
+
+  Harness off([](Config &c) { c.mail_limit = 0; });
+  db::User carol = off.sign_up("carol", "carol@example.com");
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(off.service.start_password_reset(carol, 900).ok());
+  CHECK(off.mails().size() == 10);
+}
+
+TEST_CASE("mails name the account by its address only, never by text its creator chose") {
+  Harness h;
+  // Spaces of any kind are refused in a username (auth/identity.h)...
+  NewUser spaced;
+  spaced.username = "\u2003\u2003Your\u2002account\u2002is\u2002suspended.\u2002Call"
+                    "\u2002+1-555-0100\u2002now\u3000";
+  spaced.email = "spaced@example.com";
+  spaced.password = "password123";
+  CHECK_FALSE(h.service.sign_up(spaced).ok());
+  // ...but a sentence fits in one without, and a display name holds anything.
+  NewUser u;
+  u.username = "Your-account-is-suspended.Call-+1-555-0100-now";
+  u.email = "mark@example.com";
+  u.password = "password123";
+  u.display_name = "Your account is suspended. Call +1-555-0100 now";
+  auto signed_up = h.service.sign_up(u);
+  REQUIRE(signed_up.ok());
+  db::User mark = signed_up.value();
+  REQUIRE(h.service.start_email_verification(mark).ok());
+  REQUIRE(h.service.start_password_reset(mark, 900).ok());
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 2);
+  for (const Mail &m : mails) {
+    CAPTURE(m.body);
+    CHECK(m.body.find("suspended") == std::string::npos);
+    CHECK(m.body.find("\u2003") == std::string::npos);
+    CHECK(m.subject.find("suspended") == std::string::npos);
+    CHECK(m.body.find("mark@example.com") != std::string::npos);
+    CHECK(m.body.find("Latch at 127.0.0.1:8080") != std::string::npos);
+  }
 }
 
 TEST_CASE("email verification mails a link and confirms the address once") {

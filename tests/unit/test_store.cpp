@@ -200,16 +200,43 @@ TEST_CASE("users are found by id, by email and by username in any case") {
   CHECK_FALSE(store.find_user_by_username("").has_value());
 }
 
-TEST_CASE("username_or_email_taken checks both, the username case-insensitively") {
+TEST_CASE("identity_taken checks the username (exact, key, skeleton) and the email") {
   SqliteStore store(":memory:");
-  REQUIRE(store.insert_user(make_user("u1", "Ann", "ann@example.com")) == InsertUserResult::ok);
-  CHECK(store.username_or_email_taken("ann", std::nullopt));
-  CHECK(store.username_or_email_taken("ANN", std::string("new@example.com")));
-  CHECK(store.username_or_email_taken("zed", std::string("ann@example.com")));
-  CHECK_FALSE(store.username_or_email_taken("zed", std::string("zed@example.com")));
-  CHECK_FALSE(store.username_or_email_taken("zed", std::nullopt));
+  User ann = make_user("u1", "Ann", "ann@example.com");
+  ann.username_key = "ann";
+  ann.username_skeleton = "skeleton-of-ann";
+  REQUIRE(store.insert_user(ann) == InsertUserResult::ok);
+  auto candidate = [](const std::string &username, std::optional<std::string> key,
+                      std::optional<std::string> skeleton, std::optional<std::string> email) {
+    User u = make_user("new", username, std::move(email));
+    u.username_key = std::move(key);
+    u.username_skeleton = std::move(skeleton);
+    return u;
+  };
+  CHECK(store.identity_taken(candidate("ANN", "x", "y", std::nullopt)) ==
+        InsertUserResult::username_taken); // the stored name, ASCII case aside
+  CHECK(store.identity_taken(candidate("z1", "ann", "y", std::nullopt)) ==
+        InsertUserResult::username_taken); // the key
+  CHECK(store.identity_taken(candidate("z2", "x", "skeleton-of-ann", std::nullopt)) ==
+        InsertUserResult::username_taken); // the skeleton
+  CHECK(store.identity_taken(candidate("z3", "ann@example.com", "y", std::nullopt)) ==
+        InsertUserResult::username_taken); // a key equal to an email
+  CHECK(store.identity_taken(candidate("zed", "zed", "zed", std::string("ann@example.com"))) ==
+        InsertUserResult::email_taken);
+  CHECK(store.identity_taken(candidate("zed", "zed", "zed", std::string("ann"))) ==
+        InsertUserResult::email_taken); // an email equal to a username key
+  CHECK(store.identity_taken(candidate("zed", "zed", "zed", std::string("zed@example.com"))) ==
+        InsertUserResult::ok);
+  CHECK(store.identity_taken(candidate("zed", "zed", "zed", std::nullopt)) == InsertUserResult::ok);
+  // A user does not clash with itself (a rename to another spelling of its own name).
+  User self = candidate("ANN", "ann", "skeleton-of-ann", std::nullopt);
+  self.id = "u1";
+  CHECK(store.identity_taken(self) == InsertUserResult::ok);
+  // insert_user applies the same check: the skeleton index alone would not refuse this one.
+  CHECK(store.insert_user(candidate("z2", "x", "skeleton-of-ann", std::nullopt)) ==
+        InsertUserResult::username_taken);
+  CHECK(store.list_users().size() == 1);
 }
-
 TEST_CASE("update_password_hash and set_email_verified change only the named user") {
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
