@@ -55,7 +55,7 @@ void login(Ctx &ctx) {
   if (!identity.present() || !password.present())
     return reply(ctx, 400, "Identity and password are required");
   auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value,
-                                  ctx.client_address);
+                                  ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::envelope);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -82,7 +82,7 @@ void sign_up(Ctx &ctx) {
   if (!valid_email(lower_ascii(*u.email))) return reply(ctx, 400, "Email is not valid");
   if (!strong_password(ctx, u.password)) return reply(ctx, 400, "Password is not valid");
 
-  auto user = ctx.service.sign_up(u);
+  auto user = ctx.service.sign_up(u, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   reply(ctx, 200, "Success",
         json::array({{{"uuid", user->id},

@@ -57,7 +57,7 @@ void token(Ctx &ctx) {
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
   auto user =
-      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.client_address);
+      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -101,7 +101,7 @@ void register_user(Ctx &ctx) {
   }
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
-  auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""});
+  auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""}, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
   if (!pair) return http::send_error(ctx, pair.error());

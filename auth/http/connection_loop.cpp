@@ -65,6 +65,7 @@ constexpr std::array<std::string_view, 7> kRoutableMethods = {"GET",    "HEAD", 
 constexpr const char *kRefusedField = "@latch-refused";
 constexpr const char *kTagField = "@latch-tag";
 constexpr const char *kDroppedField = "@latch-dropped";
+constexpr const char *kLineFullField = "@latch-line-full";
 
 // cpp-httplib runs the connection loop through its task queue; here accepting a connection
 // only registers it, which the accepting thread does itself.
@@ -124,11 +125,14 @@ std::string decoded_path(std::string_view target) {
   return httplib::detail::decode_url(std::string(target), false);
 }
 
-// Whether a field line is left out of the request handed to cpp-httplib. Framing fields are
-// the loop's (the handed-over request carries its own Content-Length); Range would make
+// Whether a field line is left out of the request handed to cpp-httplib. Framing and
+// connection fields are the loop's: the handed-over request carries its own Content-Length,
+// and whether the connection stays open is framing.h's decision (cpp-httplib would read
+// "Connection: close<TAB>" or an HTTP/1.0 "keep-alive" differently). Range would make
 // cpp-httplib cut a JSON answer to a byte range.
 bool framing_field(std::string_view name) {
-  for (std::string_view f : {"content-length", "transfer-encoding", "expect", "range"})
+  for (std::string_view f : {"content-length", "transfer-encoding", "expect", "range", "connection",
+                             "proxy-connection", "keep-alive", "upgrade"})
     if (iequals(name, f)) return true;
   return false;
 }
@@ -333,6 +337,10 @@ int ConnectionLoop::refusal_status(const httplib::Request &req) {
 int ConnectionLoop::tag_of(const httplib::Request &req) {
   auto it = req.headers.find(kTagField);
   return it == req.headers.end() ? -1 : std::atoi(it->second.c_str());
+}
+
+bool ConnectionLoop::line_full(const httplib::Request &req) {
+  return req.has_header(kLineFullField);
 }
 
 bool ConnectionLoop::field_dropped(const httplib::Request &req, std::string_view name) {
@@ -763,8 +771,9 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
   normalised.clear();
   std::vector<std::string> dropped;
   bool encoded = false;
-  normalised.append(head.method).append(" ").append(head.target).append(" ");
-  normalised.append(head.version).append("\r\n");
+  // HTTP/1.1 whatever the client spoke: keep-alive is decided here (head.keep_alive), not by
+  // cpp-httplib's own reading of an HTTP/1.0 request.
+  normalised.append(head.method).append(" ").append(head.target).append(" HTTP/1.1\r\n");
   for (const FieldLine &f : head.fields) {
     if (framing_field(f.name)) continue;
     if (decodes_to_control(f.value)) {
@@ -847,20 +856,21 @@ ConnectionLoop::Step ConnectionLoop::finish(Connection &c, Ready &ready, bool pe
       if (lane == Lane::heavy) loop.finish_heavy();
     }
   } guard{*this, lane};
-  if (lane == Lane::overflow) ready.verdict.refuse = 503; // the line is full: answered at once
   const bool last = ++c.served >= keep_alive_max_count_ || draining_ || peer_done ||
                     !ready.keep_alive;
   c.last_active = Clock::now();
   c.request_started = {}; // the next request's clock starts with its first bytes
-  if (!answer(c, ready, last, out) || last) return Step::close;
+  if (!answer(c, ready, last, out, lane == Lane::overflow) || last) return Step::close;
   return Step::answered;
 }
 
 // Runs one whole request through cpp-httplib; false if the connection must end.
-bool ConnectionLoop::answer(Connection &c, Ready &ready, bool last, std::string &out) {
+bool ConnectionLoop::answer(Connection &c, Ready &ready, bool last, std::string &out,
+                            bool line_full) {
   RequestStream stream(*this, c, ready, out);
   bool closed = false;
   const bool ok = process_request(stream, last, closed, [&](httplib::Request &req) {
+    if (line_full) req.headers.emplace(kLineFullField, "1");
     if (ready.verdict.refuse) req.headers.emplace(kRefusedField, std::to_string(ready.verdict.refuse));
     if (ready.verdict.tag >= 0) req.headers.emplace(kTagField, std::to_string(ready.verdict.tag));
     for (const auto &name : ready.dropped) req.headers.emplace(kDroppedField, name);
@@ -903,7 +913,7 @@ void ConnectionLoop::refuse_body(Connection &c, int status, std::string &out) {
 }
 
 // A heavy request's lane: it runs if there is room and no earlier one is waiting, is parked
-// if the line has room, and is refused otherwise.
+// if the line has room, and otherwise runs marked line_full.
 ConnectionLoop::Lane ConnectionLoop::admit(Connection &c, const Ready &) {
   std::lock_guard lock(connections_mutex_);
   const bool first_in_line = c.was_parked;

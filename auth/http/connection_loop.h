@@ -70,8 +70,10 @@ struct Verdict {
 //   time-outs after its first.
 // - Requests of the heavy lane (those that hash a password) run at most `heavy_at_once` at a
 //   time (one per hashing slot). Up to `heavy_queue` more wait whole, holding no worker, and run
-//   in arrival order as running ones finish; past that they are refused 503 at once. So a flood
-//   of sign-ins never holds the workers that token checks need, and hashing runs back to back.
+//   in arrival order as running ones finish; past that they run at once marked line_full(),
+//   for the application to refuse any wait (503) while still answering what needs no hash (a
+//   locked account's 429). So a flood of sign-ins never holds the workers that token checks
+//   need, and hashing runs back to back.
 //
 // Written against cpp-httplib 0.11.4 (Debian 12): see the static_assert in the .cpp for what to
 // re-verify on an upgrade.
@@ -101,6 +103,9 @@ public:
   static int refusal_status(const httplib::Request &req);
   // classify()'s tag for this request; -1 without classify.
   static int tag_of(const httplib::Request &req);
+  // Whether this heavy request came when the line was full: it runs at once, but must not wait
+  // for a hashing slot (refused busy unless one is free), so it holds no worker for long.
+  static bool line_full(const httplib::Request &req);
   // The name of each field line the loop left out because it was longer than cpp-httplib
   // reads (only a credential is left out; any other such line is refused 431).
   static bool field_dropped(const httplib::Request &req, std::string_view name);
@@ -142,7 +147,7 @@ private:
   Step frame_next(Connection &c, std::string &in, std::size_t &pos, bool peer_done,
                   std::string &out);
   Step finish(Connection &c, Ready &ready, bool peer_done, std::string &out);
-  bool answer(Connection &c, Ready &ready, bool last, std::string &out);
+  bool answer(Connection &c, Ready &ready, bool last, std::string &out, bool line_full = false);
   void refuse(Connection &c, int status, const RequestHead *head, std::string &out);
   void refuse_body(Connection &c, int status, std::string &out);
   enum class Lane { light, heavy, parked, overflow };

@@ -208,6 +208,7 @@ void Dispatcher::dispatch(const Route &route, const httplib::Request &req, httpl
   Ctx ctx{req, res, service_, config_, route.api, &route};
   try {
     ctx.client_address = client_address(req, config_.trusted_proxies);
+    ctx.hash_line_full = ConnectionLoop::line_full(req);
     if (route.throttled) {
       if (int wait = service_.throttle_address(ctx.client_address))
         return send_error(ctx, Error{ErrorCode::rate_limited, "", wait});

@@ -5,6 +5,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 // ---- Strict framing: rules 1 to 18 of framing.h, state machines after llhttp 9.3.1's ----
 
@@ -264,8 +265,18 @@ HeadResult HeadParser::refuse(std::string_view input, int status, const char *re
   result_.reason = reason;
   result_.head.method = input.substr(method_at_, method_size_);
   result_.head.target = input.substr(target_at_, target_size_);
-  // Past the request line, it was read whole: the version says so.
-  if (state_ >= kFieldStart) result_.head.version = input.substr(version_at_, 8);
+  // Past the request line, it was read whole: the version says so. The field lines read whole
+  // before the refusal come with it (what an answer's shape may depend on: Origin, a request
+  // id); one being read when it came does not.
+  if (state_ >= kFieldStart) {
+    result_.head.version = input.substr(version_at_, 8);
+    const bool in_field = state_ == kName || state_ == kValueWs || state_ == kValue ||
+                          state_ == kValueCR;
+    const std::size_t whole = fields_.size() - (in_field && !fields_.empty() ? 1 : 0);
+    for (std::size_t i = 0; i < whole; ++i)
+      result_.head.fields.push_back({input.substr(fields_[i].name_at, fields_[i].name_size),
+                                     trim_ows(input.substr(fields_[i].value_at, fields_[i].value_size))});
+  }
   state_ = kHeadDone;
   return result_;
 }

@@ -77,7 +77,7 @@ struct RequestHead {
 struct HeadResult {
   enum class State { incomplete, complete, refused } state = State::incomplete;
   RequestHead head;        // complete; refused: method and target when they were read, and
-                           // the version once the request line was read whole
+                           // the version and the whole field lines once past the request line
   int status = 0;          // refused: 400, 413, 431, 501 or 505
   const char *reason = ""; // refused: a short phrase for logs and tests
 };

@@ -70,8 +70,13 @@ struct Served {
       release.wait();
       res.set_content("waited", "text/plain");
     });
-    // As a sign-in: heavy when the options say so.
+    // As a sign-in: heavy when the options say so; past the line it may not wait, as Latch's
+    // sign-ins then may not wait for a hashing slot.
     server.Get("/heavy", [this](const httplib::Request &req, httplib::Response &res) {
+      if (ConnectionLoop::line_full(req)) {
+        res.status = 503;
+        return;
+      }
       {
         std::lock_guard lock(order_mutex);
         heavy_order.push_back(req.get_param_value("id"));
@@ -279,7 +284,7 @@ TEST_CASE(
   REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 1; }));
   REQUIRE(third.send(heavy(3)));
   REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 2; }));
-  // The line is full: the fourth is refused at once.
+  // The line is full: the fourth runs at once, told it may not wait, and is refused.
   REQUIRE(fourth.send(heavy(4)));
   CHECK(fourth.read_responses(1, 3s).rfind("HTTP/1.1 503", 0) == 0);
   // The one worker is held by the running request, the parked ones hold none: a light
