@@ -133,7 +133,7 @@ bool Listener::run() {
     metrics_server_->stop();
     metrics_thread.join();
   }
-  stopped_ = true;
+  *stopped_ = true;
   return ok;
 }
 
@@ -141,9 +141,9 @@ void Listener::stop() {
   // Stop accepting now; requests in flight get shutdown_timeout to finish, then we go anyway.
   loop_->stop();
   int limit = config_.shutdown_timeout;
-  std::thread([this, limit] {
+  std::thread([stopped = stopped_, limit] {
     for (int waited = 0; waited < limit * 10; ++waited) {
-      if (stopped_) return;
+      if (*stopped) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     std::cerr << "latch: requests still running " << limit << " s after the stop signal; exiting\n";

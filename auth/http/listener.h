@@ -40,7 +40,8 @@ private:
   Dispatcher &dispatcher_;
   std::unique_ptr<ConnectionLoop> loop_;
   std::unique_ptr<httplib::Server> metrics_server_; // with --metrics-addr
-  std::atomic<bool> stopped_ = false;
+  // Shared with the stop watchdog, which may outlive this object by one look.
+  std::shared_ptr<std::atomic<bool>> stopped_ = std::make_shared<std::atomic<bool>>(false);
   int port_ = 0, metrics_port_ = 0;
 };
 
