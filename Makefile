@@ -67,7 +67,7 @@ asan: test-deps
 # ThreadSanitizer build running the tests that exercise concurrency (unit tests of the
 # hashing gate, limits and store; the HTTP race, theft and slow-client suites). A race
 # makes the server or the test exit with an error, so the run fails.
-TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits
+TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits|http_test_framing|http_test_lockout
 tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)

@@ -519,9 +519,9 @@ TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal 
     if (path == "/echo" && method == "POST") return Verdict{.tag = 8};
     return Verdict{.refuse = path == "/%" ? 404 : 405};
   };
-  Served s(o);
-  std::vector<std::string> seen;
+  std::vector<std::string> seen; // before the server, so it outlives the server's threads
   std::mutex seen_mutex;
+  Served s(o);
   s.server.set_refusal_handler([&](const httplib::Request &req, httplib::Response &res) {
     std::lock_guard lock(seen_mutex);
     seen.push_back(std::to_string(ConnectionLoop::refusal_status(req)) + " " + req.path);
