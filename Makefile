@@ -17,7 +17,7 @@ BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev li
 TEST_PKGS  := python3 python3-aiosmtpd sqlite3
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev
-FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes
+FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes fuzz_framing
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -67,7 +67,7 @@ asan: test-deps
 # ThreadSanitizer build running the tests that exercise concurrency (unit tests of the
 # hashing gate, limits and store; the HTTP race, theft and slow-client suites). A race
 # makes the server or the test exit with an error, so the run fails.
-TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits
+TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits|http_test_framing|http_test_lockout
 tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
@@ -138,13 +138,13 @@ bench-peers: bench-deps
 	  else echo "bench: npm ci failed (bench/out/npm-ci.log): the Node peer will be skipped"; rm -rf node_modules; fi; \
 	fi
 
-# Bare cpp-httplib, or (argument `loop`) Latch's connection loop under it: auth/http/event_server.cpp.
-CEILING_HTTP_SRCS := bench/ceiling_http.cpp auth/http/event_server.cpp auth/http/framing.cpp
+# Bare cpp-httplib, or (argument `loop`) Latch's connection loop under it: auth/http/connection_loop.cpp.
+CEILING_HTTP_SRCS := bench/ceiling_http.cpp auth/http/connection_loop.cpp auth/http/framing.cpp
 
-$(BENCH_BIN)/ceiling_http: $(CEILING_HTTP_SRCS) auth/http/event_server.h auth/http/framing.h | bench-deps
+$(BENCH_BIN)/ceiling_http: $(CEILING_HTTP_SRCS) auth/http/connection_loop.h auth/http/framing.h | bench-deps
 	@mkdir -p $(BENCH_BIN)
 	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ $(CEILING_HTTP_SRCS) \
-	  $$(pkg-config --cflags --libs cpp-httplib) -pthread
+	  $$(pkg-config --cflags --libs cpp-httplib) -lssl -lcrypto -pthread
 
 # Linked like Latch (CMakeLists.txt): static libsodium with its mmap and munmap wrapped.
 $(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp auth/password.cpp auth/password.h | bench-deps

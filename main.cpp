@@ -1,8 +1,9 @@
 // latch: read config, open the store, build the service, serve. No auth logic lives here.
 #include "auth/admin.h"
 #include "auth/config.h"
+#include "auth/http/dispatch.h"
+#include "auth/http/listener.h"
 #include "auth/http/routes.h"
-#include "auth/http/server.h"
 #include "auth/mail.h"
 #include "auth/password.h"
 #include "auth/secure.h"
@@ -89,13 +90,21 @@ int serve(const std::vector<std::string> &args) {
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
   AuthService service(config, *cached, hasher, *codec, mailer, system_clock());
-  http::Server server(config, service);
-  if (!server.bind()) {
-    std::cerr << "latch: cannot listen on " << config.host << ":" << config.port << "\n";
+  http::Dispatcher dispatcher(config, service);
+  std::unique_ptr<http::Listener> listener;
+  std::string error;
+  try {
+    listener = std::make_unique<http::Listener>(config, dispatcher);
+  } catch (const std::exception &e) {
+    std::cerr << "latch: " << e.what() << "\n";
+    return 2;
+  }
+  if (!listener->bind(&error)) {
+    std::cerr << "latch: " << error << "\n";
     return 1;
   }
   // With port 0 the system picked one: mailed links must name it. No request is served yet.
-  config.port = server.port();
+  config.port = listener->port();
   for (const auto &line : config_warnings(config)) std::cerr << "latch: warning: " << line << "\n";
 
   std::mutex stop_mutex;
@@ -115,15 +124,18 @@ int serve(const std::vector<std::string> &args) {
   std::thread signal_waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    if (sig != 0) server.stop();
+    if (sig != 0) listener->stop();
   });
 
   std::string apis;
   for (Api a : config.apis) apis += std::string(apis.empty() ? "" : ",") + api_name(a);
+  if (listener->metrics_port() != 0)
+    std::cout << "latch: metrics on http://" << config.metrics_host << ":"
+              << listener->metrics_port() << "/metrics" << std::endl;
   std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https")
-            << "://" << config.host << ":" << server.port()
+            << "://" << config.host << ":" << listener->port()
             << " (apis: " << apis << ", db: " << config.db_path << ")" << std::endl;
-  bool ok = server.run();
+  bool ok = listener->run();
 
   {
     std::lock_guard lock(stop_mutex);

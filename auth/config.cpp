@@ -1,7 +1,8 @@
 // Config: the option table, parsing of flags and LATCH_* variables, and validation.
 #include "auth/config.h"
 
-#include <openssl/err.h>
+#include "auth/tls.h"
+
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -249,8 +250,14 @@ const std::vector<Option> &options() {
          "request past it sends nothing (default 5; 0 off)",
          int_setter(0, 1000, [](Config &c, long long n) { c.mail_limit = int(n); })},
         {"trusted-proxy", "LATCH_TRUSTED_PROXY", "ADDR[,ADDR]",
-         "reverse proxy whose X-Forwarded-For names the client address",
-         string_setter([](Config &c, const std::string &v) { c.trusted_proxies = split_list(v); })},
+         "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           std::string error;
+           auto set = AddressSet::parse(split_list(v), &error);
+           if (!set) return error;
+           c.trusted_proxies = std::move(*set);
+           return std::nullopt;
+         }},
         {"argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB", "KIB",
          "argon2id memory cost (default 19456)",
          int_setter(8, 4 * 1024 * 1024,
@@ -300,11 +307,16 @@ const std::vector<Option> &options() {
                     [](Config &c, long long n) { c.max_body_bytes = size_t(n); })},
         {"threads", "LATCH_THREADS", "N",
          "HTTP worker threads kept running; more start while these are stuck (default: one per "
-         "core, at least 2; with TLS, a thread a connection: 8 per core, at least 16)",
+         "core, at least 2)",
          int_setter(1, 4096, [](Config &c, long long n) { c.threads = unsigned(n); })},
         {"max-connections", "LATCH_MAX_CONNECTIONS", "N",
-         "connections open at once; more wait to be accepted (default 1024)",
+         "connections open at once; past it the one idle longest is closed (default 1024)",
          int_setter(1, 65536, [](Config &c, long long n) { c.max_connections = unsigned(n); })},
+        {"max-connections-per-address", "LATCH_MAX_CONNECTIONS_PER_ADDRESS", "N",
+         "connections open at once from one client address, an IPv6 /64 counting as one; "
+         "trusted proxies are not capped (default 64; 0 off)",
+         int_setter(0, 65536,
+                    [](Config &c, long long n) { c.max_connections_per_address = unsigned(n); })},
         {"log-format", "LATCH_LOG_FORMAT", "FORMAT",
          "access log on stdout: text, json (JSON lines) or off (default text)", set_log_format},
         {"metrics", "LATCH_METRICS", "", "serve GET /metrics (Prometheus text format)",
@@ -390,9 +402,9 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.hash_concurrency == 0) c.hash_concurrency = cores;
-  // Without TLS a worker serves any ready connection, so one per core keeps every core busy
-  // (auth/http/event_server.h); with TLS each connection holds a thread while it is open.
-  if (c.threads == 0) c.threads = c.tls_cert.empty() ? std::max(2u, cores) : std::max(16u, 8 * cores);
+  // A worker serves any ready connection, so one per core keeps every core busy
+  // (auth/http/connection_loop.h), with TLS as without.
+  if (c.threads == 0) c.threads = std::max(2u, cores);
   return c;
 }
 
@@ -401,17 +413,6 @@ namespace {
 bool is_loopback(const std::string &host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
-
-// The first OpenSSL error queued, as text, and the queue emptied.
-std::string openssl_reason() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  const char *reason = e ? ERR_reason_error_string(e) : nullptr;
-  return reason ? reason : "unknown error";
-}
-
-// Never asks for a passphrase on the terminal: an encrypted key fails to load instead.
-int no_passphrase(char *, int, int, void *) { return 0; }
 
 } // namespace
 
@@ -428,33 +429,10 @@ std::vector<std::string> config_warnings(const Config &c) {
 
 std::optional<std::string> check_tls_files(const Config &c) {
   if (c.tls_cert.empty()) return std::nullopt;
-  const std::pair<const char *, const std::string *> files[] = {{"--tls-cert", &c.tls_cert},
-                                                                {"--tls-key", &c.tls_key}};
-  for (const auto &[flag, path] : files) {
-    std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path->c_str(), "r"), std::fclose);
-    char byte = 0;
-    if (!f || (std::fread(&byte, 1, 1, f.get()) != 1 && std::ferror(f.get())))
-      return std::string(flag) + " " + *path + ": cannot read it: " + std::strerror(errno);
-  }
-  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX *)> ctx(SSL_CTX_new(TLS_server_method()),
-                                                    SSL_CTX_free);
-  if (!ctx) return "cannot start OpenSSL: " + openssl_reason();
-  SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
-  ERR_clear_error();
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), c.tls_cert.c_str()) != 1)
-    return "--tls-cert " + c.tls_cert + ": not a PEM certificate chain (" + openssl_reason() + ")";
-  // The key alone first, so a key that is not one is told apart from a key of another pair.
-  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX *)> key_only(SSL_CTX_new(TLS_server_method()),
-                                                         SSL_CTX_free);
-  if (!key_only) return "cannot start OpenSSL: " + openssl_reason();
-  SSL_CTX_set_default_passwd_cb(key_only.get(), no_passphrase);
-  if (SSL_CTX_use_PrivateKey_file(key_only.get(), c.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return "--tls-key " + c.tls_key + ": not a PEM private key, or one with a passphrase";
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), c.tls_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx.get()) != 1) {
-    ERR_clear_error();
-    return "--tls-key " + c.tls_key + ": not the key of the certificate in " + c.tls_cert;
-  }
+  std::string error;
+  SSL_CTX *ctx = load_tls_context(c.tls_cert, c.tls_key, &error);
+  if (!ctx) return error;
+  SSL_CTX_free(ctx);
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 // One Config: defaults, then LATCH_* environment variables, then flags (flags win); validated.
 #pragma once
 
+#include "auth/address_set.h"
 #include "auth/password.h"
 
 #include <array>
@@ -39,7 +40,7 @@ struct Config {
   int rate_limit = 60;                   // requests a minute per address; 0 = off
   int max_failed_logins = 10;            // per (identifier, address) in 15 minutes; 0 = off
   int mail_limit = 5;                    // reset/confirmation mails per account an hour; 0 = off
-  std::vector<std::string> trusted_proxies;
+  AddressSet trusted_proxies;            // whose X-Forwarded-For names the client
 
   std::string jwt_secret; // empty: generated at first start and kept in the database
   PasswordParams argon2;
@@ -62,8 +63,9 @@ struct Config {
   std::int64_t verify_email_ttl = 86400;
 
   std::size_t max_body_bytes = 64 * 1024;
-  unsigned threads = 0; // 0: one per core, at least 2 (with TLS: 8 per core, at least 16)
-  unsigned max_connections = 1024; // open at once; more wait to be accepted
+  unsigned threads = 0; // 0: one per core, at least 2
+  unsigned max_connections = 1024; // open at once; the one idle longest makes room for more
+  unsigned max_connections_per_address = 64; // from one client address (IPv6: a /64); 0 off
   int purge_interval = 60; // seconds between purges of expired rows
 
   // Operations

@@ -9,7 +9,6 @@
 // Argon2 writes every block before it reads it, so what a previous hash left there is never used.
 #include "auth/password.h"
 
-#include "auth/wait_hint.h"
 
 #include <sodium.h>
 #include <sys/mman.h>
@@ -104,7 +103,7 @@ namespace latch {
 // meanwhile; gives it back on every path out.
 class PasswordHasher::Slot {
 public:
-  explicit Slot(PasswordHasher &hasher) : hasher_(hasher), memory_(hasher.acquire()) {
+  Slot(PasswordHasher &hasher, bool may_wait) : hasher_(hasher), memory_(hasher.acquire(may_wait)) {
     lendable = memory_;
   }
   ~Slot() {
@@ -144,12 +143,11 @@ PasswordHasher::~PasswordHasher() {
     if (slot.base) munmap(slot.base, slot.size);
 }
 
-detail::HashMemory *PasswordHasher::acquire() {
+detail::HashMemory *PasswordHasher::acquire(bool may_wait) {
   std::unique_lock lock(mutex_);
   if (free_slots_.empty()) {
-    if (waiting_ >= max_waiting_ || WaitHint::must_not_queue()) return nullptr;
+    if (!may_wait || waiting_ >= max_waiting_) return nullptr;
     ++waiting_;
-    WaitHint queued(WaitHint::queued); // more HTTP workers would not get a slot sooner
     bool got = slot_free_.wait_for(lock, std::chrono::seconds(30),
                                    [&] { return !free_slots_.empty(); });
     --waiting_;
@@ -212,8 +210,8 @@ std::size_t PasswordHasher::memory_held() {
   return held;
 }
 
-Result<std::string> PasswordHasher::hash(std::string_view password) {
-  Slot slot(*this);
+Result<std::string> PasswordHasher::hash(std::string_view password, bool may_wait) {
+  Slot slot(*this, may_wait);
   if (!slot.held()) return Error{ErrorCode::busy, "password hashing is saturated"};
   std::string phc;
   if (!hash_phc(params_, password, phc))
@@ -222,14 +220,14 @@ Result<std::string> PasswordHasher::hash(std::string_view password) {
 }
 
 Result<PasswordHasher::Verdict> PasswordHasher::verify(const std::string &phc,
-                                                       std::string_view password) {
-  Slot slot(*this);
+                                                       std::string_view password, bool may_wait) {
+  Slot slot(*this, may_wait);
   if (!slot.held()) return Error{ErrorCode::busy, "password hashing is saturated"};
   return verify_phc(params_, phc, password);
 }
 
-Status PasswordHasher::burn(std::string_view password) {
-  Slot slot(*this);
+Status PasswordHasher::burn(std::string_view password, bool may_wait) {
+  Slot slot(*this, may_wait);
   if (!slot.held()) return Error{ErrorCode::busy, "password hashing is saturated"};
   std::call_once(dummy_once_, [this] {
     // Made on first use rather than at start, so start-up stays fast.

@@ -46,17 +46,19 @@ public:
   PasswordHasher(const PasswordHasher &) = delete;
   PasswordHasher &operator=(const PasswordHasher &) = delete;
 
-  Result<std::string> hash(std::string_view password);
+  // may_wait: false when the caller must not wait for a slot (its request is past the
+  // connection loop's line): busy at once unless one is free.
+  Result<std::string> hash(std::string_view password, bool may_wait = true);
 
   struct Verdict {
     bool match = false;
     bool needs_rehash = false; // the hash was made with other parameters than ours
   };
-  Result<Verdict> verify(const std::string &phc, std::string_view password);
+  Result<Verdict> verify(const std::string &phc, std::string_view password, bool may_wait = true);
 
   // Spends one verification's cost against a fixed hash, so an unknown user costs the same
   // time as a wrong password and timing tells nobody which accounts exist.
-  Status burn(std::string_view password);
+  Status burn(std::string_view password, bool may_wait = true);
 
   const PasswordParams &params() const { return params_; }
 
@@ -71,7 +73,7 @@ public:
 
 private:
   class Slot; // one hashing slot, held for one call
-  detail::HashMemory *acquire(); // nullptr: busy
+  detail::HashMemory *acquire(bool may_wait); // nullptr: busy
   void release(detail::HashMemory *slot);
   void release_idle_memory();    // the thread that unmaps memory left unused too long
 

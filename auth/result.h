@@ -52,6 +52,7 @@ struct Error {
   ErrorCode code;
   std::string detail;   // a field name or short reason; never secrets or internals
   int retry_after = 0;  // seconds, for rate_limited and account_locked
+  int status = 0;       // bad_request: the HTTP status when not 400 (414, 431, 501, 505)
 };
 
 // A value or an Error (std::expected arrives with C++23).

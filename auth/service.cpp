@@ -105,14 +105,14 @@ std::optional<ErrorCode> AuthService::check_password(const std::string &password
   return std::nullopt;
 }
 
-Result<db::User> AuthService::sign_up(const NewUser &in) {
+Result<db::User> AuthService::sign_up(const NewUser &in, const Caller &caller) {
   db::User u;
   if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
   // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
   if (store_.identity_taken(u) != db::InsertUserResult::ok)
     return Error{ErrorCode::user_exists, ""};
-  auto hash = hasher_.hash(in.password); // outside any transaction
+  auto hash = hasher_.hash(in.password, caller.may_wait_for_hash); // outside any transaction
   if (!hash) return hash.error();
   u.id = secure::uuid_v4();
   u.password_hash = hash.value();
@@ -129,8 +129,7 @@ Result<db::User> AuthService::sign_up(const NewUser &in) {
 }
 
 Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifier,
-                                      const std::string &password,
-                                      const std::string &client_address) {
+                                      const std::string &password, const Caller &caller) {
   std::optional<db::User> user;
   if (kind != Identity::username && identifier.find('@') != std::string::npos)
     user = lookup_email(store_, identifier);
@@ -141,7 +140,7 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   // are counted alike (SignInThrottle).
   const std::int64_t t = now();
   auto attempt =
-      sign_in_throttle_.begin(identifier_key(identifier), client_address,
+      sign_in_throttle_.begin(identifier_key(identifier), caller.address,
                               user ? std::optional(throttle_account(*user)) : std::nullopt, t);
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
@@ -157,16 +156,17 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
     return failure(user ? ErrorCode::wrong_password : ErrorCode::user_not_found);
   if (!user) {
     // Same cost for unknown users, so timing tells nothing about which accounts exist.
-    if (auto burned = hasher_.burn(password); !burned) return burned.error();
+    if (auto burned = hasher_.burn(password, caller.may_wait_for_hash); !burned)
+      return burned.error();
     return failure(ErrorCode::user_not_found);
   }
-  auto verdict = hasher_.verify(user->password_hash, password);
+  auto verdict = hasher_.verify(user->password_hash, password, caller.may_wait_for_hash);
   if (!verdict) return verdict.error();
   if (!verdict->match) return failure(ErrorCode::wrong_password);
   ++sign_ins_.succeeded;
   if (verdict->needs_rehash) {
     // Made with older parameters: upgrade now that we know the password.
-    if (auto rehashed = hasher_.hash(password)) {
+    if (auto rehashed = hasher_.hash(password, caller.may_wait_for_hash)) {
       store_.update_password_hash(user->id, rehashed.value(), t);
       user->password_hash = rehashed.value();
     }
@@ -301,9 +301,9 @@ Result<std::string> AuthService::start_password_reset(const db::User &user, std:
 }
 
 Status AuthService::finish_password_reset(const std::string &token,
-                                          const std::string &new_password) {
+                                          const std::string &new_password, const Caller &caller) {
   if (auto bad = check_password(new_password)) return Error{*bad, "password"};
-  auto hash = hasher_.hash(new_password); // outside the transaction below
+  auto hash = hasher_.hash(new_password, caller.may_wait_for_hash); // outside the transaction below
   if (!hash) return hash.error();
   std::string user_id;
   switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), &user_id)) {

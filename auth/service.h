@@ -45,6 +45,20 @@ struct TokenPair {
 
 enum class Identity { email, username, email_or_username };
 
+// Who asks, as the HTTP layer knows it (http::Ctx::caller): what the core's limits depend on.
+struct Caller {
+  Caller() = default;
+  // An address alone is a caller that may wait.
+  Caller(std::string client_address, bool may_wait = true) // NOLINT(google-explicit-constructor)
+      : address(std::move(client_address)), may_wait_for_hash(may_wait) {}
+  Caller(const char *client_address) : Caller(std::string(client_address)) {} // NOLINT
+  std::string address; // the client's address, through trusted proxies
+  // False when the connection loop's line for password hashing is full: a hash this request
+  // needs is refused (busy, 503) unless a slot is free, rather than waited for. A sign-in
+  // refused before hashing (a locked identifier) is answered as ever.
+  bool may_wait_for_hash = true;
+};
+
 // Shared input rules, so every API applies the same ones in its own words (auth/identity.h).
 bool valid_email(const std::string &email);       // the WHATWG rule, for every API
 bool valid_username(const std::string &username); // 1-150 characters, NFKC_Casefold-able
@@ -78,12 +92,12 @@ public:
   // nullopt if the password is acceptable, else weak_password or password_too_long.
   std::optional<ErrorCode> check_password(const std::string &password) const;
 
-  Result<db::User> sign_up(const NewUser &user);
+  Result<db::User> sign_up(const NewUser &user, const Caller &caller = {});
   // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
-  // to invalid_credentials), account_locked, or busy. client_address is the HTTP layer's
-  // (Ctx::client_address): failures are counted per identifier and address (SignInThrottle).
+  // to invalid_credentials), account_locked, or busy. Failures are counted per identifier and
+  // the caller's address (SignInThrottle).
   Result<db::User> sign_in(Identity kind, const std::string &identifier,
-                           const std::string &password, const std::string &client_address);
+                           const std::string &password, const Caller &caller);
   Result<TokenPair> start_session(const db::User &user, Api api);
   // rotate: a new refresh token replaces the presented one (single use).
   Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate);
@@ -100,7 +114,8 @@ public:
   // (--mail-limit) it makes and sends nothing: rate_limited with the seconds to wait.
   Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl);
   // Also lifts every sign-in lock and count on the account's username and email.
-  Status finish_password_reset(const std::string &token, const std::string &new_password);
+  Status finish_password_reset(const std::string &token, const std::string &new_password,
+                               const Caller &caller = {});
 
   // The same mail limit as start_password_reset, counted apart.
   Result<std::string> start_email_verification(const db::User &user);

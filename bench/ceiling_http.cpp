@@ -5,9 +5,9 @@
 // time-outs and keep-alive, the listen backlog raised to SOMAXCONN.
 //   bare (the default): cpp-httplib's own connection loop, one thread per open connection from
 //     a pool of 256 (more than the benchmark's connections). The HTTP library's limit.
-//   loop: Latch's connection loop (auth/http/event_server.h) under the same route, one worker
+//   loop: Latch's connection loop (auth/http/connection_loop.h) under the same route, one worker
 //     per core. Latch's HTTP layer's limit: Latch ÷ this is what its own work costs.
-#include "auth/http/event_server.h"
+#include "auth/http/connection_loop.h"
 
 #include <httplib.h>
 #include <sys/socket.h>
@@ -32,9 +32,9 @@ int main(int argc, char **argv) {
 
   std::unique_ptr<httplib::Server> server;
   if (loop) {
-    latch::http::EventServer::Options options;
+    latch::http::ConnectionLoop::Settings options;
     options.threads = cores;
-    server = std::make_unique<latch::http::EventServer>(options);
+    server = std::make_unique<latch::http::ConnectionLoop>(options);
   } else {
     server = std::make_unique<httplib::Server>();
     server->new_task_queue = [] { return new httplib::ThreadPool(256); };

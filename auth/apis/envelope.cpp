@@ -55,7 +55,7 @@ void login(Ctx &ctx) {
   if (!identity.present() || !password.present())
     return reply(ctx, 400, "Identity and password are required");
   auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value,
-                                  ctx.client_address);
+                                  ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::envelope);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -82,7 +82,7 @@ void sign_up(Ctx &ctx) {
   if (!valid_email(lower_ascii(*u.email))) return reply(ctx, 400, "Email is not valid");
   if (!strong_password(ctx, u.password)) return reply(ctx, 400, "Password is not valid");
 
-  auto user = ctx.service.sign_up(u);
+  auto user = ctx.service.sign_up(u, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   reply(ctx, 200, "Success",
         json::array({{{"uuid", user->id},
@@ -101,7 +101,7 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::weak_password:
   case ErrorCode::password_too_long: return reply(ctx, 400, "Password is not valid");
   case ErrorCode::bad_body: return reply(ctx, 400, "Invalid JSON body");
-  case ErrorCode::bad_request: return reply(ctx, 400, "Bad request");
+  case ErrorCode::bad_request: return reply(ctx, e.status ? e.status : 400, "Bad request");
   case ErrorCode::unsupported_media_type: return reply(ctx, 415, "Unsupported media type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

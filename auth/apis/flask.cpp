@@ -24,7 +24,7 @@ void signup(Ctx &ctx) {
         password = field(ctx.body, "password");
   if (!username.present() || !email.present() || !password.present())
     return message(ctx, 400, "Missing required fields.");
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
+  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   message(ctx, 201, "User created.");
 }
@@ -33,7 +33,7 @@ void login(Ctx &ctx) {
   Field username = field(ctx.body, "username"), password = field(ctx.body, "password");
   if (!username.present() || !password.present()) return message(ctx, 400, "Missing credentials.");
   auto user =
-      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.client_address);
+      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::flask);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -64,7 +64,7 @@ void reset_password(Ctx &ctx) {
   Field token = field(ctx.body, "reset_token"), password = field(ctx.body, "new_password");
   if (!token.present() || !password.present())
     return message(ctx, 400, "Token and new password required.");
-  auto done = ctx.service.finish_password_reset(token.value, password.value);
+  auto done = ctx.service.finish_password_reset(token.value, password.value, ctx.caller());
   if (!done) return http::send_error(ctx, done.error());
   message(ctx, 200, "Password reset successful.");
 }
@@ -87,7 +87,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return message(ctx, 400, "Password must be at most " +
                                  std::to_string(ctx.config.password_max_bytes) + " bytes.");
   case ErrorCode::bad_body: return message(ctx, 400, "Invalid JSON body.");
-  case ErrorCode::bad_request: return message(ctx, 400, "Bad request.");
+  case ErrorCode::bad_request: return message(ctx, e.status ? e.status : 400, "Bad request.");
   case ErrorCode::unsupported_media_type:
     return message(ctx, 415, "Content-Type must be application/json.");
   case ErrorCode::user_exists:

@@ -54,7 +54,7 @@ void signup(Ctx &ctx) {
   if (plen > 30) errors.push_back("password must be shorter than or equal to 30 characters");
   if (!errors.empty()) return bad_request(ctx, errors);
 
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
+  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::picflux);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -70,7 +70,7 @@ void signin(Ctx &ctx) {
   if (!password.present()) errors.push_back("password should not be empty");
   if (!errors.empty()) return bad_request(ctx, errors);
 
-  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.client_address);
+  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::picflux);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -104,7 +104,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return bad_request(ctx, {"username must be shorter than or equal to 30 characters"});
   case ErrorCode::bad_body: return nest_error(ctx, 400, "Invalid request body", "Bad Request");
-  case ErrorCode::bad_request: return nest_error(ctx, 400, "Bad Request", "Bad Request");
+  case ErrorCode::bad_request:
+    return nest_error(ctx, e.status ? e.status : 400, "Bad Request", "Bad Request");
   case ErrorCode::unsupported_media_type:
     return nest_error(ctx, 415, "Unsupported Media Type", "Unsupported Media Type");
   case ErrorCode::user_exists:

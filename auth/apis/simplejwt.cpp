@@ -57,7 +57,7 @@ void token(Ctx &ctx) {
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
   auto user =
-      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.client_address);
+      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -101,7 +101,7 @@ void register_user(Ctx &ctx) {
   }
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
-  auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""});
+  auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""}, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
   if (!pair) return http::send_error(ctx, pair.error());
@@ -125,7 +125,8 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return send_json(ctx.res, 400, {{"username", {"Ensure this field has no more than 150 characters."}}});
   case ErrorCode::bad_body: return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
-  case ErrorCode::bad_request: return detail(ctx, 400, "Malformed request.", "parse_error");
+  case ErrorCode::bad_request:
+    return detail(ctx, e.status ? e.status : 400, "Malformed request.", "parse_error");
   case ErrorCode::unsupported_media_type:
     return detail(ctx, 415, "Unsupported media type \"" + e.detail + "\" in request.",
                   "unsupported_media_type");

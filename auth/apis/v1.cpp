@@ -46,7 +46,7 @@ void register_user(Ctx &ctx) {
     return error(ctx, 400, "email, username and password are required");
   auto send_email = send_email_flag(ctx);
   if (!send_email) return error(ctx, 400, "sendEmail must be true or false");
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""});
+  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   if (*send_email) {
     auto sent = ctx.service.start_email_verification(user.value());
@@ -60,7 +60,7 @@ void login(Ctx &ctx) {
   Field email = field(ctx.body, "email"), password = field(ctx.body, "password");
   if (!email.present() || !password.present())
     return error(ctx, 400, "email and password are required");
-  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.client_address);
+  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.caller());
   if (!user) return http::send_error(ctx, user.error());
   // Checked after the password, so it tells nothing to someone who does not know it.
   if (ctx.config.require_verified_email && !user->email_verified)
@@ -137,7 +137,7 @@ void password_reset_confirm(Ctx &ctx) {
   if (!password.present() || !confirm.present())
     return error(ctx, 400, "new_password and new_password_confirm are required");
   if (password.value != confirm.value) return error(ctx, 400, "password not confirm");
-  auto done = ctx.service.finish_password_reset(token, password.value);
+  auto done = ctx.service.finish_password_reset(token, password.value, ctx.caller());
   if (!done) return http::send_error(ctx, done.error());
   send_json(ctx.res, 200, json::object());
 }
@@ -164,7 +164,7 @@ void render_error(Ctx &ctx, const Error &e) {
     return error(ctx, 400, "password must be at most " +
                                std::to_string(ctx.config.password_max_bytes) + " bytes");
   case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
-  case ErrorCode::bad_request: return error(ctx, 400, "bad request");
+  case ErrorCode::bad_request: return error(ctx, e.status ? e.status : 400, "bad request");
   case ErrorCode::unsupported_media_type: return error(ctx, 415, "unsupported content type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

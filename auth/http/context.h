@@ -61,6 +61,10 @@ struct Ctx {
   std::string bearer;           // the raw token for refresh_token routes
   Claims claims;                // the verified access token for access_token routes
   std::string client_address;
+  bool hash_line_full = false; // the connection loop's line for hashing was full (Caller)
+
+  // Who asks, for the core's limits.
+  Caller caller() const { return {client_address, !hash_line_full}; }
 };
 
 // Sends a JSON body. Strings that are not UTF-8 are replaced, never thrown on.

@@ -194,6 +194,11 @@ std::string Metrics::render(const Gauges &g) const {
         << "\n# HELP latch_http_workers Threads serving requests now (more start while some are "
            "stuck).\n# TYPE latch_http_workers gauge\nlatch_http_workers "
         << g.http_workers << "\n";
+  if (g.connections_refused >= 0)
+    out << "# HELP latch_http_connections_refused_total Connections closed at once because their "
+           "address held --max-connections-per-address.\n"
+           "# TYPE latch_http_connections_refused_total counter\nlatch_http_connections_refused_total "
+        << g.connections_refused << "\n";
   out << "# HELP latch_database_errors_total Requests that failed on a database error.\n"
          "# TYPE latch_database_errors_total counter\nlatch_database_errors_total "
       << database_errors_.load() << "\n";

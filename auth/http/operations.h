@@ -53,7 +53,8 @@ public:
     std::uint64_t sign_ins_succeeded = 0, sign_ins_failed = 0, sign_ins_throttled = 0;
     unsigned hashes_running = 0, hashes_waiting = 0;
     std::int64_t active_sessions = -1; // -1: not known
-    std::int64_t connections_open = -1, http_workers = -1; // -1: not known (TLS)
+    std::int64_t connections_open = -1, http_workers = -1; // -1: not known
+    std::int64_t connections_refused = -1; // closed at accept: the per-address cap
   };
   std::string render(const Gauges &g) const;
 

@@ -1,7 +1,7 @@
-// libFuzzer: every route end to end through Server::dispatch; never a 500, always valid JSON.
+// libFuzzer: every route end to end through Dispatcher::dispatch; never a 500, always valid JSON.
 #include "auth/config.h"
 #include "auth/http/routes.h"
-#include "auth/http/server.h"
+#include "auth/http/dispatch.h"
 #include "auth/mail.h"
 #include "auth/password.h"
 #include "auth/service.h"
@@ -59,7 +59,7 @@ struct World {
   TokenCodec codec{kSecret};
   Mailer mailer{[](const Mail &) { return true; }}; // mail is dropped
   AuthService service{config, store, hasher, codec, mailer, [] { return kNow; }};
-  http::Server server{config, service};
+  http::Dispatcher dispatcher{config, service};
   db::User user = must_sign_up(service, "fuzzer", "fuzzer@example.com");
   db::User resetter = must_sign_up(service, "resetter", "resetter@example.com");
   std::string revoked_access; // an access token whose session was logged out
@@ -193,7 +193,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   fuzz::set_body(req, content_type, std::move(rest));
 
   httplib::Response res;
-  world().server.dispatch(route, req, res);
+  world().dispatcher.dispatch(route, req, res);
   static unsigned inputs = 0;
   if (++inputs % 20000 == 0) world().forget_sessions();
 

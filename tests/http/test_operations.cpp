@@ -5,6 +5,8 @@
 #include "auth/http/routes.h"
 
 #include <doctest/doctest.h>
+
+#include <regex>
 #include <sqlite3.h>
 
 #include <arpa/inet.h>
@@ -244,6 +246,21 @@ TEST_CASE("--metrics-addr serves /metrics on its own listener only") {
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(res->body.find("latch_sign_ins_total") != std::string::npos);
+}
+
+TEST_CASE("--metrics-addr with port 0 says which port it got") {
+  LatchProcess latch({{"--metrics-addr", "127.0.0.1:0"}, {}});
+  static const std::regex line(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)");
+  std::smatch m;
+  const std::string out = latch.output();
+  REQUIRE(std::regex_search(out, m, line));
+  const int port = std::stoi(m[1]);
+  CHECK(port != 0);
+  CHECK(port != latch.port());
+  httplib::Client c("127.0.0.1", port);
+  auto res = c.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
 }
 
 TEST_CASE("with --tls-cert and --tls-key the APIs are served over HTTPS") {

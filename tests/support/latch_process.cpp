@@ -70,9 +70,11 @@ int spawn(const std::vector<std::string> &args, const std::map<std::string, std:
 }
 
 std::map<std::string, std::string> default_env() {
+  // Every test client connects from 127.0.0.1: the per-address connection cap is off too.
   return {{"LATCH_ARGON2_MEMORY_KIB", "64"}, {"LATCH_ARGON2_ITERATIONS", "1"},
           {"LATCH_RATE_LIMIT", "0"},         {"LATCH_MAX_FAILED_LOGINS", "0"},
-          {"LATCH_JWT_SECRET", ""},          {"LATCH_SMTP_URL", ""}};
+          {"LATCH_JWT_SECRET", ""},          {"LATCH_SMTP_URL", ""},
+          {"LATCH_MAX_CONNECTIONS_PER_ADDRESS", "0"}};
 }
 
 Reply to_reply(const httplib::Result &r) {

@@ -36,8 +36,8 @@ struct LatchOptions {
 };
 
 // The server, started in the constructor and stopped (SIGTERM) in the destructor. Unless the
-// options say otherwise it runs with a cheap argon2id cost and rate limits off, so tests are
-// fast; tests of those features turn them back on.
+// options say otherwise it runs with a cheap argon2id cost, and rate limits and the
+// per-address connection cap off, so tests are fast; tests of those features turn them on.
 class LatchProcess {
 public:
   explicit LatchProcess(LatchOptions options = {});

@@ -1,5 +1,5 @@
 // The route table's `hashes` flag: the routes whose handlers hash a password, which the
-// connection loop runs in its heavy lane (auth/http/event_server.h).
+// connection loop runs in its heavy lane (auth/http/connection_loop.h).
 #include "auth/http/routes.h"
 
 #include <doctest/doctest.h>

@@ -1,7 +1,6 @@
 // The epoll connection loop under cpp-httplib: whole requests only, pipelining, time-outs,
-// threads that start only for stuck handlers, the connection cap, and draining.
-#include "auth/http/event_server.h"
-#include "auth/wait_hint.h"
+// threads that start only for stuck handlers, the connection caps, lanes, and draining.
+#include "auth/http/connection_loop.h"
 
 #include <doctest/doctest.h>
 
@@ -20,7 +19,8 @@
 #include <thread>
 #include <vector>
 
-using latch::http::EventServer;
+using latch::http::ConnectionLoop;
+using latch::http::Verdict;
 using namespace std::chrono_literals;
 
 namespace {
@@ -34,9 +34,9 @@ template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds li
   return pred();
 }
 
-EventServer::Options options(std::size_t threads, std::size_t max_threads,
+ConnectionLoop::Settings options(std::size_t threads, std::size_t max_threads,
                              std::size_t max_connections) {
-  EventServer::Options o;
+  ConnectionLoop::Settings o;
   o.threads = threads;
   o.max_threads = max_threads;
   o.max_connections = max_connections;
@@ -45,14 +45,15 @@ EventServer::Options options(std::size_t threads, std::size_t max_threads,
 
 // A server on a free loopback port, serving on a thread until the fixture ends.
 struct Served {
-  explicit Served(EventServer::Options options, int timeout_s = 5) : server(options) {
+  explicit Served(ConnectionLoop::Settings options, int timeout_s = 5) : server(options) {
     server.set_read_timeout(timeout_s, 0);
     server.set_keep_alive_timeout(timeout_s);
     server.set_write_timeout(timeout_s, 0);
     server.set_keep_alive_max_count(1000);
     server.set_payload_max_length(64 * 1024);
     server.set_socket_options([this](socket_t sock) {
-      httplib::default_socket_options(sock);
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
       listen_fd = sock;
     });
     server.Get("/hello", [](const httplib::Request &req, httplib::Response &res) {
@@ -69,9 +70,10 @@ struct Served {
       release.wait();
       res.set_content("waited", "text/plain");
     });
-    // As a sign-in: heavy when the options say so; refused when the loop says not to queue.
+    // As a sign-in: heavy when the options say so; past the line it may not wait, as Latch's
+    // sign-ins then may not wait for a hashing slot.
     server.Get("/heavy", [this](const httplib::Request &req, httplib::Response &res) {
-      if (latch::WaitHint::must_not_queue()) {
+      if (ConnectionLoop::line_full(req)) {
         res.status = 503;
         return;
       }
@@ -82,12 +84,6 @@ struct Served {
       ++waiting;
       release.wait();
       res.set_content("heavy " + req.get_param_value("id"), "text/plain");
-    });
-    server.Get("/queue", [this](const httplib::Request &, httplib::Response &res) {
-      latch::WaitHint in_line(latch::WaitHint::queued); // as a sign-in waiting for a hash slot
-      ++waiting;
-      release.wait();
-      res.set_content("waited", "text/plain");
     });
   }
   void start() {
@@ -107,7 +103,7 @@ struct Served {
     gate.set_value();
   }
 
-  EventServer server;
+  ConnectionLoop server;
   int port = 0, listen_fd = -1;
   std::thread thread;
   std::atomic<int> waiting = 0;
@@ -121,8 +117,15 @@ struct Served {
 // A raw client, for what an HTTP library would not send: pipelining, half requests.
 class Raw {
 public:
-  explicit Raw(int port) {
+  // From `from`, a loopback address (any of 127.0.0.0/8 reaches the server).
+  explicit Raw(int port, const char *from = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (from) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from, &local.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr *>(&local), sizeof local);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(std::uint16_t(port));
@@ -261,30 +264,11 @@ TEST_CASE("when every worker is stuck in a handler, another starts and serves th
   CHECK(stuck.read_responses(1).find("waited") != std::string::npos);
 }
 
-TEST_CASE("handlers in line for a hashing slot start another worker only after 100 ms") {
-  Served s(options(2, 8, 64));
-  s.start();
-  Raw a(s.port), b(s.port);
-  REQUIRE(a.send("GET /queue HTTP/1.1\r\nHost: t\r\n\r\n"));
-  REQUIRE(b.send("GET /queue HTTP/1.1\r\nHost: t\r\n\r\n"));
-  REQUIRE(eventually([&] { return s.waiting == 2; }));
-  const auto both_in_line = std::chrono::steady_clock::now();
-  // While the line moves, a third worker would only take the next sign-in and wait too; once
-  // it has stood still for 100 ms one starts, for whatever else is ready.
-  Raw c(s.port);
-  REQUIRE(c.send(kHello));
-  CHECK(c.read_responses(1, 3s).find("200 OK") != std::string::npos);
-  CHECK(std::chrono::steady_clock::now() - both_in_line >= 90ms);
-  CHECK(s.server.stats().threads == 3);
-  s.open_gate();
-  CHECK(a.read_responses(1).find("waited") != std::string::npos);
-}
-
 TEST_CASE(
     "heavy requests past the running ones are parked, run in order, and past the line refused") {
   auto o = options(1, 8, 64);
-  o.heavy = [](std::string_view method, std::string_view path) {
-    return method == "GET" && path == "/heavy";
+  o.classify = [](std::string_view method, std::string_view path) {
+    return Verdict{.heavy = method == "GET" && path == "/heavy"};
   };
   o.heavy_at_once = 1;
   o.heavy_queue = 2;
@@ -300,7 +284,7 @@ TEST_CASE(
   REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 1; }));
   REQUIRE(third.send(heavy(3)));
   REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 2; }));
-  // The line is full: the fourth runs at once, told not to wait, and is refused.
+  // The line is full: the fourth runs at once, told it may not wait, and is refused.
   REQUIRE(fourth.send(heavy(4)));
   CHECK(fourth.read_responses(1, 3s).rfind("HTTP/1.1 503", 0) == 0);
   // The one worker is held by the running request, the parked ones hold none: a light
@@ -384,7 +368,7 @@ TEST_CASE("a head past 64 KiB is refused and the connection closed, without wait
   while (head.size() <= 70 * 1024)
     head += "X-Filler: 0123456789abcdef\r\n";
   REQUIRE(c.send(head));
-  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 431", 0) == 0);
   CHECK(c.closed_within(1s));
 }
 
@@ -409,19 +393,218 @@ TEST_CASE("the connection after the keep-alive maximum is told to close, and is 
   CHECK(c.closed_within(1s));
 }
 
-TEST_CASE("past the connection cap a new connection waits until another closes") {
+TEST_CASE("past the connection cap the connection idle longest makes room") {
   Served s(options(2, 8, 2));
   s.start();
   Raw a(s.port), b(s.port);
   REQUIRE(a.send(kHello));
-  REQUIRE(b.send(kHello));
   REQUIRE(a.read_responses(1).find("200 OK") != std::string::npos);
+  std::this_thread::sleep_for(20ms);
+  REQUIRE(b.send(kHello));
   REQUIRE(b.read_responses(1).find("200 OK") != std::string::npos);
+  Raw third(s.port);
+  REQUIRE(third.send(kHello));
+  CHECK(third.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(a.closed_within(1s)); // idle longest
+  CHECK_FALSE(b.closed_within(200ms));
+  CHECK(s.server.stats().evicted_idle == 1);
+}
+
+TEST_CASE("past the connection cap with none idle, a new connection waits until one closes") {
+  Served s(options(2, 8, 2));
+  s.start();
+  Raw a(s.port), b(s.port);
+  REQUIRE(a.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(b.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(eventually([&] { return s.waiting == 2; }));
   Raw third(s.port); // the kernel completes the handshake; it waits in the backlog
   REQUIRE(third.send(kHello));
   CHECK(third.read_responses(1, 500ms).empty());
-  a.finish_sending(); // a's end: the server closes it, making room
+  s.open_gate(); // a and b are answered, then idle: room
   CHECK(third.read_responses(1, 3s).find("200 OK") != std::string::npos);
+}
+
+TEST_CASE("one address holds at most max_per_address connections; others are served at once") {
+  auto o = options(2, 8, 1024);
+  o.max_per_address = 3;
+  o.unlimited = [](std::string_view ip) { return ip == "127.0.0.9"; };
+  Served s(o);
+  s.start();
+  std::vector<std::unique_ptr<Raw>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<Raw>(s.port, "127.0.0.1"));
+    REQUIRE(held.back()->send("GET /hello HTTP/1.1\r\n")); // half a head: busy, not idle
+  }
+  REQUIRE(eventually([&] { return s.server.stats().connections == 3; }));
+  // The fourth from the same address is refused before a byte of it is read.
+  Raw fourth(s.port, "127.0.0.1");
+  CHECK(fourth.read_responses(1, 2s).rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(fourth.closed_within(1s));
+  CHECK(s.server.stats().refused_per_address == 1);
+  // Another address is answered at once, and an unlimited one (a trusted proxy) is not capped.
+  Raw other(s.port, "127.0.0.2");
+  REQUIRE(other.send(kHello));
+  CHECK(other.read_responses(1, 2s).find("hello 127.0.0.2") != std::string::npos);
+  std::vector<std::unique_ptr<Raw>> proxy;
+  for (int i = 0; i < 5; ++i) {
+    proxy.push_back(std::make_unique<Raw>(s.port, "127.0.0.9"));
+    REQUIRE(proxy.back()->send(kHello));
+    CHECK(proxy.back()->read_responses(1, 2s).find("200 OK") != std::string::npos);
+  }
+  // Once one of the three closes, the address may open another.
+  held.pop_back();
+  REQUIRE(eventually([&] { return s.server.stats().connections == 8; }));
+  Raw again(s.port, "127.0.0.1");
+  REQUIRE(again.send(kHello));
+  CHECK(again.read_responses(1, 2s).find("200 OK") != std::string::npos);
+}
+
+TEST_CASE("a chunked body is decoded, and refused with 413 as soon as it passes the limit") {
+  Served s(options(2, 8, 64));
+  s.start();
+  SUBCASE("within the limit: the handler sees the decoded body") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n" +
+                   kHello));
+    std::string got = c.read_responses(2);
+    CHECK(got.find("\r\n\r\nhello world") != std::string::npos);
+    CHECK(got.find("hello 127.0.0.1") != std::string::npos); // the next request, framed right
+  }
+  SUBCASE("past the limit: 413 while it is still being sent, and the connection closed") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk = "1000\r\n" + std::string(0x1000, 'x') + "\r\n";
+    std::size_t sent = 0;
+    std::string got;
+    for (int i = 0; i < 2560 && got.empty(); ++i) { // up to 10 MiB
+      if (!c.send(chunk)) break;
+      sent += chunk.size();
+      got = c.read_responses(1, 1ms);
+    }
+    got = c.read_responses(1, 2s);
+    CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(sent < 64 * 1024 * 1024); // refused long before the client was done (socket buffers
+                                    // and the lingering close take some)
+    CHECK(c.closed_within(2s));
+  }
+  SUBCASE("a Content-Length past the limit: 413 at once, the body never waited for") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 300000000\r\n"
+                   "Expect: 100-continue\r\n\r\n"));
+    std::string got = c.read_responses(1, 2s);
+    CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(got.find("100 Continue") == std::string::npos);
+    CHECK(c.closed_within(1s));
+  }
+}
+
+TEST_CASE("a client that asks for 100 Continue gets it before sending the body") {
+  Served s(options(2, 8, 64));
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                 "Expect: 100-continue\r\n\r\n"));
+  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
+  REQUIRE(c.send("hello"));
+  std::string got = c.read_responses(2, 2s);
+  CHECK(count_of(got, "100 Continue") == 1);
+  CHECK(got.find("\r\n\r\nhello") != std::string::npos);
+}
+
+TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal handler") {
+  auto o = options(2, 8, 64);
+  o.classify = [](std::string_view method, std::string_view path) {
+    if (path == "/hello") return Verdict{.tag = 7};
+    if (path == "/echo" && method == "POST") return Verdict{.tag = 8};
+    return Verdict{.refuse = path == "/%" ? 404 : 405};
+  };
+  std::vector<std::string> seen; // before the server, so it outlives the server's threads
+  std::mutex seen_mutex;
+  Served s(o);
+  s.server.set_refusal_handler([&](const httplib::Request &req, httplib::Response &res) {
+    std::lock_guard lock(seen_mutex);
+    seen.push_back(std::to_string(ConnectionLoop::refusal_status(req)) + " " + req.path);
+    res.set_content("refused", "text/plain");
+  });
+  s.server.Get("/tagged", [](const httplib::Request &req, httplib::Response &res) {
+    res.set_content(std::to_string(ConnectionLoop::tag_of(req)), "text/plain");
+  });
+  s.start();
+  SUBCASE("a Content-Length that is not digits: 400, closed, the rest never a request") {
+    for (const char *length : {"0x2f", "+2", "-1", "2, 3", " "}) {
+      Raw c(s.port);
+      REQUIRE(c.send(std::string("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: ") + length +
+                     "\r\n\r\n" + kHello));
+      std::string got = c.read_responses(2, 2s);
+      CHECK_MESSAGE(got.rfind("HTTP/1.1 400", 0) == 0, length);
+      CHECK(count_of(got, "HTTP/1.1") == 1);
+      CHECK(c.closed_within(1s));
+    }
+  }
+  SUBCASE("a field name with a space before its colon, and an unknown transfer coding") {
+    for (const char *field : {"Transfer-Encoding : chunked", "Transfer-Encoding: gzip"}) {
+      Raw c(s.port);
+      REQUIRE(c.send(std::string("POST /echo HTTP/1.1\r\nHost: t\r\n") + field + "\r\n\r\n"));
+      CHECK_MESSAGE(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0, field);
+      CHECK(c.closed_within(1s));
+    }
+  }
+  SUBCASE("classify's 404 and 405, on a connection that stays open") {
+    Raw c(s.port);
+    REQUIRE(c.send("GET /%25 HTTP/1.1\r\nHost: t\r\n\r\nDELETE /echo HTTP/1.1\r\n\r\n" + kHello));
+    std::string got = c.read_responses(3, 2s);
+    CHECK(got.rfind("HTTP/1.1 404", 0) == 0);
+    CHECK(got.find("HTTP/1.1 405") != std::string::npos);
+    CHECK(got.find("hello 127.0.0.1") != std::string::npos);
+    std::lock_guard lock(seen_mutex);
+    CHECK(seen == std::vector<std::string>{"404 /%", "405 /echo"});
+  }
+  SUBCASE("a coded body is refused: cpp-httplib would inflate it past every limit") {
+    Raw c(s.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\n"
+                   "Content-Length: 3\r\n\r\nabc" + kHello));
+    std::string got = c.read_responses(2, 2s);
+    CHECK(got.rfind("HTTP/1.1 415", 0) == 0);
+    CHECK(got.find("hello 127.0.0.1") != std::string::npos);
+  }
+}
+
+TEST_CASE("classify runs once per request, on the path as cpp-httplib decodes it") {
+  auto o = options(2, 8, 64);
+  auto calls = std::make_shared<std::vector<std::string>>();
+  auto calls_mutex = std::make_shared<std::mutex>();
+  o.classify = [calls, calls_mutex](std::string_view method, std::string_view path) {
+    std::lock_guard lock(*calls_mutex);
+    calls->push_back(std::string(method) + " " + std::string(path));
+    return Verdict{.tag = 42, .heavy = path == "/heavy"};
+  };
+  Served s(o);
+  s.server.Get("/tagged", [](const httplib::Request &req, httplib::Response &res) {
+    res.set_content("tag " + std::to_string(ConnectionLoop::tag_of(req)), "text/plain");
+  });
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send("GET /%74agged?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  CHECK(c.read_responses(1, 2s).find("tag 42") != std::string::npos);
+  std::lock_guard lock(*calls_mutex);
+  CHECK(*calls == std::vector<std::string>{"GET /tagged"});
+}
+
+TEST_CASE("an Authorization line longer than cpp-httplib reads is left out, and said so") {
+  Served s(options(2, 8, 64));
+  s.server.Get("/auth", [](const httplib::Request &req, httplib::Response &res) {
+    res.set_content(std::string(ConnectionLoop::field_dropped(req, "authorization") ? "dropped" : "kept") +
+                        (req.has_header("Authorization") ? " present" : " absent"),
+                    "text/plain");
+  });
+  s.start();
+  Raw c(s.port);
+  REQUIRE(c.send("GET /auth HTTP/1.1\r\nAuthorization: Bearer " + std::string(9000, 'a') +
+                 "\r\n\r\nGET /auth HTTP/1.1\r\nX-Other: " + std::string(9000, 'a') + "\r\n\r\n"));
+  std::string got = c.read_responses(2, 2s);
+  CHECK(got.find("dropped absent") != std::string::npos);
+  CHECK(got.find("HTTP/1.1 431") != std::string::npos); // any other field that long
 }
 
 TEST_CASE("draining lets a busy request finish and closes the idle connections") {
