@@ -304,8 +304,8 @@ json body_schema(const RouteDoc &doc) {
   return schema;
 }
 
-json request_body(const Route &r) {
-  const json schema = body_schema(*r.doc);
+json request_body(const Route &r, const RouteDoc &doc) {
+  const json schema = body_schema(doc);
   json content = {{"application/json", {{"schema", schema}}}};
   // Form fields are strings, as every field these routes read is.
   if (r.body == BodyKind::json_form || r.body == BodyKind::json_form_multi)
@@ -322,7 +322,8 @@ json api_route(const Route &r, const Config &config, const json &neutral) {
   for (char c : std::string(r.path))
     id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   json op = operation(id, r.summary, api_name(r.api));
-  const RouteDoc &doc = *r.doc;
+  static const RouteDoc undescribed; // a row without its description still gets the rest
+  const RouteDoc &doc = r.doc ? *r.doc : undescribed;
   const ApiDoc &api = apis::api_doc(r.api);
   if (r.access != Access::open)
     op["security"] = json::array(
@@ -336,7 +337,7 @@ json api_route(const Route &r, const Config &config, const json &neutral) {
                                   {"description", p.description},
                                   {"schema", schema_of(p.schema)}});
   }
-  if (r.body != BodyKind::none) op["requestBody"] = request_body(r);
+  if (r.body != BodyKind::none) op["requestBody"] = request_body(r, doc);
 
   Answers answers;
   for (const DocAnswer &a : doc.answers)

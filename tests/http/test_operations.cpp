@@ -332,6 +332,7 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
     CHECK(op["summary"] == r.summary);
     CHECK(op.contains("security") == (r.access != Access::open));
     CHECK(op.contains("requestBody") == (r.body != BodyKind::none));
+    CHECK(r.doc != nullptr); // its fields and answers (auth/apis/docs.cpp)
     if (r.body != BodyKind::none) {
       // Its fields, for every media type the route takes, and no other media type.
       const json &content = op["requestBody"]["content"];
