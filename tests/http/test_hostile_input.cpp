@@ -1,20 +1,13 @@
 // Hostile input on every route gets a 4xx in its API's own error shape: never a 5xx, never a hang.
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include "auth/secure.h"
 
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -39,8 +32,8 @@ const std::string kPassword = "Passw0rd!23";  // strong enough for envelope, sho
 const std::string kNewPassword = "N3wUser!pass";
 
 // ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client: every byte of the request is ours (no Content-Type, lying lengths,
-// NUL bytes in headers), and every exchange has a deadline, so a hang is a failure.
+// Raw HTTP/1.1 requests: every byte is ours (no Content-Type, lying lengths, NUL bytes in
+// headers), sent by RawClient, and every exchange has a deadline, so a hang is a failure.
 
 struct Request {
   std::string method = "POST";
@@ -56,122 +49,45 @@ struct Request {
   int timeout_s = kTimeout;
 };
 
+// What came back on one connection.
 struct Wire {
   bool answered = false; // a whole response arrived before the deadline
   std::string failure;   // why not
-  int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  json parsed;
-  std::string raw; // every byte that arrived
-  // Through Reply::header, which fails the test on a repeated header.
-  std::string header(const std::string &name) const {
-    Reply copies;
-    copies.headers.insert(headers.begin(), headers.end());
-    return copies.header(name);
-  }
+  RawResponse response;  // the first response
+  json parsed;           // its body as JSON (discarded if it is not JSON)
+  std::string raw;       // every byte that arrived
 };
 
 std::string render(const Request &r) {
-  std::string out = r.method + " " + r.target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  if (!r.keep_alive) out += "Connection: close\r\n";
-  if (!r.authorization.empty()) out += "Authorization: " + r.authorization + "\r\n";
-  if (r.content_type) out += "Content-Type: " + *r.content_type + "\r\n";
+  std::vector<std::pair<std::string, std::string>> headers = {{"Host", "127.0.0.1"}};
+  if (!r.keep_alive) headers.emplace_back("Connection", "close");
+  if (!r.authorization.empty()) headers.emplace_back("Authorization", r.authorization);
+  if (r.content_type) headers.emplace_back("Content-Type", *r.content_type);
   if (r.send_length)
-    out += "Content-Length: " + r.length.value_or(std::to_string(r.body.size())) + "\r\n";
-  for (const auto &[k, v] : r.extra)
-    out += k + ": " + v + "\r\n";
-  return out + "\r\n" + r.body;
+    headers.emplace_back("Content-Length", r.length.value_or(std::to_string(r.body.size())));
+  headers.insert(headers.end(), r.extra.begin(), r.extra.end());
+  return raw_request(r.method, r.target, headers, r.body);
 }
 
-// Parses what arrived so far; true when it is a whole response.
-bool parse_response(const std::string &in, bool eof, Wire &w) {
-  size_t end = in.find("\r\n\r\n");
-  if (end == std::string::npos) return false;
-  std::istringstream head(in.substr(0, end));
-  std::string line;
-  std::getline(head, line);
-  static const std::regex status_line(R"(HTTP/1\.[01] (\d{3})[^\r]*\r?)");
-  std::smatch m;
-  if (!std::regex_match(line, m, status_line)) return false;
-  const int status = std::stoi(m[1].str());
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::optional<size_t> length;
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon), value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(' '));
-    if (lower(name) == "content-length") length = std::strtoul(value.c_str(), nullptr, 10);
-    headers.emplace_back(name, value);
-  }
-  std::string body = in.substr(end + 4);
-  if (length ? body.size() < *length : !eof) return false;
-  if (length) body.resize(*length);
-  w.answered = true;
-  w.status = status;
-  w.headers = std::move(headers);
-  w.body = std::move(body);
-  w.parsed = json::parse(w.body, nullptr, false);
-  return true;
-}
-
+// One request on a fresh connection, sent while reading (a server may answer before it has read
+// a large body). Without doctest macros, so worker threads may run it.
 Wire exchange(int port, const Request &r) {
   Wire w;
-  const std::string request = render(r);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return w.failure = "socket() failed", w;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return w.failure = "connect() failed", w;
-  }
-  ::fcntl(fd, F_SETFL, O_NONBLOCK);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(r.timeout_s);
-  std::string in;
-  size_t sent = 0;
-  bool writing = true, eof = false;
-  while (!eof) {
-    if (!r.until_close && parse_response(in, false, w)) break;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      w.failure = "no answer within " + std::to_string(r.timeout_s) + " s (hang)";
-      break;
-    }
-    pollfd p{fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0};
-    int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[65536];
-      ssize_t got = ::recv(fd, buf, sizeof buf, 0);
-      if (got > 0)
-        in.append(buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-        eof = true;
-    }
-    if (writing && (p.revents & POLLOUT)) {
-      ssize_t put = ::send(fd, request.data() + sent,
-                           std::min<size_t>(request.size() - sent, 65536), MSG_NOSIGNAL);
-      if (put > 0)
-        sent += static_cast<size_t>(put);
-      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        writing = false;
-      if (sent == request.size()) writing = false;
-    }
-  }
-  ::close(fd);
-  if (!w.answered) parse_response(in, eof, w);
-  w.raw = in;
-  if (!w.answered && w.failure.empty())
+  RawClient c(port);
+  if (!c.connected()) return w.failure = "connect() failed", w;
+  w.raw = c.send_while_reading(render(r), r.until_close ? RawClient::until_closed : 1,
+                               std::chrono::seconds(r.timeout_s));
+  const auto responses = c.responses();
+  if (!responses.empty() && responses.front().status != 0) {
+    w.answered = true;
+    w.response = responses.front();
+    w.parsed = json::parse(w.response.body, nullptr, false);
+  } else if (c.closed()) {
     w.failure =
-        "connection closed without a whole response (" + std::to_string(in.size()) + " bytes)";
+        "connection closed without a whole response (" + std::to_string(w.raw.size()) + " bytes)";
+  } else {
+    w.failure = "no answer within " + std::to_string(r.timeout_s) + " s (hang)";
+  }
   return w;
 }
 
@@ -1078,7 +994,7 @@ std::vector<Case> cases_for(const Spec &spec) {
 std::string judge(const Case &c, const Wire &w) {
   if (!w.answered) return w.failure;
   const Spec &s = *c.spec;
-  const int st = w.status;
+  const int st = w.response.status;
   const bool ok2 = st >= 200 && st < 300, ok4 = st >= 400 && st < 500;
   std::string wrong;
   switch (c.expect) {
@@ -1113,7 +1029,7 @@ std::string judge(const Case &c, const Wire &w) {
   }
   if (!wrong.empty()) return wrong;
   if (ok4) {
-    if (w.header("Content-Type").rfind("application/json", 0) != 0)
+    if (w.response.header("Content-Type").rfind("application/json", 0) != 0)
       return "error without Content-Type application/json";
     std::string shape = shape_problem(s.api, st, w.parsed);
     if (!shape.empty()) return "not " + s.api + "'s error shape: " + shape;
@@ -1267,10 +1183,10 @@ TEST_CASE("every route answers every hostile request with a 4xx in its API's own
       continue;
     }
     std::string verdict = judge(c, o.wire);
-    ++statuses[std::to_string(o.wire.status)];
+    ++statuses[std::to_string(o.wire.response.status)];
     if (!verdict.empty()) ++failures;
-    CHECK_MESSAGE(verdict.empty(), name, ": ", verdict, "; answered ", o.wire.status, " ",
-                  excerpt(o.wire.body));
+    CHECK_MESSAGE(verdict.empty(), name, ": ", verdict, "; answered ", o.wire.response.status, " ",
+                  excerpt(o.wire.response.body));
   }
   std::ostringstream summary;
   for (const auto &[st, n] : statuses)
