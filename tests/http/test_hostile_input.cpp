@@ -233,8 +233,8 @@ struct Spec {
   Input input;
   bool creates = false;              // valid input creates a user
   bool bearer = false;               // Authorization: Bearer is the route's credential
-  std::vector<std::string> fields;   // string fields of the valid body
-  std::set<std::string> free_fields; // fields for which any text is a valid value
+  std::vector<std::string> fields = {};   // string fields of the valid body
+  std::set<std::string> free_fields = {}; // fields for which any text is a valid value
   std::function<Prepared(const Env &)> prepare;
   std::set<std::string> optional = {}; // fields that may be blank (an absent value)
   std::string api = {};                // filled from `latch routes`
@@ -306,168 +306,149 @@ std::vector<Spec> specs() {
   auto tokens = [](std::string api, bool refresh, const char *field = nullptr) {
     return [api, refresh, field](const Env &env) { return with_tokens(env, api, refresh, field); };
   };
+  auto new_user = [](bool display_name) {
+    return [display_name](const Env &) { return body_only(new_user_body(display_name)); };
+  };
   return {
-      {"POST",
-       "/api/auth/signup",
-       I::json_form,
-       true,
-       false,
-       {"email", "username", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/api/auth/signin",
-       I::json_form,
-       false,
-       false,
-       {"email", "password"},
-       {},
-       shared_body({"email", "password"})},
-      {"POST", "/api/auth/logout", I::ignored, false, true, {}, {}, tokens("picflux", false)},
-      {"POST", "/api/auth/refresh", I::ignored, false, true, {}, {}, tokens("picflux", true)},
-      {"POST",
-       "/auth/token",
-       I::json_multi,
-       false,
-       false,
-       {"username", "password"},
-       {},
-       shared_body({"username", "password"})},
-      {"POST",
-       "/auth/token/refresh",
-       I::json_multi,
-       false,
-       false,
-       {"refresh"},
-       {},
-       tokens("simplejwt", true, "refresh")},
-      {"POST",
-       "/auth/token/verify",
-       I::json_multi,
-       false,
-       false,
-       {"token"},
-       {},
-       tokens("simplejwt", false, "token")},
-      {"POST",
-       "/auth/register",
-       I::json_multi,
-       true,
-       false,
-       {"username", "password", "email"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); },
-       {"email"}},
-      {"GET", "/auth/getuser", I::query, false, true, {}, {}, tokens("simplejwt", false)},
-      {"POST",
-       "/auth/signup",
-       I::json,
-       true,
-       false,
-       {"username", "email", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/auth/login",
-       I::json,
-       false,
-       false,
-       {"username", "password"},
-       {},
-       shared_body({"username", "password"})},
-      {"POST", "/auth/refresh", I::ignored, false, true, {}, {}, tokens("flask", true)},
-      {"POST",
-       "/auth/forget-password",
-       I::json,
-       false,
-       false,
-       {"email"},
-       {},
-       shared_body({"email"})},
-      {"POST",
-       "/auth/reset-password",
-       I::json,
-       false,
-       false,
-       {"reset_token", "new_password"},
-       {"new_password"},
-       [](const Env &env) { return with_reset(env, false); }},
-      {"POST", "/auth/logout", I::ignored, false, true, {}, {}, tokens("flask", false)},
-      {"POST",
-       "/api/v1/register",
-       I::json,
-       true,
-       false,
-       {"email", "username", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/api/v1/login",
-       I::json,
-       false,
-       false,
-       {"email", "password"},
-       {},
-       shared_body({"email", "password"})},
-      {"POST",
-       "/api/v1/refresh",
-       I::json,
-       false,
-       false,
-       {"refresh_token"},
-       {},
-       tokens("v1", true, "refresh_token")},
-      {"POST",
-       "/api/v1/verify",
-       I::json,
-       false,
-       false,
-       {"token"},
-       {},
-       tokens("v1", false, "token")},
-      {"GET",
-       "/api/v1/verify",
-       I::query,
-       false,
-       false,
-       {},
-       {},
-       [](const Env &) { return Prepared{}; }},
+      {.method = "POST",
+       .path = "/api/auth/signup",
+       .input = I::json_form,
+       .creates = true,
+       .fields = {"email", "username", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/api/auth/signin",
+       .input = I::json_form,
+       .fields = {"email", "password"},
+       .prepare = shared_body({"email", "password"})},
+      {.method = "POST",
+       .path = "/api/auth/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("picflux", false)},
+      {.method = "POST",
+       .path = "/api/auth/refresh",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("picflux", true)},
+      {.method = "POST",
+       .path = "/auth/token",
+       .input = I::json_multi,
+       .fields = {"username", "password"},
+       .prepare = shared_body({"username", "password"})},
+      {.method = "POST",
+       .path = "/auth/token/refresh",
+       .input = I::json_multi,
+       .fields = {"refresh"},
+       .prepare = tokens("simplejwt", true, "refresh")},
+      {.method = "POST",
+       .path = "/auth/token/verify",
+       .input = I::json_multi,
+       .fields = {"token"},
+       .prepare = tokens("simplejwt", false, "token")},
+      {.method = "POST",
+       .path = "/auth/register",
+       .input = I::json_multi,
+       .creates = true,
+       .fields = {"username", "password", "email"},
+       .prepare = new_user(false),
+       .optional = {"email"}},
+      {.method = "GET",
+       .path = "/auth/getuser",
+       .input = I::query,
+       .bearer = true,
+       .prepare = tokens("simplejwt", false)},
+      {.method = "POST",
+       .path = "/auth/signup",
+       .input = I::json,
+       .creates = true,
+       .fields = {"username", "email", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/auth/login",
+       .input = I::json,
+       .fields = {"username", "password"},
+       .prepare = shared_body({"username", "password"})},
+      {.method = "POST",
+       .path = "/auth/refresh",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("flask", true)},
+      {.method = "POST",
+       .path = "/auth/forget-password",
+       .input = I::json,
+       .fields = {"email"},
+       .prepare = shared_body({"email"})},
+      {.method = "POST",
+       .path = "/auth/reset-password",
+       .input = I::json,
+       .fields = {"reset_token", "new_password"},
+       .free_fields = {"new_password"},
+       .prepare = [](const Env &env) { return with_reset(env, false); }},
+      {.method = "POST",
+       .path = "/auth/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("flask", false)},
+      {.method = "POST",
+       .path = "/api/v1/register",
+       .input = I::json,
+       .creates = true,
+       .fields = {"email", "username", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/api/v1/login",
+       .input = I::json,
+       .fields = {"email", "password"},
+       .prepare = shared_body({"email", "password"})},
+      {.method = "POST",
+       .path = "/api/v1/refresh",
+       .input = I::json,
+       .fields = {"refresh_token"},
+       .prepare = tokens("v1", true, "refresh_token")},
+      {.method = "POST",
+       .path = "/api/v1/verify",
+       .input = I::json,
+       .fields = {"token"},
+       .prepare = tokens("v1", false, "token")},
+      {.method = "GET",
+       .path = "/api/v1/verify",
+       .input = I::query,
+       .prepare = [](const Env &) { return Prepared{}; }},
       // Answers 200 to any email and username, so it tells nobody who has an account.
-      {"POST",
-       "/api/v1/password-reset",
-       I::json,
-       false,
-       false,
-       {"email", "username"},
-       {"email", "username"},
-       shared_body({"email", "username"})},
-      {"POST",
-       "/api/v1/password-reset-confirm",
-       I::json,
-       false,
-       false,
-       {"token", "new_password", "new_password_confirm"},
-       {},
-       [](const Env &env) { return with_reset(env, true); }},
-      {"GET", "/api/v1/authorized/me", I::query, false, true, {}, {}, tokens("v1", false)},
-      {"POST", "/api/v1/logout", I::ignored, false, true, {}, {}, tokens("v1", false)},
-      {"POST",
-       "/api/v1/auth/login",
-       I::json,
-       false,
-       false,
-       {"identity", "password"},
-       {},
-       shared_body({"identity", "password"})},
-      {"POST",
-       "/api/v1/auth/signUp",
-       I::json,
-       true,
-       false,
-       {"username", "email", "password", "display_name"},
-       {"display_name"},
-       [](const Env &) { return body_only(new_user_body(true)); }},
+      {.method = "POST",
+       .path = "/api/v1/password-reset",
+       .input = I::json,
+       .fields = {"email", "username"},
+       .free_fields = {"email", "username"},
+       .prepare = shared_body({"email", "username"})},
+      {.method = "POST",
+       .path = "/api/v1/password-reset-confirm",
+       .input = I::json,
+       .fields = {"token", "new_password", "new_password_confirm"},
+       .prepare = [](const Env &env) { return with_reset(env, true); }},
+      {.method = "GET",
+       .path = "/api/v1/authorized/me",
+       .input = I::query,
+       .bearer = true,
+       .prepare = tokens("v1", false)},
+      {.method = "POST",
+       .path = "/api/v1/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("v1", false)},
+      {.method = "POST",
+       .path = "/api/v1/auth/login",
+       .input = I::json,
+       .fields = {"identity", "password"},
+       .prepare = shared_body({"identity", "password"})},
+      {.method = "POST",
+       .path = "/api/v1/auth/signUp",
+       .input = I::json,
+       .creates = true,
+       .fields = {"username", "email", "password", "display_name"},
+       .free_fields = {"display_name"},
+       .prepare = new_user(true)},
   };
 }
 
@@ -609,7 +590,11 @@ std::vector<Case> cases_for(const Spec &spec) {
   const Spec *s = &spec;
   auto add = [&](std::string name, Expect e, std::function<Request(const Prepared &)> make,
                  std::string field = "") {
-    out.push_back({s, std::move(name), std::move(field), e, std::move(make)});
+    out.push_back({.spec = s,
+                   .payload = std::move(name),
+                   .field = std::move(field),
+                   .expect = e,
+                   .make = std::move(make)});
   };
   // A payload that replaces the whole body text.
   auto body = [&](std::string name, Expect e, std::function<std::string(const json &)> text,
@@ -1210,12 +1195,18 @@ TEST_CASE("SQL metacharacters in usernames, emails and passwords are stored lite
     std::string username, email, password;
   };
   std::vector<Literal> users = {
-      {"x'OR'1'='1" + id, "x'or'1'='1" + id + "@example.com", "' OR 1=1 --"},
-      {"x\";DROP/**/TABLE/**/users;--" + id, "drop" + id + "@example.com",
-       "\"; DROP TABLE users; --"},
-      {"robert');DROP/**/TABLE/**/users;--" + id, "bobby" + id + "@example.com",
-       "'); DELETE FROM users; --"},
-      {"admin'--" + id, "admin'--" + id + "@example.com", "x' UNION SELECT * FROM users --"},
+      {.username = "x'OR'1'='1" + id,
+       .email = "x'or'1'='1" + id + "@example.com",
+       .password = "' OR 1=1 --"},
+      {.username = "x\";DROP/**/TABLE/**/users;--" + id,
+       .email = "drop" + id + "@example.com",
+       .password = "\"; DROP TABLE users; --"},
+      {.username = "robert');DROP/**/TABLE/**/users;--" + id,
+       .email = "bobby" + id + "@example.com",
+       .password = "'); DELETE FROM users; --"},
+      {.username = "admin'--" + id,
+       .email = "admin'--" + id + "@example.com",
+       .password = "x' UNION SELECT * FROM users --"},
   };
   for (const Literal &u : users) {
     INFO("username: ", u.username);
@@ -1330,14 +1321,14 @@ TEST_CASE("duplicate keys in a body resolve one way on every API, and validation
   // Which of two usernames in one JSON body each sign-up route keeps.
   struct SignUp {
     std::string path;
-    std::string extra; // more fields, JSON text without braces
+    std::string extra = {}; // more fields, JSON text without braces
   };
   const std::vector<SignUp> routes = {
-      {"/api/auth/signup", ""},
-      {"/auth/register", ""},
-      {"/auth/signup", ""},
-      {"/api/v1/register?sendEmail=false", ""},
-      {"/api/v1/auth/signUp", R"(,"display_name":"Dup")"},
+      {.path = "/api/auth/signup"},
+      {.path = "/auth/register"},
+      {.path = "/auth/signup"},
+      {.path = "/api/v1/register?sendEmail=false"},
+      {.path = "/api/v1/auth/signUp", .extra = R"(,"display_name":"Dup")"},
   };
   std::set<std::string> rules;
   for (const SignUp &route : routes) {
@@ -1407,11 +1398,14 @@ TEST_CASE("a 1000-byte password works and a 2000-byte one is refused with a 4xx 
     std::string path, api;
     bool long_ok;
   };
-  for (const Up &up : std::vector<Up>{{"/api/auth/signup", "picflux", false},
-                                      {"/auth/register", "simplejwt", true},
-                                      {"/auth/signup", "flask", true},
-                                      {"/api/v1/register?sendEmail=false", "v1", true},
-                                      {"/api/v1/auth/signUp", "envelope", true}}) {
+  const std::vector<Up> sign_ups = {
+      {.path = "/api/auth/signup", .api = "picflux", .long_ok = false},
+      {.path = "/auth/register", .api = "simplejwt", .long_ok = true},
+      {.path = "/auth/signup", .api = "flask", .long_ok = true},
+      {.path = "/api/v1/register?sendEmail=false", .api = "v1", .long_ok = true},
+      {.path = "/api/v1/auth/signUp", .api = "envelope", .long_ok = true},
+  };
+  for (const Up &up : sign_ups) {
     INFO(up.path);
     std::string name = unique("long");
     json body = {
@@ -1443,16 +1437,28 @@ TEST_CASE("a 1000-byte password works and a 2000-byte one is refused with a 4xx 
   };
   std::string t1 = reset_token(latch, *a), t2 = reset_token(latch, *a);
   REQUIRE(!t1.empty());
-  for (const In &in : std::vector<In>{
-           {"/api/auth/signin", "picflux", {{"email", a->email}, {"password", too_long}}},
-           {"/auth/token", "simplejwt", {{"username", a->username}, {"password", too_long}}},
-           {"/auth/login", "flask", {{"username", a->username}, {"password", too_long}}},
-           {"/api/v1/login", "v1", {{"email", a->email}, {"password", too_long}}},
-           {"/api/v1/auth/login", "envelope", {{"identity", a->username}, {"password", too_long}}},
-           {"/auth/reset-password", "flask", {{"reset_token", t1}, {"new_password", too_long}}},
-           {"/api/v1/password-reset-confirm",
-            "v1",
-            {{"token", t2}, {"new_password", too_long}, {"new_password_confirm", too_long}}}}) {
+  const std::vector<In> sign_ins = {
+      {.path = "/api/auth/signin",
+       .api = "picflux",
+       .body = {{"email", a->email}, {"password", too_long}}},
+      {.path = "/auth/token",
+       .api = "simplejwt",
+       .body = {{"username", a->username}, {"password", too_long}}},
+      {.path = "/auth/login",
+       .api = "flask",
+       .body = {{"username", a->username}, {"password", too_long}}},
+      {.path = "/api/v1/login", .api = "v1", .body = {{"email", a->email}, {"password", too_long}}},
+      {.path = "/api/v1/auth/login",
+       .api = "envelope",
+       .body = {{"identity", a->username}, {"password", too_long}}},
+      {.path = "/auth/reset-password",
+       .api = "flask",
+       .body = {{"reset_token", t1}, {"new_password", too_long}}},
+      {.path = "/api/v1/password-reset-confirm",
+       .api = "v1",
+       .body = {{"token", t2}, {"new_password", too_long}, {"new_password_confirm", too_long}}},
+  };
+  for (const In &in : sign_ins) {
     Reply r = latch.post(in.path, in.body);
     INFO(in.path, " answered ", r.status, " ", r.text);
     CHECK(r.status / 100 == 4);
@@ -1480,14 +1486,15 @@ TEST_CASE("a request body is never taken for more requests on the same connectio
     std::string method, target;
     bool bearer;
   };
-  const std::vector<Probe> probes = {{"GET", "/auth/getuser", true},
-                                     {"GET", "/api/v1/authorized/me", true},
-                                     {"GET", "/api/v1/verify?token=abc", false},
-                                     {"POST", "/api/v1/logout", true},
-                                     {"POST", "/api/v1/login", false}};
+  const std::vector<Probe> probes = {
+      {.method = "GET", .target = "/auth/getuser", .bearer = true},
+      {.method = "GET", .target = "/api/v1/authorized/me", .bearer = true},
+      {.method = "GET", .target = "/api/v1/verify?token=abc", .bearer = false},
+      {.method = "POST", .target = "/api/v1/logout", .bearer = true},
+      {.method = "POST", .target = "/api/v1/login", .bearer = false}};
   struct Run {
     Request request;
-    Wire wire;
+    Wire wire = {};
   };
   std::vector<Run> runs;
   for (const Probe &probe : probes) {
@@ -1501,7 +1508,7 @@ TEST_CASE("a request body is never taken for more requests on the same connectio
       r.keep_alive = true;
       r.until_close = true; // the server closes idle connections after 5 s
       r.timeout_s = kSlowTimeout;
-      runs.push_back({r, {}});
+      runs.push_back({.request = r});
     }
   }
   // In parallel: each run ends only when the server drops the idle connection.
