@@ -1,5 +1,5 @@
 // THE route table. Every route of the five API documents is one line here; `latch routes`
-// prints it and tests/http/test_routes.cpp keeps it equal to SPEC.md's table. Each row points
+// prints it and tests/http/test_routes.cpp keeps the printed table, this one and README's equal. Each row points
 // at what /openapi.json says of the route (auth/apis/docs.cpp).
 #include "auth/http/routes.h"
 
