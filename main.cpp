@@ -9,7 +9,7 @@
 #include "auth/secure.h"
 #include "auth/service.h"
 #include "auth/tokens.h"
-#include "db/cached_store.h"
+#include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
 #include <algorithm>
@@ -68,18 +68,20 @@ int serve(const std::vector<std::string> &args) {
   // start, so tokens survive restarts with no set-up), reloaded when latch secret rotate
   // changes it.
   std::unique_ptr<TokenCodec> codec;
-  // Sessions and the blacklist in memory, so checking a token touches no database.
-  std::unique_ptr<db::CachedStore> cached;
+  // Sessions and the blacklist in memory, so checking a token touches no database; it follows
+  // the database's change feed for what other processes change (keys included).
+  std::unique_ptr<db::SessionCache> cache;
   try {
     store = std::make_unique<db::SqliteStore>(config.db_path);
     report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
-    cached = std::make_unique<db::CachedStore>(*store);
+    cache = std::make_unique<db::SessionCache>(*store, *store);
   } catch (const std::exception &e) {
     std::cerr << "latch: " << e.what() << "\n";
     return 1;
   }
   SigningKeyWatcher key_watcher(config, *store, *codec);
+  cache->follow([&key_watcher] { key_watcher.reload(); });
   // After the open, so the -wal and -shm SQLite made (with the file's mode) are looked at too.
   for (const auto &line : database_permission_warnings(config.db_path))
     std::cerr << "latch: warning: " << line << "\n";
@@ -89,7 +91,7 @@ int serve(const std::vector<std::string> &args) {
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
-  AuthService service(config, *cached, hasher, *codec, mailer, system_clock());
+  AuthService service(config, *store, hasher, *codec, mailer, system_clock(), cache.get());
   http::Dispatcher dispatcher(config, service);
   std::unique_ptr<http::Listener> listener;
   std::string error;

@@ -182,8 +182,9 @@ void Dispatcher::serve_operation(const Target &target, const httplib::Request &,
   switch (target.kind) {
   case Target::healthz: return send_json(res, 200, {{"status", "ok"}});
   case Target::readyz: {
-    const bool ready = service_.database_ready();
-    return send_json(res, ready ? 200 : 503, {{"status", ready ? "ready" : "database unavailable"}});
+    if (auto why = service_.database_unready())
+      return send_json(res, 503, {{"status", "database unavailable"}, {"reason", *why}});
+    return send_json(res, 200, {{"status", "ready"}});
   }
   case Target::openapi: return send_json(res, 200, openapi_document(config_));
   case Target::metrics: return res.set_content(metrics_text(), "text/plain; version=0.0.4");
@@ -284,11 +285,7 @@ std::string Dispatcher::metrics_text() const {
     g.connections_refused = std::int64_t(s.refused_per_address);
     g.hashes_waiting += unsigned(s.heavy_parked); // parked by the connection loop, in line too
   }
-  try {
-    g.active_sessions = service_.active_sessions();
-  } catch (const db::StoreError &) {
-    metrics_.database_error(); // the gauge is left out rather than the whole page failing
-  }
+  g.active_sessions = service_.active_sessions(); // from memory: a scrape costs no query
   return metrics_.render(g);
 }
 

@@ -924,7 +924,7 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
   // A command that writes upgrades it, as latch serve does; then the readers read it.
   REQUIRE(cli({"user", "add", "someone", "--password-stdin", "--db", path}, {}, "password123\n")
               .status == 0);
-  CHECK(query(path, "PRAGMA user_version") == "3");
+  CHECK(query(path, "PRAGMA user_version") == "4");
   CHECK(cli({"user", "list", "--db", path}).status == 0);
 }
 

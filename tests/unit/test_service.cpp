@@ -77,7 +77,7 @@ struct Harness {
     u.password = password;
     auto r = service.sign_up(u);
     REQUIRE_MESSAGE(r.ok(), "sign_up failed: " << r.error().detail);
-    return r.value();
+    return r.value().user;
   }
 
   long long count(const std::string &sql) {
@@ -109,19 +109,19 @@ TEST_CASE("sign_up stores a user with a UUID, a lower-case email and an argon2id
   in.display_name = "Alice A.";
   auto r = h.service.sign_up(in);
   REQUIRE(r.ok());
-  CHECK(r->id.size() == 36);
-  CHECK(r->id[14] == '4');
-  CHECK(r->username == "Alice");
-  CHECK(r->email == std::optional<std::string>("alice@example.com"));
-  CHECK(r->password_hash.rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0);
-  CHECK(r->created_at == kStart);
-  CHECK(r->updated_at == kStart);
+  CHECK(r->user.id.size() == 36);
+  CHECK(r->user.id[14] == '4');
+  CHECK(r->user.username == "Alice");
+  CHECK(r->user.email == std::optional<std::string>("alice@example.com"));
+  CHECK(r->user.password_hash.rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0);
+  CHECK(r->user.created_at == kStart);
+  CHECK(r->user.updated_at == kStart);
 
-  auto stored = h.store.find_user_by_id(r->id);
+  auto stored = h.store.find_user_by_id(r->user.id);
   REQUIRE(stored.has_value());
   CHECK(stored->email == std::optional<std::string>("alice@example.com"));
   CHECK(stored->display_name == "Alice A.");
-  CHECK(stored->password_hash == r->password_hash);
+  CHECK(stored->password_hash == r->user.password_hash);
   CHECK(stored->password_hash.find("password123") == std::string::npos);
 }
 
@@ -753,7 +753,7 @@ TEST_CASE("mails name the account by its address only, never by text its creator
   u.display_name = "Your account is suspended. Call +1-555-0100 now";
   auto signed_up = h.service.sign_up(u);
   REQUIRE(signed_up.ok());
-  db::User mark = signed_up.value();
+  db::User mark = signed_up.value().user;
   REQUIRE(h.service.start_email_verification(mark).ok());
   REQUIRE(h.service.start_password_reset(mark, 900).ok());
   auto mails = h.mails();
