@@ -180,6 +180,21 @@ e2e-deps:
 screenshots: e2e-deps test-deps build
 	LATCH_E2E_SCREENSHOTS=docs/screenshots node $(E2E_DIR)/reset_password.test.mjs $(BUILD)/latch
 
+# The OpenAPI test (tests/openapi, the ctest entry openapi_document): its npm packages (an
+# OpenAPI 3.1 validator, openapi-typescript, TypeScript, openapi-fetch, ajv); without them
+# `make test` skips that test. npm ci runs again only when package-lock.json is newer than the
+# last install.
+OPENAPI_DIR := tests/openapi
+
+.PHONY: openapi-deps
+
+openapi-deps:
+	@command -v npm >/dev/null || { echo "openapi-deps: npm not found: install Node.js 20+ with npm"; exit 1; }
+	@cd $(OPENAPI_DIR) && if [ node_modules/.installed -nt package-lock.json ]; then :; else \
+	  echo "npm ci in $(OPENAPI_DIR)"; \
+	  npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	fi
+
 # Installation and packaging (rules in CMakeLists.txt and packaging/). `make install` copies the
 # build to PREFIX (default /usr/local; use sudo), under DESTDIR when set; PREFIX=/usr also puts
 # the systemd unit in /lib/systemd/system and the settings in /etc/latch/latch.env, as the

@@ -33,6 +33,7 @@ enum class BodyKind {
 
 struct Ctx;
 using Handler = void (*)(Ctx &);
+struct RouteDoc; // auth/http/route_doc.h
 
 struct Route {
   const char *method;
@@ -43,6 +44,7 @@ struct Route {
   BodyKind body;
   Handler handler;
   const char *summary;
+  const RouteDoc *doc; // request fields, query parameters and answers, for /openapi.json
   bool hashes = false; // hashes a password (sign-in, sign-up, new password): heavy work
 };
 

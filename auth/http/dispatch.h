@@ -70,6 +70,7 @@ private:
   std::unordered_map<std::string, std::vector<std::pair<std::string, int>>, PathHash,
                      std::equal_to<>>
       by_path_;
+  const std::string openapi_; // GET /openapi.json
   mutable Metrics metrics_;
   std::mutex log_mutex_;
 };

@@ -2,6 +2,8 @@
 // the OpenAPI description generated from the route table.
 #include "auth/http/operations.h"
 
+#include "auth/apis/docs.h"
+#include "auth/http/route_doc.h"
 #include "auth/http/routes.h"
 #include "auth/secure.h"
 
@@ -207,65 +209,259 @@ std::string Metrics::render(const Gauges &g) const {
 
 namespace {
 
+// A schema as route_doc.h writes it: JSON Schema text, or the name of a component.
+json schema_of(const char *text) {
+  if (text[0] == '{') return json::parse(text);
+  return {{"$ref", std::string("#/components/schemas/") + text}};
+}
+
+// The answers of one operation, gathered by status, then written as OpenAPI responses: each
+// status lists its media types, and schemas given for one media type more than once become
+// alternatives (anyOf).
+class Answers {
+public:
+  void add(int status, const json &schema, const std::string &description,
+           const std::string &media_type = "application/json", const json &headers = nullptr) {
+    Status &s = by_status_[status];
+    if (std::find(s.descriptions.begin(), s.descriptions.end(), description) ==
+        s.descriptions.end())
+      s.descriptions.push_back(description);
+    if (!schema.is_null()) {
+      auto &alternatives = s.media[media_type];
+      if (std::find(alternatives.begin(), alternatives.end(), schema) == alternatives.end())
+        alternatives.push_back(schema);
+    }
+    if (headers.is_object()) s.headers.update(headers);
+  }
+  void add(const DocAnswer &a) {
+    add(a.status, a.schema ? schema_of(a.schema) : json(nullptr), a.description, a.media_type,
+        a.headers ? json::parse(a.headers) : json(nullptr));
+  }
+
+  json responses() const {
+    json out = json::object();
+    for (const auto &[status, s] : by_status_) {
+      std::string description;
+      for (const auto &d : s.descriptions)
+        description += (description.empty() ? "" : "; ") + d;
+      json response = {{"description", description}};
+      for (const auto &[media_type, alternatives] : s.media)
+        response["content"][media_type]["schema"] =
+            alternatives.size() == 1 ? alternatives[0] : json{{"anyOf", alternatives}};
+      if (!s.headers.empty()) response["headers"] = s.headers;
+      out[std::to_string(status)] = response;
+    }
+    return out;
+  }
+
+private:
+  struct Status {
+    std::vector<std::string> descriptions;
+    std::map<std::string, std::vector<json>> media;
+    json headers = json::object();
+  };
+  std::map<int, Status> by_status_;
+};
+
+const json kRetryAfter = {{"Retry-After",
+                           {{"description", "seconds to wait"},
+                            {"required", true},
+                            {"schema", {{"type", "integer"}, {"minimum", 1}}}}}};
+
+// What the request pipeline (the connection loop and the Dispatcher) answers for a request to
+// this path before or around its handler, in the shape `error` names.
+void pipeline_answers(Answers &answers, const json &error, bool takes_body, int wrong_method,
+                      const json &neutral) {
+  answers.add(400, error,
+              takes_body ? "a body that is not a JSON object (or form) of valid UTF-8, or a "
+                           "request that could not be framed"
+                         : "a request that could not be framed");
+  answers.add(wrong_method, error, "another method than this path answers");
+  answers.add(413, error, "a body larger than --max-body-bytes");
+  // Refused before its route is known (the request line is not read whole): no API's shape.
+  answers.add(414, neutral, "a request target longer than 8 KiB");
+  answers.add(415, error,
+              takes_body ? "a media type the route does not take, or a Content-Encoding"
+                         : "a Content-Encoding: coded bodies are refused");
+  answers.add(431, error, "a header field line too long");
+}
+
 json operation(const std::string &id, const std::string &summary, const std::string &tag) {
   return {{"operationId", id}, {"summary", summary}, {"tags", {tag}}};
 }
 
-json media_types(BodyKind kind) {
-  json object_schema = {{"schema", {{"type", "object"}}}};
-  json content = {{"application/json", object_schema}};
-  if (kind == BodyKind::json_form || kind == BodyKind::json_form_multi)
-    content["application/x-www-form-urlencoded"] = object_schema;
-  if (kind == BodyKind::json_form_multi) content["multipart/form-data"] = object_schema;
-  return content;
+// The request body's schema: its fields, required ones listed.
+json body_schema(const RouteDoc &doc) {
+  json properties = json::object(), required = json::array();
+  for (const DocField &f : doc.fields) {
+    json schema = schema_of(f.schema);
+    schema["description"] = f.description;
+    properties[f.name] = schema;
+    if (f.required) required.push_back(f.name);
+  }
+  json schema = {{"type", "object"}, {"properties", properties}};
+  if (!required.empty()) schema["required"] = required;
+  return schema;
+}
+
+json request_body(const Route &r, const RouteDoc &doc) {
+  const json schema = body_schema(doc);
+  json content = {{"application/json", {{"schema", schema}}}};
+  // Form fields are strings, as every field these routes read is.
+  if (r.body == BodyKind::json_form || r.body == BodyKind::json_form_multi)
+    content["application/x-www-form-urlencoded"] = {{"schema", schema}};
+  if (r.body == BodyKind::json_form_multi) content["multipart/form-data"] = {{"schema", schema}};
+  return {{"required", schema.contains("required")}, {"content", content}};
+}
+
+json api_route(const Route &r, const Config &config, const json &neutral) {
+  std::string method = r.method;
+  std::transform(method.begin(), method.end(), method.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string id = std::string(api_name(r.api)) + "_" + method;
+  for (char c : std::string(r.path))
+    id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  json op = operation(id, r.summary, api_name(r.api));
+  static const RouteDoc undescribed; // a row without its description still gets the rest
+  const RouteDoc &doc = r.doc ? *r.doc : undescribed;
+  const ApiDoc &api = apis::api_doc(r.api);
+  if (r.access != Access::open)
+    op["security"] = json::array(
+        {{{r.access == Access::access_token ? "accessToken" : "refreshToken", json::array()}}});
+  if (!doc.query.empty()) {
+    op["parameters"] = json::array();
+    for (const DocParam &p : doc.query)
+      op["parameters"].push_back({{"name", p.name},
+                                  {"in", "query"},
+                                  {"required", p.required},
+                                  {"description", p.description},
+                                  {"schema", schema_of(p.schema)}});
+  }
+  if (r.body != BodyKind::none) op["requestBody"] = request_body(r, doc);
+
+  Answers answers;
+  for (const DocAnswer &a : doc.answers)
+    if (!a.when || a.when(config)) answers.add(a);
+  const json error = schema_of(api.error);
+  if (r.access != Access::open)
+    answers.add(401, schema_of(api.token_error),
+                std::string("no Bearer ") +
+                    (r.access == Access::access_token ? "access" : "refresh") +
+                    " token, or one that is malformed, expired, revoked or of the other type",
+                "application/json",
+                api.token_error_headers ? json::parse(api.token_error_headers) : json(nullptr));
+  if (r.throttled)
+    answers.add(429, error,
+                "too many requests from this address (--rate-limit) or too many failed "
+                "sign-ins (--max-failed-logins)",
+                "application/json", kRetryAfter);
+  if (r.hashes)
+    answers.add(503, error, "every password-hashing slot is busy and the line for them is full",
+                "application/json", kRetryAfter);
+  pipeline_answers(answers, error, r.body != BodyKind::none, api.wrong_method, neutral);
+  answers.add(500, error, "a database failure (the cause is logged, never sent)");
+  op["responses"] = answers.responses();
+  return op;
+}
+
+// The operational endpoints: outside the APIs' prefixes, errors in the neutral shape.
+json operational(const char *id, const char *summary, int status, const json &schema,
+                 const char *description, const char *media_type, const json &neutral) {
+  json op = operation(id, summary, "operations");
+  Answers answers;
+  answers.add(status, schema, description, media_type);
+  pipeline_answers(answers, neutral, false, 405, neutral);
+  op["responses"] = answers.responses();
+  return op;
 }
 
 } // namespace
 
 json openapi_document(const Config &config) {
-  json paths = json::object();
+  // The shape of answers outside the five APIs (operational endpoints, unreadable requests).
+  json schemas = {{"Error",
+                   {{"type", "object"},
+                    {"required", {"error"}},
+                    {"additionalProperties", false},
+                    {"properties", {{"error", {{"type", "string"}}}}}}}};
+  const json neutral = schema_of("Error");
+  json paths = json::object(), tags = json::array();
+  for (Api api : {Api::picflux, Api::simplejwt, Api::flask, Api::v1, Api::envelope}) {
+    if (!config.apis.count(api)) continue;
+    schemas.update(json::parse(apis::api_doc(api).components));
+    tags.push_back({{"name", api_name(api)}, {"description", apis::api_doc(api).tag}});
+  }
   for (const Route &r : route_table()) {
     if (!config.apis.count(r.api)) continue;
     std::string method = r.method;
     std::transform(method.begin(), method.end(), method.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string id = std::string(api_name(r.api)) + "_" + method;
-    for (char c : std::string(r.path))
-      id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-    json op = operation(id, r.summary, api_name(r.api));
-    if (r.access != Access::open) op["security"] = json::array({{{"bearer", json::array()}}});
-    if (r.body != BodyKind::none)
-      op["requestBody"] = {{"required", false}, {"content", media_types(r.body)}};
-    json responses = {{"2XX", {{"description", "success"}}},
-                      {"4XX",
-                       {{"description",
-                         std::string("an error in the ") + api_name(r.api) + " API's own shape"}}}};
-    if (r.throttled) responses["429"] = {{"description", "rate limited; see Retry-After"}};
-    op["responses"] = responses;
-    paths[r.path][method] = op;
+    paths[r.path][method] = api_route(r, config, neutral);
   }
-  auto plain = [&](const char *path, const char *id, const char *summary, const char *type) {
-    json op = operation(id, summary, "operations");
-    op["responses"] = {{"200", {{"description", "OK"}, {"content", {{type, json::object()}}}}}};
-    paths[path]["get"] = op;
+
+  const json text = {{"type", "string"}};
+  auto status_is = [](const char *value) {
+    return json{{"type", "object"},
+                {"required", {"status"}},
+                {"additionalProperties", false},
+                {"properties", {{"status", {{"type", "string"}, {"const", value}}}}}};
   };
-  plain("/healthz", "healthz", "the process is alive", "application/json");
-  plain("/readyz", "readyz", "the database answers (503 when it does not)", "application/json");
-  plain("/openapi.json", "openapi", "this document", "application/json");
-  if (config.metrics && config.metrics_port == 0)
-    plain("/metrics", "metrics", "Prometheus metrics", "text/plain");
-  if (config.apis.count(Api::v1) || config.apis.count(Api::flask))
-    plain("/reset-password", "reset_password_page", "the password reset page (?token=)",
-          "text/html");
+  paths["/healthz"]["get"] = operational("healthz", "the process is alive", 200, status_is("ok"),
+                                         "alive", "application/json", neutral);
+  json ready = operational("readyz", "the database answers", 200, status_is("ready"),
+                           "the database answers queries", "application/json", neutral);
+  ready["responses"]["503"] = {
+      {"description", "the database does not answer"},
+      {"content", {{"application/json", {{"schema", status_is("database unavailable")}}}}}};
+  paths["/readyz"]["get"] = ready;
+  paths["/openapi.json"]["get"] = operational("openapi", "this document", 200,
+                                              {{"type", "object"},
+                                               {"required", {"openapi", "info", "paths"}},
+                                               {"properties",
+                                                {{"openapi", {{"type", "string"}}},
+                                                 {"info", {{"type", "object"}}},
+                                                 {"paths", {{"type", "object"}}}}},
+                                               {"additionalProperties", true}},
+                                              "OpenAPI 3.1", "application/json", neutral);
+  // As the Dispatcher serves it: on the main listener unless --metrics-addr gives it its own.
+  if (config.metrics && config.metrics_host.empty())
+    paths["/metrics"]["get"] = operational("metrics", "Prometheus metrics", 200, text,
+                                           "the Prometheus text format", "text/plain", neutral);
+  if (config.apis.count(Api::v1) || config.apis.count(Api::flask)) {
+    json page = operational("reset_password_page", "the password reset page", 200, text,
+                            "a form that sets a new password", "text/html", neutral);
+    page["parameters"] = {{{"name", "token"},
+                           {"in", "query"},
+                           {"required", false},
+                           {"description", "the reset token of the mailed link (read by the "
+                                           "page's script, never by the server)"},
+                           {"schema", {{"type", "string"}}}}};
+    paths["/reset-password"]["get"] = page;
+    paths["/reset-password.js"]["get"] =
+        operational("reset_password_script", "the reset page's script", 200, text, "JavaScript",
+                    "text/javascript", neutral);
+    paths["/reset-password.css"]["get"] =
+        operational("reset_password_style", "the reset page's style sheet", 200, text, "CSS",
+                    "text/css", neutral);
+  }
+  tags.push_back(
+      {{"name", "operations"}, {"description", "health, this document, metrics, pages"}});
+
+  const json bearer = {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}};
+  json access = bearer, refresh = bearer;
+  access["description"] = "an access token from a sign-in of any of the APIs";
+  refresh["description"] = "a refresh token from a sign-in of the route's API";
   return {{"openapi", "3.1.0"},
           {"info",
            {{"title", "Latch"},
             {"version", LATCH_VERSION},
-            {"description", "Five auth APIs over one user store; each route answers errors in "
-                            "its own API's shape."}}},
+            {"description",
+             "Five auth APIs over one user store; each route answers errors in its own API's "
+             "shape (components/schemas, one per API and kind)."}}},
+          {"tags", tags},
           {"components",
-           {{"securitySchemes",
-             {{"bearer", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}}}}}},
+           {{"schemas", schemas},
+            {"securitySchemes", {{"accessToken", access}, {"refreshToken", refresh}}}}},
           {"paths", paths}};
 }
 

@@ -1,16 +1,11 @@
 // CORS on the wire: every route's preflight and actual answer, read as raw bytes, carries each
 // CORS header exactly once (a browser refuses a preflight with a header given twice).
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include "auth/http/routes.h"
 
 #include <doctest/doctest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -25,60 +20,21 @@ const std::string kListed = "http://app.test:5173";
 const std::string kAlsoListed = "https://other.example";
 const std::string kNotListed = "http://evil.test:5173";
 
-// What came back, header lines exactly as sent (repeats kept, names as written).
+// What came back: the first response, header lines exactly as sent (repeats kept, names as
+// written), and every byte, for the messages.
 struct Answer {
-  int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  RawResponse response; // status 0 if none came
   std::string raw;
-
-  std::vector<std::string> values(const std::string &name) const {
-    std::vector<std::string> out;
-    for (const auto &[k, v] : headers)
-      if (lower(k) == lower(name)) out.push_back(v);
-    return out;
-  }
 };
 
 // One request on a fresh connection (Connection: close), read until the server closes it.
 Answer exchange(int port, const std::string &request) {
-  Answer a;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size()));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) break; // a hang: the checks below fail on the missing status
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    char buf[16384];
-    ssize_t got = ::recv(fd, buf, sizeof buf, 0);
-    if (got <= 0) break;
-    a.raw.append(buf, static_cast<size_t>(got));
-  }
-  ::close(fd);
-  size_t end = a.raw.find("\r\n\r\n");
-  if (end == std::string::npos || a.raw.rfind("HTTP/1.1 ", 0) != 0) return a;
-  a.status = std::atoi(a.raw.c_str() + 9);
-  size_t line = a.raw.find("\r\n") + 2;
-  while (line < end) {
-    size_t next = a.raw.find("\r\n", line);
-    std::string h = a.raw.substr(line, next - line);
-    size_t colon = h.find(':');
-    if (colon != std::string::npos) {
-      size_t start = h.find_first_not_of(" \t", colon + 1);
-      a.headers.emplace_back(h.substr(0, colon), start == std::string::npos ? "" : h.substr(start));
-    }
-    line = next + 2;
-  }
+  RawClient c(port);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(request));
+  // A hang ends at 10 s: the checks below fail on the missing status.
+  Answer a{{}, c.read(RawClient::until_closed, std::chrono::seconds(10))};
+  if (auto responses = c.responses(); !responses.empty()) a.response = responses.front();
   return a;
 }
 
@@ -100,7 +56,7 @@ std::string actual(const std::string &path, const std::string &method, const std
 
 // Checks that name appears exactly once with value `want`, or not at all when want is null.
 void check_once(const Answer &a, const std::string &name, const char *want) {
-  auto got = a.values(name);
+  auto got = a.response.values(name);
   std::string copies;
   for (const auto &v : got)
     copies += "\n  " + name + ": " + v;
@@ -122,10 +78,10 @@ void check_cors(const Answer &a, const char *origin, bool credentials, const cha
 
 // The preflight-only headers, once each for an allowed origin, none for another.
 void check_preflight(const Answer &a, const std::string &method, bool allowed) {
-  CHECK(a.status == 204);
-  auto methods = a.values("Access-Control-Allow-Methods");
-  auto headers = a.values("Access-Control-Allow-Headers");
-  auto max_age = a.values("Access-Control-Max-Age");
+  CHECK(a.response.status == 204);
+  auto methods = a.response.values("Access-Control-Allow-Methods");
+  auto headers = a.response.values("Access-Control-Allow-Headers");
+  auto max_age = a.response.values("Access-Control-Max-Age");
   if (!allowed) {
     CHECK(methods.empty());
     CHECK(headers.empty());
@@ -152,7 +108,7 @@ TEST_CASE("CORS with a list: every route answers each CORS header once, Vary: Or
       check_cors(pre, origin.c_str(), true, "Origin");
       Answer real = exchange(latch.port(), actual(path, method, origin));
       INFO("actual answer:\n" << real.raw);
-      CHECK(real.status >= 400); // an empty body and a bad token: refused, but answered
+      CHECK(real.response.status >= 400); // an empty body and a bad token: refused, but answered
       check_cors(real, origin.c_str(), true, "Origin");
     }
     // Another origin gets no CORS header at all, and the answer still says it varies.
@@ -174,7 +130,7 @@ TEST_CASE("CORS with a list: every route answers each CORS header once, Vary: Or
   for (const char *path : {"/healthz", "/openapi.json", "/no/such/path"}) {
     INFO(path);
     Answer a = exchange(latch.port(), actual(path, "GET", kListed));
-    CHECK(a.status != 0);
+    CHECK(a.response.status != 0);
     check_cors(a, kListed.c_str(), true, "Origin");
   }
   Answer smuggled =
@@ -182,7 +138,7 @@ TEST_CASE("CORS with a list: every route answers each CORS header once, Vary: Or
                                  "\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
                                  "Connection: close\r\n\r\n{}");
   INFO("refused framing:\n" << smuggled.raw);
-  CHECK(smuggled.status == 400);
+  CHECK(smuggled.response.status == 400);
   check_cors(smuggled, kListed.c_str(), true, "Origin");
 }
 
@@ -198,7 +154,7 @@ TEST_CASE("CORS with *: every route answers Allow-Origin * once, never credentia
       check_cors(pre, "*", false, nullptr);
       Answer real = exchange(latch.port(), actual(path, method, origin));
       INFO("actual answer:\n" << real.raw);
-      CHECK(real.status >= 400);
+      CHECK(real.response.status >= 400);
       check_cors(real, "*", false, nullptr);
     }
     // The answer is the same whatever the Origin, even without one: nothing varies.
@@ -216,10 +172,10 @@ TEST_CASE("without --cors-origin no answer carries a CORS header or Vary") {
     INFO(method << " " << path);
     Answer real = exchange(latch.port(), actual(path, method, kListed));
     INFO(real.raw);
-    CHECK(real.status >= 400);
+    CHECK(real.response.status >= 400);
     check_cors(real, nullptr, false, nullptr);
     Answer pre = exchange(latch.port(), preflight(path, method, kListed));
-    CHECK(pre.status >= 400); // no preflight is answered
+    CHECK(pre.response.status >= 400); // no preflight is answered
     check_cors(pre, nullptr, false, nullptr);
   }
 }

@@ -1,14 +1,9 @@
 // Floods and slow clients: lockout costs no hash, saturated hashing answers 503, and idle or
 // half-sent connections cannot keep other clients from being served.
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include <doctest/doctest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,71 +13,6 @@ using namespace latch::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A raw TCP connection to the server, for clients no HTTP library would be: ones that stall.
-class RawConnection {
-public:
-  explicit RawConnection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawConnection(const RawConnection &) = delete;
-  RawConnection &operator=(const RawConnection &) = delete;
-
-  bool connected() const { return connected_; }
-  bool send(const std::string &data) {
-    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == ssize_t(data.size());
-  }
-  // Reads until the first response's headers have arrived (or time-out / close).
-  std::string read_response_head(std::chrono::milliseconds timeout) {
-    std::string got;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (got.find("\r\n\r\n") == std::string::npos) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, int(left.count())) <= 0) break;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      got.append(buf, size_t(n));
-    }
-    return got;
-  }
-  // True while the server keeps the connection open (no FIN or reset has arrived).
-  bool open() {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) == 0) return true;
-    char c;
-    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0;
-  }
-  // Waits until the server closes the connection; false if it is still open at the deadline.
-  bool closed_within(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) > 0) {
-        char buf[4096];
-        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n <= 0) return true;
-      }
-    }
-    return false;
-  }
-
-private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 const std::string kVerifyRequest = "POST /auth/token/verify HTTP/1.1\r\nHost: latch\r\n"
                                    "Content-Type: application/json\r\nContent-Length: 15\r\n"
@@ -96,15 +26,15 @@ Reply flask_login(const LatchProcess &latch, const std::string &user, const std:
 
 TEST_CASE("hundreds of idle keep-alive connections do not stop other clients being served") {
   LatchProcess latch({{"--threads", "4"}, {}});
-  std::vector<std::unique_ptr<RawConnection>> idle;
+  std::vector<std::unique_ptr<RawClient>> idle;
   for (int i = 0; i < 300; ++i) {
-    auto c = std::make_unique<RawConnection>(latch.port());
+    auto c = std::make_unique<RawClient>(latch.port());
     REQUIRE(c->connected());
     REQUIRE(c->send(kVerifyRequest));
     // Each is answered while all the earlier ones stay open and idle on keep-alive: with a
     // fixed pool of 4 threads the fifth would wait for the first one's 5 s keep-alive time-out,
     // longer than this wait.
-    std::string head = c->read_response_head(3s);
+    std::string head = c->read_head(3s);
     INFO("connection " << i);
     REQUIRE(head.rfind("HTTP/1.1 401", 0) == 0);
     idle.push_back(std::move(c));
@@ -122,9 +52,9 @@ TEST_CASE("hundreds of idle keep-alive connections do not stop other clients bei
 
 TEST_CASE("clients that send half a request and trickle the rest do not block others") {
   LatchProcess latch({{"--threads", "4"}, {}});
-  std::vector<std::unique_ptr<RawConnection>> slow;
+  std::vector<std::unique_ptr<RawClient>> slow;
   for (int i = 0; i < 200; ++i) {
-    auto c = std::make_unique<RawConnection>(latch.port());
+    auto c = std::make_unique<RawClient>(latch.port());
     REQUIRE(c->connected());
     REQUIRE(c->send("POST /auth/token HTTP/1.1\r\nHost: latch\r\n"));
     slow.push_back(std::move(c));
@@ -154,13 +84,13 @@ TEST_CASE("clients that send half a request and trickle the rest do not block ot
 
 TEST_CASE("a stalled half request and an idle keep-alive connection are closed by time-outs") {
   LatchProcess latch;
-  RawConnection stalled(latch.port());
+  RawClient stalled(latch.port());
   REQUIRE(stalled.connected());
   REQUIRE(stalled.send("POST /auth/token HTTP/1.1\r\nHost: latch\r\nContent-Length: 100\r\n\r\n{"));
-  RawConnection idle(latch.port());
+  RawClient idle(latch.port());
   REQUIRE(idle.connected());
   REQUIRE(idle.send(kVerifyRequest));
-  REQUIRE(idle.read_response_head(10s).rfind("HTTP/1.1 401", 0) == 0);
+  REQUIRE(idle.read_head(10s).rfind("HTTP/1.1 401", 0) == 0);
   // Read and keep-alive time-outs are 5 s; allow generous slack for a loaded machine.
   CHECK(stalled.closed_within(20s));
   CHECK(idle.closed_within(20s));

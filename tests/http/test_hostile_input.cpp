@@ -1,20 +1,13 @@
 // Hostile input on every route gets a 4xx in its API's own error shape: never a 5xx, never a hang.
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include "auth/secure.h"
 
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -39,8 +32,8 @@ const std::string kPassword = "Passw0rd!23";  // strong enough for envelope, sho
 const std::string kNewPassword = "N3wUser!pass";
 
 // ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client: every byte of the request is ours (no Content-Type, lying lengths,
-// NUL bytes in headers), and every exchange has a deadline, so a hang is a failure.
+// Raw HTTP/1.1 requests: every byte is ours (no Content-Type, lying lengths, NUL bytes in
+// headers), sent by RawClient, and every exchange has a deadline, so a hang is a failure.
 
 struct Request {
   std::string method = "POST";
@@ -56,122 +49,45 @@ struct Request {
   int timeout_s = kTimeout;
 };
 
+// What came back on one connection.
 struct Wire {
   bool answered = false; // a whole response arrived before the deadline
   std::string failure;   // why not
-  int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  json parsed;
-  std::string raw; // every byte that arrived
-  // Through Reply::header, which fails the test on a repeated header.
-  std::string header(const std::string &name) const {
-    Reply copies;
-    copies.headers.insert(headers.begin(), headers.end());
-    return copies.header(name);
-  }
+  RawResponse response;  // the first response
+  json parsed;           // its body as JSON (discarded if it is not JSON)
+  std::string raw;       // every byte that arrived
 };
 
 std::string render(const Request &r) {
-  std::string out = r.method + " " + r.target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  if (!r.keep_alive) out += "Connection: close\r\n";
-  if (!r.authorization.empty()) out += "Authorization: " + r.authorization + "\r\n";
-  if (r.content_type) out += "Content-Type: " + *r.content_type + "\r\n";
+  std::vector<std::pair<std::string, std::string>> headers = {{"Host", "127.0.0.1"}};
+  if (!r.keep_alive) headers.emplace_back("Connection", "close");
+  if (!r.authorization.empty()) headers.emplace_back("Authorization", r.authorization);
+  if (r.content_type) headers.emplace_back("Content-Type", *r.content_type);
   if (r.send_length)
-    out += "Content-Length: " + r.length.value_or(std::to_string(r.body.size())) + "\r\n";
-  for (const auto &[k, v] : r.extra)
-    out += k + ": " + v + "\r\n";
-  return out + "\r\n" + r.body;
+    headers.emplace_back("Content-Length", r.length.value_or(std::to_string(r.body.size())));
+  headers.insert(headers.end(), r.extra.begin(), r.extra.end());
+  return raw_request(r.method, r.target, headers, r.body);
 }
 
-// Parses what arrived so far; true when it is a whole response.
-bool parse_response(const std::string &in, bool eof, Wire &w) {
-  size_t end = in.find("\r\n\r\n");
-  if (end == std::string::npos) return false;
-  std::istringstream head(in.substr(0, end));
-  std::string line;
-  std::getline(head, line);
-  static const std::regex status_line(R"(HTTP/1\.[01] (\d{3})[^\r]*\r?)");
-  std::smatch m;
-  if (!std::regex_match(line, m, status_line)) return false;
-  const int status = std::stoi(m[1].str());
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::optional<size_t> length;
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon), value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(' '));
-    if (lower(name) == "content-length") length = std::strtoul(value.c_str(), nullptr, 10);
-    headers.emplace_back(name, value);
-  }
-  std::string body = in.substr(end + 4);
-  if (length ? body.size() < *length : !eof) return false;
-  if (length) body.resize(*length);
-  w.answered = true;
-  w.status = status;
-  w.headers = std::move(headers);
-  w.body = std::move(body);
-  w.parsed = json::parse(w.body, nullptr, false);
-  return true;
-}
-
+// One request on a fresh connection, sent while reading (a server may answer before it has read
+// a large body). Without doctest macros, so worker threads may run it.
 Wire exchange(int port, const Request &r) {
   Wire w;
-  const std::string request = render(r);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return w.failure = "socket() failed", w;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return w.failure = "connect() failed", w;
-  }
-  ::fcntl(fd, F_SETFL, O_NONBLOCK);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(r.timeout_s);
-  std::string in;
-  size_t sent = 0;
-  bool writing = true, eof = false;
-  while (!eof) {
-    if (!r.until_close && parse_response(in, false, w)) break;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      w.failure = "no answer within " + std::to_string(r.timeout_s) + " s (hang)";
-      break;
-    }
-    pollfd p{fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0};
-    int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[65536];
-      ssize_t got = ::recv(fd, buf, sizeof buf, 0);
-      if (got > 0)
-        in.append(buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-        eof = true;
-    }
-    if (writing && (p.revents & POLLOUT)) {
-      ssize_t put = ::send(fd, request.data() + sent,
-                           std::min<size_t>(request.size() - sent, 65536), MSG_NOSIGNAL);
-      if (put > 0)
-        sent += static_cast<size_t>(put);
-      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        writing = false;
-      if (sent == request.size()) writing = false;
-    }
-  }
-  ::close(fd);
-  if (!w.answered) parse_response(in, eof, w);
-  w.raw = in;
-  if (!w.answered && w.failure.empty())
+  RawClient c(port);
+  if (!c.connected()) return w.failure = "connect() failed", w;
+  w.raw = c.send_while_reading(render(r), r.until_close ? RawClient::until_closed : 1,
+                               std::chrono::seconds(r.timeout_s));
+  const auto responses = c.responses();
+  if (!responses.empty() && responses.front().status != 0) {
+    w.answered = true;
+    w.response = responses.front();
+    w.parsed = json::parse(w.response.body, nullptr, false);
+  } else if (c.closed()) {
     w.failure =
-        "connection closed without a whole response (" + std::to_string(in.size()) + " bytes)";
+        "connection closed without a whole response (" + std::to_string(w.raw.size()) + " bytes)";
+  } else {
+    w.failure = "no answer within " + std::to_string(r.timeout_s) + " s (hang)";
+  }
   return w;
 }
 
@@ -317,8 +233,8 @@ struct Spec {
   Input input;
   bool creates = false;              // valid input creates a user
   bool bearer = false;               // Authorization: Bearer is the route's credential
-  std::vector<std::string> fields;   // string fields of the valid body
-  std::set<std::string> free_fields; // fields for which any text is a valid value
+  std::vector<std::string> fields = {};   // string fields of the valid body
+  std::set<std::string> free_fields = {}; // fields for which any text is a valid value
   std::function<Prepared(const Env &)> prepare;
   std::set<std::string> optional = {}; // fields that may be blank (an absent value)
   std::string api = {};                // filled from `latch routes`
@@ -390,168 +306,149 @@ std::vector<Spec> specs() {
   auto tokens = [](std::string api, bool refresh, const char *field = nullptr) {
     return [api, refresh, field](const Env &env) { return with_tokens(env, api, refresh, field); };
   };
+  auto new_user = [](bool display_name) {
+    return [display_name](const Env &) { return body_only(new_user_body(display_name)); };
+  };
   return {
-      {"POST",
-       "/api/auth/signup",
-       I::json_form,
-       true,
-       false,
-       {"email", "username", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/api/auth/signin",
-       I::json_form,
-       false,
-       false,
-       {"email", "password"},
-       {},
-       shared_body({"email", "password"})},
-      {"POST", "/api/auth/logout", I::ignored, false, true, {}, {}, tokens("picflux", false)},
-      {"POST", "/api/auth/refresh", I::ignored, false, true, {}, {}, tokens("picflux", true)},
-      {"POST",
-       "/auth/token",
-       I::json_multi,
-       false,
-       false,
-       {"username", "password"},
-       {},
-       shared_body({"username", "password"})},
-      {"POST",
-       "/auth/token/refresh",
-       I::json_multi,
-       false,
-       false,
-       {"refresh"},
-       {},
-       tokens("simplejwt", true, "refresh")},
-      {"POST",
-       "/auth/token/verify",
-       I::json_multi,
-       false,
-       false,
-       {"token"},
-       {},
-       tokens("simplejwt", false, "token")},
-      {"POST",
-       "/auth/register",
-       I::json_multi,
-       true,
-       false,
-       {"username", "password", "email"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); },
-       {"email"}},
-      {"GET", "/auth/getuser", I::query, false, true, {}, {}, tokens("simplejwt", false)},
-      {"POST",
-       "/auth/signup",
-       I::json,
-       true,
-       false,
-       {"username", "email", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/auth/login",
-       I::json,
-       false,
-       false,
-       {"username", "password"},
-       {},
-       shared_body({"username", "password"})},
-      {"POST", "/auth/refresh", I::ignored, false, true, {}, {}, tokens("flask", true)},
-      {"POST",
-       "/auth/forget-password",
-       I::json,
-       false,
-       false,
-       {"email"},
-       {},
-       shared_body({"email"})},
-      {"POST",
-       "/auth/reset-password",
-       I::json,
-       false,
-       false,
-       {"reset_token", "new_password"},
-       {"new_password"},
-       [](const Env &env) { return with_reset(env, false); }},
-      {"POST", "/auth/logout", I::ignored, false, true, {}, {}, tokens("flask", false)},
-      {"POST",
-       "/api/v1/register",
-       I::json,
-       true,
-       false,
-       {"email", "username", "password"},
-       {},
-       [](const Env &) { return body_only(new_user_body()); }},
-      {"POST",
-       "/api/v1/login",
-       I::json,
-       false,
-       false,
-       {"email", "password"},
-       {},
-       shared_body({"email", "password"})},
-      {"POST",
-       "/api/v1/refresh",
-       I::json,
-       false,
-       false,
-       {"refresh_token"},
-       {},
-       tokens("v1", true, "refresh_token")},
-      {"POST",
-       "/api/v1/verify",
-       I::json,
-       false,
-       false,
-       {"token"},
-       {},
-       tokens("v1", false, "token")},
-      {"GET",
-       "/api/v1/verify",
-       I::query,
-       false,
-       false,
-       {},
-       {},
-       [](const Env &) { return Prepared{}; }},
+      {.method = "POST",
+       .path = "/api/auth/signup",
+       .input = I::json_form,
+       .creates = true,
+       .fields = {"email", "username", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/api/auth/signin",
+       .input = I::json_form,
+       .fields = {"email", "password"},
+       .prepare = shared_body({"email", "password"})},
+      {.method = "POST",
+       .path = "/api/auth/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("picflux", false)},
+      {.method = "POST",
+       .path = "/api/auth/refresh",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("picflux", true)},
+      {.method = "POST",
+       .path = "/auth/token",
+       .input = I::json_multi,
+       .fields = {"username", "password"},
+       .prepare = shared_body({"username", "password"})},
+      {.method = "POST",
+       .path = "/auth/token/refresh",
+       .input = I::json_multi,
+       .fields = {"refresh"},
+       .prepare = tokens("simplejwt", true, "refresh")},
+      {.method = "POST",
+       .path = "/auth/token/verify",
+       .input = I::json_multi,
+       .fields = {"token"},
+       .prepare = tokens("simplejwt", false, "token")},
+      {.method = "POST",
+       .path = "/auth/register",
+       .input = I::json_multi,
+       .creates = true,
+       .fields = {"username", "password", "email"},
+       .prepare = new_user(false),
+       .optional = {"email"}},
+      {.method = "GET",
+       .path = "/auth/getuser",
+       .input = I::query,
+       .bearer = true,
+       .prepare = tokens("simplejwt", false)},
+      {.method = "POST",
+       .path = "/auth/signup",
+       .input = I::json,
+       .creates = true,
+       .fields = {"username", "email", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/auth/login",
+       .input = I::json,
+       .fields = {"username", "password"},
+       .prepare = shared_body({"username", "password"})},
+      {.method = "POST",
+       .path = "/auth/refresh",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("flask", true)},
+      {.method = "POST",
+       .path = "/auth/forget-password",
+       .input = I::json,
+       .fields = {"email"},
+       .prepare = shared_body({"email"})},
+      {.method = "POST",
+       .path = "/auth/reset-password",
+       .input = I::json,
+       .fields = {"reset_token", "new_password"},
+       .free_fields = {"new_password"},
+       .prepare = [](const Env &env) { return with_reset(env, false); }},
+      {.method = "POST",
+       .path = "/auth/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("flask", false)},
+      {.method = "POST",
+       .path = "/api/v1/register",
+       .input = I::json,
+       .creates = true,
+       .fields = {"email", "username", "password"},
+       .prepare = new_user(false)},
+      {.method = "POST",
+       .path = "/api/v1/login",
+       .input = I::json,
+       .fields = {"email", "password"},
+       .prepare = shared_body({"email", "password"})},
+      {.method = "POST",
+       .path = "/api/v1/refresh",
+       .input = I::json,
+       .fields = {"refresh_token"},
+       .prepare = tokens("v1", true, "refresh_token")},
+      {.method = "POST",
+       .path = "/api/v1/verify",
+       .input = I::json,
+       .fields = {"token"},
+       .prepare = tokens("v1", false, "token")},
+      {.method = "GET",
+       .path = "/api/v1/verify",
+       .input = I::query,
+       .prepare = [](const Env &) { return Prepared{}; }},
       // Answers 200 to any email and username, so it tells nobody who has an account.
-      {"POST",
-       "/api/v1/password-reset",
-       I::json,
-       false,
-       false,
-       {"email", "username"},
-       {"email", "username"},
-       shared_body({"email", "username"})},
-      {"POST",
-       "/api/v1/password-reset-confirm",
-       I::json,
-       false,
-       false,
-       {"token", "new_password", "new_password_confirm"},
-       {},
-       [](const Env &env) { return with_reset(env, true); }},
-      {"GET", "/api/v1/authorized/me", I::query, false, true, {}, {}, tokens("v1", false)},
-      {"POST", "/api/v1/logout", I::ignored, false, true, {}, {}, tokens("v1", false)},
-      {"POST",
-       "/api/v1/auth/login",
-       I::json,
-       false,
-       false,
-       {"identity", "password"},
-       {},
-       shared_body({"identity", "password"})},
-      {"POST",
-       "/api/v1/auth/signUp",
-       I::json,
-       true,
-       false,
-       {"username", "email", "password", "display_name"},
-       {"display_name"},
-       [](const Env &) { return body_only(new_user_body(true)); }},
+      {.method = "POST",
+       .path = "/api/v1/password-reset",
+       .input = I::json,
+       .fields = {"email", "username"},
+       .free_fields = {"email", "username"},
+       .prepare = shared_body({"email", "username"})},
+      {.method = "POST",
+       .path = "/api/v1/password-reset-confirm",
+       .input = I::json,
+       .fields = {"token", "new_password", "new_password_confirm"},
+       .prepare = [](const Env &env) { return with_reset(env, true); }},
+      {.method = "GET",
+       .path = "/api/v1/authorized/me",
+       .input = I::query,
+       .bearer = true,
+       .prepare = tokens("v1", false)},
+      {.method = "POST",
+       .path = "/api/v1/logout",
+       .input = I::ignored,
+       .bearer = true,
+       .prepare = tokens("v1", false)},
+      {.method = "POST",
+       .path = "/api/v1/auth/login",
+       .input = I::json,
+       .fields = {"identity", "password"},
+       .prepare = shared_body({"identity", "password"})},
+      {.method = "POST",
+       .path = "/api/v1/auth/signUp",
+       .input = I::json,
+       .creates = true,
+       .fields = {"username", "email", "password", "display_name"},
+       .free_fields = {"display_name"},
+       .prepare = new_user(true)},
   };
 }
 
@@ -693,7 +590,11 @@ std::vector<Case> cases_for(const Spec &spec) {
   const Spec *s = &spec;
   auto add = [&](std::string name, Expect e, std::function<Request(const Prepared &)> make,
                  std::string field = "") {
-    out.push_back({s, std::move(name), std::move(field), e, std::move(make)});
+    out.push_back({.spec = s,
+                   .payload = std::move(name),
+                   .field = std::move(field),
+                   .expect = e,
+                   .make = std::move(make)});
   };
   // A payload that replaces the whole body text.
   auto body = [&](std::string name, Expect e, std::function<std::string(const json &)> text,
@@ -1078,7 +979,7 @@ std::vector<Case> cases_for(const Spec &spec) {
 std::string judge(const Case &c, const Wire &w) {
   if (!w.answered) return w.failure;
   const Spec &s = *c.spec;
-  const int st = w.status;
+  const int st = w.response.status;
   const bool ok2 = st >= 200 && st < 300, ok4 = st >= 400 && st < 500;
   std::string wrong;
   switch (c.expect) {
@@ -1113,7 +1014,7 @@ std::string judge(const Case &c, const Wire &w) {
   }
   if (!wrong.empty()) return wrong;
   if (ok4) {
-    if (w.header("Content-Type").rfind("application/json", 0) != 0)
+    if (w.response.header("Content-Type").rfind("application/json", 0) != 0)
       return "error without Content-Type application/json";
     std::string shape = shape_problem(s.api, st, w.parsed);
     if (!shape.empty()) return "not " + s.api + "'s error shape: " + shape;
@@ -1267,10 +1168,10 @@ TEST_CASE("every route answers every hostile request with a 4xx in its API's own
       continue;
     }
     std::string verdict = judge(c, o.wire);
-    ++statuses[std::to_string(o.wire.status)];
+    ++statuses[std::to_string(o.wire.response.status)];
     if (!verdict.empty()) ++failures;
-    CHECK_MESSAGE(verdict.empty(), name, ": ", verdict, "; answered ", o.wire.status, " ",
-                  excerpt(o.wire.body));
+    CHECK_MESSAGE(verdict.empty(), name, ": ", verdict, "; answered ", o.wire.response.status, " ",
+                  excerpt(o.wire.response.body));
   }
   std::ostringstream summary;
   for (const auto &[st, n] : statuses)
@@ -1294,12 +1195,18 @@ TEST_CASE("SQL metacharacters in usernames, emails and passwords are stored lite
     std::string username, email, password;
   };
   std::vector<Literal> users = {
-      {"x'OR'1'='1" + id, "x'or'1'='1" + id + "@example.com", "' OR 1=1 --"},
-      {"x\";DROP/**/TABLE/**/users;--" + id, "drop" + id + "@example.com",
-       "\"; DROP TABLE users; --"},
-      {"robert');DROP/**/TABLE/**/users;--" + id, "bobby" + id + "@example.com",
-       "'); DELETE FROM users; --"},
-      {"admin'--" + id, "admin'--" + id + "@example.com", "x' UNION SELECT * FROM users --"},
+      {.username = "x'OR'1'='1" + id,
+       .email = "x'or'1'='1" + id + "@example.com",
+       .password = "' OR 1=1 --"},
+      {.username = "x\";DROP/**/TABLE/**/users;--" + id,
+       .email = "drop" + id + "@example.com",
+       .password = "\"; DROP TABLE users; --"},
+      {.username = "robert');DROP/**/TABLE/**/users;--" + id,
+       .email = "bobby" + id + "@example.com",
+       .password = "'); DELETE FROM users; --"},
+      {.username = "admin'--" + id,
+       .email = "admin'--" + id + "@example.com",
+       .password = "x' UNION SELECT * FROM users --"},
   };
   for (const Literal &u : users) {
     INFO("username: ", u.username);
@@ -1414,14 +1321,14 @@ TEST_CASE("duplicate keys in a body resolve one way on every API, and validation
   // Which of two usernames in one JSON body each sign-up route keeps.
   struct SignUp {
     std::string path;
-    std::string extra; // more fields, JSON text without braces
+    std::string extra = {}; // more fields, JSON text without braces
   };
   const std::vector<SignUp> routes = {
-      {"/api/auth/signup", ""},
-      {"/auth/register", ""},
-      {"/auth/signup", ""},
-      {"/api/v1/register?sendEmail=false", ""},
-      {"/api/v1/auth/signUp", R"(,"display_name":"Dup")"},
+      {.path = "/api/auth/signup"},
+      {.path = "/auth/register"},
+      {.path = "/auth/signup"},
+      {.path = "/api/v1/register?sendEmail=false"},
+      {.path = "/api/v1/auth/signUp", .extra = R"(,"display_name":"Dup")"},
   };
   std::set<std::string> rules;
   for (const SignUp &route : routes) {
@@ -1491,11 +1398,14 @@ TEST_CASE("a 1000-byte password works and a 2000-byte one is refused with a 4xx 
     std::string path, api;
     bool long_ok;
   };
-  for (const Up &up : std::vector<Up>{{"/api/auth/signup", "picflux", false},
-                                      {"/auth/register", "simplejwt", true},
-                                      {"/auth/signup", "flask", true},
-                                      {"/api/v1/register?sendEmail=false", "v1", true},
-                                      {"/api/v1/auth/signUp", "envelope", true}}) {
+  const std::vector<Up> sign_ups = {
+      {.path = "/api/auth/signup", .api = "picflux", .long_ok = false},
+      {.path = "/auth/register", .api = "simplejwt", .long_ok = true},
+      {.path = "/auth/signup", .api = "flask", .long_ok = true},
+      {.path = "/api/v1/register?sendEmail=false", .api = "v1", .long_ok = true},
+      {.path = "/api/v1/auth/signUp", .api = "envelope", .long_ok = true},
+  };
+  for (const Up &up : sign_ups) {
     INFO(up.path);
     std::string name = unique("long");
     json body = {
@@ -1527,16 +1437,28 @@ TEST_CASE("a 1000-byte password works and a 2000-byte one is refused with a 4xx 
   };
   std::string t1 = reset_token(latch, *a), t2 = reset_token(latch, *a);
   REQUIRE(!t1.empty());
-  for (const In &in : std::vector<In>{
-           {"/api/auth/signin", "picflux", {{"email", a->email}, {"password", too_long}}},
-           {"/auth/token", "simplejwt", {{"username", a->username}, {"password", too_long}}},
-           {"/auth/login", "flask", {{"username", a->username}, {"password", too_long}}},
-           {"/api/v1/login", "v1", {{"email", a->email}, {"password", too_long}}},
-           {"/api/v1/auth/login", "envelope", {{"identity", a->username}, {"password", too_long}}},
-           {"/auth/reset-password", "flask", {{"reset_token", t1}, {"new_password", too_long}}},
-           {"/api/v1/password-reset-confirm",
-            "v1",
-            {{"token", t2}, {"new_password", too_long}, {"new_password_confirm", too_long}}}}) {
+  const std::vector<In> sign_ins = {
+      {.path = "/api/auth/signin",
+       .api = "picflux",
+       .body = {{"email", a->email}, {"password", too_long}}},
+      {.path = "/auth/token",
+       .api = "simplejwt",
+       .body = {{"username", a->username}, {"password", too_long}}},
+      {.path = "/auth/login",
+       .api = "flask",
+       .body = {{"username", a->username}, {"password", too_long}}},
+      {.path = "/api/v1/login", .api = "v1", .body = {{"email", a->email}, {"password", too_long}}},
+      {.path = "/api/v1/auth/login",
+       .api = "envelope",
+       .body = {{"identity", a->username}, {"password", too_long}}},
+      {.path = "/auth/reset-password",
+       .api = "flask",
+       .body = {{"reset_token", t1}, {"new_password", too_long}}},
+      {.path = "/api/v1/password-reset-confirm",
+       .api = "v1",
+       .body = {{"token", t2}, {"new_password", too_long}, {"new_password_confirm", too_long}}},
+  };
+  for (const In &in : sign_ins) {
     Reply r = latch.post(in.path, in.body);
     INFO(in.path, " answered ", r.status, " ", r.text);
     CHECK(r.status / 100 == 4);
@@ -1564,14 +1486,15 @@ TEST_CASE("a request body is never taken for more requests on the same connectio
     std::string method, target;
     bool bearer;
   };
-  const std::vector<Probe> probes = {{"GET", "/auth/getuser", true},
-                                     {"GET", "/api/v1/authorized/me", true},
-                                     {"GET", "/api/v1/verify?token=abc", false},
-                                     {"POST", "/api/v1/logout", true},
-                                     {"POST", "/api/v1/login", false}};
+  const std::vector<Probe> probes = {
+      {.method = "GET", .target = "/auth/getuser", .bearer = true},
+      {.method = "GET", .target = "/api/v1/authorized/me", .bearer = true},
+      {.method = "GET", .target = "/api/v1/verify?token=abc", .bearer = false},
+      {.method = "POST", .target = "/api/v1/logout", .bearer = true},
+      {.method = "POST", .target = "/api/v1/login", .bearer = false}};
   struct Run {
     Request request;
-    Wire wire;
+    Wire wire = {};
   };
   std::vector<Run> runs;
   for (const Probe &probe : probes) {
@@ -1585,7 +1508,7 @@ TEST_CASE("a request body is never taken for more requests on the same connectio
       r.keep_alive = true;
       r.until_close = true; // the server closes idle connections after 5 s
       r.timeout_s = kSlowTimeout;
-      runs.push_back({r, {}});
+      runs.push_back({.request = r});
     }
   }
   // In parallel: each run ends only when the server drops the idle connection.

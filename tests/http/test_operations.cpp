@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -336,18 +337,75 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
   for (auto p = paths.begin(); p != paths.end(); ++p)
     for (auto m = p.value().begin(); m != p.value().end(); ++m)
       documented.insert({p.key(), upper(m.key())});
+  using latch::http::Access;
+  using latch::http::BodyKind;
   for (const auto &r : latch::http::route_table()) {
     table.insert({r.path, r.method});
     const json &op = paths[r.path][lower(r.method)];
     INFO(r.method, " ", r.path);
     CHECK(op["tags"][0] == latch::api_name(r.api));
     CHECK(op["summary"] == r.summary);
-    CHECK(op.contains("security") == (r.access != latch::http::Access::open));
-    CHECK(op.contains("requestBody") == (r.body != latch::http::BodyKind::none));
+    CHECK(op.contains("security") == (r.access != Access::open));
+    CHECK(op.contains("requestBody") == (r.body != BodyKind::none));
+    CHECK(r.doc != nullptr); // its fields and answers (auth/apis/docs.cpp)
+    if (r.body != BodyKind::none) {
+      // Its fields, for every media type the route takes, and no other media type.
+      const json &content = op["requestBody"]["content"];
+      std::set<std::string> types = {"application/json"};
+      if (r.body != BodyKind::json_only) types.insert("application/x-www-form-urlencoded");
+      if (r.body == BodyKind::json_form_multi) types.insert("multipart/form-data");
+      std::set<std::string> declared_types;
+      for (auto t = content.begin(); t != content.end(); ++t)
+        declared_types.insert(t.key());
+      CHECK(declared_types == types);
+      for (const auto &type : types) {
+        const json &schema = content[type]["schema"];
+        CHECK(schema["type"] == "object");
+        CHECK(schema["properties"].size() > 0);
+        CHECK(schema["required"].size() > 0);
+      }
+    }
+    // A success with its body, and each error the row and the pipeline give, in a schema.
+    const json &responses = op["responses"];
+    bool success = false;
+    for (auto it = responses.begin(); it != responses.end(); ++it)
+      success = success || it.key()[0] == '2';
+    CHECK(success);
+    std::set<std::string> errors = {
+        "400", "413", "414", "415", "431", "500", r.api == latch::Api::picflux ? "404" : "405"};
+    if (r.access != Access::open) errors.insert("401");
+    if (r.throttled) errors.insert("429");
+    if (r.hashes) errors.insert("503");
+    for (const auto &status : errors) {
+      CAPTURE(status);
+      REQUIRE(responses.contains(status));
+      CHECK(responses[status]["content"]["application/json"].contains("schema"));
+    }
+    for (const char *limited : {"429", "503"})
+      if (responses.contains(limited))
+        CHECK(responses[limited]["headers"]["Retry-After"]["required"] == true);
+    CHECK(responses.contains("503") == r.hashes);
+    CHECK(responses.contains("429") == r.throttled);
   }
-  for (const char *extra : {"/healthz", "/readyz", "/openapi.json", "/reset-password"})
+  for (const char *extra : {"/healthz", "/readyz", "/openapi.json", "/reset-password",
+                            "/reset-password.js", "/reset-password.css"})
     table.insert({extra, "GET"});
   CHECK(documented == table);
+
+  // Every $ref names a schema of the document's components.
+  std::function<void(const json &)> refs = [&](const json &node) {
+    if (node.is_object() && node.contains("$ref")) {
+      const std::string ref = node["$ref"];
+      const std::string prefix = "#/components/schemas/";
+      INFO(ref);
+      REQUIRE(ref.rfind(prefix, 0) == 0);
+      CHECK(doc.body["components"]["schemas"].contains(ref.substr(prefix.size())));
+    }
+    if (node.is_structured())
+      for (const auto &child : node)
+        refs(child);
+  };
+  refs(doc.body);
 
   LatchProcess v1_only({{"--apis", "v1"}, {}});
   Reply v1_doc = v1_only.get("/openapi.json");
@@ -355,6 +413,19 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
   CHECK(v1_paths.contains("/api/v1/login"));
   CHECK_FALSE(v1_paths.contains("/auth/token"));
   CHECK_FALSE(v1_paths.contains("/api/auth/signup"));
+  // Only its shapes: v1's components and the neutral one.
+  for (auto it = v1_doc.body["components"]["schemas"].begin();
+       it != v1_doc.body["components"]["schemas"].end(); ++it)
+    CHECK_MESSAGE((it.key().rfind("V1", 0) == 0 || it.key() == "Error"), it.key());
+
+  // flask forget-password answers the reset token itself only with --reset-token-in-response.
+  auto forget_200 = [](const json &d) {
+    return d["paths"]["/auth/forget-password"]["post"]["responses"]["200"]["content"]
+            ["application/json"]["schema"]["$ref"];
+  };
+  CHECK(forget_200(doc.body) == "#/components/schemas/FlaskMessage");
+  LatchProcess dev({{"--reset-token-in-response"}, {}});
+  CHECK(forget_200(dev.get("/openapi.json").body) == "#/components/schemas/FlaskResetToken");
 }
 
 TEST_CASE("a database other users may read is served with a warning for each file: its mode and "

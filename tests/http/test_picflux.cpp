@@ -1,17 +1,13 @@
 // picflux (NestJS) at /api/auth: signup, signin, logout, refresh, with NestJS's error shape
 // {"statusCode", "message", "error"} and class-validator's messages.
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <set>
 
 using namespace latch::test;
@@ -97,24 +93,11 @@ void check_unauthorized(const Reply &r) {
 // Sends one request exactly as written on a fresh connection and answers the status code of
 // the reply, or 0 if none came within 2 seconds.
 int raw_request_status(int port, const std::string &request) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  timeval timeout{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  int status = 0;
-  if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0 &&
-      send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
-    char buf[512];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    std::string head(buf, n > 0 ? static_cast<size_t>(n) : 0);
-    if (head.rfind("HTTP/1.1 ", 0) == 0 && head.size() >= 12) status = std::stoi(head.substr(9, 3));
-  }
-  close(fd);
-  return status;
+  RawClient c(port);
+  if (!c.connected() || !c.send(request)) return 0;
+  c.read(1, std::chrono::seconds(2));
+  const auto responses = c.responses();
+  return responses.empty() ? 0 : responses.front().status;
 }
 
 } // namespace

@@ -1,23 +1,14 @@
 // Refresh-token theft and concurrent refresh, sign-up and logout: one winner, sessions revoked.
 #include "support/latch_process.h"
+#include "support/raw_client.h"
 
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <chrono>
 #include <functional>
 #include <latch>
-#include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,121 +57,56 @@ Request post_bearer(const std::string &path, const std::string &token) {
   return {"POST", path, "", token};
 }
 
-// One HTTP/1.1 exchange over a raw TCP connection. Connecting is separate from sending, so
-// a race can open every connection first and then send all requests at the same moment.
-class Connection {
-public:
-  explicit Connection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    timeval timeout{30, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
-  }
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Connection(const Connection &) = delete;
-  Connection &operator=(const Connection &) = delete;
-
-  // Sends the request and reads its reply; with close, asks the server to close afterwards.
-  // A reply with status 0 and a "transport error" text if the connection failed.
-  Reply exchange(const Request &q, bool close = true) {
-    Reply out;
-    if (!connected_) {
-      out.text = "transport error: connect failed";
-      return out;
-    }
-    std::string wire = q.method + " " + q.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    if (close) wire += "Connection: close\r\n";
-    if (!q.bearer.empty()) wire += "Authorization: Bearer " + q.bearer + "\r\n";
-    if (q.method == "POST")
-      wire += "Content-Type: application/json\r\nContent-Length: " + std::to_string(q.body.size()) +
-              "\r\n";
-    wire += "\r\n" + q.body;
-    for (size_t sent = 0; sent < wire.size();) {
-      ssize_t n = ::send(fd_, wire.data() + sent, wire.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) {
-        out.text = "transport error: send: " + std::string(std::strerror(errno));
-        return out;
-      }
-      sent += static_cast<size_t>(n);
-    }
-    // The head, then Content-Length bytes of body (or everything up to the close).
-    std::string got;
-    size_t head_end = std::string::npos, body_length = std::string::npos;
-    for (;;) {
-      if (head_end == std::string::npos && (head_end = got.find("\r\n\r\n")) != std::string::npos)
-        body_length = parse_head(got.substr(0, head_end), out);
-      if (head_end != std::string::npos && body_length != std::string::npos &&
-          got.size() >= head_end + 4 + body_length)
-        break;
-      char buf[8192];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0) break;
-      if (n < 0) {
-        out.status = 0;
-        out.text = "transport error: recv: " + std::string(std::strerror(errno)) + " after " +
-                   std::to_string(got.size()) + " bytes";
-        return out;
-      }
-      got.append(buf, static_cast<size_t>(n));
-    }
-    if (head_end == std::string::npos || out.status == 0) {
-      out.status = 0;
-      out.text = "transport error: no HTTP reply: " + got.substr(0, 200);
-      return out;
-    }
-    out.text = got.substr(head_end + 4);
-    out.body = json::parse(out.text, nullptr, false);
+// One HTTP/1.1 exchange on a raw connection, which may have carried earlier ones: connecting
+// (making the RawClient) is separate from sending, so a race can open every connection first
+// and then send all requests at the same moment. With close, asks the server to close
+// afterwards. A reply with status 0 and a "transport error" text if the connection failed.
+Reply exchange(RawClient &c, const Request &q, bool close = true) {
+  Reply out;
+  if (!c.connected()) {
+    out.text = "transport error: connect failed";
     return out;
   }
-
-private:
-  // Fills status and headers; returns the Content-Length, or npos if there is none.
-  static size_t parse_head(const std::string &head_text, Reply &out) {
-    if (head_text.rfind("HTTP/1.1 ", 0) != 0) return std::string::npos;
-    out.status = std::atoi(head_text.c_str() + 9);
-    size_t length = std::string::npos;
-    std::istringstream head(head_text);
-    std::string line;
-    std::getline(head, line); // the status line
-    while (std::getline(head, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      size_t colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      size_t start = line.find_first_not_of(' ', colon + 1);
-      std::string name = line.substr(0, colon);
-      std::string value = start == std::string::npos ? "" : line.substr(start);
-      if (lower(name) == "content-length") length = std::stoul(value);
-      out.headers.emplace(name, value);
-    }
-    return length;
+  std::vector<std::pair<std::string, std::string>> headers = {{"Host", "127.0.0.1"}};
+  if (close) headers.emplace_back("Connection", "close");
+  if (!q.bearer.empty()) headers.emplace_back("Authorization", "Bearer " + q.bearer);
+  if (q.method == "POST") {
+    headers.emplace_back("Content-Type", "application/json");
+    headers.emplace_back("Content-Length", std::to_string(q.body.size()));
   }
-
-  int fd_ = -1;
-  bool connected_ = false;
-};
+  if (!c.send(raw_request(q.method, q.path, headers, q.body))) {
+    out.text = "transport error: send failed";
+    return out;
+  }
+  const std::size_t earlier = c.responses().size();
+  const std::string got = c.read(int(earlier) + 1, std::chrono::seconds(30));
+  const auto responses = c.responses();
+  if (responses.size() <= earlier || responses[earlier].status == 0) {
+    out.text =
+        "transport error: no HTTP reply: " + got.substr(got.size() > 200 ? got.size() - 200 : 0);
+    return out;
+  }
+  const RawResponse &r = responses[earlier];
+  out.status = r.status;
+  out.headers.insert(r.headers.begin(), r.headers.end());
+  out.text = r.body;
+  out.body = json::parse(out.text, nullptr, false);
+  return out;
+}
 
 Reply call(int port, const Request &q) {
-  return Connection(port).exchange(q);
+  RawClient c(port);
+  return exchange(c, q);
 }
 
 // Sends every request at the same moment, one thread and one connection each, and returns
 // the replies in order. The connections are opened beforehand one at a time, each proven
 // open by a first cheap request, so what races is the requests, not the TCP handshakes.
 std::vector<Reply> at_once(int port, const std::vector<Request> &requests) {
-  std::vector<std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<RawClient>> connections;
   for (size_t i = 0; i < requests.size(); ++i) {
-    connections.push_back(std::make_unique<Connection>(port));
-    Reply warm = connections.back()->exchange({"GET", "/api/v1/no-such-route", "", ""}, false);
+    connections.push_back(std::make_unique<RawClient>(port));
+    Reply warm = exchange(*connections.back(), {"GET", "/api/v1/no-such-route", "", ""}, false);
     REQUIRE(warm.status == 404);
   }
   std::vector<Reply> replies(requests.size());
@@ -189,7 +115,7 @@ std::vector<Reply> at_once(int port, const std::vector<Request> &requests) {
   for (size_t i = 0; i < requests.size(); ++i) {
     threads.emplace_back([&, i] {
       go.arrive_and_wait();
-      replies[i] = connections[i]->exchange(requests[i]);
+      replies[i] = exchange(*connections[i], requests[i]);
     });
   }
   for (auto &t : threads)

@@ -11,25 +11,34 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace latch::test {
 
 namespace {
 
-// The lengths of the whole responses at the start of `s`, one per response.
+// The Content-Length of the head from `start` to `head_end` (the last line of that name wins),
+// 0 if none.
+std::size_t content_length(const std::string &s, std::size_t start, std::size_t head_end) {
+  std::size_t length = 0;
+  for (std::size_t line = s.find("\r\n", start); line < head_end; line = s.find("\r\n", line + 2)) {
+    if (strncasecmp(s.c_str() + line + 2, "Content-Length:", 15) == 0)
+      length = std::strtoul(s.c_str() + line + 17, nullptr, 10);
+  }
+  return length;
+}
+
+// The whole responses at the start of `s`, as (start, head end) of each.
 std::vector<std::pair<std::size_t, std::size_t>> split_responses(const std::string &s) {
   std::vector<std::pair<std::size_t, std::size_t>> out; // (start, head end) of each
   std::size_t pos = 0;
   for (;;) {
     const auto head_end = s.find("\r\n\r\n", pos);
     if (head_end == std::string::npos) return out;
-    std::size_t length = 0;
-    // Content-Length, case-insensitively, within this head.
-    for (std::size_t line = s.find("\r\n", pos); line < head_end; line = s.find("\r\n", line + 2)) {
-      if (strncasecmp(s.c_str() + line + 2, "Content-Length:", 15) == 0)
-        length = std::stoul(s.substr(line + 17));
-    }
+    const std::size_t length = content_length(s, pos, head_end);
     // 1xx answers have no body and are not the response.
     if (s.compare(pos, 10, "HTTP/1.1 1") == 0) {
       pos = head_end + 4;
@@ -41,6 +50,17 @@ std::vector<std::pair<std::size_t, std::size_t>> split_responses(const std::stri
   }
 }
 
+// The status of a status line "HTTP/1.x NNN ...", 0 if it is not one.
+int status_of(const std::string &line) {
+  if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 ||
+      (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+    return 0;
+  for (std::size_t i = 9; i < 12; ++i)
+    if (line[i] < '0' || line[i] > '9') return 0;
+  if (line.size() > 12 && line[12] != ' ') return 0;
+  return std::atoi(line.c_str() + 9);
+}
+
 } // namespace
 
 int RawResponse::count(const std::string &name) const {
@@ -48,6 +68,13 @@ int RawResponse::count(const std::string &name) const {
   for (const auto &[k, v] : headers)
     if (strcasecmp(k.c_str(), name.c_str()) == 0) ++n;
   return n;
+}
+
+std::vector<std::string> RawResponse::values(const std::string &name) const {
+  std::vector<std::string> out;
+  for (const auto &[k, v] : headers)
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) out.push_back(v);
+  return out;
 }
 
 std::string RawResponse::header(const std::string &name) const {
@@ -73,6 +100,10 @@ struct RawClient::Tls {
 
 RawClient::RawClient(int port, Options options) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // The local port is chosen at connect, as without bind: thousands of connections a run
+  // then never run out of ports held in TIME_WAIT.
+  const int one = 1;
+  ::setsockopt(fd_, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
   sockaddr_in local{};
   local.sin_family = AF_INET;
   ::inet_pton(AF_INET, options.from.c_str(), &local.sin_addr);
@@ -101,6 +132,38 @@ bool RawClient::send(const std::string &data) {
     return SSL_write_ex(tls_->ssl, data.data(), data.size(), &n) == 1 && n == data.size();
   }
   return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == ssize_t(data.size());
+}
+
+std::string RawClient::send_while_reading(const std::string &data, int count,
+                                          std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  auto left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now());
+  };
+  if (tls_) {
+    send(data);
+    return read(count, left());
+  }
+  std::size_t sent = 0;
+  while (connected_ && sent < data.size() && !closed_ &&
+         int(split_responses(got_).size()) < count && left().count() > 0) {
+    pollfd p{fd_, POLLIN | POLLOUT, 0};
+    const int ready = ::poll(&p, 1, int(left().count()));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) receive_some(0);
+    if (p.revents & POLLOUT) {
+      const ssize_t put =
+          ::send(fd_, data.data() + sent, std::min<std::size_t>(data.size() - sent, 65536),
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (put > 0)
+        sent += std::size_t(put);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        break; // gone
+    }
+  }
+  return read(count, std::max(left(), std::chrono::milliseconds(0)));
 }
 
 void RawClient::finish_sending() {
@@ -143,11 +206,30 @@ std::string RawClient::read(int count, std::chrono::milliseconds limit) {
   return got_;
 }
 
+std::string RawClient::read_head(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (got_.find("\r\n\r\n") == std::string::npos && !closed_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    if (!receive_some(int(left.count())) && !closed_) break; // nothing came in time
+  }
+  return got_;
+}
+
+bool RawClient::open() const {
+  if (closed_) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, 0) == 0) return true;
+  char c;
+  return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 std::vector<RawResponse> RawClient::responses() const {
   std::vector<RawResponse> out;
   for (const auto &[start, head_end] : split_responses(got_)) {
     RawResponse r;
-    r.status = std::atoi(got_.c_str() + start + 9);
+    r.status = status_of(got_.substr(start, got_.find("\r\n", start) - start));
     std::size_t line = got_.find("\r\n", start) + 2;
     while (line < head_end + 2) {
       const std::size_t end = got_.find("\r\n", line);
@@ -158,8 +240,7 @@ std::vector<RawResponse> RawClient::responses() const {
       r.headers.emplace_back(text.substr(0, colon), value);
       line = end + 2;
     }
-    const int length = r.count("Content-Length") ? std::atoi(r.header("Content-Length").c_str()) : 0;
-    r.body = got_.substr(head_end + 4, std::size_t(length));
+    r.body = got_.substr(head_end + 4, content_length(got_, start, head_end));
     out.push_back(std::move(r));
   }
   return out;

@@ -2,13 +2,11 @@
 // threads that start only for stuck handlers, the connection caps, lanes, and draining.
 #include "auth/http/connection_loop.h"
 
+#include "support/raw_client.h"
+
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,6 +19,7 @@
 
 using latch::http::ConnectionLoop;
 using latch::http::Verdict;
+using latch::test::RawClient;
 using namespace std::chrono_literals;
 
 namespace {
@@ -114,78 +113,6 @@ struct Served {
   std::vector<std::string> heavy_order; // ids of the heavy requests, as they started
 };
 
-// A raw client, for what an HTTP library would not send: pipelining, half requests.
-class Raw {
-public:
-  // From `from`, a loopback address (any of 127.0.0.0/8 reaches the server).
-  explicit Raw(int port, const char *from = nullptr) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (from) {
-      sockaddr_in local{};
-      local.sin_family = AF_INET;
-      ::inet_pton(AF_INET, from, &local.sin_addr);
-      ::bind(fd_, reinterpret_cast<sockaddr *>(&local), sizeof local);
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(std::uint16_t(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
-  }
-  ~Raw() { ::close(fd_); }
-  Raw(const Raw &) = delete;
-  Raw &operator=(const Raw &) = delete;
-
-  bool connected() const { return connected_; }
-  bool send(const std::string &data) {
-    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == ssize_t(data.size());
-  }
-  void finish_sending() { ::shutdown(fd_, SHUT_WR); }
-  // Everything received until `count` responses' heads have come (and their bodies, when
-  // they say their length) or the server closes or the time runs out.
-  std::string read_responses(int count, std::chrono::milliseconds limit = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (complete_responses(got_) < count && !closed_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, int(left.count())) <= 0) break;
-      char buf[65536];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0)
-        closed_ = true;
-      else
-        got_.append(buf, std::size_t(n));
-    }
-    return got_;
-  }
-  // True once the server has closed the connection (within `limit`).
-  bool closed_within(std::chrono::milliseconds limit) {
-    read_responses(1 << 20, limit);
-    return closed_;
-  }
-
-private:
-  static int complete_responses(const std::string &s) {
-    int n = 0;
-    std::size_t pos = 0;
-    for (;;) {
-      auto head_end = s.find("\r\n\r\n", pos);
-      if (head_end == std::string::npos) return n;
-      auto cl = s.find("Content-Length: ", pos);
-      std::size_t length = 0;
-      if (cl != std::string::npos && cl < head_end) length = std::stoul(s.substr(cl + 16));
-      if (s.size() < head_end + 4 + length) return n;
-      pos = head_end + 4 + length;
-      ++n;
-    }
-  }
-  int fd_ = -1;
-  bool connected_ = false, closed_ = false;
-  std::string got_;
-};
-
 int count_of(const std::string &haystack, const std::string &needle) {
   int n = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1))
@@ -200,30 +127,30 @@ const std::string kHello = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
 TEST_CASE("a request sent in pieces is answered once it is whole, with the client's address") {
   Served s(options(2, 8, 64));
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.connected());
   const std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world";
   for (char ch : req) {
     REQUIRE(c.send(std::string(1, ch)));
     std::this_thread::sleep_for(1ms);
   }
-  std::string got = c.read_responses(1);
+  std::string got = c.read(1);
   CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(got.find("\r\n\r\nhello world") != std::string::npos);
   REQUIRE(c.send(kHello));
-  CHECK(c.read_responses(2).find("hello 127.0.0.1") != std::string::npos);
+  CHECK(c.read(2).find("hello 127.0.0.1") != std::string::npos);
 }
 
 TEST_CASE("pipelined requests are all answered, in order, and a GET's body is not a request") {
   Served s(options(2, 8, 64));
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.connected());
   const std::string smuggled = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
   REQUIRE(c.send(kHello + "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc" +
                  "GET /hello HTTP/1.1\r\nContent-Length: " + std::to_string(smuggled.size()) +
                  "\r\n\r\n" + smuggled + kHello));
-  std::string got = c.read_responses(4);
+  std::string got = c.read(4);
   CHECK(count_of(got, "HTTP/1.1 200 OK") == 4);
   auto first = got.find("hello 127.0.0.1"), second = got.find("\r\n\r\nabc");
   CHECK(first < second);
@@ -234,34 +161,34 @@ TEST_CASE("pipelined requests are all answered, in order, and a GET's body is no
 TEST_CASE("idle and half-sent connections hold no thread") {
   Served s(options(2, 64, 1024));
   s.start();
-  std::vector<std::unique_ptr<Raw>> held;
+  std::vector<std::unique_ptr<RawClient>> held;
   for (int i = 0; i < 200; ++i) {
-    held.push_back(std::make_unique<Raw>(s.port));
+    held.push_back(std::make_unique<RawClient>(s.port));
     REQUIRE(held.back()->connected());
     REQUIRE(held.back()->send(i % 2 ? kHello : "GET /hello HTTP/1.1\r\nHost: t\r\n"));
   }
   for (int i = 1; i < 200; i += 2)
-    CHECK(held[std::size_t(i)]->read_responses(1).find("200 OK") != std::string::npos);
+    CHECK(held[std::size_t(i)]->read(1).find("200 OK") != std::string::npos);
   CHECK(eventually([&] { return s.server.stats().connections == 200; }));
   CHECK(s.server.stats().threads == 2);
   // and another client is served at once
-  Raw other(s.port);
+  RawClient other(s.port);
   REQUIRE(other.send(kHello));
-  CHECK(other.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(other.read(1, 2s).find("200 OK") != std::string::npos);
 }
 
 TEST_CASE("when every worker is stuck in a handler, another starts and serves the rest") {
   Served s(options(1, 4, 64));
   s.start();
-  Raw stuck(s.port);
+  RawClient stuck(s.port);
   REQUIRE(stuck.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
   REQUIRE(eventually([&] { return s.waiting == 1; }));
-  Raw other(s.port);
+  RawClient other(s.port);
   REQUIRE(other.send(kHello));
-  CHECK(other.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(other.read(1, 2s).find("200 OK") != std::string::npos);
   CHECK(s.server.stats().threads == 2);
   s.open_gate();
-  CHECK(stuck.read_responses(1).find("waited") != std::string::npos);
+  CHECK(stuck.read(1).find("waited") != std::string::npos);
 }
 
 TEST_CASE(
@@ -277,7 +204,7 @@ TEST_CASE(
   auto heavy = [](int id) {
     return "GET /heavy?id=" + std::to_string(id) + " HTTP/1.1\r\nHost: t\r\n\r\n";
   };
-  Raw first(s.port), second(s.port), third(s.port), fourth(s.port);
+  RawClient first(s.port), second(s.port), third(s.port), fourth(s.port);
   REQUIRE(first.send(heavy(1)));
   REQUIRE(eventually([&] { return s.waiting == 1; }));
   REQUIRE(second.send(heavy(2)));
@@ -286,17 +213,17 @@ TEST_CASE(
   REQUIRE(eventually([&] { return s.server.stats().heavy_parked == 2; }));
   // The line is full: the fourth runs at once, told it may not wait, and is refused.
   REQUIRE(fourth.send(heavy(4)));
-  CHECK(fourth.read_responses(1, 3s).rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(fourth.read(1, 3s).rfind("HTTP/1.1 503", 0) == 0);
   // The one worker is held by the running request, the parked ones hold none: a light
   // request gets a new worker rather than waiting behind them.
-  Raw light(s.port);
+  RawClient light(s.port);
   REQUIRE(light.send(kHello));
-  CHECK(light.read_responses(1, 3s).find("200 OK") != std::string::npos);
+  CHECK(light.read(1, 3s).find("200 OK") != std::string::npos);
   CHECK(s.server.stats().heavy_running == 1);
   s.open_gate();
-  CHECK(first.read_responses(1).find("heavy 1") != std::string::npos);
-  CHECK(second.read_responses(1).find("heavy 2") != std::string::npos);
-  CHECK(third.read_responses(1).find("heavy 3") != std::string::npos);
+  CHECK(first.read(1).find("heavy 1") != std::string::npos);
+  CHECK(second.read(1).find("heavy 2") != std::string::npos);
+  CHECK(third.read(1).find("heavy 3") != std::string::npos);
   std::lock_guard lock(s.order_mutex);
   CHECK(s.heavy_order == std::vector<std::string>{"1", "2", "3"});
   CHECK(s.server.stats().heavy_parked == 0);
@@ -311,9 +238,9 @@ TEST_CASE("workers that only compute start no others") {
   std::vector<std::thread> clients;
   for (int i = 0; i < 8; ++i)
     clients.emplace_back([&] {
-      Raw c(s.port);
+      RawClient c(s.port);
       for (int n = 1; !stop; ++n)
-        if (c.send(kHello)) c.read_responses(n, 1s);
+        if (c.send(kHello)) c.read(n, 1s);
     });
   std::this_thread::sleep_for(1s);
   stop = true;
@@ -326,25 +253,25 @@ TEST_CASE("a client that stops sending gets its half request answered 400, then 
   Served s(options(2, 8, 64), 1);
   s.start();
   SUBCASE("it closes its side") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
     c.finish_sending();
-    CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(c.read(1, 2s).rfind("HTTP/1.1 400", 0) == 0);
     CHECK(c.closed_within(1s));
   }
   SUBCASE("it goes quiet past the read time-out") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
     auto started = std::chrono::steady_clock::now();
-    CHECK(c.read_responses(1, 4s).rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(c.read(1, 4s).rfind("HTTP/1.1 400", 0) == 0);
     CHECK(std::chrono::steady_clock::now() - started >= 900ms);
     CHECK(c.closed_within(1s));
   }
   SUBCASE("a whole request and then the end of its input is still answered") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send(kHello));
     c.finish_sending();
-    CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(c.read(1, 2s).rfind("HTTP/1.1 200", 0) == 0);
     CHECK(c.closed_within(1s));
   }
 }
@@ -352,9 +279,9 @@ TEST_CASE("a client that stops sending gets its half request answered 400, then 
 TEST_CASE("an idle keep-alive connection is closed after the keep-alive time-out") {
   Served s(options(2, 8, 64), 1);
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send(kHello));
-  REQUIRE(c.read_responses(1).find("200 OK") != std::string::npos);
+  REQUIRE(c.read(1).find("200 OK") != std::string::npos);
   CHECK_FALSE(c.closed_within(500ms));
   CHECK(c.closed_within(2s));
   CHECK(eventually([&] { return s.server.stats().connections == 0; }));
@@ -363,21 +290,21 @@ TEST_CASE("an idle keep-alive connection is closed after the keep-alive time-out
 TEST_CASE("a head past 64 KiB is refused and the connection closed, without waiting") {
   Served s(options(2, 8, 64));
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   std::string head = "GET /hello HTTP/1.1\r\n";
   while (head.size() <= 70 * 1024)
     head += "X-Filler: 0123456789abcdef\r\n";
   REQUIRE(c.send(head));
-  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 431", 0) == 0);
+  CHECK(c.read(1, 2s).rfind("HTTP/1.1 431", 0) == 0);
   CHECK(c.closed_within(1s));
 }
 
 TEST_CASE("a response larger than the socket buffers is sent whole") {
   Served s(options(2, 8, 64));
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
-  std::string got = c.read_responses(1, 10s);
+  std::string got = c.read(1, 10s);
   CHECK(count_of(got, "b") >= 2 * 1024 * 1024);
 }
 
@@ -385,9 +312,9 @@ TEST_CASE("the connection after the keep-alive maximum is told to close, and is 
   Served s(options(2, 8, 64));
   s.server.set_keep_alive_max_count(3);
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send(kHello + kHello + kHello + kHello));
-  std::string got = c.read_responses(4, 2s);
+  std::string got = c.read(4, 2s);
   CHECK(count_of(got, "HTTP/1.1 200") == 3);
   CHECK(count_of(got, "Connection: close") == 1);
   CHECK(c.closed_within(1s));
@@ -396,15 +323,15 @@ TEST_CASE("the connection after the keep-alive maximum is told to close, and is 
 TEST_CASE("past the connection cap the connection idle longest makes room") {
   Served s(options(2, 8, 2));
   s.start();
-  Raw a(s.port), b(s.port);
+  RawClient a(s.port), b(s.port);
   REQUIRE(a.send(kHello));
-  REQUIRE(a.read_responses(1).find("200 OK") != std::string::npos);
+  REQUIRE(a.read(1).find("200 OK") != std::string::npos);
   std::this_thread::sleep_for(20ms);
   REQUIRE(b.send(kHello));
-  REQUIRE(b.read_responses(1).find("200 OK") != std::string::npos);
-  Raw third(s.port);
+  REQUIRE(b.read(1).find("200 OK") != std::string::npos);
+  RawClient third(s.port);
   REQUIRE(third.send(kHello));
-  CHECK(third.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(third.read(1, 2s).find("200 OK") != std::string::npos);
   CHECK(a.closed_within(1s)); // idle longest
   CHECK_FALSE(b.closed_within(200ms));
   CHECK(s.server.stats().evicted_idle == 1);
@@ -413,15 +340,15 @@ TEST_CASE("past the connection cap the connection idle longest makes room") {
 TEST_CASE("past the connection cap with none idle, a new connection waits until one closes") {
   Served s(options(2, 8, 2));
   s.start();
-  Raw a(s.port), b(s.port);
+  RawClient a(s.port), b(s.port);
   REQUIRE(a.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
   REQUIRE(b.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
   REQUIRE(eventually([&] { return s.waiting == 2; }));
-  Raw third(s.port); // the kernel completes the handshake; it waits in the backlog
+  RawClient third(s.port); // the kernel completes the handshake; it waits in the backlog
   REQUIRE(third.send(kHello));
-  CHECK(third.read_responses(1, 500ms).empty());
+  CHECK(third.read(1, 500ms).empty());
   s.open_gate(); // a and b are answered, then idle: room
-  CHECK(third.read_responses(1, 3s).find("200 OK") != std::string::npos);
+  CHECK(third.read(1, 3s).find("200 OK") != std::string::npos);
 }
 
 TEST_CASE("one address holds at most max_per_address connections; others are served at once") {
@@ -430,49 +357,49 @@ TEST_CASE("one address holds at most max_per_address connections; others are ser
   o.unlimited = [](std::string_view ip) { return ip == "127.0.0.9"; };
   Served s(o);
   s.start();
-  std::vector<std::unique_ptr<Raw>> held;
+  std::vector<std::unique_ptr<RawClient>> held;
   for (int i = 0; i < 3; ++i) {
-    held.push_back(std::make_unique<Raw>(s.port, "127.0.0.1"));
+    held.push_back(std::make_unique<RawClient>(s.port, RawClient::Options{.from = "127.0.0.1"}));
     REQUIRE(held.back()->send("GET /hello HTTP/1.1\r\n")); // half a head: busy, not idle
   }
   REQUIRE(eventually([&] { return s.server.stats().connections == 3; }));
   // The fourth from the same address is refused before a byte of it is read.
-  Raw fourth(s.port, "127.0.0.1");
-  CHECK(fourth.read_responses(1, 2s).rfind("HTTP/1.1 503", 0) == 0);
+  RawClient fourth(s.port, {.from = "127.0.0.1"});
+  CHECK(fourth.read(1, 2s).rfind("HTTP/1.1 503", 0) == 0);
   CHECK(fourth.closed_within(1s));
   CHECK(s.server.stats().refused_per_address == 1);
   // Another address is answered at once, and an unlimited one (a trusted proxy) is not capped.
-  Raw other(s.port, "127.0.0.2");
+  RawClient other(s.port, {.from = "127.0.0.2"});
   REQUIRE(other.send(kHello));
-  CHECK(other.read_responses(1, 2s).find("hello 127.0.0.2") != std::string::npos);
-  std::vector<std::unique_ptr<Raw>> proxy;
+  CHECK(other.read(1, 2s).find("hello 127.0.0.2") != std::string::npos);
+  std::vector<std::unique_ptr<RawClient>> proxy;
   for (int i = 0; i < 5; ++i) {
-    proxy.push_back(std::make_unique<Raw>(s.port, "127.0.0.9"));
+    proxy.push_back(std::make_unique<RawClient>(s.port, RawClient::Options{.from = "127.0.0.9"}));
     REQUIRE(proxy.back()->send(kHello));
-    CHECK(proxy.back()->read_responses(1, 2s).find("200 OK") != std::string::npos);
+    CHECK(proxy.back()->read(1, 2s).find("200 OK") != std::string::npos);
   }
   // Once one of the three closes, the address may open another.
   held.pop_back();
   REQUIRE(eventually([&] { return s.server.stats().connections == 8; }));
-  Raw again(s.port, "127.0.0.1");
+  RawClient again(s.port, {.from = "127.0.0.1"});
   REQUIRE(again.send(kHello));
-  CHECK(again.read_responses(1, 2s).find("200 OK") != std::string::npos);
+  CHECK(again.read(1, 2s).find("200 OK") != std::string::npos);
 }
 
 TEST_CASE("a chunked body is decoded, and refused with 413 as soon as it passes the limit") {
   Served s(options(2, 8, 64));
   s.start();
   SUBCASE("within the limit: the handler sees the decoded body") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                    "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n" +
                    kHello));
-    std::string got = c.read_responses(2);
+    std::string got = c.read(2);
     CHECK(got.find("\r\n\r\nhello world") != std::string::npos);
     CHECK(got.find("hello 127.0.0.1") != std::string::npos); // the next request, framed right
   }
   SUBCASE("past the limit: 413 while it is still being sent, and the connection closed") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"));
     const std::string chunk = "1000\r\n" + std::string(0x1000, 'x') + "\r\n";
     std::size_t sent = 0;
@@ -480,19 +407,19 @@ TEST_CASE("a chunked body is decoded, and refused with 413 as soon as it passes 
     for (int i = 0; i < 2560 && got.empty(); ++i) { // up to 10 MiB
       if (!c.send(chunk)) break;
       sent += chunk.size();
-      got = c.read_responses(1, 1ms);
+      got = c.read(1, 1ms);
     }
-    got = c.read_responses(1, 2s);
+    got = c.read(1, 2s);
     CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
     CHECK(sent < 64 * 1024 * 1024); // refused long before the client was done (socket buffers
                                     // and the lingering close take some)
     CHECK(c.closed_within(2s));
   }
   SUBCASE("a Content-Length past the limit: 413 at once, the body never waited for") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 300000000\r\n"
                    "Expect: 100-continue\r\n\r\n"));
-    std::string got = c.read_responses(1, 2s);
+    std::string got = c.read(1, 2s);
     CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
     CHECK(got.find("100 Continue") == std::string::npos);
     CHECK(c.closed_within(1s));
@@ -502,12 +429,12 @@ TEST_CASE("a chunked body is decoded, and refused with 413 as soon as it passes 
 TEST_CASE("a client that asks for 100 Continue gets it before sending the body") {
   Served s(options(2, 8, 64));
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                  "Expect: 100-continue\r\n\r\n"));
-  CHECK(c.read_responses(1, 2s).rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
+  CHECK(c.read_head(2s).rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
   REQUIRE(c.send("hello"));
-  std::string got = c.read_responses(2, 2s);
+  std::string got = c.read(1, 2s); // the 100 is not a response of its own
   CHECK(count_of(got, "100 Continue") == 1);
   CHECK(got.find("\r\n\r\nhello") != std::string::npos);
 }
@@ -533,10 +460,10 @@ TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal 
   s.start();
   SUBCASE("a Content-Length that is not digits: 400, closed, the rest never a request") {
     for (const char *length : {"0x2f", "+2", "-1", "2, 3", " "}) {
-      Raw c(s.port);
+      RawClient c(s.port);
       REQUIRE(c.send(std::string("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: ") + length +
                      "\r\n\r\n" + kHello));
-      std::string got = c.read_responses(2, 2s);
+      std::string got = c.read(2, 2s);
       CHECK_MESSAGE(got.rfind("HTTP/1.1 400", 0) == 0, length);
       CHECK(count_of(got, "HTTP/1.1") == 1);
       CHECK(c.closed_within(1s));
@@ -544,16 +471,16 @@ TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal 
   }
   SUBCASE("a field name with a space before its colon, and an unknown transfer coding") {
     for (const char *field : {"Transfer-Encoding : chunked", "Transfer-Encoding: gzip"}) {
-      Raw c(s.port);
+      RawClient c(s.port);
       REQUIRE(c.send(std::string("POST /echo HTTP/1.1\r\nHost: t\r\n") + field + "\r\n\r\n"));
-      CHECK_MESSAGE(c.read_responses(1, 2s).rfind("HTTP/1.1 400", 0) == 0, field);
+      CHECK_MESSAGE(c.read(1, 2s).rfind("HTTP/1.1 400", 0) == 0, field);
       CHECK(c.closed_within(1s));
     }
   }
   SUBCASE("classify's 404 and 405, on a connection that stays open") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("GET /%25 HTTP/1.1\r\nHost: t\r\n\r\nDELETE /echo HTTP/1.1\r\n\r\n" + kHello));
-    std::string got = c.read_responses(3, 2s);
+    std::string got = c.read(3, 2s);
     CHECK(got.rfind("HTTP/1.1 404", 0) == 0);
     CHECK(got.find("HTTP/1.1 405") != std::string::npos);
     CHECK(got.find("hello 127.0.0.1") != std::string::npos);
@@ -561,10 +488,10 @@ TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal 
     CHECK(seen == std::vector<std::string>{"404 /%", "405 /echo"});
   }
   SUBCASE("a coded body is refused: cpp-httplib would inflate it past every limit") {
-    Raw c(s.port);
+    RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\n"
                    "Content-Length: 3\r\n\r\nabc" + kHello));
-    std::string got = c.read_responses(2, 2s);
+    std::string got = c.read(2, 2s);
     CHECK(got.rfind("HTTP/1.1 415", 0) == 0);
     CHECK(got.find("hello 127.0.0.1") != std::string::npos);
   }
@@ -584,9 +511,9 @@ TEST_CASE("classify runs once per request, on the path as cpp-httplib decodes it
     res.set_content("tag " + std::to_string(ConnectionLoop::tag_of(req)), "text/plain");
   });
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send("GET /%74agged?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
-  CHECK(c.read_responses(1, 2s).find("tag 42") != std::string::npos);
+  CHECK(c.read(1, 2s).find("tag 42") != std::string::npos);
   std::lock_guard lock(*calls_mutex);
   CHECK(*calls == std::vector<std::string>{"GET /tagged"});
 }
@@ -599,10 +526,10 @@ TEST_CASE("an Authorization line longer than cpp-httplib reads is left out, and 
                     "text/plain");
   });
   s.start();
-  Raw c(s.port);
+  RawClient c(s.port);
   REQUIRE(c.send("GET /auth HTTP/1.1\r\nAuthorization: Bearer " + std::string(9000, 'a') +
                  "\r\n\r\nGET /auth HTTP/1.1\r\nX-Other: " + std::string(9000, 'a') + "\r\n\r\n"));
-  std::string got = c.read_responses(2, 2s);
+  std::string got = c.read(2, 2s);
   CHECK(got.find("dropped absent") != std::string::npos);
   CHECK(got.find("HTTP/1.1 431") != std::string::npos); // any other field that long
 }
@@ -610,9 +537,9 @@ TEST_CASE("an Authorization line longer than cpp-httplib reads is left out, and 
 TEST_CASE("draining lets a busy request finish and closes the idle connections") {
   auto s = std::make_unique<Served>(options(2, 8, 64));
   s->start();
-  Raw idle(s->port), busy(s->port);
+  RawClient idle(s->port), busy(s->port);
   REQUIRE(idle.send(kHello));
-  REQUIRE(idle.read_responses(1).find("200 OK") != std::string::npos);
+  REQUIRE(idle.read(1).find("200 OK") != std::string::npos);
   REQUIRE(busy.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
   REQUIRE(eventually([&] { return s->waiting == 1; }));
   std::thread stopping([&] {
@@ -624,6 +551,6 @@ TEST_CASE("draining lets a busy request finish and closes the idle connections")
   std::this_thread::sleep_for(100ms);
   s->open_gate();
   stopping.join();
-  CHECK(busy.read_responses(1).find("waited") != std::string::npos);
+  CHECK(busy.read(1).find("waited") != std::string::npos);
   CHECK(busy.closed_within(1s));
 }
