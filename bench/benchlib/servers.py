@@ -61,6 +61,8 @@ def start_latch(workdir, port, extra_args=()):
     db = os.path.join(workdir, "latch.db")
     argv = [paths.LATCH, "serve", "--addr", f"127.0.0.1:{port}", "--db", db,
             "--rate-limit", "0", "--max-failed-logins", "0",
+            # Every wrk connection comes from 127.0.0.1: no per-address connection cap.
+            "--max-connections-per-address", "0",
             # No access log, as the peers keep none by default (gunicorn, fastify).
             "--log-format", "off",
             "--simplejwt-access-ttl", str(ACCESS_TTL_SECONDS), *extra_args]
