@@ -706,18 +706,34 @@ ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
 // Deletes, in transactions of at most kPurgeBatch rows each, the rows the statement names (?1
 // bound to `bound`, ?2 to the batch size), releasing the connection between batches so requests
 // are never held up behind a long purge; returns how many.
+namespace {
+// Between two batches of a purge, a pause as long as the batch took: other writers (this
+// process's requests, an admin command, another server) find the write lock free at least half
+// the time, and their busy handlers get in instead of starving behind back-to-back batches.
+void pause_after(std::chrono::steady_clock::time_point batch_started) {
+  const auto took = std::chrono::steady_clock::now() - batch_started;
+  std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
+      took, std::chrono::milliseconds(1)));
+}
+} // namespace
+
 int SqliteStore::delete_in_batches(const char *select_then_delete, std::int64_t bound) {
   int total = 0;
   for (;;) {
-    std::lock_guard lock(mutex_);
-    Transaction tx(*this);
-    Statement st = statement(select_then_delete);
-    st.bind(1, bound).bind(2, static_cast<std::int64_t>(kPurgeBatch));
-    st.step();
-    const int n = sqlite3_changes(db_);
-    tx.commit();
+    const auto started = std::chrono::steady_clock::now();
+    int n = 0;
+    {
+      std::lock_guard lock(mutex_);
+      Transaction tx(*this);
+      Statement st = statement(select_then_delete);
+      st.bind(1, bound).bind(2, static_cast<std::int64_t>(kPurgeBatch));
+      st.step();
+      n = sqlite3_changes(db_);
+      tx.commit();
+    }
     total += n;
     if (n < kPurgeBatch) return total;
+    pause_after(started);
   }
 }
 
@@ -736,7 +752,8 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
                                         now);
   c.signing_keys = purge_signing_keys(keys_retired_before);
   // The change feed keeps a few minutes; a reader further behind takes a new snapshot.
-  for (;;) {
+  for (bool first = true;; first = false) {
+    if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::lock_guard lock(mutex_);
     Transaction tx(*this);
     std::int64_t upto = 0;
@@ -926,7 +943,8 @@ void SqliteStore::ping() {
       throw StoreError(msg);
     }
   };
-  run("SELECT count(*) FROM sqlite_master");
+  // The tables requests use are there (not renamed or dropped behind the server's back).
+  run("SELECT 1 FROM users, sessions, token_blacklist, one_time_tokens, signing_keys LIMIT 0");
   if (read_only_) return;
   // Whether a write could commit now: the write lock, taken and given back.
   run("BEGIN IMMEDIATE");

@@ -425,9 +425,14 @@ json openapi_document(const Config &config) {
                                          "alive", "application/json", neutral);
   json ready = operational("readyz", "the database answers", 200, status_is("ready"),
                            "the database answers queries", "application/json", neutral);
-  ready["responses"]["503"] = {
-      {"description", "the database does not answer"},
-      {"content", {{"application/json", {{"schema", status_is("database unavailable")}}}}}};
+  json unready = status_is("database unavailable");
+  unready["properties"]["reason"] = {
+      {"type", "string"},
+      {"description", "why, in a sentence (the write lock held elsewhere, a table missing, the "
+                      "database file deleted or replaced)"}};
+  ready["responses"]["503"] = {{"description", "the database does not answer, or writes cannot "
+                                               "commit now"},
+                               {"content", {{"application/json", {{"schema", unready}}}}}};
   paths["/readyz"]["get"] = ready;
   paths["/openapi.json"]["get"] = operational("openapi", "this document", 200,
                                               {{"type", "object"},
