@@ -81,3 +81,41 @@ ALTER TABLE users ADD COLUMN username_key TEXT;
 ALTER TABLE users ADD COLUMN username_skeleton TEXT;
 CREATE UNIQUE INDEX users_username_key ON users(username_key);
 CREATE INDEX users_username_skeleton ON users(username_skeleton);
+
+-- migration 4
+-- What every writer changed, by position: a server keeps live sessions and the blacklist in
+-- memory (db/session_cache.h) and follows this feed to learn what others changed (an admin
+-- command, another server on the same database), instead of reloading everything. Triggers
+-- write it, so no writer can forget to. kind: 1 a session (id), 2 a blacklisted access token
+-- (jti), 3 a user (id), 4 the signing keys. The deletion of a session that has expired (the
+-- purge) or was revoked already changes nothing a server holds, so it is not written. Rows
+-- older than a few minutes are pruned; change_floor holds the last position pruned, so a
+-- reader that fell behind it knows to load everything again.
+CREATE TABLE changes (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind     INTEGER NOT NULL,
+  key      TEXT NOT NULL,
+  at       INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+);
+CREATE INDEX changes_at ON changes(at);
+CREATE TABLE change_floor (position INTEGER NOT NULL);
+INSERT INTO change_floor(position) VALUES (0);
+CREATE TRIGGER sessions_inserted AFTER INSERT ON sessions
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, NEW.id); END;
+CREATE TRIGGER sessions_updated AFTER UPDATE ON sessions
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, NEW.id); END;
+CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+  WHEN OLD.revoked_at IS NULL AND OLD.expires_at > CAST(strftime('%s', 'now') AS INTEGER)
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, OLD.id); END;
+CREATE TRIGGER blacklist_inserted AFTER INSERT ON token_blacklist
+  BEGIN INSERT INTO changes(kind, key) VALUES (2, NEW.jti); END;
+CREATE TRIGGER users_updated AFTER UPDATE ON users
+  BEGIN INSERT INTO changes(kind, key) VALUES (3, NEW.id); END;
+CREATE TRIGGER users_deleted AFTER DELETE ON users
+  BEGIN INSERT INTO changes(kind, key) VALUES (3, OLD.id); END;
+CREATE TRIGGER signing_keys_inserted AFTER INSERT ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;

@@ -9,7 +9,7 @@
 #include "auth/secure.h"
 #include "auth/service.h"
 #include "auth/tokens.h"
-#include "db/cached_store.h"
+#include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
 #include <algorithm>
@@ -52,11 +52,13 @@ int serve(const std::vector<std::string> &args) {
     return 2; // SMTP is configured but cannot work: as a bad setting, before anything starts
   }
 
-  // SIGINT/SIGTERM are taken by one thread (below); block them before any thread starts.
+  // SIGINT/SIGTERM (stop) and SIGHUP (reload) are taken by one thread (below); block them
+  // before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   // One malloc arena per core, not glibc's eight per core: after a burst on hundreds of
@@ -68,18 +70,20 @@ int serve(const std::vector<std::string> &args) {
   // start, so tokens survive restarts with no set-up), reloaded when latch secret rotate
   // changes it.
   std::unique_ptr<TokenCodec> codec;
-  // Sessions and the blacklist in memory, so checking a token touches no database.
-  std::unique_ptr<db::CachedStore> cached;
+  // Sessions and the blacklist in memory, so checking a token touches no database; it follows
+  // the database's change feed for what other processes change (keys included).
+  std::unique_ptr<db::SessionCache> cache;
   try {
     store = std::make_unique<db::SqliteStore>(config.db_path);
     report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
-    cached = std::make_unique<db::CachedStore>(*store);
+    cache = std::make_unique<db::SessionCache>(*store, *store);
   } catch (const std::exception &e) {
     std::cerr << "latch: " << e.what() << "\n";
     return 1;
   }
   SigningKeyWatcher key_watcher(config, *store, *codec);
+  cache->follow([&key_watcher] { key_watcher.reload(); });
   // After the open, so the -wal and -shm SQLite made (with the file's mode) are looked at too.
   for (const auto &line : database_permission_warnings(config.db_path))
     std::cerr << "latch: warning: " << line << "\n";
@@ -89,7 +93,8 @@ int serve(const std::vector<std::string> &args) {
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
-  AuthService service(config, *cached, hasher, *codec, mailer, system_clock());
+  AuthService service(config, *store, hasher, *codec, mailer, system_clock(), cache.get(),
+                      steady_clock());
   http::Dispatcher dispatcher(config, service);
   std::unique_ptr<http::Listener> listener;
   std::string error;
@@ -110,21 +115,56 @@ int serve(const std::vector<std::string> &args) {
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopping = false;
-  std::thread purger([&] {
+  // The database's upkeep a few times a second (store->maintain()), and the purge every
+  // --purge-interval.
+  std::thread maintainer([&] {
     std::unique_lock lock(stop_mutex);
-    while (!stop_cv.wait_for(lock, std::chrono::seconds(config.purge_interval),
-                             [&] { return stopping; })) {
+    auto next_purge = std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
+    std::chrono::steady_clock::time_point last_said{};
+    std::string said;
+    while (!stop_cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; })) {
+      lock.unlock();
       try {
-        service.purge_expired();
+        store->maintain();
+        said.clear();
       } catch (const std::exception &e) {
-        std::cerr << "latch: purge failed: " << e.what() << "\n";
+        // Loud, and again every minute while it lasts.
+        const auto now = std::chrono::steady_clock::now();
+        if (e.what() != said || now - last_said >= std::chrono::minutes(1)) {
+          std::cerr << "latch: ERROR: " << e.what() << "\n";
+          said = e.what();
+          last_said = now;
+        }
       }
+      if (std::chrono::steady_clock::now() >= next_purge) {
+        try {
+          service.purge_expired();
+        } catch (const std::exception &e) {
+          std::cerr << "latch: purge failed: " << e.what() << "\n";
+        }
+        next_purge = std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
+      }
+      lock.lock();
     }
   });
   std::thread signal_waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != 0) listener->stop();
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig != SIGHUP) {
+        listener->stop();
+        return;
+      }
+      // SIGHUP: what can be loaded again without a restart (a renewed certificate, keys
+      // changed by hand), with no request dropped.
+      std::string why;
+      if (listener->reload_tls(&why))
+        std::cerr << "latch: SIGHUP: " << (config.tls_cert.empty() ? "" : "TLS certificate and ")
+                  << "signing keys reloaded\n";
+      else
+        std::cerr << "latch: SIGHUP: keeping the TLS certificate in use: " << why << "\n";
+      key_watcher.reload();
+    }
   });
 
   std::string apis;
@@ -142,7 +182,7 @@ int serve(const std::vector<std::string> &args) {
     stopping = true;
   }
   stop_cv.notify_all();
-  purger.join();
+  maintainer.join();
   // Wake the signal thread if the server stopped for another reason.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();

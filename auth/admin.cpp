@@ -71,6 +71,12 @@ struct Context {
   std::map<std::string, std::string> flags; // given flags; "" for switches
   Config config;
   std::unique_ptr<db::SqliteStore> store;
+  // The same service as the APIs', so every rule is theirs: no token is issued here (a
+  // throw-away key), and a mail would go to the log.
+  std::unique_ptr<PasswordHasher> hasher;
+  std::unique_ptr<TokenCodec> codec;
+  std::unique_ptr<Mailer> mailer;
+  std::unique_ptr<AuthService> service;
 
   bool has(const std::string &flag) const { return flags.count(flag) != 0; }
   std::string title() const {
@@ -124,6 +130,11 @@ int open_store(Context &c) {
   c.store = std::make_unique<db::SqliteStore>(path, c.command.access == Access::reads
                                                         ? db::SqliteStore::Open::read_only
                                                         : db::SqliteStore::Open::existing);
+  c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
+  c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
+  c.mailer = std::make_unique<Mailer>(Mailer::log());
+  c.service = std::make_unique<AuthService>(c.config, *c.store, *c.hasher, *c.codec, *c.mailer,
+                                            system_clock());
   return admin_ok;
 }
 
@@ -141,20 +152,32 @@ int require_current_schema(Context &c) {
 // USER is an id, an email or a username. A text that is one user's email and another's
 // username names nobody for sure, so it is refused rather than guessed.
 int find_user(Context &c, const std::string &who, db::User &user) {
-  if (auto u = c.store->find_user_by_id(who)) {
+  if (auto u = c.service->find_user_by_id(who)) {
     user = *u;
     return admin_ok;
   }
   // Found as sign-in finds them: a look-alike spelling of a username names its user.
   std::optional<db::User> by_email;
-  if (who.find('@') != std::string::npos) by_email = lookup_email(*c.store, who);
-  auto by_name = lookup_username(*c.store, who);
+  if (who.find('@') != std::string::npos) by_email = c.service->find_user_by_email(who);
+  auto by_name = c.service->find_user_by_username(who);
   if (by_email && by_name && by_email->id != by_name->id)
     return c.fail(admin_usage, "'" + who + "' is the email of " + by_email->username +
                                    " and the username of another user; name the user by id (" +
                                    by_email->id + " or " + by_name->id + ")");
   if (!by_email && !by_name) return c.fail(admin_not_found, "no user '" + who + "'");
   user = by_email ? *by_email : *by_name;
+  return admin_ok;
+}
+
+// The CLI's words for a password the service's rule refuses.
+int password_failure(Context &c, std::optional<ErrorCode> problem) {
+  if (problem == ErrorCode::password_too_long)
+    return c.fail(admin_usage, "the password is longer than " +
+                                   std::to_string(c.config.password_max_bytes) + " bytes");
+  if (problem == ErrorCode::weak_password)
+    return c.fail(admin_usage, "the password is shorter than " +
+                                   std::to_string(c.config.password_min_length) +
+                                   " characters (--password-min-length)");
   return admin_ok;
 }
 
@@ -168,22 +191,8 @@ int new_password(Context &c, std::string &password, bool &generated) {
   if (!std::getline(c.in, password)) return c.fail(admin_usage, "no password on standard input");
   if (!password.empty() && password.back() == '\r') password.pop_back();
   if (!secure::valid_utf8(password)) return c.fail(admin_usage, "the password is not UTF-8");
-  if (password.size() > c.config.password_max_bytes)
-    return c.fail(admin_usage, "the password is longer than " +
-                                   std::to_string(c.config.password_max_bytes) + " bytes");
-  if (utf8_length(password) < c.config.password_min_length)
-    return c.fail(admin_usage, "the password is shorter than " +
-                                   std::to_string(c.config.password_min_length) +
-                                   " characters (--password-min-length)");
-  return admin_ok;
-}
-
-int hash_password(Context &c, const std::string &password, std::string &hash) {
-  PasswordHasher hasher(c.config.argon2, 1, 1);
-  auto h = hasher.hash(password);
-  if (!h) return c.fail(admin_failed, "cannot hash the password");
-  hash = h.value();
-  return admin_ok;
+  // The APIs' rule (password_problem), checked before the database is opened.
+  return password_failure(c, password_problem(c.config, password));
 }
 
 int count_active_sessions(const std::vector<db::Session> &sessions, std::int64_t now) {
@@ -230,22 +239,27 @@ const char *taken_message(db::InsertUserResult taken) {
 }
 
 int user_add(Context &c) {
-  db::User u;
+  // The rules are sign-up's (set_identity, password_problem), told before anything is opened.
+  db::User checked;
   std::optional<std::string> email;
   if (c.has("email")) email = c.flags["email"];
-  if (int rc = set_identity_or_fail(c, u, c.operands[0], email)) return rc;
-  std::string password, hash;
+  if (int rc = set_identity_or_fail(c, checked, c.operands[0], email)) return rc;
+  std::string password;
   bool generated = false;
   if (int rc = new_password(c, password, generated)) return rc;
   if (int rc = open_store(c)) return rc;
-  if (auto taken = c.store->identity_taken(u); taken != db::InsertUserResult::ok)
-    return c.fail(admin_failed, taken_message(taken));
-  if (int rc = hash_password(c, password, hash)) return rc;
-  u.id = secure::uuid_v4();
-  u.password_hash = hash;
-  u.created_at = u.updated_at = c.now();
-  if (auto taken = c.store->insert_user(u); taken != db::InsertUserResult::ok)
-    return c.fail(admin_failed, taken_message(taken));
+  auto made = c.service->sign_up({c.operands[0], email, password, "", "", ""});
+  if (!made) {
+    const Error &e = made.error();
+    if (e.code == ErrorCode::user_exists)
+      return c.fail(admin_failed, taken_message(e.detail == "email"
+                                                    ? db::InsertUserResult::email_taken
+                                                    : db::InsertUserResult::username_taken));
+    if (e.code == ErrorCode::weak_password || e.code == ErrorCode::password_too_long)
+      return password_failure(c, e.code);
+    return c.fail(admin_failed, "cannot add the user");
+  }
+  const db::User &u = made->user;
   c.out << "added user " << u.username << " (" << u.id << ")\n";
   if (generated) c.out << "password: " << password << "\n";
   return admin_ok;
@@ -254,7 +268,7 @@ int user_add(Context &c) {
 int user_list(Context &c) {
   if (int rc = open_store(c)) return rc;
   if (int rc = require_current_schema(c)) return rc;
-  auto users = c.store->list_users();
+  auto users = c.service->list_users();
   if (c.has("json")) {
     json all = json::array();
     for (const auto &u : users)
@@ -275,7 +289,7 @@ int user_show(Context &c) {
   if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  auto sessions = c.store->list_sessions(u.id);
+  auto sessions = c.service->list_sessions(u.id);
   int active = count_active_sessions(sessions, c.now());
   if (c.has("json")) {
     json j = user_json(u);
@@ -298,7 +312,7 @@ int user_delete(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  if (!c.store->delete_user(u.id))
+  if (!c.service->delete_user(u))
     return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
   c.out << "deleted user " << u.username << " (" << u.id
         << "); its sessions and tokens are gone with it\n";
@@ -306,15 +320,18 @@ int user_delete(Context &c) {
 }
 
 int user_set_password(Context &c) {
-  std::string password, hash;
+  std::string password;
   bool generated = false;
   if (int rc = new_password(c, password, generated)) return rc;
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  if (int rc = hash_password(c, password, hash)) return rc;
-  if (!c.store->replace_password(u.id, hash, c.now()))
-    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  if (Status done = c.service->set_password(u, password); !done) {
+    if (done.error().code == ErrorCode::user_not_found)
+      return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+    if (int rc = password_failure(c, done.error().code)) return rc;
+    return c.fail(admin_failed, "cannot set the password");
+  }
   c.out << "new password set for " << u.username << "; every session of the user is ended\n";
   if (generated) c.out << "password: " << password << "\n";
   return admin_ok;
@@ -324,18 +341,14 @@ int user_rename(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  const std::string old_name = u.username;
-  const std::optional<std::string> email = u.email; // unchanged, and not checked again here
-  if (int rc = set_identity_or_fail(c, u, c.operands[1], std::nullopt)) return rc;
-  u.email = email;
-  switch (c.store->rename_user(u, c.now())) {
-  case db::RenameResult::renamed: break;
-  case db::RenameResult::taken:
-    return c.fail(admin_failed, taken_message(db::InsertUserResult::username_taken));
-  case db::RenameResult::not_found:
+  db::User checked; // sign-up's rule, in the CLI's words
+  if (int rc = set_identity_or_fail(c, checked, c.operands[1], std::nullopt)) return rc;
+  if (Status done = c.service->rename_user(u, c.operands[1]); !done) {
+    if (done.error().code == ErrorCode::user_exists)
+      return c.fail(admin_failed, taken_message(db::InsertUserResult::username_taken));
     return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
   }
-  c.out << "renamed " << visible_username(old_name) << " to " << u.username << " (" << u.id
+  c.out << "renamed " << visible_username(u.username) << " to " << c.operands[1] << " (" << u.id
         << "); tokens issued before keep the old name until they are refreshed\n";
   return admin_ok;
 }
@@ -349,7 +362,7 @@ int user_verify_email(Context &c) {
     c.out << "the email of " << u.username << " (" << *u.email << ") was already verified\n";
     return admin_ok;
   }
-  c.store->set_email_verified(u.id, c.now());
+  c.service->mark_email_verified(u);
   c.out << "the email of " << u.username << " (" << *u.email << ") is now verified\n";
   return admin_ok;
 }
@@ -361,7 +374,7 @@ int sessions_list(Context &c) {
   if (int rc = require_current_schema(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  auto sessions = c.store->list_sessions(u.id);
+  auto sessions = c.service->list_sessions(u.id);
   const std::int64_t now = c.now();
   if (c.has("json")) {
     json all = json::array();
@@ -385,13 +398,13 @@ int sessions_list(Context &c) {
 int sessions_revoke(Context &c) {
   if (int rc = open_store(c)) return rc;
   if (c.has("all")) {
-    int n = c.store->revoke_all_sessions(c.now());
+    int n = c.service->revoke_all_sessions();
     c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of every user\n";
     return admin_ok;
   }
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  int n = c.store->revoke_user_sessions(u.id, c.now());
+  int n = c.service->revoke_sessions(u);
   c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of " << u.username << "\n";
   return admin_ok;
 }
@@ -420,10 +433,16 @@ int backup(Context &c) {
 }
 
 int purge(Context &c) {
+  std::optional<std::int64_t> margin; // --purge-margin's, as the server purges
+  if (c.has("margin")) {
+    auto d = c.flags["margin"] == "0" ? std::optional<std::int64_t>(0)
+                                      : parse_duration(c.flags["margin"]);
+    if (!d) return c.fail(admin_usage, "--margin must be 0 or a duration such as 90s, 15m or 1h");
+    margin = *d;
+  }
   if (int rc = open_store(c)) return rc;
-  const std::int64_t now = c.now();
-  db::PurgeCounts n = c.store->purge_expired(now);
-  n.signing_keys = c.store->purge_signing_keys(now - signing_key_retention(c.config));
+  // The service's purge, as the server runs it every --purge-interval.
+  db::PurgeCounts n = c.service->purge_expired(margin);
   c.out << "sessions: " << n.sessions << "\n"
         << "blacklisted tokens: " << n.blacklist << "\n"
         << "one-time tokens: " << n.one_time_tokens << "\n"
@@ -438,14 +457,11 @@ int secret_rotate(Context &c) {
                   "ring to rotate. Change the variable instead (tokens signed with the old "
                   "value stop working), or unset it to use keys kept in the database");
   if (int rc = open_store(c)) return rc;
-  auto before = c.store->signing_keys();
   const std::int64_t now = c.now();
   db::SigningKeyRow next = new_signing_key(now);
-  c.store->rotate_signing_key(next, now);
+  auto before = c.service->rotate_signing_key(next, c.has("retire-now"));
   c.out << "new signing key: " << next.kid << "\n";
   if (c.has("retire-now")) {
-    // Deleted rather than kept for their retention: a token that names them names no key.
-    c.store->purge_signing_keys(now);
     for (const auto &k : before)
       c.out << "deleted: " << k.kid << " (every token it signed is refused from now on)\n";
     c.out << "a server running without LATCH_JWT_SECRET signs with the new key and refuses "
@@ -643,11 +659,14 @@ const std::vector<Command> &commands() {
        "",
        "",
        0,
-       {},
+       {{"margin", "DURATION",
+         "delete what expired longer ago than this (default 1h; 0: everything expired)"}},
        "delete expired rows now and print how many",
        "Deletes expired sessions, blacklist entries and one-time tokens, and retired signing\n"
        "keys no token can need any more, as the server does every --purge-interval. Token\n"
-       "lifetimes come from the same LATCH_* variables as the server's.\n",
+       "lifetimes come from the same LATCH_* variables as the server's. As the server's, the\n"
+       "purge leaves what expired within the last hour (--margin): a wall clock stepped\n"
+       "forward by up to that destroys nothing still valid.\n",
        purge},
       {"secret",
        "rotate",
@@ -807,7 +826,7 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
       if (c.group == group) command = &c;
   }
 
-  Context c{in, out, err, *command, {}, {}, {}, {}};
+  Context c{in, out, err, *command, {}, {}, {}, {}, {}, {}, {}, {}};
   auto usage = [&](const std::string &message) {
     err << c.title() << ": " << message << "\nUsage: " << usage_line(*command)
         << " [--db PATH] (see --help)\n";

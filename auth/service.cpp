@@ -10,6 +10,14 @@
 
 namespace latch {
 
+Clock steady_clock() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
 Clock system_clock() {
   return [] {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -49,14 +57,14 @@ Status set_identity(db::User &user, const std::string &username,
   return Ok{};
 }
 
-std::optional<db::User> lookup_username(db::Store &store, const std::string &typed) {
+std::optional<db::User> lookup_username(db::Users &store, const std::string &typed) {
   if (auto exact = store.find_user_by_username(typed)) return exact;
   Canonical key = canonical_username(typed);
   if (!key) return std::nullopt;
   return store.find_user_by_username_key(key.key);
 }
 
-std::optional<db::User> lookup_email(db::Store &store, const std::string &typed) {
+std::optional<db::User> lookup_email(db::Users &store, const std::string &typed) {
   Canonical key = canonical_email(typed);
   // An address the WHATWG rule refuses can only be a row from before it, stored lower-cased.
   return store.find_user_by_email(key ? key.key : lower_ascii(typed));
@@ -93,22 +101,37 @@ std::string describe_duration(std::int64_t seconds) {
 } // namespace
 
 AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
-                         const TokenCodec &codec, Mailer &mailer, Clock clock)
+                         const TokenCodec &codec, Mailer &mailer, Clock clock,
+                         db::SessionCache *cache, Clock elapsed)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
-      clock_(std::move(clock)), address_limit_(config.rate_limit, 60),
-      sign_in_throttle_(config.max_failed_logins), mail_limit_(config.mail_limit) {}
+      clock_(std::move(clock)), elapsed_(elapsed ? std::move(elapsed) : clock_), cache_(cache), rotations_(store, [this] { written(); }),
+      address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins),
+      mail_limit_(config.mail_limit) {}
 
-std::optional<ErrorCode> AuthService::check_password(const std::string &password) const {
+void AuthService::written() {
+  if (cache_) cache_->catch_up();
+}
+
+std::optional<db::Session> AuthService::live_session(const std::string &id) {
+  if (cache_) return cache_->find_session(id);
+  auto s = store_.find_session(id);
+  if (s && s->revoked) return std::nullopt;
+  return s;
+}
+
+std::optional<ErrorCode> password_problem(const Config &config, const std::string &password) {
   // Refused before hashing, so nobody can make the server hash megabytes.
-  if (password.size() > config_.password_max_bytes) return ErrorCode::password_too_long;
-  if (utf8_length(password) < config_.password_min_length) return ErrorCode::weak_password;
+  if (password.size() > config.password_max_bytes) return ErrorCode::password_too_long;
+  if (utf8_length(password) < config.password_min_length) return ErrorCode::weak_password;
   return std::nullopt;
 }
 
-Result<db::User> AuthService::sign_up(const NewUser &in, const Caller &caller) {
+Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
+                                                   const SignUpOptions &options) {
   db::User u;
   if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
+  if (options.confirm_email && !u.email) return Error{ErrorCode::invalid_email, "email"};
   // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
   if (store_.identity_taken(u) != db::InsertUserResult::ok)
     return Error{ErrorCode::user_exists, ""};
@@ -120,12 +143,33 @@ Result<db::User> AuthService::sign_up(const NewUser &in, const Caller &caller) {
   u.profile_picture = in.profile_picture;
   u.phone_number = in.phone_number;
   u.created_at = u.updated_at = now();
-  switch (store_.insert_user(u)) {
-  case db::InsertUserResult::ok: return u;
+  // What the user starts with commits with it, or nothing does: a retry never meets a
+  // half-made account.
+  std::optional<db::Session> session;
+  if (options.session) session = new_session(u, *options.session);
+  std::string confirmation;
+  std::optional<db::OneTimeToken> confirmation_row;
+  if (options.confirm_email) {
+    confirmation = secure::random_token(32); // 256 bits
+    confirmation_row = db::OneTimeToken{secure::sha256_hex(confirmation), u.id,
+                                        db::TokenPurpose::verify_email,
+                                        now() + config_.verify_email_ttl};
+  }
+  switch (store_.insert_user(u, session ? &*session : nullptr,
+                             confirmation_row ? &*confirmation_row : nullptr)) {
+  case db::InsertUserResult::ok: break;
   case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
   case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
   }
-  return Error{ErrorCode::internal, "insert_user"};
+  if (session) written();
+  SignedUp out{u, std::nullopt};
+  if (session) out.tokens = issue_pair(u, *options.session, session->id, session->refresh_jti);
+  // The first confirmation mail of a new account: the per-account limit is untouched so far.
+  if (options.confirm_email) {
+    mail_limit_.take(u.id, "verify", elapsed());
+    send_confirmation(*u.email, confirmation);
+  }
+  return out;
 }
 
 Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifier,
@@ -139,9 +183,10 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   // per account: an attacker elsewhere cannot lock the owner out, and known and unknown names
   // are counted alike (SignInThrottle).
   const std::int64_t t = now();
-  auto attempt =
-      sign_in_throttle_.begin(identifier_key(identifier), caller.address,
-                              user ? std::optional(throttle_account(*user)) : std::nullopt, t);
+  auto attempt = sign_in_throttle_.begin(identifier_key(identifier), caller.address,
+                                         user ? std::optional(throttle_account(*user))
+                                              : std::nullopt,
+                                         elapsed());
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;
@@ -168,6 +213,7 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
     // Made with older parameters: upgrade now that we know the password.
     if (auto rehashed = hasher_.hash(password, caller.may_wait_for_hash)) {
       store_.update_password_hash(user->id, rehashed.value(), t);
+      written();
       user->password_hash = rehashed.value();
     }
   }
@@ -202,7 +248,7 @@ TokenPair AuthService::issue_pair(const db::User &user, Api api, const std::stri
   return pair;
 }
 
-Result<TokenPair> AuthService::start_session(const db::User &user, Api api) {
+db::Session AuthService::new_session(const db::User &user, Api api) const {
   const Lifetimes life = config_.lifetimes.at(api);
   db::Session s;
   s.id = secure::random_token(16);
@@ -211,7 +257,13 @@ Result<TokenPair> AuthService::start_session(const db::User &user, Api api) {
   s.refresh_jti = life.refresh > 0 ? secure::random_token(16) : std::string();
   s.created_at = now();
   s.expires_at = s.created_at + std::max(life.access, life.refresh);
+  return s;
+}
+
+Result<TokenPair> AuthService::start_session(const db::User &user, Api api) {
+  const db::Session s = new_session(user, api);
   store_.insert_session(s);
+  written();
   return issue_pair(user, api, s.id, s.refresh_jti);
 }
 
@@ -222,12 +274,14 @@ Result<Claims> AuthService::check_token(const std::string &token,
   // An access token is never accepted where a refresh token belongs, nor the reverse.
   if (expected && claims->type != *expected)
     return Error{ErrorCode::token_wrong_type, token_type_name(*expected)};
-  if (claims->type == TokenType::access && store_.is_blacklisted(claims->jti))
+  const bool blacklisted =
+      cache_ ? cache_->is_blacklisted(claims->jti) : store_.is_blacklisted(claims->jti);
+  if (claims->type == TokenType::access && blacklisted)
     return Error{ErrorCode::token_revoked, "blacklisted"};
   // The session must still be live: logout, reset, reuse detection and user deletion all
   // end it, and every token issued in it dies with it.
-  auto session = store_.find_session(claims->session_id);
-  if (!session || session->revoked || session->user_id != claims->user_id)
+  auto session = live_session(claims->session_id);
+  if (!session || session->user_id != claims->user_id)
     return Error{ErrorCode::token_revoked, "session"};
   if (claims->type == TokenType::refresh && session->refresh_jti != claims->jti)
     return Error{ErrorCode::token_revoked, "rotated"};
@@ -239,13 +293,13 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
   if (!claims) return claims.error();
   if (claims->type != TokenType::refresh)
     return Error{ErrorCode::token_wrong_type, token_type_name(TokenType::refresh)};
-  auto user = store_.find_user_by_id(claims->user_id);
+  auto user = cache_ ? cache_->find_user(claims->user_id) : store_.find_user_by_id(claims->user_id);
   if (!user) return Error{ErrorCode::token_revoked, "user"};
   const Lifetimes life = config_.lifetimes.at(api);
   std::string next_jti = rotate ? secure::random_token(16) : claims->jti;
   const std::int64_t t = now();
   std::int64_t until = t + std::max(life.access, rotate ? life.refresh : 0);
-  switch (store_.rotate_refresh(claims->session_id, claims->user_id, claims->jti, next_jti, until, t)) {
+  switch (rotations_.rotate({claims->session_id, claims->user_id, claims->jti, next_jti, until, t})) {
   case db::RotateResult::rotated: break;
   case db::RotateResult::reused: return Error{ErrorCode::token_revoked, "reused"};
   case db::RotateResult::gone: return Error{ErrorCode::token_revoked, "session"};
@@ -255,6 +309,7 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
 
 Status AuthService::logout(const Claims &access) {
   store_.logout(access.session_id, access.jti, access.expires_at, now());
+  written();
   return Ok{};
 }
 
@@ -268,6 +323,74 @@ std::optional<db::User> AuthService::find_user_by_username(const std::string &us
 
 std::optional<db::User> AuthService::find_user_by_id(const std::string &id) {
   return store_.find_user_by_id(id);
+}
+
+std::vector<db::User> AuthService::list_users() {
+  return store_.list_users();
+}
+
+std::vector<db::Session> AuthService::list_sessions(const std::string &user_id) {
+  return store_.list_sessions(user_id);
+}
+
+Status AuthService::set_password(const db::User &user, const std::string &password) {
+  if (auto bad = check_password(password)) return Error{*bad, "password"};
+  auto hash = hasher_.hash(password);
+  if (!hash) return hash.error();
+  if (!store_.replace_password(user.id, hash.value(), now()))
+    return Error{ErrorCode::user_not_found, ""};
+  written();
+  // As a reset: whatever locked the account's names is lifted (another process's server sees
+  // the new hash at the next attempt and lifts them too).
+  sign_in_throttle_.lift(throttle_account(user), elapsed());
+  return Ok{};
+}
+
+Status AuthService::rename_user(const db::User &user, const std::string &new_username) {
+  db::User renamed = user;
+  if (auto bad = set_identity(renamed, new_username, user.email); !bad) return bad.error();
+  switch (store_.rename_user(renamed, now())) {
+  case db::RenameResult::renamed: written(); return Ok{};
+  case db::RenameResult::taken: return Error{ErrorCode::user_exists, "username"};
+  case db::RenameResult::not_found: break;
+  }
+  return Error{ErrorCode::user_not_found, ""};
+}
+
+Status AuthService::delete_user(const db::User &user) {
+  if (!store_.delete_user(user.id)) return Error{ErrorCode::user_not_found, ""};
+  written();
+  return Ok{};
+}
+
+Status AuthService::mark_email_verified(const db::User &user) {
+  if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
+  store_.set_email_verified(user.id, now());
+  written();
+  return Ok{};
+}
+
+int AuthService::revoke_sessions(const db::User &user) {
+  const int n = store_.revoke_user_sessions(user.id, now());
+  written();
+  return n;
+}
+
+int AuthService::revoke_all_sessions() {
+  const int n = store_.revoke_all_sessions(now());
+  written();
+  return n;
+}
+
+std::vector<db::SigningKeyRow> AuthService::rotate_signing_key(const db::SigningKeyRow &next,
+                                                               bool retire_now) {
+  auto before = store_.signing_keys();
+  const std::int64_t t = now();
+  store_.rotate_signing_key(next, t);
+  // Deleted rather than kept for their retention: a token that names them names no key.
+  if (retire_now) store_.purge_signing_keys(t);
+  written();
+  return before;
 }
 
 std::string AuthService::link_with_token(const std::string &base, const std::string &token) const {
@@ -285,11 +408,11 @@ std::string AuthService::public_host() const {
 Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl) {
   if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
   // Per account, whoever asks and through whichever API: nobody can flood an inbox.
-  if (int wait = mail_limit_.take(user.id, "reset", now()))
+  if (int wait = mail_limit_.take(user.id, "reset", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
   std::string token = secure::random_token(32); // 256 bits
-  store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::reset,
-                               now() + ttl);
+  store_.insert_one_time_token(
+      {secure::sha256_hex(token), user.id, db::TokenPurpose::reset, now() + ttl});
   std::string link = link_with_token(config_.effective_reset_url(), token);
   mailer_.send({*user.email, "Reset your password",
                 "Someone asked to reset the password of the account for " + *user.email + " at " +
@@ -308,9 +431,10 @@ Status AuthService::finish_password_reset(const std::string &token,
   std::string user_id;
   switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), &user_id)) {
   case db::ConsumeResult::ok:
+    written();
     // The owner proved the mailbox: whatever locked the account's names is lifted.
     if (auto user = store_.find_user_by_id(user_id))
-      sign_in_throttle_.lift(throttle_account(*user), now());
+      sign_in_throttle_.lift(throttle_account(*user), elapsed());
     return Ok{};
   case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
   case db::ConsumeResult::invalid: break;
@@ -320,25 +444,32 @@ Status AuthService::finish_password_reset(const std::string &token,
 
 Result<std::string> AuthService::start_email_verification(const db::User &user) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
-  if (int wait = mail_limit_.take(user.id, "verify", now()))
+  if (int wait = mail_limit_.take(user.id, "verify", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
   std::string token = secure::random_token(32);
-  store_.insert_one_time_token(secure::sha256_hex(token), user.id, db::TokenPurpose::verify_email,
-                               now() + config_.verify_email_ttl);
+  store_.insert_one_time_token({secure::sha256_hex(token), user.id, db::TokenPurpose::verify_email,
+                                now() + config_.verify_email_ttl});
+  send_confirmation(*user.email, token);
+  return token;
+}
+
+void AuthService::send_confirmation(const std::string &email, const std::string &token) {
   std::string link = link_with_token(config_.effective_public_url() + "/api/v1/verify", token);
-  mailer_.send({*user.email, "Confirm your email address",
-                "Someone signed up at " + public_host() + " with the address " + *user.email +
+  mailer_.send({email, "Confirm your email address",
+                "Someone signed up at " + public_host() + " with the address " + email +
                     ".\nIf it was you, confirm it by opening:\n\n" + link +
                     "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " + public_host() +
                     "\n"});
-  return token;
 }
 
 Status AuthService::confirm_email(const std::string &token) {
   std::string user_id;
   switch (store_.consume_one_time_token(secure::sha256_hex(token), db::TokenPurpose::verify_email,
                                         now(), &user_id)) {
-  case db::ConsumeResult::ok: store_.set_email_verified(user_id, now()); return Ok{};
+  case db::ConsumeResult::ok:
+    store_.set_email_verified(user_id, now());
+    written();
+    return Ok{};
   case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
   case db::ConsumeResult::invalid: break;
   }
@@ -346,25 +477,29 @@ Status AuthService::confirm_email(const std::string &token) {
 }
 
 int AuthService::throttle_address(const std::string &address) {
-  return address_limit_.hit(address_key(address), now()); // an IPv6 client by its /64
+  return address_limit_.hit(address_key(address), elapsed()); // an IPv6 client by its /64
 }
 
-bool AuthService::database_ready() {
+std::optional<std::string> AuthService::database_unready() {
   try {
-    store_.get_setting("readyz");
-    return true;
-  } catch (const std::exception &) {
-    return false;
+    store_.ping();
+    return std::nullopt;
+  } catch (const std::exception &e) {
+    return std::string(e.what());
   }
 }
 
-db::PurgeCounts AuthService::purge_expired() {
-  const std::int64_t t = now();
-  address_limit_.prune(t);
-  sign_in_throttle_.prune(t);
-  mail_limit_.prune(t);
-  db::PurgeCounts c = store_.purge_expired(t);
-  c.signing_keys = store_.purge_signing_keys(t - signing_key_retention(config_));
+db::PurgeCounts AuthService::purge_expired(std::optional<std::int64_t> margin) {
+  const std::int64_t e = elapsed();
+  address_limit_.prune(e);
+  sign_in_throttle_.prune(e);
+  mail_limit_.prune(e);
+  // Rows go `margin` after they expire, not at once: a wall clock stepped forward by up to
+  // that much destroys nothing still valid in real time (tokens look expired while it is
+  // wrong, and work again once it is put right).
+  const std::int64_t t = now() - margin.value_or(config_.purge_margin);
+  db::PurgeCounts c = store_.purge_expired(t, t - signing_key_retention(config_));
+  if (cache_) cache_->drop_expired(t);
   return c;
 }
 
@@ -406,37 +541,15 @@ std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &st
   return std::make_unique<TokenCodec>(key_ring(rows, signing_key_retention(config)));
 }
 
-SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::Store &store, TokenCodec &codec)
-    : store_(store), codec_(codec), retention_(signing_key_retention(config)) {
-  if (!config.jwt_secret.empty()) return;
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mutex_);
-    std::optional<std::int64_t> seen;
-    while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
-      try {
-        // The version first, then the keys: a commit in between is seen again next time.
-        std::int64_t version = store_.data_version();
-        if (seen && version == *seen) continue;
-        if (reload()) seen = version; // else try again in a second
-      } catch (const std::exception &e) {
-        std::cerr << "latch: cannot check the signing keys: " << e.what() << "\n";
-      }
-    }
-  });
-}
-
-SigningKeyWatcher::~SigningKeyWatcher() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::SigningKeys &keys,
+                                     TokenCodec &codec)
+    : keys_(keys), codec_(codec), retention_(signing_key_retention(config)),
+      fixed_(!config.jwt_secret.empty()) {}
 
 bool SigningKeyWatcher::reload() {
+  if (fixed_) return true; // LATCH_JWT_SECRET is the only key
   try {
-    auto rows = store_.signing_keys();
+    auto rows = keys_.signing_keys();
     if (rows.empty() || rows.front().retired_at) {
       std::cerr << "latch: the database holds no signing key; keeping the keys in use\n";
       return false;

@@ -8,6 +8,8 @@
 #include "auth/password.h"
 #include "auth/result.h"
 #include "auth/tokens.h"
+#include "db/group_commit.h"
+#include "db/session_cache.h"
 #include "db/store.h"
 
 #include <atomic>
@@ -23,8 +25,9 @@
 
 namespace latch {
 
-using Clock = std::function<std::int64_t()>; // unix seconds; injectable for tests
-Clock system_clock();
+using Clock = std::function<std::int64_t()>; // seconds; injectable for tests
+Clock system_clock();  // unix seconds (the wall clock: it can be stepped)
+Clock steady_clock();  // seconds since an arbitrary start, never stepped
 
 struct NewUser {
   std::string username;
@@ -62,6 +65,9 @@ struct Caller {
 // Shared input rules, so every API applies the same ones in its own words (auth/identity.h).
 bool valid_email(const std::string &email);       // the WHATWG rule, for every API
 bool valid_username(const std::string &username); // 1-150 characters, NFKC_Casefold-able
+// nullopt if the password is acceptable, else weak_password or password_too_long: the one
+// password rule of every API and of the admin commands.
+std::optional<ErrorCode> password_problem(const Config &config, const std::string &password);
 
 // The identity of a new user, the same for every API's sign-up and for latch user add: sets
 // user.username (as typed) with its key and skeleton, and user.email (its key), or fails with
@@ -71,9 +77,9 @@ Status set_identity(db::User &user, const std::string &username,
 // The user a typed username names: its exact stored username first (a row that lost its key
 // to an older look-alike still signs in so), else the one with its canonical key. Spellings
 // the rule refuses (invisible or bidi characters) name nobody else.
-std::optional<db::User> lookup_username(db::Store &store, const std::string &typed);
+std::optional<db::User> lookup_username(db::Users &store, const std::string &typed);
 // The user a typed email names, by its canonical key.
-std::optional<db::User> lookup_email(db::Store &store, const std::string &typed);
+std::optional<db::User> lookup_email(db::Users &store, const std::string &typed);
 std::string lower_ascii(std::string s);
 std::size_t utf8_length(const std::string &s);
 // The key failed sign-ins are counted under: the identifier (username or email) as it is
@@ -81,18 +87,41 @@ std::size_t utf8_length(const std::string &s);
 // keyed by its digest, so nobody can make the server keep a 60 KB name.
 std::string identifier_key(const std::string &identifier);
 
+// What a new user starts with, committed with it: a session of `session`'s API (its tokens in
+// SignedUp::tokens) and, with confirm_email, an address-confirmation token, mailed after the
+// commit.
+struct SignUpOptions {
+  std::optional<Api> session;
+  bool confirm_email = false;
+};
+struct SignedUp {
+  db::User user;
+  std::optional<TokenPair> tokens;
+};
+
 class AuthService {
 public:
+  // cache: the server's memory of sessions (token checks read it, and each write here
+  // catches it up); without one (the admin commands, tests) token checks read the store.
+  // clock: the wall clock (token times, row expiries); elapsed: a clock that never steps
+  // (rate-limit, lockout and mail-limit windows), the wall clock when not given (tests).
   AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
-              const TokenCodec &codec, Mailer &mailer, Clock clock);
+              const TokenCodec &codec, Mailer &mailer, Clock clock,
+              db::SessionCache *cache = nullptr, Clock elapsed = {});
 
   std::int64_t now() const { return clock_(); }
+  // Seconds on a clock that a stepped wall clock does not move: what windows are measured by.
+  std::int64_t elapsed() const { return elapsed_(); }
   const Config &config() const { return config_; }
 
   // nullopt if the password is acceptable, else weak_password or password_too_long.
-  std::optional<ErrorCode> check_password(const std::string &password) const;
+  std::optional<ErrorCode> check_password(const std::string &password) const {
+    return password_problem(config_, password);
+  }
 
-  Result<db::User> sign_up(const NewUser &user, const Caller &caller = {});
+  // A new user and, in the same transaction, what it starts with (SignUpOptions).
+  Result<SignedUp> sign_up(const NewUser &user, const Caller &caller = {},
+                           const SignUpOptions &options = {});
   // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
   // to invalid_credentials), account_locked, or busy. Failures are counted per identifier and
   // the caller's address (SignInThrottle).
@@ -108,6 +137,24 @@ public:
   std::optional<db::User> find_user_by_email(const std::string &email);
   std::optional<db::User> find_user_by_username(const std::string &username);
   std::optional<db::User> find_user_by_id(const std::string &id);
+  std::vector<db::User> list_users();
+  std::vector<db::Session> list_sessions(const std::string &user_id);
+
+  // What an operator does (the admin commands; the console later), under the same rules as
+  // the APIs.
+  // A new password, checked as sign-up checks one: every session ends, reset links die, and
+  // sign-in locks on the account lift, as a reset does. user_not_found if there is no user.
+  Status set_password(const db::User &user, const std::string &password);
+  // Gives the user a new username, checked as sign-up checks one.
+  Status rename_user(const db::User &user, const std::string &new_username);
+  Status delete_user(const db::User &user);
+  Status mark_email_verified(const db::User &user);
+  // Ends every session of the user (or of every user); returns how many.
+  int revoke_sessions(const db::User &user);
+  int revoke_all_sessions();
+  // A new signing key; with retire_now the earlier ones are deleted, so the tokens they signed
+  // are refused. Returns the keys before the rotation.
+  std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now);
 
   // Makes a single-use reset token (stored only as its hash), mails the link, and returns
   // the token for the API that answers it directly. Past the account's mail limit
@@ -124,12 +171,21 @@ public:
   // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
   int throttle_address(const std::string &address);
 
-  db::PurgeCounts purge_expired();
+  // Deletes what expired more than `margin` seconds ago (by default --purge-margin: a forward
+  // step of the wall clock up to that destroys nothing still valid in real time), and prunes
+  // the in-memory windows.
+  db::PurgeCounts purge_expired(std::optional<std::int64_t> margin = std::nullopt);
 
-  // True when the database answers a query (GET /readyz).
-  bool database_ready();
+  // Whether the database can be read and written now, and if not why (GET /readyz).
+  std::optional<std::string> database_unready();
   PasswordHasher::Load hashing_load() { return hasher_.load(); }
-  std::int64_t active_sessions() { return store_.count_active_sessions(now()); }
+  // Live sessions (GET /metrics), from the cache; -1 without one.
+  std::int64_t active_sessions() const { return cache_ ? cache_->active_sessions(now()) : -1; }
+  // The session cache's whole loads and changes applied (none without a cache).
+  std::optional<db::SessionCache::Counts> cache_counts() const {
+    if (!cache_) return std::nullopt;
+    return cache_->counts();
+  }
 
   // Sign-in outcomes since start (GET /metrics).
   struct SignInCounts {
@@ -142,6 +198,11 @@ private:
                        const std::string &refresh_jti);
   std::string link_with_token(const std::string &base, const std::string &token) const;
   std::string public_host() const;
+  void send_confirmation(const std::string &email, const std::string &token);
+  // After a write of this process: the cache shows it before the request is answered.
+  void written();
+  db::Session new_session(const db::User &user, Api api) const;
+  std::optional<db::Session> live_session(const std::string &id);
 
   const Config &config_;
   db::Store &store_;
@@ -149,6 +210,9 @@ private:
   const TokenCodec &codec_;
   Mailer &mailer_;
   Clock clock_;
+  Clock elapsed_;
+  db::SessionCache *cache_;
+  db::RotationGroupCommit rotations_;
   WindowCounter address_limit_;
   SignInThrottle sign_in_throttle_;
   MailLimit mail_limit_;
@@ -172,27 +236,20 @@ std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
 std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
                                              std::int64_t now);
 
-// Keeps a codec in step with the stored key ring: once a second it asks the store whether
-// another connection (latch secret rotate) committed, and if so reloads the keys. Does nothing
-// with LATCH_JWT_SECRET. The thread stops in the destructor.
+// Keeps a codec in step with the stored key ring: the server calls reload() when the change
+// feed says the signing keys changed (latch secret rotate in another process). Does nothing
+// with LATCH_JWT_SECRET.
 class SigningKeyWatcher {
 public:
-  SigningKeyWatcher(const Config &config, db::Store &store, TokenCodec &codec);
-  ~SigningKeyWatcher();
-  SigningKeyWatcher(const SigningKeyWatcher &) = delete;
-  SigningKeyWatcher &operator=(const SigningKeyWatcher &) = delete;
-
+  SigningKeyWatcher(const Config &config, db::SigningKeys &keys, TokenCodec &codec);
   // Reloads the keys now; false (and a line on stderr) if the store failed.
   bool reload();
 
 private:
-  db::Store &store_;
+  db::SigningKeys &keys_;
   TokenCodec &codec_;
   std::int64_t retention_;
-  std::mutex mutex_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  bool fixed_;
 };
 
 } // namespace latch

@@ -5,6 +5,8 @@
 #include "db/schema.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 namespace latch::db {
@@ -123,7 +126,8 @@ private:
   bool done_ = false;
 };
 
-SqliteStore::SqliteStore(const std::string &path, Open mode) {
+SqliteStore::SqliteStore(const std::string &path, Open mode)
+    : path_(path), read_only_(mode == Open::read_only) {
   if (path != ":memory:" && mode == Open::create) {
     // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
     // -wal and -shm files the same mode.
@@ -177,11 +181,18 @@ SqliteStore::SqliteStore(const std::string &path, Open mode) {
     db_ = nullptr;
     throw;
   }
+  struct stat st{};
+  if (path != ":memory:" && ::stat(path.c_str(), &st) == 0) {
+    device_ = static_cast<std::uint64_t>(st.st_dev);
+    inode_ = static_cast<std::uint64_t>(st.st_ino);
+  }
 }
 
 SqliteStore::~SqliteStore() {
   for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
   if (db_) sqlite3_close(db_);
+  if (probe_) sqlite3_close(probe_);
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
 }
 
 void SqliteStore::exec(const char *sql) {
@@ -248,32 +259,12 @@ std::string SqliteStore::integrity_check() {
   return st.step() ? st.text(0) : std::string();
 }
 
-std::optional<std::string> SqliteStore::get_setting(const std::string &key) {
-  std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT value FROM settings WHERE key = ?1");
-  st.bind(1, key);
-  if (!st.step()) return std::nullopt;
-  return st.text(0);
-}
-
-std::string SqliteStore::put_setting_if_absent(const std::string &key, const std::string &value) {
-  std::lock_guard lock(mutex_);
-  {
-    Statement ins = statement("INSERT INTO settings(key, value) VALUES (?1, ?2) "
-                              "ON CONFLICT(key) DO NOTHING");
-    ins.bind(1, key).bind(2, value);
-    ins.step();
-  }
-  Statement st = statement("SELECT value FROM settings WHERE key = ?1");
-  st.bind(1, key);
-  if (!st.step()) throw StoreError("setting vanished: " + key);
-  return st.text(0);
-}
-
-InsertUserResult SqliteStore::insert_user(const User &u) {
+InsertUserResult SqliteStore::insert_user(const User &u, const Session *first_session,
+                                          const OneTimeToken *confirmation) {
   std::lock_guard lock(mutex_);
   // The look-alike check and the insert in one transaction: the skeleton index is not unique,
-  // so only this keeps two concurrent sign-ups (or a server and latch user add) apart.
+  // so only this keeps two concurrent sign-ups (or a server and latch user add) apart. What
+  // the user starts with goes in the same transaction: a sign-up is whole or not at all.
   Transaction tx(*this);
   if (InsertUserResult taken = identity_taken_locked(u); taken != InsertUserResult::ok)
     return taken;
@@ -293,6 +284,8 @@ InsertUserResult SqliteStore::insert_user(const User &u) {
                                              : InsertUserResult::username_taken;
     }
   }
+  if (first_session) insert_session_locked(*first_session);
+  if (confirmation) insert_one_time_token_locked(*confirmation);
   tx.commit();
   return InsertUserResult::ok;
 }
@@ -504,8 +497,7 @@ void SqliteStore::set_email_verified(const std::string &user_id, std::int64_t no
   st.step();
 }
 
-void SqliteStore::insert_session(const Session &s) {
-  std::lock_guard lock(mutex_);
+void SqliteStore::insert_session_locked(const Session &s) {
   Statement st = statement("INSERT INTO sessions(id, user_id, api, refresh_jti, created_at, "
                            "expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)");
   st.bind(1, s.id).bind(2, s.user_id).bind(3, s.api);
@@ -513,6 +505,11 @@ void SqliteStore::insert_session(const Session &s) {
   st.bind(5, s.created_at).bind(6, s.expires_at);
   st.step();
   if (st.constraint_failed()) throw StoreError("session insert violated a constraint");
+}
+
+void SqliteStore::insert_session(const Session &s) {
+  std::lock_guard lock(mutex_);
+  insert_session_locked(s);
 }
 
 // A session from the columns id, user_id, api, refresh_jti, created_at, expires_at, revoked_at.
@@ -540,15 +537,7 @@ std::optional<Session> SqliteStore::find_session(const std::string &id) {
   return read_session(st);
 }
 
-RotateResult SqliteStore::rotate_refresh(const std::string &session_id, const std::string &user_id,
-                                         const std::string &old_jti,
-                                         const std::string &new_jti, std::int64_t new_expires_at,
-                                         std::int64_t now) {
-  return rotate_refresh_batch({Rotation{session_id, user_id, old_jti, new_jti, new_expires_at, now}})
-      .front();
-}
-
-std::vector<RotateResult> SqliteStore::rotate_refresh_batch(const std::vector<Rotation> &batch) {
+std::vector<RotateResult> SqliteStore::rotate_refresh(const std::vector<Rotation> &batch) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   std::vector<RotateResult> results;
@@ -591,14 +580,6 @@ void SqliteStore::revoke_session_locked(const std::string &session_id, std::int6
 void SqliteStore::revoke_session(const std::string &session_id, std::int64_t now) {
   std::lock_guard lock(mutex_);
   revoke_session_locked(session_id, now);
-}
-
-std::int64_t SqliteStore::count_active_sessions(std::int64_t now) {
-  std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL "
-                           "AND expires_at > ?1");
-  st.bind(1, now);
-  return st.step() ? st.integer(0) : 0;
 }
 
 std::vector<Session> SqliteStore::list_sessions(const std::string &user_id) {
@@ -656,33 +637,18 @@ bool SqliteStore::is_blacklisted(const std::string &jti) {
   return st.step();
 }
 
-std::vector<Session> SqliteStore::unrevoked_sessions() {
-  std::lock_guard lock(mutex_);
-  // Joined with users, as find_session is: a session whose user row is gone is no session.
-  Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
-                           "s.expires_at, s.revoked_at FROM sessions s "
-                           "JOIN users u ON u.id = s.user_id WHERE s.revoked_at IS NULL");
-  std::vector<Session> out;
-  while (st.step()) out.push_back(read_session(st));
-  return out;
-}
-
-std::vector<std::pair<std::string, std::int64_t>> SqliteStore::blacklist() {
-  std::lock_guard lock(mutex_);
-  Statement st = statement("SELECT jti, expires_at FROM token_blacklist");
-  std::vector<std::pair<std::string, std::int64_t>> out;
-  while (st.step()) out.emplace_back(st.text(0), st.integer(1));
-  return out;
-}
-
-void SqliteStore::insert_one_time_token(const std::string &token_hash, const std::string &user_id,
-                                        TokenPurpose purpose, std::int64_t expires_at) {
-  std::lock_guard lock(mutex_);
+void SqliteStore::insert_one_time_token_locked(const OneTimeToken &t) {
   Statement st = statement("INSERT INTO one_time_tokens(token_hash, user_id, purpose, expires_at) "
                            "VALUES (?1, ?2, ?3, ?4)");
-  st.bind(1, token_hash).bind(2, user_id).bind(3, purpose_name(purpose)).bind(4, expires_at);
+  st.bind(1, t.token_hash).bind(2, t.user_id).bind(3, purpose_name(t.purpose));
+  st.bind(4, t.expires_at);
   st.step();
   if (st.constraint_failed()) throw StoreError("one-time token insert violated a constraint");
+}
+
+void SqliteStore::insert_one_time_token(const OneTimeToken &t) {
+  std::lock_guard lock(mutex_);
+  insert_one_time_token_locked(t);
 }
 
 ConsumeResult SqliteStore::consume_locked(const std::string &token_hash, TokenPurpose purpose,
@@ -737,32 +703,252 @@ ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
   return r;
 }
 
-PurgeCounts SqliteStore::purge_expired(std::int64_t now) {
-  std::lock_guard lock(mutex_);
-  Transaction tx(*this);
+// Deletes, in transactions of at most kPurgeBatch rows each, the rows the statement names (?1
+// bound to `bound`, ?2 to the batch size), releasing the connection between batches so requests
+// are never held up behind a long purge; returns how many.
+namespace {
+// Between two batches of a purge, a pause as long as the batch took: other writers (this
+// process's requests, an admin command, another server) find the write lock free at least half
+// the time, and their busy handlers get in instead of starving behind back-to-back batches.
+void pause_after(std::chrono::steady_clock::time_point batch_started) {
+  const auto took = std::chrono::steady_clock::now() - batch_started;
+  std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
+      took, std::chrono::milliseconds(1)));
+}
+} // namespace
+
+int SqliteStore::delete_in_batches(const char *select_then_delete, std::int64_t bound) {
+  int total = 0;
+  for (;;) {
+    const auto started = std::chrono::steady_clock::now();
+    int n = 0;
+    {
+      std::lock_guard lock(mutex_);
+      Transaction tx(*this);
+      Statement st = statement(select_then_delete);
+      st.bind(1, bound).bind(2, static_cast<std::int64_t>(kPurgeBatch));
+      st.step();
+      n = sqlite3_changes(db_);
+      tx.commit();
+    }
+    total += n;
+    if (n < kPurgeBatch) return total;
+    pause_after(started);
+  }
+}
+
+PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retired_before) {
   PurgeCounts c;
-  {
-    // A revoked session only needs to outlive the access tokens issued in it; a missing
-    // session is as good as a revoked one, so expired ones can go.
-    Statement st = statement("DELETE FROM sessions WHERE expires_at <= ?1");
-    st.bind(1, now);
-    st.step();
-    c.sessions = sqlite3_changes(db_);
+  // A revoked session only needs to outlive the access tokens issued in it; a missing
+  // session is as good as a revoked one, so expired ones can go.
+  c.sessions = delete_in_batches("DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions "
+                                 "WHERE expires_at <= ?1 LIMIT ?2)",
+                                 now);
+  c.blacklist = delete_in_batches("DELETE FROM token_blacklist WHERE rowid IN (SELECT rowid FROM "
+                                  "token_blacklist WHERE expires_at <= ?1 LIMIT ?2)",
+                                  now);
+  c.one_time_tokens = delete_in_batches("DELETE FROM one_time_tokens WHERE rowid IN (SELECT rowid "
+                                        "FROM one_time_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                                        now);
+  c.signing_keys = purge_signing_keys(keys_retired_before);
+  // The change feed keeps a few minutes; a reader further behind takes a new snapshot.
+  for (bool first = true;; first = false) {
+    if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::lock_guard lock(mutex_);
+    Transaction tx(*this);
+    std::int64_t upto = 0;
+    {
+      Statement st = statement("SELECT MAX(position) FROM (SELECT position FROM changes "
+                               "WHERE at <= ?1 ORDER BY position LIMIT ?2)");
+      st.bind(1, now - kChangeRetention).bind(2, static_cast<std::int64_t>(kPurgeBatch));
+      if (st.step() && !st.is_null(0)) upto = st.integer(0);
+    }
+    if (upto == 0) break;
+    {
+      Statement st = statement("DELETE FROM changes WHERE position <= ?1");
+      st.bind(1, upto);
+      st.step();
+    }
+    {
+      Statement st = statement("UPDATE change_floor SET position = MAX(position, ?1)");
+      st.bind(1, upto);
+      st.step();
+    }
+    tx.commit();
   }
-  {
-    Statement st = statement("DELETE FROM token_blacklist WHERE expires_at <= ?1");
-    st.bind(1, now);
-    st.step();
-    c.blacklist = sqlite3_changes(db_);
-  }
-  {
-    Statement st = statement("DELETE FROM one_time_tokens WHERE expires_at <= ?1");
-    st.bind(1, now);
-    st.step();
-    c.one_time_tokens = sqlite3_changes(db_);
-  }
-  tx.commit();
   return c;
+}
+
+ChangeFeed::Snapshot SqliteStore::snapshot() {
+  std::lock_guard lock(mutex_);
+  exec("BEGIN"); // one read transaction: the rows and the position agree
+  struct End {
+    SqliteStore &s;
+    ~End() { sqlite3_exec(s.db_, "COMMIT", nullptr, nullptr, nullptr); }
+  } end{*this};
+  Snapshot out;
+  {
+    Statement st = statement("SELECT COALESCE(MAX(position), 0) FROM changes");
+    if (st.step()) out.position = st.integer(0);
+  }
+  {
+    // Joined with users: a session whose user row is gone (deleted by a tool that had foreign
+    // keys off, so nothing cascaded) is no session.
+    Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
+                             "s.expires_at, s.revoked_at FROM sessions s "
+                             "JOIN users u ON u.id = s.user_id WHERE s.revoked_at IS NULL");
+    while (st.step()) out.sessions.push_back(read_session(st));
+  }
+  {
+    Statement st = statement("SELECT jti, expires_at FROM token_blacklist");
+    while (st.step()) out.blacklist.emplace_back(st.text(0), st.integer(1));
+  }
+  return out;
+}
+
+std::optional<std::vector<ChangeFeed::Change>> SqliteStore::changes_since(std::int64_t position,
+                                                                         std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  exec("BEGIN");
+  struct End {
+    SqliteStore &s;
+    ~End() { sqlite3_exec(s.db_, "COMMIT", nullptr, nullptr, nullptr); }
+  } end{*this};
+  {
+    Statement st = statement("SELECT position FROM change_floor");
+    if (st.step() && st.integer(0) > position) return std::nullopt; // pruned past the reader
+  }
+  // Each change with the state of what it names now: the session if it is live, the
+  // blacklist entry's expiry.
+  Statement st = statement(
+      "SELECT c.position, c.kind, c.key, s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
+      "s.expires_at, s.revoked_at, u.id, b.expires_at, cu.id FROM changes c "
+      "LEFT JOIN sessions s ON c.kind = 1 AND s.id = c.key "
+      "LEFT JOIN users u ON u.id = s.user_id "
+      "LEFT JOIN token_blacklist b ON c.kind = 2 AND b.jti = c.key "
+      "LEFT JOIN users cu ON c.kind = 3 AND cu.id = c.key "
+      "WHERE c.position > ?1 ORDER BY c.position LIMIT ?2");
+  st.bind(1, position).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<Change> out;
+  while (st.step()) {
+    Change c;
+    c.position = st.integer(0);
+    switch (st.integer(1)) {
+    case 1: c.kind = Change::Kind::session; break;
+    case 2: c.kind = Change::Kind::blacklist; break;
+    case 3: c.kind = Change::Kind::user; break;
+    default: c.kind = Change::Kind::signing_keys; break;
+    }
+    c.key = st.text(2);
+    if (c.kind == Change::Kind::session && !st.is_null(3) && st.is_null(9) && !st.is_null(10)) {
+      Session s;
+      s.id = st.text(3);
+      s.user_id = st.text(4);
+      s.api = st.text(5);
+      s.refresh_jti = st.text(6);
+      s.created_at = st.integer(7);
+      s.expires_at = st.integer(8);
+      c.session = std::move(s);
+    }
+    if (c.kind == Change::Kind::blacklist && !st.is_null(11)) c.blacklisted_until = st.integer(11);
+    if (c.kind == Change::Kind::user) c.user_exists = !st.is_null(12);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void SqliteStore::wait_for_changes(std::chrono::milliseconds timeout) {
+  // Another process's commit writes the -wal file: inotify says so at once. Without it (or
+  // before the file exists) this only waits, and the caller looks anyway.
+  std::call_once(inotify_once_, [this] {
+    inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (inotify_fd_ >= 0 &&
+        ::inotify_add_watch(inotify_fd_, (path_ + "-wal").c_str(), IN_MODIFY) < 0) {
+      ::close(inotify_fd_);
+      inotify_fd_ = -1;
+    }
+  });
+  if (inotify_fd_ < 0) {
+    std::this_thread::sleep_for(timeout);
+    return;
+  }
+  pollfd p{inotify_fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return;
+  char events[4096];
+  while (::read(inotify_fd_, events, sizeof events) > 0) {
+  }
+}
+
+void SqliteStore::maintain() {
+  if (path_ == ":memory:") return;
+  struct stat st{};
+  const bool present = ::stat(path_.c_str(), &st) == 0;
+  if (!present || static_cast<std::uint64_t>(st.st_dev) != device_ ||
+      static_cast<std::uint64_t>(st.st_ino) != inode_) {
+    replaced_ = true;
+    throw StoreError(replaced_message());
+  }
+  replaced_ = false;
+  if (read_only_) return;
+  // The -wal file: checkpoint once it has stood still for a second since it last changed.
+  struct stat wal{};
+  if (::stat((path_ + "-wal").c_str(), &wal) != 0 || wal.st_size == 0) return;
+  const long long size = wal.st_size;
+  const long long mtime = static_cast<long long>(wal.st_mtim.tv_sec) * 1'000'000'000LL +
+                          wal.st_mtim.tv_nsec;
+  const auto now = std::chrono::steady_clock::now();
+  if (size != wal_seen_.size || mtime != wal_seen_.mtime_ns) {
+    wal_seen_ = {size, mtime, now};
+    return;
+  }
+  if (now - wal_seen_.since < std::chrono::seconds(1)) return;
+  if (size == wal_checkpointed_.size && mtime == wal_checkpointed_.mtime_ns) return; // done
+  int frames = 0, copied = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) !=
+        SQLITE_OK)
+      return; // a reader or writer elsewhere: next time
+  }
+  if (frames == copied) wal_checkpointed_ = wal_seen_; // everything is in the main file
+}
+
+std::string SqliteStore::replaced_message() const {
+  return "the database file " + path_ +
+         " is not the one open: it was deleted or replaced while Latch ran, so what is written "
+         "now goes to a file nobody will read again; restart latch (and check what replaced it)";
+}
+
+void SqliteStore::ping() {
+  if (replaced_) throw StoreError(replaced_message());
+  std::lock_guard lock(probe_mutex_);
+  // A connection of its own with a short busy time-out: never queued behind the requests'
+  // connection, and a write lock held elsewhere shows as "not ready" within a second.
+  if (!probe_) {
+    const int flags = read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(path_.c_str(), &probe_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      std::string msg = probe_ ? sqlite3_errmsg(probe_) : "out of memory";
+      sqlite3_close(probe_);
+      probe_ = nullptr;
+      throw StoreError("cannot open the database: " + msg);
+    }
+    sqlite3_busy_timeout(probe_, 500);
+  }
+  auto run = [this](const char *sql) {
+    char *err = nullptr;
+    if (sqlite3_exec(probe_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      sqlite3_exec(probe_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw StoreError(msg);
+    }
+  };
+  // The tables requests use are there (not renamed or dropped behind the server's back).
+  run("SELECT 1 FROM users, sessions, token_blacklist, one_time_tokens, signing_keys LIMIT 0");
+  if (read_only_) return;
+  // Whether a write could commit now: the write lock, taken and given back.
+  run("BEGIN IMMEDIATE");
+  run("ROLLBACK");
 }
 
 std::vector<SigningKeyRow> SqliteStore::signing_keys_locked() {
@@ -839,13 +1025,6 @@ int SqliteStore::purge_signing_keys(std::int64_t retired_before) {
 void SqliteStore::release_memory() {
   std::lock_guard lock(mutex_);
   sqlite3_db_release_memory(db_);
-}
-
-std::int64_t SqliteStore::data_version() {
-  std::lock_guard lock(mutex_);
-  Statement st = statement("PRAGMA data_version");
-  if (!st.step()) throw StoreError("PRAGMA data_version answered nothing");
-  return st.integer(0);
 }
 
 bool SqliteStore::backup(const std::string &path, bool overwrite) {

@@ -1,8 +1,10 @@
-// SQLite implementation of Store: one connection, WAL, prepared statements cached per SQL text.
+// SQLite engine of db::Store: one connection, WAL, prepared statements cached per SQL text.
 #pragma once
 
 #include "db/store.h"
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
@@ -38,61 +40,71 @@ public:
   std::string integrity_check();
   // The last migration in auth.db.sql: the schema version this binary writes.
   static int latest_schema_version();
-  // Revokes every session of every user; returns how many.
-  int revoke_all_sessions(std::int64_t now);
 
-  std::optional<std::string> get_setting(const std::string &key) override;
-  std::string put_setting_if_absent(const std::string &key, const std::string &value) override;
-
-  InsertUserResult insert_user(const User &user) override;
+  // Users
   std::optional<User> find_user_by_id(const std::string &id) override;
   std::optional<User> find_user_by_email(const std::string &email_lower) override;
   std::optional<User> find_user_by_username(const std::string &username) override;
   std::optional<User> find_user_by_username_key(const std::string &key) override;
+  std::vector<User> list_users() override;
   InsertUserResult identity_taken(const User &user) override;
+  InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
+                               const OneTimeToken *confirmation = nullptr) override;
   RenameResult rename_user(const User &user, std::int64_t now) override;
+  void update_password_hash(const std::string &user_id, const std::string &hash,
+                            std::int64_t now) override;
+  bool replace_password(const std::string &user_id, const std::string &hash,
+                        std::int64_t now) override;
+  void set_email_verified(const std::string &user_id, std::int64_t now) override;
+  bool delete_user(const std::string &id) override;
   // Look-alike pairs (one skeleton) and usernames the rule refuses, oldest first; the server
   // reports them at every start until latch user rename resolves them.
   std::vector<UsernameConflict> username_conflicts();
-  void update_password_hash(const std::string &user_id, const std::string &hash,
-                            std::int64_t now) override;
-  std::vector<User> list_users() override;
-  bool delete_user(const std::string &id) override;
-  bool replace_password(const std::string &user_id, const std::string &hash,
-                        std::int64_t now) override;
 
+  // Sessions
   void insert_session(const Session &session) override;
   std::optional<Session> find_session(const std::string &id) override;
-  RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
-                              const std::string &old_jti, const std::string &new_jti,
-                              std::int64_t new_expires_at, std::int64_t now) override;
-  std::vector<RotateResult> rotate_refresh_batch(const std::vector<Rotation> &batch) override;
+  bool is_blacklisted(const std::string &jti) override;
+  std::vector<RotateResult> rotate_refresh(const std::vector<Rotation> &batch) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
-  std::vector<Session> list_sessions(const std::string &user_id) override;
-  std::int64_t count_active_sessions(std::int64_t now) override;
   int revoke_user_sessions(const std::string &user_id, std::int64_t now) override;
+  int revoke_all_sessions(std::int64_t now) override;
   void logout(const std::string &session_id, const std::string &access_jti,
               std::int64_t access_expires_at, std::int64_t now) override;
-  bool is_blacklisted(const std::string &jti) override;
-  std::vector<Session> unrevoked_sessions() override;
-  std::vector<std::pair<std::string, std::int64_t>> blacklist() override;
+  std::vector<Session> list_sessions(const std::string &user_id) override;
 
-  void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
-                             TokenPurpose purpose, std::int64_t expires_at) override;
+  // One-time tokens
+  void insert_one_time_token(const OneTimeToken &token) override;
   ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
                                        std::int64_t now, std::string *user_id) override;
   ConsumeResult reset_password(const std::string &token_hash, const std::string &new_hash,
                                std::int64_t now, std::string *user_id) override;
-  void set_email_verified(const std::string &user_id, std::int64_t now) override;
 
-  PurgeCounts purge_expired(std::int64_t now) override;
-
+  // Signing keys
   std::vector<SigningKeyRow> signing_keys() override;
   std::vector<SigningKeyRow> ensure_signing_key(const SigningKeyRow &first_key) override;
   void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) override;
   int purge_signing_keys(std::int64_t retired_before) override;
-  std::int64_t data_version() override;
+
+  // The change feed: the `changes` table the triggers of migration 4 write; another process's
+  // commit is noticed through inotify on the -wal file.
+  Snapshot snapshot() override;
+  std::optional<std::vector<Change>> changes_since(std::int64_t position,
+                                                   std::size_t limit) override;
+  void wait_for_changes(std::chrono::milliseconds timeout) override;
+
+  // The whole database
+  void ping() override;
+  // Each kind of row in transactions of at most kPurgeBatch rows, so a purge of a million expired
+  // sessions never holds the write lock for more than a few milliseconds.
+  PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) override;
   void release_memory() override;
+  // A passive checkpoint once the -wal file has been quiet for a second after changing (so the
+  // main file alone holds every commit: copying it, or losing the -wal, loses nothing), and the
+  // check that the file at the path is still the one open (device and inode): if it was
+  // deleted or replaced, writes would go to a file nobody will read again, so this and ping()
+  // throw StoreError saying so.
+  void maintain() override;
 
   // Copies the whole database to a new file at path with SQLite's online backup API: one
   // consistent snapshot, taken while other connections keep reading and writing. The copy is
@@ -117,6 +129,10 @@ private:
   static User read_user(const Statement &st);
   static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);
+  void insert_session_locked(const Session &session);
+  void insert_one_time_token_locked(const OneTimeToken &token);
+  int delete_in_batches(const char *select_then_delete, std::int64_t bound);
+  std::string replaced_message() const;
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
   RotateResult rotate_refresh_locked(const Rotation &r);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
@@ -124,9 +140,25 @@ private:
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
                                std::int64_t now, std::string *user_id);
 
+  static constexpr int kPurgeBatch = 500;
+  static constexpr std::int64_t kChangeRetention = 5 * 60; // seconds the change feed keeps
+
+  std::string path_;
+  bool read_only_ = false;
   sqlite3 *db_ = nullptr;
   std::mutex mutex_; // one connection, so every call holds it
   std::map<const char *, sqlite3_stmt *> cache_;
+  std::mutex probe_mutex_;
+  sqlite3 *probe_ = nullptr; // ping()'s own connection
+  std::once_flag inotify_once_;
+  int inotify_fd_ = -1;
+  // maintain()'s state: the file opened, and the -wal as last seen and last checkpointed.
+  std::uint64_t device_ = 0, inode_ = 0;
+  std::atomic<bool> replaced_ = false;
+  struct WalSeen {
+    long long size = -1, mtime_ns = -1;
+    std::chrono::steady_clock::time_point since{};
+  } wal_seen_, wal_checkpointed_;
 
 };
 

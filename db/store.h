@@ -1,6 +1,8 @@
-// The storage interface the auth service sees: users, sessions, revocation, one-time tokens.
+// The storage the auth core sees, in parts by what they hold: users; sessions and revocation;
+// one-time tokens; signing keys; and the feed of changes the server's memory follows.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -48,7 +50,7 @@ enum class InsertUserResult { ok, username_taken, email_taken };
 enum class RenameResult { renamed, taken, not_found };
 enum class RotateResult { rotated, reused, gone };
 
-// The arguments of one Store::rotate_refresh.
+// One rotation of Sessions::rotate_refresh.
 struct Rotation {
   std::string session_id, user_id, old_jti, new_jti;
   std::int64_t new_expires_at = 0, now = 0;
@@ -56,11 +58,19 @@ struct Rotation {
 enum class TokenPurpose { reset, verify_email };
 enum class ConsumeResult { ok, invalid, expired };
 
+// A reset or confirmation token, as stored: only its hash.
+struct OneTimeToken {
+  std::string token_hash;
+  std::string user_id;
+  TokenPurpose purpose = TokenPurpose::reset;
+  std::int64_t expires_at = 0;
+};
+
 struct PurgeCounts {
   int sessions = 0;
   int blacklist = 0;
   int one_time_tokens = 0;
-  int signing_keys = 0; // retired keys past their retention (purge_signing_keys)
+  int signing_keys = 0; // retired keys past their retention
 };
 
 // A row of signing_keys (auth.db.sql, migration 2).
@@ -72,79 +82,84 @@ struct SigningKeyRow {
   bool legacy = false; // the jwt_secret of old: also verifies tokens that carry no kid
 };
 
-class Store {
+// Users and their identities: one username key, skeleton and email namespace.
+class Users {
 public:
-  virtual ~Store() = default;
-
-  virtual std::optional<std::string> get_setting(const std::string &key) = 0;
-  // Stores value under key unless the key exists; returns the value now stored.
-  virtual std::string put_setting_if_absent(const std::string &key, const std::string &value) = 0;
-
-  // Inserts the user unless identity_taken says otherwise, in one transaction.
-  virtual InsertUserResult insert_user(const User &user) = 0;
+  virtual ~Users() = default;
   virtual std::optional<User> find_user_by_id(const std::string &id) = 0;
   virtual std::optional<User> find_user_by_email(const std::string &email_lower) = 0;
   // The user whose stored username is this text (ASCII case aside, as before migration 3).
   virtual std::optional<User> find_user_by_username(const std::string &username) = 0;
   virtual std::optional<User> find_user_by_username_key(const std::string &key) = 0;
+  virtual std::vector<User> list_users() = 0;
   // Whether another user (any id but user.id) holds user's identity: its username (exact, key
   // or skeleton) or email, where a username and an email are one namespace (envelope signs in
   // by either): a username key equal to an email, or the reverse, is taken too.
   virtual InsertUserResult identity_taken(const User &user) = 0;
+  // Inserts the user unless identity_taken says otherwise and, in the same transaction, what
+  // it starts with: its first session and its address-confirmation token, when given. Nothing
+  // of it is written unless all of it is.
+  virtual InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
+                                       const OneTimeToken *confirmation = nullptr) = 0;
   // Gives the user user.id the username, key and skeleton of user, checked by identity_taken
   // in the same transaction.
   virtual RenameResult rename_user(const User &user, std::int64_t now) = 0;
+  // A new hash of the same password (an upgrade at sign-in): sessions live on.
   virtual void update_password_hash(const std::string &user_id, const std::string &hash,
                                     std::int64_t now) = 0;
-  virtual std::vector<User> list_users() = 0;
-  // Deletes the user; its sessions and one-time tokens go with it (foreign keys cascade).
-  virtual bool delete_user(const std::string &id) = 0;
-  // Sets a new password hash and, in the same transaction, revokes every session of the user
-  // and drops its outstanding reset links, as a password reset does. False: no such user.
+  // A new password: the hash and, in the same transaction, every session of the user revoked
+  // and its outstanding reset links dropped, as a password reset does. False: no such user.
   virtual bool replace_password(const std::string &user_id, const std::string &hash,
                                 std::int64_t now) = 0;
+  virtual void set_email_verified(const std::string &user_id, std::int64_t now) = 0;
+  // Deletes the user; its sessions and one-time tokens go with it (foreign keys cascade).
+  virtual bool delete_user(const std::string &id) = 0;
+};
 
+// Sessions, refresh rotation and the access-token blacklist: what revocation is. Token checks
+// do not read these (they read db::SessionCache, which the ChangeFeed keeps): writes and the
+// admin commands do.
+class Sessions {
+public:
+  virtual ~Sessions() = default;
   virtual void insert_session(const Session &session) = 0;
   virtual std::optional<Session> find_session(const std::string &id) = 0;
-  // Swaps the session's refresh token from old_jti to new_jti if old_jti is the current one;
-  // a different jti means an already-rotated token came back, and the session is revoked.
-  virtual RotateResult rotate_refresh(const std::string &session_id, const std::string &user_id,
-                                      const std::string &old_jti, const std::string &new_jti,
-                                      std::int64_t new_expires_at, std::int64_t now) = 0;
-  // Several rotate_refresh calls in one transaction, in order, one result each: the group
-  // commit of a server that rotates many refresh tokens at once. Throws StoreError, and then
-  // none of them happened.
-  virtual std::vector<RotateResult> rotate_refresh_batch(const std::vector<Rotation> &batch) = 0;
+  virtual bool is_blacklisted(const std::string &jti) = 0;
+  // Each rotation in order, in one transaction, one result each: the session's refresh token
+  // swaps from old_jti to new_jti if old_jti is the current one; a different jti means an
+  // already-rotated token came back, and the session is revoked (RFC 9700). Throws
+  // StoreError, and then none of them happened.
+  virtual std::vector<RotateResult> rotate_refresh(const std::vector<Rotation> &batch) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
-  // The user's sessions, revoked and expired ones included, oldest first.
-  virtual std::vector<Session> list_sessions(const std::string &user_id) = 0;
-  // Sessions neither revoked nor expired at `now` (for /metrics).
-  virtual std::int64_t count_active_sessions(std::int64_t now) = 0;
   // Revokes every session of the user that is not revoked yet; returns how many.
   virtual int revoke_user_sessions(const std::string &user_id, std::int64_t now) = 0;
+  // Revokes every session of every user; returns how many.
+  virtual int revoke_all_sessions(std::int64_t now) = 0;
   // Ends a session and blacklists the access token that ended it, in one transaction.
   virtual void logout(const std::string &session_id, const std::string &access_jti,
                       std::int64_t access_expires_at, std::int64_t now) = 0;
-  virtual bool is_blacklisted(const std::string &jti) = 0;
-  // What a server keeps in memory so that checking a token touches no database: every session
-  // not revoked whose user exists, and every blacklisted access-token id with its expiry.
-  virtual std::vector<Session> unrevoked_sessions() = 0;
-  virtual std::vector<std::pair<std::string, std::int64_t>> blacklist() = 0;
+  // The user's sessions, revoked and expired ones included, oldest first.
+  virtual std::vector<Session> list_sessions(const std::string &user_id) = 0;
+};
 
-  virtual void insert_one_time_token(const std::string &token_hash, const std::string &user_id,
-                                     TokenPurpose purpose, std::int64_t expires_at) = 0;
+// Single-use tokens: password resets and address confirmations, stored as hashes.
+class OneTimeTokens {
+public:
+  virtual ~OneTimeTokens() = default;
+  virtual void insert_one_time_token(const OneTimeToken &token) = 0;
   // Deletes the token (single use) and, if it was still valid, sets *user_id.
   virtual ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
                                                std::int64_t now, std::string *user_id) = 0;
-  // Consumes a reset token, sets the new password and revokes every session of the user,
-  // all in one transaction.
+  // Consumes a reset token, sets the new password, revokes every session of the user and drops
+  // its other reset links, all in one transaction.
   virtual ConsumeResult reset_password(const std::string &token_hash, const std::string &new_hash,
                                        std::int64_t now, std::string *user_id) = 0;
-  virtual void set_email_verified(const std::string &user_id, std::int64_t now) = 0;
+};
 
-  // Deletes expired sessions, blacklist entries and one-time tokens.
-  virtual PurgeCounts purge_expired(std::int64_t now) = 0;
-
+// The signing-key ring.
+class SigningKeys {
+public:
+  virtual ~SigningKeys() = default;
   // Signing keys, the signing one (not retired, newest) first, then the others newest first.
   virtual std::vector<SigningKeyRow> signing_keys() = 0;
   // Inserts first_key unless a key that is not retired exists; returns signing_keys().
@@ -153,12 +168,62 @@ public:
   virtual void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) = 0;
   // Deletes keys retired at or before retired_before; returns how many.
   virtual int purge_signing_keys(std::int64_t retired_before) = 0;
-  // A number that changes whenever another connection commits to the database (PRAGMA
-  // data_version), so a server can notice what the admin commands changed.
-  virtual std::int64_t data_version() = 0;
+};
+
+// What every writer changed, by position: the server's memory (db::SessionCache) follows it,
+// so a change made anywhere (this process, an admin command, another server on the same
+// database) reaches token checks without any of them reading the database. Triggers write it
+// (auth.db.sql), so no writer can forget to.
+class ChangeFeed {
+public:
+  virtual ~ChangeFeed() = default;
+  // Every session not revoked whose user exists and every blacklisted access-token id, as of
+  // `position` in the feed.
+  struct Snapshot {
+    std::vector<Session> sessions;
+    std::vector<std::pair<std::string, std::int64_t>> blacklist; // jti, expires_at
+    std::int64_t position = 0;
+  };
+  virtual Snapshot snapshot() = 0;
+  // One change, with the state of what it names now (read with the change).
+  struct Change {
+    enum class Kind { session, blacklist, user, signing_keys } kind = Kind::session;
+    std::int64_t position = 0;
+    std::string key;                       // session id, jti, user id; empty for signing keys
+    std::optional<Session> session;        // session: the row if it is live, else none
+    std::optional<std::int64_t> blacklisted_until; // blacklist: the entry's expiry
+    bool user_exists = true;                       // user: false once deleted
+  };
+  // The changes after `position`, oldest first, at most `limit`; nullopt when the feed no
+  // longer reaches back to `position` (pruned): take a new snapshot.
+  virtual std::optional<std::vector<Change>> changes_since(std::int64_t position,
+                                                           std::size_t limit) = 0;
+  // Returns when a writer elsewhere may have committed (an engine's hint: a file changed, a
+  // notification came), or after `timeout`: a wake-up, never a promise.
+  virtual void wait_for_changes(std::chrono::milliseconds timeout) = 0;
+};
+
+// One database: its parts, and what concerns all of it. An engine (SQLite; another later)
+// implements each part; each caller uses the parts it needs.
+class Store : public Users,
+              public Sessions,
+              public OneTimeTokens,
+              public SigningKeys,
+              public ChangeFeed {
+public:
+  // Returns when the database can be read and a write could commit now; throws StoreError
+  // saying why not (GET /readyz).
+  virtual void ping() = 0;
+  // Deletes expired sessions, blacklist entries and one-time tokens, and retired signing keys
+  // retired at or before keys_retired_before.
+  virtual PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) = 0;
   // Gives back memory held for reading that is not needed now (a page cache filled by a full
   // scan); the next reads fill it again as they need.
   virtual void release_memory() {}
+  // What the engine does on its own time, called a few times a second by the server (SQLite:
+  // a checkpoint once writes have been quiet for a second; the check that the file at the
+  // path is still the one open). Throws StoreError.
+  virtual void maintain() {}
 };
 
 } // namespace latch::db

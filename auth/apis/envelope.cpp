@@ -82,14 +82,15 @@ void sign_up(Ctx &ctx) {
   if (!valid_email(lower_ascii(*u.email))) return reply(ctx, 400, "Email is not valid");
   if (!strong_password(ctx, u.password)) return reply(ctx, 400, "Password is not valid");
 
-  auto user = ctx.service.sign_up(u, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
+  auto made = ctx.service.sign_up(u, ctx.caller());
+  if (!made) return http::send_error(ctx, made.error());
+  const db::User &user = made->user;
   reply(ctx, 200, "Success",
-        json::array({{{"uuid", user->id},
-                      {"display_name", user->display_name},
-                      {"username", user->username},
-                      {"email", user->email.value_or("")},
-                      {"profile_picture", user->profile_picture}}}));
+        json::array({{{"uuid", user.id},
+                      {"display_name", user.display_name},
+                      {"username", user.username},
+                      {"email", user.email.value_or("")},
+                      {"profile_picture", user.profile_picture}}}));
 }
 
 void render_error(Ctx &ctx, const Error &e) {

@@ -24,8 +24,9 @@ void signup(Ctx &ctx) {
         password = field(ctx.body, "password");
   if (!username.present() || !email.present() || !password.present())
     return message(ctx, 400, "Missing required fields.");
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
+  auto made = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""},
+                                  ctx.caller());
+  if (!made) return http::send_error(ctx, made.error());
   message(ctx, 201, "User created.");
 }
 

@@ -54,11 +54,10 @@ void signup(Ctx &ctx) {
   if (plen > 30) errors.push_back("password must be shorter than or equal to 30 characters");
   if (!errors.empty()) return bad_request(ctx, errors);
 
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::picflux);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_pair(ctx, 201, pair.value());
+  auto made = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""},
+                                  ctx.caller(), {.session = Api::picflux});
+  if (!made) return http::send_error(ctx, made.error());
+  send_pair(ctx, 201, *made->tokens);
 }
 
 void signin(Ctx &ctx) {

@@ -101,11 +101,10 @@ void register_user(Ctx &ctx) {
   }
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
-  auto user = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""}, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_pair(ctx, 201, pair.value());
+  auto made = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""},
+                                  ctx.caller(), {.session = Api::simplejwt});
+  if (!made) return http::send_error(ctx, made.error());
+  send_pair(ctx, 201, *made->tokens);
 }
 
 void getuser(Ctx &ctx) { send_json(ctx.res, 200, {{"username", ctx.claims.username}}); }

@@ -46,13 +46,10 @@ void register_user(Ctx &ctx) {
     return error(ctx, 400, "email, username and password are required");
   auto send_email = send_email_flag(ctx);
   if (!send_email) return error(ctx, 400, "sendEmail must be true or false");
-  auto user = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  if (*send_email) {
-    auto sent = ctx.service.start_email_verification(user.value());
-    if (!sent && sent.error().code != ErrorCode::rate_limited) // over the mail limit: no mail
-      return http::send_error(ctx, sent.error());
-  }
+  // The user and its confirmation token in one transaction; the mail goes after the commit.
+  auto made = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""},
+                                  ctx.caller(), {.session = std::nullopt, .confirm_email = *send_email});
+  if (!made) return http::send_error(ctx, made.error());
   send_json(ctx.res, 201, {{"message", "registered"}});
 }
 

@@ -199,8 +199,9 @@ void Dispatcher::serve_operation(const Target &target, const httplib::Request &,
   switch (target.kind) {
   case Target::healthz: return send_json(res, 200, {{"status", "ok"}});
   case Target::readyz: {
-    const bool ready = service_.database_ready();
-    return send_json(res, ready ? 200 : 503, {{"status", ready ? "ready" : "database unavailable"}});
+    if (auto why = service_.database_unready())
+      return send_json(res, 503, {{"status", "database unavailable"}, {"reason", *why}});
+    return send_json(res, 200, {{"status", "ready"}});
   }
   case Target::openapi: return res.set_content(openapi_, "application/json");
   case Target::metrics: return res.set_content(metrics_text(), "text/plain; version=0.0.4");
@@ -299,12 +300,13 @@ std::string Dispatcher::metrics_text() const {
     g.connections_open = std::int64_t(s.connections);
     g.http_workers = std::int64_t(s.threads);
     g.connections_refused = std::int64_t(s.refused_per_address);
+    g.descriptor_limit_reached = std::int64_t(s.descriptor_limit_reached);
     g.hashes_waiting += unsigned(s.heavy_parked); // parked by the connection loop, in line too
   }
-  try {
-    g.active_sessions = service_.active_sessions();
-  } catch (const db::StoreError &) {
-    metrics_.database_error(); // the gauge is left out rather than the whole page failing
+  g.active_sessions = service_.active_sessions(); // from memory: a scrape costs no query
+  if (auto cache = service_.cache_counts()) {
+    g.cache_loads = std::int64_t(cache->loads);
+    g.cache_changes = std::int64_t(cache->changes);
   }
   return metrics_.render(g);
 }

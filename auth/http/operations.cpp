@@ -196,6 +196,21 @@ std::string Metrics::render(const Gauges &g) const {
         << "\n# HELP latch_http_workers Threads serving requests now (more start while some are "
            "stuck).\n# TYPE latch_http_workers gauge\nlatch_http_workers "
         << g.http_workers << "\n";
+  if (g.descriptor_limit_reached >= 0)
+    out << "# HELP latch_file_descriptor_limit_reached_total Times the process ran out of file "
+           "descriptors (new connections waited).\n"
+           "# TYPE latch_file_descriptor_limit_reached_total counter\n"
+           "latch_file_descriptor_limit_reached_total "
+        << g.descriptor_limit_reached << "\n";
+  if (g.cache_loads >= 0)
+    out << "# HELP latch_session_cache_loads_total Times the whole revocation state was read "
+           "from the database (once at start; again only if the server fell behind the change "
+           "log).\n# TYPE latch_session_cache_loads_total counter\nlatch_session_cache_loads_total "
+        << g.cache_loads
+        << "\n# HELP latch_session_cache_changes_total Changed rows applied to the revocation "
+           "state one by one.\n# TYPE latch_session_cache_changes_total counter\n"
+           "latch_session_cache_changes_total "
+        << g.cache_changes << "\n";
   if (g.connections_refused >= 0)
     out << "# HELP latch_http_connections_refused_total Connections closed at once because their "
            "address held --max-connections-per-address.\n"
@@ -410,9 +425,14 @@ json openapi_document(const Config &config) {
                                          "alive", "application/json", neutral);
   json ready = operational("readyz", "the database answers", 200, status_is("ready"),
                            "the database answers queries", "application/json", neutral);
-  ready["responses"]["503"] = {
-      {"description", "the database does not answer"},
-      {"content", {{"application/json", {{"schema", status_is("database unavailable")}}}}}};
+  json unready = status_is("database unavailable");
+  unready["properties"]["reason"] = {
+      {"type", "string"},
+      {"description", "why, in a sentence (the write lock held elsewhere, a table missing, the "
+                      "database file deleted or replaced)"}};
+  ready["responses"]["503"] = {{"description", "the database does not answer, or writes cannot "
+                                               "commit now"},
+                               {"content", {{"application/json", {{"schema", unready}}}}}};
   paths["/readyz"]["get"] = ready;
   paths["/openapi.json"]["get"] = operational("openapi", "this document", 200,
                                               {{"type", "object"},

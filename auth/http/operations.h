@@ -55,6 +55,8 @@ public:
     std::int64_t active_sessions = -1; // -1: not known
     std::int64_t connections_open = -1, http_workers = -1; // -1: not known
     std::int64_t connections_refused = -1; // closed at accept: the per-address cap
+    std::int64_t descriptor_limit_reached = -1; // times out of file descriptors
+    std::int64_t cache_loads = -1, cache_changes = -1; // the session cache's (-1: none)
   };
   std::string render(const Gauges &g) const;
 

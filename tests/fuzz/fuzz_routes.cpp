@@ -48,7 +48,7 @@ Config make_config() {
 db::User must_sign_up(AuthService &service, const char *username, const char *email) {
   auto user = service.sign_up({username, std::string(email), kPassword, "", "", ""});
   if (!user) fuzz::fail("start-up sign-up failed", user.error().detail);
-  return user.value();
+  return user.value().user;
 }
 
 // Everything main.cpp builds, once per process, on an in-memory database.
@@ -78,7 +78,7 @@ struct World {
   // Every input adds sessions and tokens (the clock never moves, so none expire): drop them
   // all now and then, or a long run outgrows libFuzzer's memory limit. Users stay.
   void forget_sessions() {
-    store.purge_expired(kNow + 100LL * 365 * 86400);
+    store.purge_expired(kNow + 100LL * 365 * 86400, kNow);
     revoke_one();
   }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <sstream>
@@ -24,15 +25,6 @@
 using namespace latch::test;
 
 namespace {
-
-// Runs one statement on the server's database from outside, as an operator's tool would.
-void exec_sql(const std::string &db_path, const std::string &sql) {
-  sqlite3 *db = nullptr;
-  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
-}
 
 std::vector<std::string> lines_of(const std::string &text) {
   std::vector<std::string> out;
@@ -74,13 +66,19 @@ TEST_CASE("healthz answers while the process lives and readyz while the database
   CHECK(health.status == 200);
   CHECK(health.body == json{{"status", "ok"}});
   CHECK(latch.get("/readyz").status == 200);
-  // Take the settings table away behind the server's back: not ready, yet alive.
-  exec_sql(latch.db_path(), "ALTER TABLE settings RENAME TO settings_away");
+  // Another process holds the write lock (a backup tool, a long admin command): writes cannot
+  // commit, so not ready, yet alive; said at once, not after the 5 s a write would wait.
+  sqlite3 *other = nullptr;
+  REQUIRE(sqlite3_open(latch.db_path().c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  const auto asked = std::chrono::steady_clock::now();
   Reply down = latch.get("/readyz");
+  CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(2));
   CHECK(down.status == 503);
   CHECK(down.body["status"] == "database unavailable");
   CHECK(latch.get("/healthz").status == 200);
-  exec_sql(latch.db_path(), "ALTER TABLE settings_away RENAME TO settings");
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
   CHECK(latch.get("/readyz").status == 200);
 }
 

@@ -3,6 +3,7 @@
 #include "auth/service.h"
 #include "auth/tokens.h"
 #include "db/schema.h"
+#include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
 #include "support/temp_dir.h"
@@ -88,6 +89,18 @@ void exec_elsewhere(const std::string &path, const std::string &sql) {
   sqlite3_free(err);
   sqlite3_close(db);
   REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+}
+
+// The one number a query answers, on a connection of its own.
+long long count_rows_of(const std::string &path, const std::string &sql) {
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt *st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  long long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
 }
 
 // The text of migration 1 alone: a database as the release before key rings left it.
@@ -304,7 +317,7 @@ TEST_CASE("migration 2 turns the jwt_secret setting into the first, legacy key")
                            "'); PRAGMA user_version = 1; COMMIT;");
   db::SqliteStore store(path);
   CHECK(store.schema_version() >= 2);
-  CHECK_FALSE(store.get_setting("jwt_secret").has_value());
+  CHECK(count_rows_of(path, "SELECT count(*) FROM settings WHERE key = 'jwt_secret'") == 0);
   auto keys = store.signing_keys();
   REQUIRE(keys.size() == 1);
   CHECK(keys[0].secret == kOldSecret);
@@ -343,18 +356,20 @@ TEST_CASE("with LATCH_JWT_SECRET the codec uses that secret alone and stores no 
   CHECK(codec->decode(sign(R"({"alg":"HS256","typ":"JWT"})", kNewSecret), kNow).ok());
 }
 
-TEST_CASE("data_version changes when another connection commits, not for our own writes") {
+TEST_CASE("the change feed shows another connection's key change, and our own") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   db::SqliteStore store(path);
-  std::int64_t v0 = store.data_version();
+  const std::int64_t p0 = store.snapshot().position;
   store.ensure_signing_key(new_signing_key(kNow));
-  CHECK(store.data_version() == v0);
   exec_elsewhere(path, "UPDATE signing_keys SET created_at = created_at + 1");
-  CHECK(store.data_version() != v0);
+  auto changes = store.changes_since(p0, 100);
+  REQUIRE(changes.has_value());
+  REQUIRE(changes->size() == 2);
+  for (const auto &c : *changes) CHECK(c.kind == db::ChangeFeed::Change::Kind::signing_keys);
 }
 
-TEST_CASE("SigningKeyWatcher reloads the codec within two seconds of a rotation elsewhere") {
+TEST_CASE("SigningKeyWatcher reloads the codec within two seconds of a rotation elsewhere (the feed says so)") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   db::SqliteStore store(path);
@@ -363,6 +378,8 @@ TEST_CASE("SigningKeyWatcher reloads the codec within two seconds of a rotation 
   const std::string first_kid = codec->signing_kid();
   std::string old_token = codec->issue(claims());
   SigningKeyWatcher watcher(config, store, *codec);
+  db::SessionCache cache(store, store); // as the server wires it: the feed says keys changed
+  cache.follow([&watcher] { watcher.reload(); });
 
   {
     db::SqliteStore admin(path); // as latch secret rotate does, on its own connection
@@ -384,6 +401,8 @@ TEST_CASE("SigningKeyWatcher leaves a LATCH_JWT_SECRET codec alone") {
   config.jwt_secret = kNewSecret;
   auto codec = make_token_codec(config, store, kNow);
   SigningKeyWatcher watcher(config, store, *codec);
+  db::SessionCache cache(store, store);
+  cache.follow([&watcher] { watcher.reload(); });
   {
     db::SqliteStore admin(path);
     admin.rotate_signing_key(new_signing_key(kNow), kNow);

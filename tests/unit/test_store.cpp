@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -73,6 +75,14 @@ long long count_rows(const std::string &db_path, const std::string &sql) {
 
 } // namespace
 
+// One rotation, as a batch of one.
+RotateResult rotate(SqliteStore &store, const std::string &session, const std::string &user,
+                    const std::string &old_jti, const std::string &new_jti,
+                    std::int64_t new_expires_at, std::int64_t now) {
+  return store.rotate_refresh({Rotation{session, user, old_jti, new_jti, new_expires_at, now}})
+      .front();
+}
+
 TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and is sound") {
   latch::test::TempDir dir;
   SqliteStore store(dir.file("auth.db"));
@@ -96,7 +106,7 @@ TEST_CASE("opening an existing database again changes nothing and keeps its data
     SqliteStore store(path);
     version = store.schema_version();
     REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
-    store.put_setting_if_absent("jwt_secret", "first");
+    store.ensure_signing_key({"first", "secret-first", kNow, std::nullopt, false});
   }
   for (int i = 0; i < 2; ++i) {
     SqliteStore again(path);
@@ -105,7 +115,8 @@ TEST_CASE("opening an existing database again changes nothing and keeps its data
     auto u = again.find_user_by_id("u1");
     REQUIRE(u.has_value());
     CHECK(u->username == "ann");
-    CHECK(again.get_setting("jwt_secret") == std::optional<std::string>("first"));
+    REQUIRE(again.signing_keys().size() == 1);
+    CHECK(again.signing_keys().front().kid == "first");
   }
   CHECK(count_rows(path, "SELECT count(*) FROM users") == 1);
 }
@@ -280,14 +291,14 @@ TEST_CASE("rotate_refresh swaps the current refresh token and extends the sessio
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
-  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 7200, kNow) == RotateResult::rotated);
+  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 7200, kNow) == RotateResult::rotated);
   auto s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->refresh_jti == "jti-2");
   CHECK(s->expires_at == kNow + 7200);
   CHECK_FALSE(s->revoked);
   // A shorter new expiry never shortens the session.
-  CHECK(store.rotate_refresh("s1", "u1", "jti-2", "jti-3", kNow + 10, kNow + 1) == RotateResult::rotated);
+  CHECK(rotate(store, "s1", "u1", "jti-2", "jti-3", kNow + 10, kNow + 1) == RotateResult::rotated);
   s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->refresh_jti == "jti-3");
@@ -298,14 +309,14 @@ TEST_CASE("presenting an already-rotated refresh token revokes the whole session
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
-  REQUIRE(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
-  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-x", kNow + 3600, kNow + 5) == RotateResult::reused);
+  REQUIRE(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
+  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-x", kNow + 3600, kNow + 5) == RotateResult::reused);
   auto s = store.find_session("s1");
   REQUIRE(s.has_value());
   CHECK(s->revoked);
   CHECK(s->refresh_jti == "jti-2");
   // The legitimate holder's token dies with the session.
-  CHECK(store.rotate_refresh("s1", "u1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
+  CHECK(rotate(store, "s1", "u1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
 }
 
 TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
@@ -315,15 +326,15 @@ TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
   store.insert_session(make_session("expired", "u1", "j2", kNow + 100));
   store.revoke_session("revoked", kNow);
   CHECK(store.find_session("revoked")->revoked);
-  CHECK(store.rotate_refresh("revoked", "u1", "j1", "n1", kNow + 3600, kNow) == RotateResult::gone);
-  CHECK(store.rotate_refresh("expired", "u1", "j2", "n2", kNow + 3600, kNow + 100) == RotateResult::gone);
-  CHECK(store.rotate_refresh("nothing", "u1", "j3", "n3", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(rotate(store, "revoked", "u1", "j1", "n1", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(rotate(store, "expired", "u1", "j2", "n2", kNow + 3600, kNow + 100) == RotateResult::gone);
+  CHECK(rotate(store, "nothing", "u1", "j3", "n3", kNow + 3600, kNow) == RotateResult::gone);
   // A gone answer changes nothing.
   auto expired = store.find_session("expired");
   REQUIRE(expired.has_value());
   CHECK(expired->refresh_jti == "j2");
   CHECK_FALSE(expired->revoked);
-  CHECK(store.rotate_refresh("expired", "u1", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
+  CHECK(rotate(store, "expired", "u1", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
 }
 
 TEST_CASE("logout blacklists the access token and revokes the session in one step") {
@@ -337,7 +348,7 @@ TEST_CASE("logout blacklists the access token and revokes the session in one ste
   CHECK_FALSE(store.is_blacklisted("access-2"));
   CHECK(store.find_session("s1")->revoked);
   CHECK_FALSE(store.find_session("s2")->revoked);
-  CHECK(store.rotate_refresh("s1", "u1", "r1", "r1b", kNow + 3600, kNow + 1) == RotateResult::gone);
+  CHECK(rotate(store, "s1", "u1", "r1", "r1b", kNow + 3600, kNow + 1) == RotateResult::gone);
   // Logging out twice with the same token is harmless.
   store.logout("s1", "access-1", kNow + 900, kNow + 2);
   CHECK(store.is_blacklisted("access-1"));
@@ -346,7 +357,7 @@ TEST_CASE("logout blacklists the access token and revokes the session in one ste
 TEST_CASE("a one-time token is consumed once and names its user") {
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
-  store.insert_one_time_token("hash-1", "u1", TokenPurpose::verify_email, kNow + 600);
+  store.insert_one_time_token({"hash-1", "u1", TokenPurpose::verify_email, kNow + 600});
   std::string uid = "unchanged";
   // The wrong purpose does not find it, and does not spend it.
   CHECK(store.consume_one_time_token("hash-1", TokenPurpose::reset, kNow, &uid) ==
@@ -364,7 +375,7 @@ TEST_CASE("a one-time token is consumed once and names its user") {
 TEST_CASE("an expired one-time token reports expired once and is gone after") {
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
-  store.insert_one_time_token("hash-1", "u1", TokenPurpose::reset, kNow + 600);
+  store.insert_one_time_token({"hash-1", "u1", TokenPurpose::reset, kNow + 600});
   std::string uid;
   CHECK(store.consume_one_time_token("hash-1", TokenPurpose::reset, kNow + 600, &uid) ==
         ConsumeResult::expired);
@@ -382,10 +393,10 @@ TEST_CASE("reset_password sets the hash, revokes every session and spends the re
   store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
   store.insert_session(make_session("a2", "u1", "r2", kNow + 3600));
   store.insert_session(make_session("b1", "u2", "r3", kNow + 3600));
-  store.insert_one_time_token("reset-1", "u1", TokenPurpose::reset, kNow + 900);
-  store.insert_one_time_token("reset-2", "u1", TokenPurpose::reset, kNow + 900);
-  store.insert_one_time_token("verify-1", "u1", TokenPurpose::verify_email, kNow + 900);
-  store.insert_one_time_token("reset-bob", "u2", TokenPurpose::reset, kNow + 900);
+  store.insert_one_time_token({"reset-1", "u1", TokenPurpose::reset, kNow + 900});
+  store.insert_one_time_token({"reset-2", "u1", TokenPurpose::reset, kNow + 900});
+  store.insert_one_time_token({"verify-1", "u1", TokenPurpose::verify_email, kNow + 900});
+  store.insert_one_time_token({"reset-bob", "u2", TokenPurpose::reset, kNow + 900});
 
   std::string uid;
   CHECK(store.reset_password("reset-1", "$argon2id$reset", kNow + 10, &uid) == ConsumeResult::ok);
@@ -413,8 +424,8 @@ TEST_CASE("reset_password with an expired or verification token changes nothing"
   SqliteStore store(":memory:");
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
-  store.insert_one_time_token("reset-old", "u1", TokenPurpose::reset, kNow);
-  store.insert_one_time_token("verify-1", "u1", TokenPurpose::verify_email, kNow + 900);
+  store.insert_one_time_token({"reset-old", "u1", TokenPurpose::reset, kNow});
+  store.insert_one_time_token({"verify-1", "u1", TokenPurpose::verify_email, kNow + 900});
   const std::string before = store.find_user_by_id("u1")->password_hash;
 
   CHECK(store.reset_password("reset-old", "$argon2id$x", kNow, nullptr) == ConsumeResult::expired);
@@ -436,11 +447,11 @@ TEST_CASE("purge_expired deletes only expired rows and counts them") {
   store.insert_session(make_session("live", "u1", "r3", kNow + 1));
   store.logout("live", "jti-old", kNow - 100, kNow - 200);
   store.logout("live", "jti-live", kNow + 60, kNow - 200);
-  store.insert_one_time_token("t-old", "u1", TokenPurpose::reset, kNow);
-  store.insert_one_time_token("t-live", "u1", TokenPurpose::reset, kNow + 900);
-  store.insert_one_time_token("v-old", "u1", TokenPurpose::verify_email, kNow - 5);
+  store.insert_one_time_token({"t-old", "u1", TokenPurpose::reset, kNow});
+  store.insert_one_time_token({"t-live", "u1", TokenPurpose::reset, kNow + 900});
+  store.insert_one_time_token({"v-old", "u1", TokenPurpose::verify_email, kNow - 5});
 
-  PurgeCounts c = store.purge_expired(kNow);
+  PurgeCounts c = store.purge_expired(kNow, kNow - 100000);
   CHECK(c.sessions == 2);
   CHECK(c.blacklist == 1);
   CHECK(c.one_time_tokens == 2);
@@ -454,7 +465,7 @@ TEST_CASE("purge_expired deletes only expired rows and counts them") {
   CHECK(store.consume_one_time_token("t-live", TokenPurpose::reset, kNow, nullptr) ==
         ConsumeResult::ok);
 
-  PurgeCounts again = store.purge_expired(kNow);
+  PurgeCounts again = store.purge_expired(kNow, kNow - 100000);
   CHECK(again.sessions == 0);
   CHECK(again.blacklist == 0);
   CHECK(again.one_time_tokens == 0);
@@ -468,7 +479,7 @@ TEST_CASE("delete_user removes the user with their sessions and one-time tokens"
   REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("a1", "u1", "r1", kNow + 3600));
   store.insert_session(make_session("b1", "u2", "r2", kNow + 3600));
-  store.insert_one_time_token("t1", "u1", TokenPurpose::reset, kNow + 900);
+  store.insert_one_time_token({"t1", "u1", TokenPurpose::reset, kNow + 900});
 
   CHECK(store.delete_user("u1"));
   CHECK_FALSE(store.find_user_by_id("u1").has_value());
@@ -495,14 +506,57 @@ TEST_CASE("list_users returns every user in creation order") {
   CHECK(users[1].username == "second");
 }
 
-TEST_CASE("put_setting_if_absent keeps the first value stored") {
-  SqliteStore store(":memory:");
-  CHECK_FALSE(store.get_setting("jwt_secret").has_value());
-  CHECK(store.put_setting_if_absent("jwt_secret", "first") == "first");
-  CHECK(store.put_setting_if_absent("jwt_secret", "second") == "first");
-  CHECK(store.get_setting("jwt_secret") == std::optional<std::string>("first"));
-  CHECK(store.put_setting_if_absent("other", "x") == "x");
-  CHECK(store.get_setting("other") == std::optional<std::string>("x"));
+TEST_CASE("ping answers while writes can commit, and says why not while another holds the lock") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  CHECK_NOTHROW(store.ping());
+  sqlite3 *other = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK_THROWS_AS(store.ping(), StoreError); // within its short busy time-out, not 5 s
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  CHECK_NOTHROW(store.ping());
+}
+
+TEST_CASE("a user, its first session and its confirmation token commit together or not at all") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("taken", "u1", "r1", kNow + 3600));
+  const Session first = make_session("s-bob", "u2", "r2", kNow + 3600);
+  const OneTimeToken confirm{"hash-bob", "u2", TokenPurpose::verify_email, kNow + 600};
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com"), &first, &confirm) ==
+          InsertUserResult::ok);
+  CHECK(store.find_session("s-bob").has_value());
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE user_id = 'u2'") == 1);
+  // A session that cannot be inserted (its id is taken): the user is not made either.
+  const Session clash = make_session("taken", "u3", "r3", kNow + 3600);
+  CHECK_THROWS_AS(store.insert_user(make_user("u3", "carol", "carol@example.com"), &clash),
+                  StoreError);
+  CHECK_FALSE(store.find_user_by_id("u3").has_value());
+}
+
+TEST_CASE("purge_expired deletes thousands of rows batch by batch, and the feed does not grow") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                       "2345) INSERT INTO sessions(id, user_id, api, refresh_jti, created_at, "
+                       "expires_at) SELECT 'old-' || i, 'u1', 'v1', NULL, 1, 2 FROM n",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  PurgeCounts c = store.purge_expired(kNow, kNow);
+  CHECK(c.sessions == 2345);
+  CHECK(count_rows(path, "SELECT count(*) FROM sessions") == 0);
+  CHECK(count_rows(path, "SELECT count(*) FROM changes WHERE key LIKE 'old-%' AND kind = 1") ==
+        2345); // their inserts are in the feed; their purge is not
 }
 
 TEST_CASE("rotate_refresh refuses a token naming another user than the session's") {
@@ -510,9 +564,9 @@ TEST_CASE("rotate_refresh refuses a token naming another user than the session's
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
-  CHECK(store.rotate_refresh("s1", "u2", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(rotate(store, "s1", "u2", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
   CHECK(store.find_session("s1")->refresh_jti == "jti-1");
-  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) ==
+  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) ==
         RotateResult::rotated);
 }
 
@@ -533,7 +587,7 @@ TEST_CASE("a session whose user row was deleted without the cascade is no sessio
   }
   CHECK(count_rows(path, "SELECT COUNT(*) FROM sessions") == 1);
   CHECK_FALSE(store.find_session("s1").has_value());
-  CHECK(store.rotate_refresh("s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
+  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
 }
 
 TEST_CASE("list_sessions returns a user's sessions, revoked ones included, and no one else's") {
@@ -580,8 +634,8 @@ TEST_CASE("replace_password sets the hash, ends the user's sessions and spends r
   REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
   store.insert_session(make_session("s1", "u1", "r1", kNow + 100));
   store.insert_session(make_session("s2", "u2", "r2", kNow + 100));
-  store.insert_one_time_token("reset-hash", "u1", TokenPurpose::reset, kNow + 100);
-  store.insert_one_time_token("verify-hash", "u1", TokenPurpose::verify_email, kNow + 100);
+  store.insert_one_time_token({"reset-hash", "u1", TokenPurpose::reset, kNow + 100});
+  store.insert_one_time_token({"verify-hash", "u1", TokenPurpose::verify_email, kNow + 100});
   CHECK(store.replace_password("u1", "new-hash", kNow + 5));
   auto u = store.find_user_by_id("u1");
   REQUIRE(u.has_value());

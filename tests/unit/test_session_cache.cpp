@@ -1,6 +1,8 @@
-// Unit tests for db/cached_store: the revocation state in memory over a SQLite record, what
-// other processes change, and the group commit of refresh rotations.
-#include "db/cached_store.h"
+// Unit tests for db/session_cache and db/group_commit: the revocation state in memory over a
+// SQLite record, kept by following its change feed (this process's writes and other
+// processes'), and the group commit of refresh rotations.
+#include "db/group_commit.h"
+#include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
 #include "support/temp_dir.h"
@@ -9,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,16 +43,19 @@ Session session(const std::string &id, const std::string &user_id, const std::st
   return s;
 }
 
-// Lets the freshness window pass, so the next check asks the record again.
-void after_freshness() {
-  std::this_thread::sleep_for(CachedStore::kFreshness + std::chrono::milliseconds(2));
-}
-
 struct Fixture {
   latch::test::TempDir dir;
   std::string path = dir.file("auth.db");
   SqliteStore record{path};
 };
+
+// Waits (up to 5 s) until pred holds, as a follower thread applies what it read.
+template <typename Pred> bool eventually(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!pred() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return pred();
+}
 
 } // namespace
 
@@ -60,7 +66,7 @@ TEST_CASE("sessions and the blacklist present at start are answered from memory"
   f.record.insert_session(session("ended", "u1", "r2"));
   f.record.revoke_session("ended", kNow);
   f.record.logout("gone", "access-jti", kNow + 60, kNow);
-  CachedStore cached(f.record);
+  SessionCache cached(f.record, f.record);
   CHECK(cached.sizes().sessions == 1);
   CHECK(cached.sizes().blacklist == 1);
   auto live = cached.find_session("live");
@@ -74,51 +80,67 @@ TEST_CASE("sessions and the blacklist present at start are answered from memory"
   CHECK_FALSE(cached.is_blacklisted("other"));
 }
 
-TEST_CASE("writes through the cache change the record and the memory together") {
+TEST_CASE("this process's writes are in memory once it catches up, rotations at once") {
   Fixture f;
-  CachedStore cached(f.record);
-  REQUIRE(cached.insert_user(user("u1")) == InsertUserResult::ok);
-  REQUIRE(cached.insert_user(user("u2")) == InsertUserResult::ok);
-  cached.insert_session(session("s1", "u1", "r1"));
-  cached.insert_session(session("s2", "u1", "r2"));
-  cached.insert_session(session("s3", "u2", "r3"));
+  SessionCache cached(f.record, f.record);
+  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
+  auto rotate = [&](const std::string &id, const std::string &old_jti, const std::string &next) {
+    return rotations.rotate({id, "u1", old_jti, next, kNow + 7200, kNow});
+  };
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  REQUIRE(f.record.insert_user(user("u2")) == InsertUserResult::ok);
+  f.record.insert_session(session("s1", "u1", "r1"));
+  f.record.insert_session(session("s2", "u1", "r2"));
+  f.record.insert_session(session("s3", "u2", "r3"));
+  CHECK_FALSE(cached.find_session("s1")); // not until it catches up
+  cached.catch_up();
   REQUIRE(cached.find_session("s1"));
 
-  CHECK(cached.rotate_refresh("s1", "u1", "r1", "r1b", kNow + 7200, kNow) == RotateResult::rotated);
+  CHECK(rotate("s1", "r1", "r1b") == RotateResult::rotated);
   CHECK(cached.find_session("s1")->refresh_jti == "r1b");
   CHECK(cached.find_session("s1")->expires_at == kNow + 7200);
   CHECK(f.record.find_session("s1")->refresh_jti == "r1b");
   // The old token again: reuse, and the session ends in both.
-  CHECK(cached.rotate_refresh("s1", "u1", "r1", "r1c", kNow + 7200, kNow) == RotateResult::reused);
+  CHECK(rotate("s1", "r1", "r1c") == RotateResult::reused);
   CHECK_FALSE(cached.find_session("s1"));
   CHECK(f.record.find_session("s1")->revoked);
 
-  cached.logout("s2", "a2", kNow + 60, kNow);
+  f.record.logout("s2", "a2", kNow + 60, kNow);
+  cached.catch_up();
   CHECK_FALSE(cached.find_session("s2"));
   CHECK(cached.is_blacklisted("a2"));
   CHECK(f.record.is_blacklisted("a2"));
 
   // The user cache sees a deletion, and the user's sessions go with it.
-  REQUIRE(cached.find_user_by_id("u2"));
+  REQUIRE(cached.find_user("u2"));
   CHECK(cached.sizes().users == 1);
-  CHECK(cached.delete_user("u2"));
-  CHECK_FALSE(cached.find_user_by_id("u2"));
+  CHECK(f.record.delete_user("u2"));
+  cached.catch_up();
+  CHECK_FALSE(cached.find_user("u2"));
   CHECK_FALSE(cached.find_session("s3"));
 
   // Purge drops what expired from memory as from the record.
-  cached.insert_session(session("s4", "u1", "r4"));
-  cached.purge_expired(kNow + 3600);
+  f.record.insert_session(session("s4", "u1", "r4"));
+  cached.catch_up();
+  CHECK(cached.active_sessions(kNow) == 1);
+  CHECK(cached.active_sessions(kNow + 3600) == 0); // counted without a purge, by expiry
+  f.record.purge_expired(kNow + 3600, kNow);
+  cached.drop_expired(kNow + 3600);
   CHECK_FALSE(cached.find_session("s4"));
   CHECK_FALSE(cached.is_blacklisted("a2"));
+  CHECK(cached.sizes().sessions == 0);
 }
 
-TEST_CASE("what another connection commits is seen once the freshness window has passed") {
+TEST_CASE("what another connection commits is applied change by change, by a follower") {
   Fixture f;
   REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
-  CachedStore cached(f.record);
-  cached.insert_session(session("s1", "u1", "r1"));
-  cached.insert_session(session("s2", "u1", "r2"));
+  SessionCache cached(f.record, f.record);
+  f.record.insert_session(session("s1", "u1", "r1"));
+  f.record.insert_session(session("s2", "u1", "r2"));
+  cached.catch_up();
   REQUIRE(cached.find_session("s1"));
+  std::atomic<int> key_changes{0};
+  cached.follow([&] { ++key_changes; });
 
   // As latch sessions revoke would: another process, another connection.
   {
@@ -127,30 +149,61 @@ TEST_CASE("what another connection commits is seen once the freshness window has
     admin.insert_session(session("s9", "u1", "r9"));
     admin.logout("s2", "a2", kNow + 60, kNow);
   }
-  after_freshness();
+  CHECK(eventually([&] { return cached.is_blacklisted("a2"); }));
   CHECK_FALSE(cached.find_session("s1"));
   CHECK(cached.find_session("s9"));
   CHECK_FALSE(cached.find_session("s2"));
-  CHECK(cached.is_blacklisted("a2"));
 
   // The user deleted by another process (latch user delete): its sessions end here too.
+  REQUIRE(cached.find_user("u1"));
   {
     SqliteStore admin(f.path);
     REQUIRE(admin.delete_user("u1"));
   }
-  after_freshness();
-  CHECK_FALSE(cached.find_session("s9"));
-  CHECK_FALSE(cached.find_user_by_id("u1"));
+  CHECK(eventually([&] { return !cached.find_session("s9"); }));
+  CHECK_FALSE(cached.find_user("u1"));
+
+  // A key rotated elsewhere is told to whoever keeps the codec.
+  {
+    SqliteStore admin(f.path);
+    admin.ensure_signing_key({"k1", "secret-k1", kNow, std::nullopt, false});
+  }
+  CHECK(eventually([&] { return key_changes > 0; }));
+}
+
+TEST_CASE("a cache that fell behind the feed's retention loads everything again, aside") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  SessionCache cached(f.record, f.record);
+  // Rows that outlive the purge below (which runs an hour from now, by the wall clock the
+  // feed's rows carry).
+  const std::int64_t later = std::int64_t(std::time(nullptr)) + 3600;
+  Session s1 = session("s1", "u1", "r1");
+  s1.expires_at = later + 86400;
+  {
+    SqliteStore admin(f.path);
+    admin.insert_session(s1);
+    admin.logout("gone", "a1", later + 86400, kNow);
+    // The feed is pruned past this cache's position.
+    admin.purge_expired(later, kNow);
+    admin.insert_session(session("s2", "u1", "r2"));
+  }
+  cached.catch_up();
+  CHECK(cached.find_session("s1"));
+  CHECK(cached.find_session("s2"));
+  CHECK(cached.is_blacklisted("a1"));
 }
 
 TEST_CASE("concurrent rotations are committed in groups and each token rotates exactly once") {
   Fixture f;
   REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
-  CachedStore cached(f.record);
+  SessionCache cached(f.record, f.record);
+  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
   constexpr int kSessions = 16;
   constexpr int kRounds = 20;
   for (int i = 0; i < kSessions; ++i)
-    cached.insert_session(session("s" + std::to_string(i), "u1", "r" + std::to_string(i) + "-0"));
+    f.record.insert_session(session("s" + std::to_string(i), "u1", "r" + std::to_string(i) + "-0"));
+  cached.catch_up();
 
   // Each session has two threads presenting the same token every round: exactly one wins,
   // the other is refused as reuse and the session ends, as one client stealing from another.
@@ -163,7 +216,7 @@ TEST_CASE("concurrent rotations are committed in groups and each token rotates e
         for (int round = 0; round < kRounds; ++round) {
           std::string old_jti = "r" + std::to_string(i) + "-" + std::to_string(round);
           std::string next = old_jti + "-" + std::to_string(twin);
-          switch (cached.rotate_refresh(id, "u1", old_jti, next, kNow + 7200, kNow)) {
+          switch (rotations.rotate({id, "u1", old_jti, next, kNow + 7200, kNow})) {
           case RotateResult::rotated: ++rotated; break;
           case RotateResult::reused: ++reused; break;
           case RotateResult::gone: ++gone; break;
@@ -187,19 +240,21 @@ TEST_CASE("concurrent rotations are committed in groups and each token rotates e
 TEST_CASE("rotations of different sessions from many threads all land, in memory and on disk") {
   Fixture f;
   REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
-  CachedStore cached(f.record);
+  SessionCache cached(f.record, f.record);
+  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
   constexpr int kThreads = 12;
   constexpr int kRounds = 30;
   for (int i = 0; i < kThreads; ++i)
-    cached.insert_session(session("s" + std::to_string(i), "u1", "0"));
+    f.record.insert_session(session("s" + std::to_string(i), "u1", "0"));
+  cached.catch_up();
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       const std::string id = "s" + std::to_string(i);
       for (int round = 0; round < kRounds; ++round)
-        if (cached.rotate_refresh(id, "u1", std::to_string(round), std::to_string(round + 1),
-                                  kNow + 7200, kNow) != RotateResult::rotated)
+        if (rotations.rotate({id, "u1", std::to_string(round), std::to_string(round + 1),
+                              kNow + 7200, kNow}) != RotateResult::rotated)
           ++failures;
     });
   }
