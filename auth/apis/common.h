@@ -1,8 +1,9 @@
-// What every API's handler file shares: the errors all APIs answer alike, and sign-in.
+// What every API's handler file shares: its row, the errors all APIs answer alike, sign-in.
 // Handlers send errors through http::send_error (which adds Retry-After), never render_error.
 #pragma once
 
-#include "auth/apis/apis.h"
+#include "auth/apis/api.h"
+#include "auth/apis/docs.h"
 #include "auth/http/context.h"
 
 #include <string>
@@ -10,6 +11,10 @@
 namespace latch::apis {
 
 using http::Ctx;
+
+// Words for a route's flags, so that each API's routes read as a table.
+inline constexpr bool throttled = true, unthrottled = false;
+inline constexpr bool hashes = true; // the handler hashes a password: it takes a hashing slot
 
 // One answer to an error every API gives alike: its words, and the second word some shapes
 // carry (NestJS's "error", DRF's "code", flask's key), in the status every API gives it. In

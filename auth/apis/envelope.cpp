@@ -130,4 +130,29 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
+namespace {
+
+using enum http::Access;
+using enum http::BodyKind;
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/v1/auth/login", Api::envelope, open, throttled, json_only, login,
+     "sign in by email or username; answers data: [token]", &login_doc, hashes},
+    {"POST", "/api/v1/auth/signUp", Api::envelope, open, throttled, json_only, sign_up,
+     "create a user; answers data: [user]", &sign_up_doc, hashes},
+};
+
+} // namespace
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::envelope,
+    .name = "envelope",
+    .prefix = "/api/v1/auth", // inside v1's /api/v1: the longer prefix answers its paths
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 0}, // a sign-in answers an access token only
+    .doc = &api_doc,
+};
+
 } // namespace latch::apis::envelope

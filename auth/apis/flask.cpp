@@ -136,4 +136,42 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
+namespace {
+
+using enum http::Access;
+using enum http::BodyKind;
+
+const http::Route kRoutes[] = {
+    {"POST", "/auth/signup", Api::flask, open, throttled, json_only, signup, "create a user",
+     &signup_doc, hashes},
+    {"POST", "/auth/login", Api::flask, open, throttled, json_only, login,
+     "sign in by username; answers the token pair", &login_doc, hashes},
+    {"POST", "/auth/refresh", Api::flask, refresh_token, unthrottled, none, refresh,
+     "a new access token for the Bearer refresh token", &refresh_doc},
+    {"POST", "/auth/forget-password", Api::flask, open, throttled, json_only, forget_password,
+     "start a password reset (mail, or token in dev mode)", &forget_password_doc},
+    {"POST", "/auth/reset-password", Api::flask, open, throttled, json_only, reset_password,
+     "set a new password with a reset token", &reset_password_doc, hashes},
+    {"POST", "/auth/logout", Api::flask, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+};
+
+// /auth is simplejwt's too: its token paths are simplejwt's (auth/apis/simplejwt.cpp).
+const PathClaim kClaims[] = {{"/auth", PathClaim::shares}};
+
+} // namespace
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::flask,
+    .name = "flask",
+    .prefix = "/auth",
+    .claims = kClaims,
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 30 * 86400},
+    .mails_reset_links = true,
+    .doc = &api_doc,
+};
+
 } // namespace latch::apis::flask

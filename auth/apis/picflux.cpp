@@ -134,4 +134,33 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
+namespace {
+
+using enum http::Access;
+using enum http::BodyKind;
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/auth/signup", Api::picflux, open, throttled, json_form, signup,
+     "create a user; answers the token pair", &signup_doc, hashes},
+    {"POST", "/api/auth/signin", Api::picflux, open, throttled, json_form, signin,
+     "sign in by email; answers the token pair", &signin_doc, hashes},
+    {"POST", "/api/auth/logout", Api::picflux, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+    {"POST", "/api/auth/refresh", Api::picflux, refresh_token, unthrottled, none, refresh,
+     "rotate the Bearer refresh token; answers a new pair", &refresh_doc},
+};
+
+} // namespace
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::picflux,
+    .name = "picflux",
+    .prefix = "/api/auth",
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 15 * 60, .refresh = 14 * 86400},
+    .doc = &api_doc,
+};
+
 } // namespace latch::apis::picflux

@@ -149,4 +149,39 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
+namespace {
+
+using enum http::Access;
+using enum http::BodyKind;
+
+const http::Route kRoutes[] = {
+    {"POST", "/auth/token", Api::simplejwt, open, throttled, json_form_multi, token,
+     "sign in by username; answers {refresh, access}", &token_doc, hashes},
+    {"POST", "/auth/token/refresh", Api::simplejwt, open, unthrottled, json_form_multi,
+     token_refresh, "rotate a refresh token; answers {refresh, access}", &token_refresh_doc},
+    {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi,
+     token_verify, "check a token of either type; answers {}", &token_verify_doc},
+    {"POST", "/auth/register", Api::simplejwt, open, throttled, json_form_multi, register_user,
+     "create a user; answers {refresh, access}", &register_user_doc, hashes},
+    {"GET", "/auth/getuser", Api::simplejwt, access_token, unthrottled, none, getuser,
+     "the caller's username", &getuser_doc},
+};
+
+// /auth is flask's too: the token paths are simplejwt's, the rest flask's while it is on.
+const PathClaim kClaims[] = {{"/auth/token", PathClaim::shares}, {"/auth", PathClaim::fallback}};
+
+} // namespace
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::simplejwt,
+    .name = "simplejwt",
+    .prefix = "/auth",
+    .claims = kClaims,
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 5 * 60, .refresh = 86400},
+    .doc = &api_doc,
+};
+
 } // namespace latch::apis::simplejwt

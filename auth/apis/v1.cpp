@@ -188,4 +188,46 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
+namespace {
+
+using enum http::Access;
+using enum http::BodyKind;
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/v1/register", Api::v1, open, throttled, json_only, register_user,
+     "create a user; mails an address confirmation unless sendEmail=false", &register_user_doc,
+     hashes},
+    {"POST", "/api/v1/login", Api::v1, open, throttled, json_only, login,
+     "sign in by email; answers tokens and lifetimes", &login_doc, hashes},
+    {"POST", "/api/v1/refresh", Api::v1, open, unthrottled, json_only, refresh,
+     "a new access token for a refresh token", &refresh_doc},
+    {"POST", "/api/v1/verify", Api::v1, open, unthrottled, json_only, verify,
+     "check a token of either type; answers its claims", &verify_doc},
+    {"GET", "/api/v1/verify", Api::v1, open, throttled, none, confirm_email,
+     "confirm an email address (the mailed link)", &confirm_email_doc},
+    {"POST", "/api/v1/password-reset", Api::v1, open, throttled, json_only, password_reset,
+     "mail a reset link if email and username match a user", &password_reset_doc},
+    {"POST", "/api/v1/password-reset-confirm", Api::v1, open, throttled, json_only,
+     password_reset_confirm, "set a new password with ?token=", &password_reset_confirm_doc,
+     hashes},
+    {"GET", "/api/v1/authorized/me", Api::v1, access_token, unthrottled, none, me,
+     "the claims of the access token", &me_doc},
+    {"POST", "/api/v1/logout", Api::v1, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+};
+
+} // namespace
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::v1,
+    .name = "v1",
+    .prefix = "/api/v1",
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 259200},
+    .mails_reset_links = true,
+    .doc = &api_doc,
+};
+
 } // namespace latch::apis::v1
