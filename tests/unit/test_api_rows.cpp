@@ -1,10 +1,12 @@
 // The API rows (auth/apis/api.h), the one list of the APIs, and what is made from them: the
-// route table, the paths each API answers, and the names.
+// route table, the paths each API answers, the names, and the fuzz seeds of every route.
 #include "auth/apis/api.h"
 #include "auth/http/routes.h"
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -58,4 +60,21 @@ TEST_CASE("a path no route serves under an API's prefix answers in its shape whi
     }
     CHECK(http::api_for_path(prefix + "x", {row.id}) == std::nullopt); // a prefix is whole words
   }
+}
+
+TEST_CASE("every route has a fuzz seed, and every seed names a route") {
+  // tests/fuzz/fuzz_routes.cpp: a seed's first line is the route's "METHOD /path".
+  std::set<std::string> routes, seeded;
+  for (const http::Route &r : http::route_table())
+    routes.insert(std::string(r.method) + " " + r.path);
+  for (const auto &entry : std::filesystem::directory_iterator(LATCH_FUZZ_ROUTES_CORPUS)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string line;
+    std::getline(in, line);
+    CAPTURE(entry.path().filename().string());
+    CHECK_MESSAGE(routes.count(line), "names no route: " << line);
+    seeded.insert(line);
+  }
+  for (const std::string &route : routes)
+    CHECK_MESSAGE(seeded.count(route), "no seed in tests/fuzz/corpus/fuzz_routes: " << route);
 }
