@@ -13,10 +13,10 @@ namespace {
 std::string fill(std::string_view words, const Ctx &ctx, const Error &e) {
   std::string out;
   for (;;) {
-    const std::size_t open = words.find('{');
-    out += words.substr(0, open);
-    if (open == std::string_view::npos) return out;
-    words.remove_prefix(open);
+    const std::size_t brace = words.find('{');
+    out += words.substr(0, brace);
+    if (brace == std::string_view::npos) return out;
+    words.remove_prefix(brace);
     const std::size_t close = words.find('}');
     const std::string_view name = words.substr(1, close == std::string_view::npos ? 0 : close - 1);
     if (name == "method") out += ctx.req.method;

@@ -12,7 +12,9 @@ namespace latch::apis {
 
 using http::Ctx;
 
-// Words for a route's flags, so that each API's routes read as a table.
+// The words a route is written in, so that each API's routes read as a table.
+using enum http::Access;
+using enum http::BodyKind;
 inline constexpr bool throttled = true, unthrottled = false;
 inline constexpr bool hashes = true; // the handler hashes a password: it takes a hashing slot
 

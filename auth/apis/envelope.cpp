@@ -130,19 +130,12 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
-namespace {
-
-using enum http::Access;
-using enum http::BodyKind;
-
 const http::Route kRoutes[] = {
     {"POST", "/api/v1/auth/login", Api::envelope, open, throttled, json_only, login,
      "sign in by email or username; answers data: [token]", &login_doc, hashes},
     {"POST", "/api/v1/auth/signUp", Api::envelope, open, throttled, json_only, sign_up,
      "create a user; answers data: [user]", &sign_up_doc, hashes},
 };
-
-} // namespace
 
 // Listed in auth/apis/api.cpp; constant data, whole before any code runs.
 extern constinit const ApiRow row = {

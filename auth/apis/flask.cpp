@@ -136,11 +136,6 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
-namespace {
-
-using enum http::Access;
-using enum http::BodyKind;
-
 const http::Route kRoutes[] = {
     {"POST", "/auth/signup", Api::flask, open, throttled, json_only, signup, "create a user",
      &signup_doc, hashes},
@@ -158,8 +153,6 @@ const http::Route kRoutes[] = {
 
 // /auth is simplejwt's too: its token paths are simplejwt's (auth/apis/simplejwt.cpp).
 const PathClaim kClaims[] = {{"/auth", PathClaim::shares}};
-
-} // namespace
 
 // Listed in auth/apis/api.cpp; constant data, whole before any code runs.
 extern constinit const ApiRow row = {

@@ -134,11 +134,6 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
-namespace {
-
-using enum http::Access;
-using enum http::BodyKind;
-
 const http::Route kRoutes[] = {
     {"POST", "/api/auth/signup", Api::picflux, open, throttled, json_form, signup,
      "create a user; answers the token pair", &signup_doc, hashes},
@@ -149,8 +144,6 @@ const http::Route kRoutes[] = {
     {"POST", "/api/auth/refresh", Api::picflux, refresh_token, unthrottled, none, refresh,
      "rotate the Bearer refresh token; answers a new pair", &refresh_doc},
 };
-
-} // namespace
 
 // Listed in auth/apis/api.cpp; constant data, whole before any code runs.
 extern constinit const ApiRow row = {

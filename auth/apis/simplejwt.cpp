@@ -149,11 +149,6 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
-namespace {
-
-using enum http::Access;
-using enum http::BodyKind;
-
 const http::Route kRoutes[] = {
     {"POST", "/auth/token", Api::simplejwt, open, throttled, json_form_multi, token,
      "sign in by username; answers {refresh, access}", &token_doc, hashes},
@@ -169,8 +164,6 @@ const http::Route kRoutes[] = {
 
 // /auth is flask's too: the token paths are simplejwt's, the rest flask's while it is on.
 const PathClaim kClaims[] = {{"/auth/token", PathClaim::shares}, {"/auth", PathClaim::fallback}};
-
-} // namespace
 
 // Listed in auth/apis/api.cpp; constant data, whole before any code runs.
 extern constinit const ApiRow row = {

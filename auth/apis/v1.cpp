@@ -188,11 +188,6 @@ void render_error(Ctx &ctx, const Error &e) {
   }
 }
 
-namespace {
-
-using enum http::Access;
-using enum http::BodyKind;
-
 const http::Route kRoutes[] = {
     {"POST", "/api/v1/register", Api::v1, open, throttled, json_only, register_user,
      "create a user; mails an address confirmation unless sendEmail=false", &register_user_doc,
@@ -215,8 +210,6 @@ const http::Route kRoutes[] = {
     {"POST", "/api/v1/logout", Api::v1, access_token, unthrottled, none, logout,
      "end the session of the access token", &logout_doc},
 };
-
-} // namespace
 
 // Listed in auth/apis/api.cpp; constant data, whole before any code runs.
 extern constinit const ApiRow row = {
