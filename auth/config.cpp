@@ -1,6 +1,7 @@
 // Config: the option table, parsing of flags and LATCH_* variables, and validation.
 #include "auth/config.h"
 
+#include "auth/apis/api.h"
 #include "auth/tls.h"
 
 #include <openssl/ssl.h>
@@ -18,23 +19,6 @@
 #include <variant>
 
 namespace latch {
-
-const char *api_name(Api api) {
-  switch (api) {
-  case Api::picflux: return "picflux";
-  case Api::simplejwt: return "simplejwt";
-  case Api::flask: return "flask";
-  case Api::v1: return "v1";
-  case Api::envelope: return "envelope";
-  }
-  return "?";
-}
-
-std::optional<Api> api_from_name(const std::string &name) {
-  for (Api a : kAllApis)
-    if (name == api_name(a)) return a;
-  return std::nullopt;
-}
 
 // The links in mail (reset, confirmation) start here. Never built from a request's Host
 // header: anyone can send Host: evil.example with a reset request for a victim's address, and
@@ -204,15 +188,23 @@ std::optional<std::string> set_cors_origins(Config &c, const std::string &v) {
   return std::nullopt;
 }
 
+// The APIs' names, in the rows' order, separated by separator.
+std::string api_names(const char *separator) {
+  std::string out;
+  for (const apis::ApiRow &row : apis::api_rows())
+    out += (out.empty() ? "" : separator) + std::string(row.name);
+  return out;
+}
+
 std::optional<std::string> set_apis(Config &c, const std::string &v) {
   std::set<Api> apis;
   for (const auto &name : split_list(v)) {
     if (name == "all") {
-      apis.insert(kAllApis.begin(), kAllApis.end());
+      apis = all_apis();
       continue;
     }
     auto a = api_from_name(name);
-    if (!a) return "unknown API '" + name + "' (known: picflux, simplejwt, flask, v1, envelope)";
+    if (!a) return "unknown API '" + name + "' (known: " + api_names(", ") + ")";
     apis.insert(*a);
   }
   if (apis.empty()) return "must name at least one API";
@@ -228,8 +220,7 @@ const std::vector<Option> &options() {
         {"db", "LATCH_DB", "PATH", "SQLite database file, created 0600 (default ./auth.db)",
          string_setter([](Config &c, const std::string &v) { c.db_path = v; })},
         {"apis", "LATCH_APIS", "LIST",
-         "APIs to serve: all, or some of picflux,simplejwt,flask,v1,envelope (default all)",
-         set_apis},
+         "APIs to serve: all, or some of " + api_names(",") + " (default all)", set_apis},
         {"reset-token-in-response", "LATCH_RESET_TOKEN_IN_RESPONSE", "",
          "flask forget-password answers the reset token itself (local development only)",
          bool_setter([](Config &c, bool b) { c.reset_token_in_response = b; })},
@@ -350,15 +341,17 @@ const std::vector<Option> &options() {
            return std::nullopt;
          }},
     };
-    for (Api api : kAllApis) {
-      std::string name = api_name(api);
+    for (const apis::ApiRow &row : apis::api_rows()) {
+      const Api api = row.id;
+      std::string name = row.name;
       std::string upper = name;
       std::transform(upper.begin(), upper.end(), upper.begin(),
                      [](unsigned char ch) { return std::toupper(ch); });
       t.push_back({name + "-access-ttl", "LATCH_" + upper + "_ACCESS_TTL", "DURATION",
                    name + " access token lifetime",
                    duration_setter([api](Config &c, std::int64_t d) { c.lifetimes[api].access = d; })});
-      if (api != Api::envelope)
+      // An API that issues no refresh token has no refresh lifetime to set.
+      if (row.lifetimes.refresh > 0)
         t.push_back({name + "-refresh-ttl", "LATCH_" + upper + "_REFRESH_TTL", "DURATION",
                      name + " refresh token lifetime",
                      duration_setter(
@@ -409,8 +402,8 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "--tls-cert and --tls-key: give both or neither";
   if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
     return "LATCH_JWT_SECRET: must be at least 32 characters (256 bits)";
-  for (Api api : kAllApis)
-    if (c.lifetimes[api].access <= 0) return std::string(api_name(api)) + " access TTL must be set";
+  for (const apis::ApiRow &row : apis::api_rows())
+    if (c.lifetimes[row.id].access <= 0) return std::string(row.name) + " access TTL must be set";
   if (c.password_min_length > c.password_max_bytes)
     return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -4,7 +4,6 @@
 #include "auth/address_set.h"
 #include "auth/password.h"
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,9 +15,9 @@
 
 namespace latch {
 
+// The APIs' ids, in the order of their rows. All else about an API (name, prefixes, lifetimes,
+// error shape, routes) is its row (auth/apis/api.h), the one list of the APIs; these read it.
 enum class Api { picflux, simplejwt, flask, v1, envelope };
-inline constexpr std::array<Api, 5> kAllApis = {Api::picflux, Api::simplejwt, Api::flask, Api::v1,
-                                                Api::envelope};
 const char *api_name(Api api);
 std::optional<Api> api_from_name(const std::string &name);
 
@@ -27,11 +26,15 @@ struct Lifetimes {
   std::int64_t refresh = 0; // seconds; 0 means the API issues no refresh token
 };
 
+// Every API, and each one's default lifetimes, from the rows.
+std::set<Api> all_apis();
+std::map<Api, Lifetimes> default_lifetimes();
+
 struct Config {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string db_path = "./auth.db";
-  std::set<Api> apis{kAllApis.begin(), kAllApis.end()};
+  std::set<Api> apis = all_apis();
 
   bool reset_token_in_response = false;
   bool require_verified_email = false;
@@ -53,11 +56,7 @@ struct Config {
   std::string reset_password_url; // empty: PUBLIC_URL/reset-password
   std::string api_version = "v0.0.1";
 
-  std::map<Api, Lifetimes> lifetimes = {
-      {Api::picflux, {15 * 60, 14 * 86400}}, {Api::simplejwt, {5 * 60, 86400}},
-      {Api::flask, {3600, 30 * 86400}},      {Api::v1, {3600, 259200}},
-      {Api::envelope, {3600, 0}},
-  };
+  std::map<Api, Lifetimes> lifetimes = default_lifetimes();
   std::int64_t reset_ttl = 15 * 60;     // flask and the default
   std::int64_t v1_reset_ttl = 3600;     // v1's document: one hour
   std::int64_t verify_email_ttl = 86400;

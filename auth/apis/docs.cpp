@@ -81,6 +81,8 @@ const RouteDoc refresh_doc = {
     .answers = {{200, "PicfluxTokenPair", "a new pair; the refresh token presented is spent"}},
 };
 
+const ApiDoc api_doc = {"NestJS", kComponents, "PicfluxError", "PicfluxError", nullptr, 404};
+
 } // namespace picflux
 
 // ---- simplejwt (Django REST framework + SimpleJWT): /auth ----------------------------------
@@ -162,6 +164,9 @@ const RouteDoc register_user_doc = {
 const RouteDoc getuser_doc = {
     .answers = {{200, "SimplejwtUser", "the username of the access token's user"}},
 };
+
+const ApiDoc api_doc = {"Django REST framework + SimpleJWT", kComponents, "SimplejwtDetail",
+                        "SimplejwtDetail", kWwwAuthenticate};
 
 } // namespace simplejwt
 
@@ -246,6 +251,8 @@ const RouteDoc reset_password_doc = {
 const RouteDoc logout_doc = {
     .answers = {{200, "FlaskMessage", "\"Logged out successfully.\""}},
 };
+
+const ApiDoc api_doc = {"Flask + flask-jwt-extended", kComponents, "FlaskMessage", "FlaskMsg"};
 
 } // namespace flask
 
@@ -390,6 +397,8 @@ const RouteDoc logout_doc = {
     .answers = {{200, "V1Message", "\"logout successful\""}},
 };
 
+const ApiDoc api_doc = {"Go + Gin", kComponents, "V1Error", "V1Error"};
+
 } // namespace v1
 
 // ---- envelope (Express): /api/v1/auth ------------------------------------------------------
@@ -479,32 +488,8 @@ const RouteDoc sign_up_doc = {
                 {409, "EnvelopeError", "\"User already exists\""}},
 };
 
-} // namespace envelope
+const ApiDoc api_doc = {"Express", kComponents, "EnvelopeError", "EnvelopeError"};
 
-const ApiDoc &api_doc(Api api) {
-  static const ApiDoc picflux_api = {
-      "NestJS at /api/auth", picflux::kComponents, "PicfluxError", "PicfluxError", nullptr, 404};
-  static const ApiDoc simplejwt_api = {"Django REST framework + SimpleJWT at /auth",
-                                       simplejwt::kComponents, "SimplejwtDetail", "SimplejwtDetail",
-                                       simplejwt::kWwwAuthenticate};
-  static const ApiDoc flask_api = {"Flask + flask-jwt-extended at /auth", flask::kComponents,
-                                   "FlaskMessage", "FlaskMsg"};
-  static const ApiDoc v1_api = {"Go + Gin at /api/v1", v1::kComponents, "V1Error", "V1Error"};
-  static const ApiDoc envelope_api = {"Express at /api/v1/auth", envelope::kComponents,
-                                      "EnvelopeError", "EnvelopeError"};
-  switch (api) {
-  case Api::picflux:
-    return picflux_api;
-  case Api::simplejwt:
-    return simplejwt_api;
-  case Api::flask:
-    return flask_api;
-  case Api::v1:
-    return v1_api;
-  case Api::envelope:
-    return envelope_api;
-  }
-  return picflux_api;
-}
+} // namespace envelope
 
 } // namespace latch::apis

@@ -1,6 +1,6 @@
 // envelope (Express): /api/v1/auth. Every answer, errors included, is the envelope
 // {"code", "requestTime", "message", "apiVersion", "data": [...]} with HTTP status = code.
-#include "auth/apis/apis.h"
+#include "auth/apis/common.h"
 
 #include <chrono>
 #include <ctime>
@@ -36,6 +36,26 @@ void reply(Ctx &ctx, int code, const std::string &message, json data = json::arr
                    {"data", std::move(data)}});
 }
 
+void say(Ctx &ctx, int status, const std::string &message, const char *) {
+  reply(ctx, status, message);
+}
+
+const CommonErrors kCommon = {
+    .say = say,
+    .token_missing = {"Unauthorized"},
+    .token_invalid = {"Unauthorized"},
+    .one_time_tokens_as_tokens = true,
+    .bad_request = {"Bad request"},
+    .body_too_large = {"Payload too large"},
+    .unsupported_media_type = {"Unsupported media type"},
+    .not_found = {"Not found"},
+    .method_not_allowed = {"Method not allowed"},
+    .throttled = {"Too many requests"},
+    .busy = {"Server busy"},
+    // Never the internal cause: the original put "err" here, which leaks details.
+    .internal = {"Server error"},
+};
+
 // At least 8 characters with a lower-case letter, an upper-case letter, a digit and one
 // of !@#$%^&* (and never below the server-wide minimum).
 bool strong_password(const Ctx &ctx, const std::string &pw) {
@@ -54,12 +74,9 @@ void login(Ctx &ctx) {
   Field identity = field(ctx.body, "identity"), password = field(ctx.body, "password");
   if (!identity.present() || !password.present())
     return reply(ctx, 400, "Identity and password are required");
-  auto user = ctx.service.sign_in(Identity::email_or_username, identity.value, password.value,
-                                  ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::envelope);
-  if (!pair) return http::send_error(ctx, pair.error());
-  reply(ctx, 200, "Success", json::array({pair->access}));
+  sign_in(
+      ctx, Identity::email_or_username, identity.value, password.value,
+      [](Ctx &c, const TokenPair &pair) { reply(c, 200, "Success", json::array({pair.access})); });
 }
 
 void sign_up(Ctx &ctx) {
@@ -102,8 +119,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::weak_password:
   case ErrorCode::password_too_long: return reply(ctx, 400, "Password is not valid");
   case ErrorCode::bad_body: return reply(ctx, 400, "Invalid JSON body");
-  case ErrorCode::bad_request: return reply(ctx, e.status ? e.status : 400, "Bad request");
-  case ErrorCode::unsupported_media_type: return reply(ctx, 415, "Unsupported media type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken: return reply(ctx, 409, "User already exists");
@@ -111,25 +126,26 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::invalid_credentials:
   case ErrorCode::wrong_password:
   case ErrorCode::email_not_verified: return reply(ctx, 401, "Invalid password");
-  case ErrorCode::token_missing:
-  case ErrorCode::token_malformed:
-  case ErrorCode::token_bad_signature:
-  case ErrorCode::token_expired:
-  case ErrorCode::token_not_yet_valid:
-  case ErrorCode::token_revoked:
-  case ErrorCode::token_wrong_type:
-  case ErrorCode::one_time_token_invalid:
-  case ErrorCode::one_time_token_expired: return reply(ctx, 401, "Unauthorized");
-  case ErrorCode::rate_limited:
-  case ErrorCode::account_locked: return reply(ctx, 429, "Too many requests");
-  case ErrorCode::busy: return reply(ctx, 503, "Server busy");
-  case ErrorCode::body_too_large: return reply(ctx, 413, "Payload too large");
-  case ErrorCode::not_found: return reply(ctx, 404, "Not found");
-  case ErrorCode::method_not_allowed: return reply(ctx, 405, "Method not allowed");
-  case ErrorCode::internal: break;
+  default: return render_common(ctx, e, kCommon);
   }
-  // Never the internal cause: the original put "err" here, which leaks details.
-  reply(ctx, 500, "Server error");
 }
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/v1/auth/login", Api::envelope, open, throttled, json_only, login,
+     "sign in by email or username; answers data: [token]", &login_doc, hashes},
+    {"POST", "/api/v1/auth/signUp", Api::envelope, open, throttled, json_only, sign_up,
+     "create a user; answers data: [user]", &sign_up_doc, hashes},
+};
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::envelope,
+    .name = "envelope",
+    .prefix = "/api/v1/auth", // inside v1's /api/v1: the longer prefix answers its paths
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 0}, // a sign-in answers an access token only
+    .doc = &api_doc,
+};
 
 } // namespace latch::apis::envelope

@@ -1,6 +1,6 @@
 // flask (Flask + flask-jwt-extended): /auth. Bodies {"message": "..."}; token problems are
 // flask-jwt-extended's {"msg": "..."}, always with 401.
-#include "auth/apis/apis.h"
+#include "auth/apis/common.h"
 
 namespace latch::apis::flask {
 
@@ -15,7 +15,44 @@ void message(Ctx &ctx, int status, const std::string &text) {
   send_json(ctx.res, status, {{"message", text}});
 }
 
-void msg(Ctx &ctx, const std::string &text) { send_json(ctx.res, 401, {{"msg", text}}); }
+// The tag is the key: "msg" for flask-jwt-extended's answers, else "message".
+void say(Ctx &ctx, int status, const std::string &text, const char *key) {
+  send_json(ctx.res, status, {{key ? key : "message", text}});
+}
+
+// flask-jwt-extended's message for each token error.
+const char *jwt_message(const Error &e) {
+  switch (e.code) {
+  case ErrorCode::token_missing: return "Missing Authorization Header";
+  case ErrorCode::token_bad_signature:
+    return e.detail == "algorithm" ? "The specified alg value is not allowed"
+                                   : "Signature verification failed";
+  case ErrorCode::token_expired: return "Token has expired";
+  case ErrorCode::token_not_yet_valid:
+    return e.detail == "nbf" ? "The token is not yet valid (nbf)"
+                             : "The token is not yet valid (iat)";
+  case ErrorCode::token_revoked: return "Token has been revoked";
+  case ErrorCode::token_wrong_type:
+    return e.detail == "refresh" ? "Only refresh tokens are allowed"
+                                 : "Only non-refresh tokens are allowed";
+  default: return e.detail == "segments" ? "Not enough segments" : "Invalid token"; // malformed
+  }
+}
+
+Phrase jwt_msg(const Error &e) { return {jwt_message(e), "msg"}; }
+
+const CommonErrors kCommon = {
+    .say = say,
+    .token_phrase = jwt_msg,
+    .bad_request = {"Bad request."},
+    .body_too_large = {"Request body too large."},
+    .unsupported_media_type = {"Content-Type must be application/json."},
+    .not_found = {"Not found."},
+    .method_not_allowed = {"Method not allowed."},
+    .throttled = {"Too many requests. Try again in {retry} seconds."},
+    .busy = {"Server busy, try again shortly."},
+    .internal = {"Internal server error."},
+};
 
 } // namespace
 
@@ -33,17 +70,15 @@ void signup(Ctx &ctx) {
 void login(Ctx &ctx) {
   Field username = field(ctx.body, "username"), password = field(ctx.body, "password");
   if (!username.present() || !password.present()) return message(ctx, 400, "Missing credentials.");
-  auto user =
-      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::flask);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_json(ctx.res, 200, {{"access_token", pair->access}, {"refresh_token", pair->refresh}});
+  sign_in(ctx, Identity::username, username.value, password.value,
+          [](Ctx &c, const TokenPair &pair) {
+            send_json(c.res, 200, {{"access_token", pair.access}, {"refresh_token", pair.refresh}});
+          });
 }
 
 void refresh(Ctx &ctx) {
   // Only a new access token: the refresh token stays valid until it expires or the session ends.
-  auto pair = ctx.service.refresh(ctx.bearer, Api::flask, /*rotate=*/false);
+  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/false);
   if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}});
 }
@@ -88,9 +123,6 @@ void render_error(Ctx &ctx, const Error &e) {
     return message(ctx, 400, "Password must be at most " +
                                  std::to_string(ctx.config.password_max_bytes) + " bytes.");
   case ErrorCode::bad_body: return message(ctx, 400, "Invalid JSON body.");
-  case ErrorCode::bad_request: return message(ctx, e.status ? e.status : 400, "Bad request.");
-  case ErrorCode::unsupported_media_type:
-    return message(ctx, 415, "Content-Type must be application/json.");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken: return message(ctx, 409, "User already exists.");
@@ -100,31 +132,39 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::email_not_verified: return message(ctx, 401, "Invalid credentials.");
   case ErrorCode::one_time_token_invalid: return message(ctx, 401, "Invalid reset token.");
   case ErrorCode::one_time_token_expired: return message(ctx, 401, "Reset token expired.");
-  case ErrorCode::token_missing: return msg(ctx, "Missing Authorization Header");
-  case ErrorCode::token_malformed:
-    return msg(ctx, e.detail == "segments" ? "Not enough segments" : "Invalid token");
-  case ErrorCode::token_bad_signature:
-    return msg(ctx, e.detail == "algorithm" ? "The specified alg value is not allowed"
-                                            : "Signature verification failed");
-  case ErrorCode::token_expired: return msg(ctx, "Token has expired");
-  case ErrorCode::token_not_yet_valid:
-    return msg(ctx, e.detail == "nbf" ? "The token is not yet valid (nbf)"
-                                      : "The token is not yet valid (iat)");
-  case ErrorCode::token_revoked: return msg(ctx, "Token has been revoked");
-  case ErrorCode::token_wrong_type:
-    return msg(ctx, e.detail == "refresh" ? "Only refresh tokens are allowed"
-                                          : "Only non-refresh tokens are allowed");
-  case ErrorCode::rate_limited:
-  case ErrorCode::account_locked:
-    return message(ctx, 429, "Too many requests. Try again in " +
-                                 std::to_string(std::max(1, e.retry_after)) + " seconds.");
-  case ErrorCode::busy: return message(ctx, 503, "Server busy, try again shortly.");
-  case ErrorCode::body_too_large: return message(ctx, 413, "Request body too large.");
-  case ErrorCode::not_found: return message(ctx, 404, "Not found.");
-  case ErrorCode::method_not_allowed: return message(ctx, 405, "Method not allowed.");
-  case ErrorCode::internal: break;
+  default: return render_common(ctx, e, kCommon);
   }
-  message(ctx, 500, "Internal server error.");
 }
+
+const http::Route kRoutes[] = {
+    {"POST", "/auth/signup", Api::flask, open, throttled, json_only, signup, "create a user",
+     &signup_doc, hashes},
+    {"POST", "/auth/login", Api::flask, open, throttled, json_only, login,
+     "sign in by username; answers the token pair", &login_doc, hashes},
+    {"POST", "/auth/refresh", Api::flask, refresh_token, unthrottled, none, refresh,
+     "a new access token for the Bearer refresh token", &refresh_doc},
+    {"POST", "/auth/forget-password", Api::flask, open, throttled, json_only, forget_password,
+     "start a password reset (mail, or token in dev mode)", &forget_password_doc},
+    {"POST", "/auth/reset-password", Api::flask, open, throttled, json_only, reset_password,
+     "set a new password with a reset token", &reset_password_doc, hashes},
+    {"POST", "/auth/logout", Api::flask, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+};
+
+// /auth is simplejwt's too: its token paths are simplejwt's (auth/apis/simplejwt.cpp).
+const PathClaim kClaims[] = {{"/auth", PathClaim::shares}};
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::flask,
+    .name = "flask",
+    .prefix = "/auth",
+    .claims = kClaims,
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 30 * 86400},
+    .mails_reset_links = true,
+    .doc = &api_doc,
+};
 
 } // namespace latch::apis::flask

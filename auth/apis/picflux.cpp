@@ -1,6 +1,6 @@
 // picflux (NestJS): /api/auth. Errors as NestJS's {"statusCode", "message", "error"}, with
 // class-validator's wording for invalid bodies.
-#include "auth/apis/apis.h"
+#include "auth/apis/common.h"
 
 namespace latch::apis::picflux {
 
@@ -16,6 +16,27 @@ void nest_error(Ctx &ctx, int status, const json &message, const char *error) {
   if (error) body["error"] = error;
   send_json(ctx.res, status, body);
 }
+
+void say(Ctx &ctx, int status, const std::string &message, const char *error) {
+  nest_error(ctx, status, message, error);
+}
+
+// NestJS's words for the errors every API answers alike; the tag is its "error".
+const CommonErrors kCommon = {
+    .say = say,
+    .token_missing = {"Unauthorized"},
+    .token_invalid = {"Unauthorized"},
+    .one_time_tokens_as_tokens = true,
+    .bad_request = {"Bad Request", "Bad Request"},
+    .body_too_large = {"request entity too large", "Payload Too Large"},
+    .unsupported_media_type = {"Unsupported Media Type", "Unsupported Media Type"},
+    .not_found = {"Cannot {method} {path}", "Not Found"},
+    // NestJS answers a path it serves with another method as one it does not know.
+    .method_not_allowed = {"Cannot {method} {path}", "Not Found", 404},
+    .throttled = {"ThrottlerException: Too Many Requests"},
+    .busy = {"Service Unavailable", "Service Unavailable"},
+    .internal = {"Internal server error"},
+};
 
 void bad_request(Ctx &ctx, const std::vector<std::string> &messages) {
   nest_error(ctx, 400, messages, "Bad Request");
@@ -55,7 +76,7 @@ void signup(Ctx &ctx) {
   if (!errors.empty()) return bad_request(ctx, errors);
 
   auto made = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""},
-                                  ctx.caller(), {.session = Api::picflux});
+                                  ctx.caller(), {.session = ctx.api});
   if (!made) return http::send_error(ctx, made.error());
   send_pair(ctx, 201, *made->tokens);
 }
@@ -69,11 +90,8 @@ void signin(Ctx &ctx) {
   if (!password.present()) errors.push_back("password should not be empty");
   if (!errors.empty()) return bad_request(ctx, errors);
 
-  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::picflux);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_pair(ctx, 200, pair.value());
+  sign_in(ctx, Identity::email, email.value, password.value,
+          [](Ctx &c, const TokenPair &pair) { send_pair(c, 200, pair); });
 }
 
 void logout(Ctx &ctx) {
@@ -83,7 +101,7 @@ void logout(Ctx &ctx) {
 }
 
 void refresh(Ctx &ctx) {
-  auto pair = ctx.service.refresh(ctx.bearer, Api::picflux, /*rotate=*/true);
+  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/true);
   if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
@@ -103,10 +121,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return bad_request(ctx, {"username must be shorter than or equal to 30 characters"});
   case ErrorCode::bad_body: return nest_error(ctx, 400, "Invalid request body", "Bad Request");
-  case ErrorCode::bad_request:
-    return nest_error(ctx, e.status ? e.status : 400, "Bad Request", "Bad Request");
-  case ErrorCode::unsupported_media_type:
-    return nest_error(ctx, 415, "Unsupported Media Type", "Unsupported Media Type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken:
@@ -116,28 +130,30 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::wrong_password:
   case ErrorCode::email_not_verified:
     return nest_error(ctx, 401, "Invalid credentials", "Unauthorized");
-  case ErrorCode::token_missing:
-  case ErrorCode::token_malformed:
-  case ErrorCode::token_bad_signature:
-  case ErrorCode::token_expired:
-  case ErrorCode::token_not_yet_valid:
-  case ErrorCode::token_revoked:
-  case ErrorCode::token_wrong_type:
-  case ErrorCode::one_time_token_invalid:
-  case ErrorCode::one_time_token_expired:
-    return nest_error(ctx, 401, "Unauthorized", nullptr);
-  case ErrorCode::rate_limited:
-  case ErrorCode::account_locked:
-    return nest_error(ctx, 429, "ThrottlerException: Too Many Requests", nullptr);
-  case ErrorCode::busy: return nest_error(ctx, 503, "Service Unavailable", "Service Unavailable");
-  case ErrorCode::body_too_large:
-    return nest_error(ctx, 413, "request entity too large", "Payload Too Large");
-  case ErrorCode::not_found:
-  case ErrorCode::method_not_allowed:
-    return nest_error(ctx, 404, "Cannot " + ctx.req.method + " " + ctx.req.path, "Not Found");
-  case ErrorCode::internal: break;
+  default: return render_common(ctx, e, kCommon);
   }
-  nest_error(ctx, 500, "Internal server error", nullptr);
 }
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/auth/signup", Api::picflux, open, throttled, json_form, signup,
+     "create a user; answers the token pair", &signup_doc, hashes},
+    {"POST", "/api/auth/signin", Api::picflux, open, throttled, json_form, signin,
+     "sign in by email; answers the token pair", &signin_doc, hashes},
+    {"POST", "/api/auth/logout", Api::picflux, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+    {"POST", "/api/auth/refresh", Api::picflux, refresh_token, unthrottled, none, refresh,
+     "rotate the Bearer refresh token; answers a new pair", &refresh_doc},
+};
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::picflux,
+    .name = "picflux",
+    .prefix = "/api/auth",
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 15 * 60, .refresh = 14 * 86400},
+    .doc = &api_doc,
+};
 
 } // namespace latch::apis::picflux

@@ -1,6 +1,6 @@
 // simplejwt (Django REST framework + djangorestframework-simplejwt): /auth. Field errors as
 // {"field": ["..."]}, the rest as {"detail": "...", "code": "..."}.
-#include "auth/apis/apis.h"
+#include "auth/apis/common.h"
 
 namespace latch::apis::simplejwt {
 
@@ -17,10 +17,27 @@ void detail(Ctx &ctx, int status, const std::string &text, const char *code = nu
   send_json(ctx.res, status, body);
 }
 
-void token_not_valid(Ctx &ctx) {
-  ctx.res.set_header("WWW-Authenticate", "Bearer realm=\"api\"");
-  detail(ctx, 401, "Token is invalid or expired", "token_not_valid");
+void say(Ctx &ctx, int status, const std::string &text, const char *code) {
+  detail(ctx, status, text, code);
 }
+
+// DRF's and SimpleJWT's words for the errors every API answers alike; the tag is its "code".
+const CommonErrors kCommon = {
+    .say = say,
+    .token_challenge = "Bearer realm=\"api\"",
+    .token_missing = {"Authentication credentials were not provided."},
+    .token_invalid = {"Token is invalid or expired", "token_not_valid"},
+    .one_time_tokens_as_tokens = true,
+    .bad_request = {"Malformed request.", "parse_error"},
+    .body_too_large = {"Request body too large."},
+    .unsupported_media_type = {"Unsupported media type \"{detail}\" in request.",
+                               "unsupported_media_type"},
+    .not_found = {"Not found.", "not_found"},
+    .method_not_allowed = {"Method \"{method}\" not allowed.", "method_not_allowed"},
+    .throttled = {"Request was throttled. Expected available in {retry} seconds.", "throttled"},
+    .busy = {"Service temporarily unavailable, try again later.", "service_unavailable"},
+    .internal = {"A server error occurred.", "error"},
+};
 
 // DRF's CharField(required=True, allow_blank=False) messages, one list per field.
 bool require(const Field &f, const char *name, json &errors) {
@@ -56,12 +73,8 @@ void token(Ctx &ctx) {
   require(password, "password", errors);
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
-  auto user =
-      ctx.service.sign_in(Identity::username, username.value, password.value, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  auto pair = ctx.service.start_session(user.value(), Api::simplejwt);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_pair(ctx, 200, pair.value());
+  sign_in(ctx, Identity::username, username.value, password.value,
+          [](Ctx &c, const TokenPair &pair) { send_pair(c, 200, pair); });
 }
 
 void token_refresh(Ctx &ctx) {
@@ -69,7 +82,7 @@ void token_refresh(Ctx &ctx) {
   json errors = json::object();
   if (!require(refresh, "refresh", errors)) return send_json(ctx.res, 400, errors);
   // ROTATE_REFRESH_TOKENS with BLACKLIST_AFTER_ROTATION: every refresh token is single use.
-  auto pair = ctx.service.refresh(refresh.value, Api::simplejwt, /*rotate=*/true);
+  auto pair = ctx.service.refresh(refresh.value, ctx.api, /*rotate=*/true);
   if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }
@@ -102,7 +115,7 @@ void register_user(Ctx &ctx) {
   if (!errors.empty()) return send_json(ctx.res, 400, errors);
 
   auto made = ctx.service.sign_up({username.value, email_value, password.value, "", "", ""},
-                                  ctx.caller(), {.session = Api::simplejwt});
+                                  ctx.caller(), {.session = ctx.api});
   if (!made) return http::send_error(ctx, made.error());
   send_pair(ctx, 201, *made->tokens);
 }
@@ -124,11 +137,6 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length:
     return send_json(ctx.res, 400, {{"username", {"Ensure this field has no more than 150 characters."}}});
   case ErrorCode::bad_body: return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
-  case ErrorCode::bad_request:
-    return detail(ctx, e.status ? e.status : 400, "Malformed request.", "parse_error");
-  case ErrorCode::unsupported_media_type:
-    return detail(ctx, 415, "Unsupported media type \"" + e.detail + "\" in request.",
-                  "unsupported_media_type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken: return detail(ctx, 409, "User already exists");
@@ -137,33 +145,36 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::wrong_password:
   case ErrorCode::email_not_verified:
     return detail(ctx, 401, "No active account found with the given credentials");
-  case ErrorCode::token_missing:
-    ctx.res.set_header("WWW-Authenticate", "Bearer realm=\"api\"");
-    return detail(ctx, 401, "Authentication credentials were not provided.");
-  case ErrorCode::token_malformed:
-  case ErrorCode::token_bad_signature:
-  case ErrorCode::token_expired:
-  case ErrorCode::token_not_yet_valid:
-  case ErrorCode::token_revoked:
-  case ErrorCode::token_wrong_type:
-  case ErrorCode::one_time_token_invalid:
-  case ErrorCode::one_time_token_expired: return token_not_valid(ctx);
-  case ErrorCode::rate_limited:
-  case ErrorCode::account_locked:
-    return detail(ctx, 429,
-                  "Request was throttled. Expected available in " +
-                      std::to_string(std::max(1, e.retry_after)) + " seconds.",
-                  "throttled");
-  case ErrorCode::busy:
-    return detail(ctx, 503, "Service temporarily unavailable, try again later.",
-                  "service_unavailable");
-  case ErrorCode::body_too_large: return detail(ctx, 413, "Request body too large.");
-  case ErrorCode::not_found: return detail(ctx, 404, "Not found.", "not_found");
-  case ErrorCode::method_not_allowed:
-    return detail(ctx, 405, "Method \"" + ctx.req.method + "\" not allowed.", "method_not_allowed");
-  case ErrorCode::internal: break;
+  default: return render_common(ctx, e, kCommon);
   }
-  detail(ctx, 500, "A server error occurred.", "error");
 }
+
+const http::Route kRoutes[] = {
+    {"POST", "/auth/token", Api::simplejwt, open, throttled, json_form_multi, token,
+     "sign in by username; answers {refresh, access}", &token_doc, hashes},
+    {"POST", "/auth/token/refresh", Api::simplejwt, open, unthrottled, json_form_multi,
+     token_refresh, "rotate a refresh token; answers {refresh, access}", &token_refresh_doc},
+    {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi,
+     token_verify, "check a token of either type; answers {}", &token_verify_doc},
+    {"POST", "/auth/register", Api::simplejwt, open, throttled, json_form_multi, register_user,
+     "create a user; answers {refresh, access}", &register_user_doc, hashes},
+    {"GET", "/auth/getuser", Api::simplejwt, access_token, unthrottled, none, getuser,
+     "the caller's username", &getuser_doc},
+};
+
+// /auth is flask's too: the token paths are simplejwt's, the rest flask's while it is on.
+const PathClaim kClaims[] = {{"/auth/token", PathClaim::shares}, {"/auth", PathClaim::fallback}};
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::simplejwt,
+    .name = "simplejwt",
+    .prefix = "/auth",
+    .claims = kClaims,
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 5 * 60, .refresh = 86400},
+    .doc = &api_doc,
+};
 
 } // namespace latch::apis::simplejwt

@@ -1,5 +1,5 @@
 // v1 (Go + Gin): /api/v1. Errors as {"error": "..."}.
-#include "auth/apis/apis.h"
+#include "auth/apis/common.h"
 
 #include "auth/pages.h"
 
@@ -15,6 +15,22 @@ using http::send_json;
 void error(Ctx &ctx, int status, const std::string &text) {
   send_json(ctx.res, status, {{"error", text}});
 }
+
+void say(Ctx &ctx, int status, const std::string &text, const char *) { error(ctx, status, text); }
+
+const CommonErrors kCommon = {
+    .say = say,
+    .token_missing = {"missing token"},
+    .token_invalid = {"invalid token"},
+    .bad_request = {"bad request"},
+    .body_too_large = {"request body too large"},
+    .unsupported_media_type = {"unsupported content type"},
+    .not_found = {"not found"},
+    .method_not_allowed = {"method not allowed"},
+    .throttled = {"too many requests"},
+    .busy = {"server busy, try again"},
+    .internal = {"internal server error"},
+};
 
 bool wants_html(const Ctx &ctx) {
   return ctx.req.get_header_value("Accept").find("text/html") != std::string::npos;
@@ -57,24 +73,22 @@ void login(Ctx &ctx) {
   Field email = field(ctx.body, "email"), password = field(ctx.body, "password");
   if (!email.present() || !password.present())
     return error(ctx, 400, "email and password are required");
-  auto user = ctx.service.sign_in(Identity::email, email.value, password.value, ctx.caller());
-  if (!user) return http::send_error(ctx, user.error());
-  // Checked after the password, so it tells nothing to someone who does not know it.
-  if (ctx.config.require_verified_email && !user->email_verified)
-    return error(ctx, 401, "email not verified");
-  auto pair = ctx.service.start_session(user.value(), Api::v1);
-  if (!pair) return http::send_error(ctx, pair.error());
-  send_json(ctx.res, 200,
-            {{"access_token", pair->access},
-             {"expires_in", pair->access_ttl},
-             {"refresh_expires_in", pair->refresh_ttl},
-             {"refresh_token", pair->refresh}});
+  sign_in(
+      ctx, Identity::email, email.value, password.value,
+      [](Ctx &c, const TokenPair &pair) {
+        send_json(c.res, 200,
+                  {{"access_token", pair.access},
+                   {"expires_in", pair.access_ttl},
+                   {"refresh_expires_in", pair.refresh_ttl},
+                   {"refresh_token", pair.refresh}});
+      },
+      /*verified_only=*/ctx.config.require_verified_email);
 }
 
 void refresh(Ctx &ctx) {
   Field token = field(ctx.body, "refresh_token");
   if (!token.present()) return error(ctx, 400, "refresh_token is required");
-  auto pair = ctx.service.refresh(token.value, Api::v1, /*rotate=*/false);
+  auto pair = ctx.service.refresh(token.value, ctx.api, /*rotate=*/false);
   if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}, {"expires_in", pair->access_ttl}});
 }
@@ -161,8 +175,6 @@ void render_error(Ctx &ctx, const Error &e) {
     return error(ctx, 400, "password must be at most " +
                                std::to_string(ctx.config.password_max_bytes) + " bytes");
   case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
-  case ErrorCode::bad_request: return error(ctx, e.status ? e.status : 400, "bad request");
-  case ErrorCode::unsupported_media_type: return error(ctx, 415, "unsupported content type");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken: return error(ctx, 409, "user already exists");
@@ -172,22 +184,43 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::email_not_verified: return error(ctx, 401, "email not verified");
   case ErrorCode::one_time_token_invalid:
   case ErrorCode::one_time_token_expired: return error(ctx, 400, "invalid or expired token");
-  case ErrorCode::token_missing: return error(ctx, 401, "missing token");
-  case ErrorCode::token_malformed:
-  case ErrorCode::token_bad_signature:
-  case ErrorCode::token_expired:
-  case ErrorCode::token_not_yet_valid:
-  case ErrorCode::token_revoked:
-  case ErrorCode::token_wrong_type: return error(ctx, 401, "invalid token");
-  case ErrorCode::rate_limited:
-  case ErrorCode::account_locked: return error(ctx, 429, "too many requests");
-  case ErrorCode::busy: return error(ctx, 503, "server busy, try again");
-  case ErrorCode::body_too_large: return error(ctx, 413, "request body too large");
-  case ErrorCode::not_found: return error(ctx, 404, "not found");
-  case ErrorCode::method_not_allowed: return error(ctx, 405, "method not allowed");
-  case ErrorCode::internal: break;
+  default: return render_common(ctx, e, kCommon);
   }
-  error(ctx, 500, "internal server error");
 }
+
+const http::Route kRoutes[] = {
+    {"POST", "/api/v1/register", Api::v1, open, throttled, json_only, register_user,
+     "create a user; mails an address confirmation unless sendEmail=false", &register_user_doc,
+     hashes},
+    {"POST", "/api/v1/login", Api::v1, open, throttled, json_only, login,
+     "sign in by email; answers tokens and lifetimes", &login_doc, hashes},
+    {"POST", "/api/v1/refresh", Api::v1, open, unthrottled, json_only, refresh,
+     "a new access token for a refresh token", &refresh_doc},
+    {"POST", "/api/v1/verify", Api::v1, open, unthrottled, json_only, verify,
+     "check a token of either type; answers its claims", &verify_doc},
+    {"GET", "/api/v1/verify", Api::v1, open, throttled, none, confirm_email,
+     "confirm an email address (the mailed link)", &confirm_email_doc},
+    {"POST", "/api/v1/password-reset", Api::v1, open, throttled, json_only, password_reset,
+     "mail a reset link if email and username match a user", &password_reset_doc},
+    {"POST", "/api/v1/password-reset-confirm", Api::v1, open, throttled, json_only,
+     password_reset_confirm, "set a new password with ?token=", &password_reset_confirm_doc,
+     hashes},
+    {"GET", "/api/v1/authorized/me", Api::v1, access_token, unthrottled, none, me,
+     "the claims of the access token", &me_doc},
+    {"POST", "/api/v1/logout", Api::v1, access_token, unthrottled, none, logout,
+     "end the session of the access token", &logout_doc},
+};
+
+// Listed in auth/apis/api.cpp; constant data, whole before any code runs.
+extern constinit const ApiRow row = {
+    .id = Api::v1,
+    .name = "v1",
+    .prefix = "/api/v1",
+    .routes = kRoutes,
+    .render_error = render_error,
+    .lifetimes = {.access = 3600, .refresh = 259200},
+    .mails_reset_links = true,
+    .doc = &api_doc,
+};
 
 } // namespace latch::apis::v1

@@ -1,7 +1,7 @@
 // The single error path: an Error becomes the wire shape of the API that owns the route.
 #include "auth/http/context.h"
 
-#include "auth/apis/apis.h"
+#include "auth/apis/api.h"
 
 namespace latch::http {
 
@@ -22,13 +22,7 @@ void send_json(httplib::Response &res, int status, const json &body) {
 void send_error(Ctx &ctx, const Error &error) {
   if (error.retry_after > 0) ctx.res.set_header("Retry-After", std::to_string(error.retry_after));
   else if (error.code == ErrorCode::busy) ctx.res.set_header("Retry-After", "1");
-  switch (ctx.api) {
-  case Api::picflux: apis::picflux::render_error(ctx, error); break;
-  case Api::simplejwt: apis::simplejwt::render_error(ctx, error); break;
-  case Api::flask: apis::flask::render_error(ctx, error); break;
-  case Api::v1: apis::v1::render_error(ctx, error); break;
-  case Api::envelope: apis::envelope::render_error(ctx, error); break;
-  }
+  apis::api_row(ctx.api).render_error(ctx, error);
 }
 
 Field field(const json &body, const char *name) {

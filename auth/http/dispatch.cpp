@@ -2,6 +2,7 @@
 // refusal, each answer in the shape of the API that owns the path.
 #include "auth/http/dispatch.h"
 
+#include "auth/apis/api.h"
 #include "auth/http/body.h"
 #include "auth/http/client_address.h"
 #include "auth/http/routes.h"
@@ -89,7 +90,7 @@ Dispatcher::Dispatcher(const Config &config, AuthService &service)
   if (config_.metrics && config_.metrics_host.empty())
     add_target("/metrics", "GET", {Target::metrics, nullptr, "/metrics", {}});
   // The default RESET_PASSWORD_URL target: served whenever an API that mails resets is on.
-  if (config_.apis.count(Api::v1) || config_.apis.count(Api::flask)) {
+  if (apis::reset_links_mailed(config_.apis)) {
     add_target("/reset-password", "GET", {Target::reset_page, nullptr, "/reset-password", {}});
     // Its script and style, same-origin files, so its CSP allows nothing inline.
     add_target("/reset-password.js", "GET",

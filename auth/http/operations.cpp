@@ -2,7 +2,7 @@
 // the OpenAPI description generated from the route table.
 #include "auth/http/operations.h"
 
-#include "auth/apis/docs.h"
+#include "auth/apis/api.h"
 #include "auth/http/route_doc.h"
 #include "auth/http/routes.h"
 #include "auth/secure.h"
@@ -339,7 +339,7 @@ json api_route(const Route &r, const Config &config, const json &neutral) {
   json op = operation(id, r.summary, api_name(r.api));
   static const RouteDoc undescribed; // a row without its description still gets the rest
   const RouteDoc &doc = r.doc ? *r.doc : undescribed;
-  const ApiDoc &api = apis::api_doc(r.api);
+  const ApiDoc &api = *apis::api_row(r.api).doc;
   if (r.access != Access::open)
     op["security"] = json::array(
         {{{r.access == Access::access_token ? "accessToken" : "refreshToken", json::array()}}});
@@ -401,10 +401,11 @@ json openapi_document(const Config &config) {
                     {"properties", {{"error", {{"type", "string"}}}}}}}};
   const json neutral = schema_of("Error");
   json paths = json::object(), tags = json::array();
-  for (Api api : {Api::picflux, Api::simplejwt, Api::flask, Api::v1, Api::envelope}) {
-    if (!config.apis.count(api)) continue;
-    schemas.update(json::parse(apis::api_doc(api).components));
-    tags.push_back({{"name", api_name(api)}, {"description", apis::api_doc(api).tag}});
+  for (const apis::ApiRow &row : apis::api_rows()) {
+    if (!config.apis.count(row.id)) continue;
+    schemas.update(json::parse(row.doc->components));
+    tags.push_back({{"name", row.name},
+                    {"description", std::string(row.doc->framework) + " at " + row.prefix}});
   }
   for (const Route &r : route_table()) {
     if (!config.apis.count(r.api)) continue;
@@ -447,7 +448,7 @@ json openapi_document(const Config &config) {
   if (config.metrics && config.metrics_host.empty())
     paths["/metrics"]["get"] = operational("metrics", "Prometheus metrics", 200, text,
                                            "the Prometheus text format", "text/plain", neutral);
-  if (config.apis.count(Api::v1) || config.apis.count(Api::flask)) {
+  if (apis::reset_links_mailed(config.apis)) {
     json page = operational("reset_password_page", "the password reset page", 200, text,
                             "a form that sets a new password", "text/html", neutral);
     page["parameters"] = {{{"name", "token"},

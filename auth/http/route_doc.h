@@ -51,7 +51,7 @@ struct RouteDoc {
 
 // One API's wire shapes: its components/schemas and which of them its generic answers take.
 struct ApiDoc {
-  const char *tag;         // the tag's description: the framework and the prefix
+  const char *framework;   // the tag's description: "<framework> at <the API's prefix>"
   const char *components;  // JSON text: {"Name": schema, ...}
   const char *error;       // its errors (400 from the pipeline, 405, 413, 415, 429, 500, 503)
   const char *token_error; // a 401 for a missing or bad Bearer token

@@ -18,13 +18,15 @@
 
 using namespace latch;
 
-// Input: byte 0 picks the route ('A' + index in route_table(): 'A' picflux signup ... 'Z'
-// envelope signUp), byte 1 the Content-Type (fuzz::kContentTypes, '0'..'7'), byte 2 - '0'
-// the credentials (low three bits, see credentials()) plus 8: Accept: text/html and 16: the
-// next line is the query string. The rest is the body. In the query and the body $ACCESS and
-// $REFRESH become tokens of a fresh session of the start-up user, $RESET a reset token and
-// $VERIFY an email confirmation token of a second user. LATCH_FUZZ_VERBOSE=1 in the
-// environment prints each request's route and answer.
+// Input: the first line names the route as `latch routes` prints it ("POST /api/auth/signup";
+// a line that names none picks one by its bytes, so mutations still reach every route), then
+// one byte the Content-Type (fuzz::kContentTypes, '0'..'7'), one byte - '0' the credentials
+// (low three bits, see credentials()) plus 8: Accept: text/html and 16: the next line is the
+// query string. The rest is the body. In the query and the body $ACCESS and $REFRESH become
+// tokens of a fresh session of the start-up user, $RESET a reset token and $VERIFY an email
+// confirmation token of a second user. LATCH_FUZZ_VERBOSE=1 in the environment prints each
+// request's route and answer. Seeds (tests/fuzz/corpus/fuzz_routes) are named API_route; a
+// unit test (tests/unit/test_api_rows.cpp) keeps one for every route of the table.
 
 namespace {
 
@@ -166,15 +168,27 @@ bool credentials(httplib::Request &req, const http::Route &route, unsigned mode,
          (mode == 2 && wants_refresh);
 }
 
+// The route the line names ("METHOD /path"), else one picked by the line's bytes.
+const http::Route &route_named(const std::string &line) {
+  const auto &routes = http::route_table();
+  unsigned sum = 0;
+  for (const http::Route &r : routes)
+    if (line == std::string(r.method) + " " + r.path) return r;
+  for (unsigned char c : line)
+    sum += c;
+  return routes[sum % routes.size()];
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
-  if (size < 3) return 0;
-  const auto &routes = http::route_table();
-  const http::Route &route = routes[static_cast<unsigned char>(data[0] - 'A') % routes.size()];
-  const std::string content_type = fuzz::kContentTypes[data[1] % fuzz::kContentTypes.size()];
-  const auto flags = static_cast<unsigned char>(data[2] - '0');
-  std::string rest(reinterpret_cast<const char *>(data) + 3, size - 3);
+  std::string rest(reinterpret_cast<const char *>(data), size);
+  const http::Route &route = route_named(fuzz::take_line(rest));
+  if (rest.size() < 2) return 0;
+  const std::string content_type =
+      fuzz::kContentTypes[static_cast<unsigned char>(rest[0]) % fuzz::kContentTypes.size()];
+  const auto flags = static_cast<unsigned char>(rest[1] - '0');
+  rest.erase(0, 2);
 
   httplib::Request req;
   req.method = route.method;

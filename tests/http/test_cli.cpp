@@ -1,6 +1,8 @@
 // The command line: help, version, routes, and configuration errors that stop the server.
 #include "support/latch_process.h"
 
+#include "auth/apis/api.h"
+
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -24,6 +26,27 @@ TEST_CASE("latch --help lists every flag with its environment variable") {
         "LATCH_API_VERSION", "--picflux-access-ttl", "LATCH_V1_REFRESH_TTL"}) {
     CAPTURE(text);
     CHECK(r.output.find(text) != std::string::npos);
+  }
+}
+
+TEST_CASE("latch --help names every API, and its lifetime flags as its row has them") {
+  CommandResult r = run_latch({"--help"});
+  REQUIRE(r.status == 0);
+  auto has = [&](const std::string &text) { return r.output.find(text) != std::string::npos; };
+  std::string names;
+  for (const latch::apis::ApiRow &row : latch::apis::api_rows())
+    names += (names.empty() ? "" : ",") + std::string(row.name);
+  CHECK_MESSAGE(has("some of " + names + " (default all)"), "--apis does not list " << names);
+  for (const latch::apis::ApiRow &row : latch::apis::api_rows()) {
+    const std::string name = row.name;
+    std::string upper = name;
+    std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+    CAPTURE(name);
+    CHECK(has("--" + name + "-access-ttl"));
+    CHECK(has("LATCH_" + upper + "_ACCESS_TTL"));
+    // An API that issues no refresh token has no refresh lifetime to set.
+    CHECK(has("--" + name + "-refresh-ttl") == (row.lifetimes.refresh > 0));
+    CHECK(has("LATCH_" + upper + "_REFRESH_TTL") == (row.lifetimes.refresh > 0));
   }
 }
 
