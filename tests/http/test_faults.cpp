@@ -239,15 +239,24 @@ TEST_CASE("a purge of a million expired sessions, in the server and by latch pur
   // longer than that (one transaction of a million deletes does) would make it fail.
   exec(db_path, "CREATE TABLE IF NOT EXISTS probe(x)");
   std::atomic<int> probe_writes = 0, probe_failures = 0;
+  std::string probe_error;
   std::thread prober([&] {
     sqlite3 *db = nullptr;
     if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) return;
     sqlite3_busy_timeout(db, 1000);
     while (!purged) {
-      if (sqlite3_exec(db, "INSERT INTO probe VALUES (1)", nullptr, nullptr, nullptr) == SQLITE_OK)
+      const auto started = std::chrono::steady_clock::now();
+      if (sqlite3_exec(db, "INSERT INTO probe VALUES (1)", nullptr, nullptr, nullptr) == SQLITE_OK) {
         ++probe_writes;
-      else
-        ++probe_failures;
+      } else {
+        if (probe_failures++ == 0)
+          probe_error = std::string(sqlite3_errmsg(db)) + " (extended code " +
+                        std::to_string(sqlite3_extended_errcode(db)) + ") after " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count()) +
+                        " ms";
+      }
       std::this_thread::sleep_for(10ms);
     }
     sqlite3_close(db);
@@ -265,6 +274,7 @@ TEST_CASE("a purge of a million expired sessions, in the server and by latch pur
   }
   purge.join();
   prober.join();
+  INFO("the other writer's first failure: " << probe_error);
   CHECK(probe_failures == 0);
   CHECK(probe_writes > 0);
   INFO(outside.output);
