@@ -72,7 +72,7 @@ struct Context {
   Config config;
   std::unique_ptr<db::SqliteStore> store;
   // The same service as the APIs', so every rule is theirs: no token is issued here (a
-  // throw-away key), and a mail would go to the log.
+  // throw-away key), and a mail would wait in the outbox for a server.
   std::unique_ptr<PasswordHasher> hasher;
   std::unique_ptr<TokenCodec> codec;
   std::unique_ptr<Mailer> mailer;
@@ -132,7 +132,8 @@ int open_store(Context &c) {
                                                         : db::SqliteStore::Open::existing);
   c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
   c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
-  c.mailer = std::make_unique<Mailer>(Mailer::log());
+  // Never started: mail a command enqueues waits in the outbox for a running server to send.
+  c.mailer = std::make_unique<Mailer>(*c.store, Mailer::log(), MailPolicy{}, system_clock());
   c.service = std::make_unique<AuthService>(c.config, *c.store, *c.hasher, *c.codec, *c.mailer,
                                             system_clock());
   return admin_ok;
