@@ -5,6 +5,8 @@
 
 #include <curl/curl.h> // types and constants only: libcurl itself is loaded with dlopen
 #include <dlfcn.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 namespace latch {
 
@@ -285,8 +288,30 @@ Delivery classify(const Curl &c, CURLcode rc, long code) {
   return {Delivery::Outcome::temporary, smtp, c.easy_strerror(rc)};
 }
 
-// Runs one transfer to its end, or until stop is requested (then nullopt).
-std::optional<CURLcode> perform(const Curl &c, CURL *curl, const std::stop_token &stop) {
+// The sockets of one transfer, opened and closed through these callbacks: stopping shuts them
+// down, as libcurl, handed back a transfer cut short, would otherwise wait for the server to
+// answer the end of the mail (or QUIT) for up to its time-out.
+struct Sockets {
+  std::vector<curl_socket_t> open;
+};
+
+curl_socket_t open_socket(void *clientp, curlsocktype, struct curl_sockaddr *address) {
+  const curl_socket_t fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC,
+                                    address->protocol);
+  if (fd != CURL_SOCKET_BAD) static_cast<Sockets *>(clientp)->open.push_back(fd);
+  return fd;
+}
+
+int close_socket(void *clientp, curl_socket_t fd) {
+  auto &open = static_cast<Sockets *>(clientp)->open;
+  open.erase(std::remove(open.begin(), open.end(), fd), open.end());
+  return ::close(fd);
+}
+
+// Runs one transfer to its end, or until stop is requested (then nullopt). The handle's
+// sockets are opened through open_socket into sockets.
+std::optional<CURLcode> perform(const Curl &c, CURL *curl, const Sockets &sockets,
+                                const std::stop_token &stop) {
   CURLM *multi = c.multi_init();
   if (!multi) return CURLE_OUT_OF_MEMORY;
   c.multi_add_handle(multi, curl);
@@ -306,6 +331,9 @@ std::optional<CURLcode> perform(const Curl &c, CURL *curl, const std::stop_token
       if (!result) c.multi_poll(multi, nullptr, 0, 1000, nullptr);
     }
   } // the callback is gone before the handle it wakes
+  // Abandoned: a server that does not answer is not waited for. Only this thread closes them.
+  if (!result)
+    for (curl_socket_t fd : sockets.open) ::shutdown(fd, SHUT_RDWR);
   c.multi_remove_handle(multi, curl);
   c.multi_cleanup(multi);
   return result;
@@ -319,6 +347,7 @@ Mailer::Transport Mailer::smtp(SmtpSettings s) {
     CURL *curl = c.easy_init();
     if (!curl) return {Delivery::Outcome::temporary, 0, "libcurl: out of memory"};
     Upload upload{format_message(mail, s.from), 0};
+    Sockets sockets;
     struct curl_slist *rcpt = c.slist_append(nullptr, ("<" + mail.to + ">").c_str());
     std::string from = "<" + s.from + ">";
     c.easy_setopt(curl, CURLOPT_URL, s.url.c_str());
@@ -328,6 +357,11 @@ Mailer::Transport Mailer::smtp(SmtpSettings s) {
     c.easy_setopt(curl, CURLOPT_READDATA, &upload);
     c.easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     c.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    c.easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    c.easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &sockets);
+    c.easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    c.easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, &sockets);
+    c.easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L); // closed before sockets goes
     // One mail never holds the sender longer than this, a hung server included.
     c.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, static_cast<long>(s.timeout));
     c.easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(s.timeout));
@@ -340,7 +374,7 @@ Mailer::Transport Mailer::smtp(SmtpSettings s) {
       c.easy_setopt(curl, CURLOPT_USERNAME, s.user.c_str());
       c.easy_setopt(curl, CURLOPT_PASSWORD, s.password.c_str());
     }
-    std::optional<CURLcode> rc = perform(c, curl, stop);
+    std::optional<CURLcode> rc = perform(c, curl, sockets, stop);
     long code = 0;
     c.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
     c.slist_free_all(rcpt);
