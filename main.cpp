@@ -88,9 +88,9 @@ int serve(const std::vector<std::string> &args) {
 
   PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
   // Mail waits in the database's outbox until this sender (or another server's) delivers it.
-  Mailer mailer(*store, std::move(transport),
-                {config.mail_timeout, config.mail_retry, config.mail_retry_max, config.mail_give_up},
-                system_clock());
+  const MailPolicy policy{config.mail_timeout, config.mail_retry, config.mail_retry_max,
+                          config.mail_give_up};
+  Mailer mailer(*store, std::move(transport), policy, system_clock());
   mailer.start();
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "

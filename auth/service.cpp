@@ -458,19 +458,18 @@ Result<std::string> AuthService::start_email_verification(const db::User &user,
                               [&](const auto &row) { return confirmation_mail(*user.email, row); });
 }
 
-std::string AuthService::issue_one_time_token(
-    const db::User &user, db::TokenPurpose purpose, std::int64_t ttl, TokenDelivery to,
-    const std::function<db::OutgoingMail(const db::OneTimeToken &)> &mail) {
-  if (to == TokenDelivery::caller) {
-    std::string token = secure::random_token(32); // 256 bits
-    store_.insert_one_time_token({secure::sha256_hex(token), user.id, purpose, now() + ttl});
-    return token;
-  }
+std::string AuthService::issue_one_time_token(const db::User &user, db::TokenPurpose purpose,
+                                              std::int64_t ttl, TokenDelivery to,
+                                              const MailFor &mail) {
   const db::OneTimeToken row = mailed_token(user, purpose, ttl);
   const db::OutgoingMail m = mail(row);
   store_.insert_one_time_token(row, &m); // both or neither
   mailer_.wake();
-  return std::string();
+  if (to == TokenDelivery::mail) return std::string();
+  // Its own token: the mailed one is made only when the mail goes.
+  std::string token = secure::random_token(32); // 256 bits
+  store_.insert_one_time_token({secure::sha256_hex(token), user.id, purpose, now() + ttl});
+  return token;
 }
 
 db::OutgoingMail AuthService::confirmation_mail(const std::string &email,

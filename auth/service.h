@@ -92,13 +92,14 @@ struct SignUpOptions {
   std::optional<Api> session;
   bool confirm_email = false;
 };
-// How a new one-time token reaches its user.
+
+// How a new one-time token reaches its user: always in a mail with its link, through the
+// outbox (db::Outbox), whose sender makes the link's token as it sends the mail so that no
+// copy of it is stored.
 enum class TokenDelivery {
-  // In a mail with its link, through the outbox (db::Outbox). The sender makes the token when
-  // it sends the mail, so that no copy of it is stored; none is returned.
-  mail,
-  // Returned to the caller, and no mail (flask's --reset-token-in-response; tests).
-  caller,
+  mail,            // only: nothing is returned
+  mail_and_answer, // and a second token of the same kind is returned for the caller to answer
+                   // (flask's --reset-token-in-response; tests)
 };
 
 struct SignedUp {
@@ -159,10 +160,10 @@ public:
   // are refused. Returns the keys before the rotation.
   std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now);
 
-  // Makes a single-use reset token (stored only as its hash) that reaches the user as `to`
-  // says: returned (the token), or mailed (""; the mail is written with the token row, in one
-  // transaction). Past the account's mail limit (--mail-limit) it makes and sends nothing:
-  // rate_limited with the seconds to wait.
+  // Mails a single-use reset link (its token stored only as a hash; the mail written with the
+  // token row, in one transaction) and, as `to` says, returns "" or a second reset token
+  // (using either spends both). Past the account's mail limit (--mail-limit) it makes and
+  // sends nothing: rate_limited with the seconds to wait.
   Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl,
                                            TokenDelivery to = TokenDelivery::mail);
   // Also lifts every sign-in lock and count on the account's username and email.
@@ -198,11 +199,11 @@ private:
   TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
                        const std::string &refresh_jti);
   std::string public_host() const;
-  // Stores a new one-time token for the user and hands it over as `to` says; the mail, if
-  // any, by mail(row) and in the same transaction. Returns the token, or "" when mailed.
+  // Stores a new one-time token for the user with the mail mail(row) carrying its link, in one
+  // transaction, and with mail_and_answer a second one; returns that one's token, or "".
+  using MailFor = std::function<db::OutgoingMail(const db::OneTimeToken &)>;
   std::string issue_one_time_token(const db::User &user, db::TokenPurpose purpose,
-                                   std::int64_t ttl, TokenDelivery to,
-                                   const std::function<db::OutgoingMail(const db::OneTimeToken &)> &mail);
+                                   std::int64_t ttl, TokenDelivery to, const MailFor &mail);
   // A one-time token row for the user whose link goes by mail: its hash is of a token nobody
   // keeps, until the sender gives it one of its own (db::Outbox::take_mail).
   db::OneTimeToken mailed_token(const db::User &user, db::TokenPurpose purpose,

@@ -114,12 +114,12 @@ void substitute(std::string &text, Api api) {
   }
   if (text.find("$RESET") != std::string::npos) {
     auto token = w.service.start_password_reset(w.resetter, w.config.reset_ttl,
-                                                TokenDelivery::caller);
+                                                TokenDelivery::mail_and_answer);
     if (!token) fuzz::fail("start_password_reset failed");
     replace_all(text, "$RESET", token.value());
   }
   if (text.find("$VERIFY") != std::string::npos) {
-    auto token = w.service.start_email_verification(w.resetter, TokenDelivery::caller);
+    auto token = w.service.start_email_verification(w.resetter, TokenDelivery::mail_and_answer);
     if (!token) fuzz::fail("start_email_verification failed");
     replace_all(text, "$VERIFY", token.value());
   }

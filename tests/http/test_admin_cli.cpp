@@ -1,5 +1,5 @@
-// The admin commands (latch user, sessions, backup, purge, secret, mail) run against the database of
-// a running server, and their effect seen through its HTTP APIs.
+// The admin commands (latch user, sessions, backup, purge, secret, mail) run against the
+// database of a running server, and their effect seen through its HTTP APIs.
 #include "support/latch_process.h"
 
 #include "auth/secure.h"

@@ -48,7 +48,7 @@ bool handler_hashes(World &world, const db::User &owner, const Route &route, int
   REQUIRE(fresh.memory_held() == 0);
 
   auto reset = world.service.start_password_reset(owner, world.config.reset_ttl,
-                                                  TokenDelivery::caller);
+                                                  TokenDelivery::mail_and_answer);
   REQUIRE(reset.ok());
   auto pair = world.service.start_session(owner, route.api);
   REQUIRE(pair.ok());

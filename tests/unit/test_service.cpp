@@ -342,7 +342,8 @@ TEST_CASE("a password reset lifts every lock and count on the account's username
   for (Identity kind : {Identity::username, Identity::email})
     CHECK(error_of(h.service.sign_in(kind, kind == Identity::email ? "alice@example.com" : "alice",
                                      "password123", kAddress)) == ErrorCode::account_locked);
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::caller);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   REQUIRE(h.service.finish_password_reset(*token, "brand-new-password").ok());
   CHECK(h.service.sign_in(Identity::username, "Alice", "brand-new-password", kAddress).ok());
@@ -664,17 +665,37 @@ TEST_CASE("a password reset mails a token link, works once and ends every sessio
   CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", kAddress).ok());
 }
 
+TEST_CASE("a reset answered to the caller is mailed too, with a token of its own; either spends "
+          "both") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto answered =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
+  REQUIRE(answered.ok());
+  CHECK(answered->size() >= 43); // 256 bits, base64url
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  const std::string mailed = token_in(mails[0]);
+  REQUIRE(!mailed.empty());
+  CHECK(mailed != *answered);
+  CHECK(h.service.finish_password_reset(mailed, "brand-new-password").ok());
+  CHECK(error_of(h.service.finish_password_reset(*answered, "another-password")) ==
+        ErrorCode::one_time_token_invalid);
+}
+
 TEST_CASE("a reset token expires after its TTL") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::caller);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   h.clock = kStart + h.config.reset_ttl;
   CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
         ErrorCode::one_time_token_expired);
   CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 
-  auto fresh = h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::caller);
+  auto fresh =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(fresh.ok());
   h.clock += h.config.reset_ttl - 1;
   CHECK(h.service.finish_password_reset(*fresh, "brand-new-password").ok());
@@ -683,7 +704,8 @@ TEST_CASE("a reset token expires after its TTL") {
 TEST_CASE("a weak new password is refused without spending the reset token") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::caller);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   CHECK(error_of(h.service.finish_password_reset(*token, "short")) == ErrorCode::weak_password);
   CHECK(error_of(h.service.finish_password_reset("made-up-token", "long-enough-pw")) ==
@@ -699,7 +721,8 @@ TEST_CASE("a reset link keeps a query string already in RESET_PASSWORD_URL") {
   REQUIRE(mails.size() == 1);
   const std::string token = token_in(mails[0]);
   REQUIRE(!token.empty());
-  CHECK(mails[0].body.find("https://app.example/reset?lang=en&token=" + token) != std::string::npos);
+  CHECK(mails[0].body.find("https://app.example/reset?lang=en&token=" + token) !=
+        std::string::npos);
 }
 
 TEST_CASE("a user without an email cannot start a password reset") {
@@ -810,7 +833,7 @@ TEST_CASE("email verification mails a link and confirms the address once") {
 TEST_CASE("an email verification token expires after verify_email_ttl") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_email_verification(alice, TokenDelivery::caller);
+  auto token = h.service.start_email_verification(alice, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   h.clock = kStart + h.config.verify_email_ttl;
   CHECK(error_of(h.service.confirm_email(*token)) == ErrorCode::one_time_token_expired);
