@@ -14,7 +14,7 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 
 BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev \
               doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev libicu-dev
-TEST_PKGS  := python3 python3-aiosmtpd sqlite3
+TEST_PKGS  := python3 python3-aiosmtpd sqlite3 faketime
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev
 FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes fuzz_framing
@@ -67,7 +67,7 @@ asan: test-deps
 # ThreadSanitizer build running the tests that exercise concurrency (unit tests of the
 # hashing gate, limits and store; the HTTP race, theft and slow-client suites). A race
 # makes the server or the test exit with an error, so the run fails.
-TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits|http_test_framing|http_test_lockout
+TSAN_TESTS ?= unit|http_test_races|http_test_forged_tokens|http_test_floods|http_test_limits|http_test_framing|http_test_lockout|http_test_faults
 tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATCH_SANITIZE=thread -DLATCH_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)

@@ -52,11 +52,13 @@ int serve(const std::vector<std::string> &args) {
     return 2; // SMTP is configured but cannot work: as a bad setting, before anything starts
   }
 
-  // SIGINT/SIGTERM are taken by one thread (below); block them before any thread starts.
+  // SIGINT/SIGTERM (stop) and SIGHUP (reload) are taken by one thread (below); block them
+  // before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   // One malloc arena per core, not glibc's eight per core: after a burst on hundreds of
@@ -95,7 +97,8 @@ int serve(const std::vector<std::string> &args) {
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
-  AuthService service(config, *store, hasher, *codec, mailer, system_clock(), cache.get());
+  AuthService service(config, *store, hasher, *codec, mailer, system_clock(), cache.get(),
+                      steady_clock());
   http::Dispatcher dispatcher(config, service);
   std::unique_ptr<http::Listener> listener;
   std::string error;
@@ -116,25 +119,59 @@ int serve(const std::vector<std::string> &args) {
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopping = false;
-  std::thread purger([&] {
+  // The database's upkeep a few times a second (store->maintain()), and the purge every
+  // --purge-interval.
+  std::thread maintainer([&] {
     std::unique_lock lock(stop_mutex);
-    while (!stop_cv.wait_for(lock, std::chrono::seconds(config.purge_interval),
-                             [&] { return stopping; })) {
+    auto next_purge = std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
+    std::chrono::steady_clock::time_point last_said{};
+    std::string said;
+    while (!stop_cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; })) {
+      lock.unlock();
       try {
-        service.purge_expired();
+        store->maintain();
+        said.clear();
       } catch (const std::exception &e) {
-        std::cerr << "latch: purge failed: " << e.what() << "\n";
+        // Loud, and again every minute while it lasts.
+        const auto now = std::chrono::steady_clock::now();
+        if (e.what() != said || now - last_said >= std::chrono::minutes(1)) {
+          std::cerr << "latch: ERROR: " << e.what() << "\n";
+          said = e.what();
+          last_said = now;
+        }
       }
+      if (std::chrono::steady_clock::now() >= next_purge) {
+        try {
+          service.purge_expired();
+        } catch (const std::exception &e) {
+          std::cerr << "latch: purge failed: " << e.what() << "\n";
+        }
+        next_purge = std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
+      }
+      lock.lock();
     }
   });
   std::thread signal_waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == 0) return;
-    listener->stop();
-    // Shutdown never waits for mail: an exchange in progress is abandoned, and what is not
-    // sent yet stays in the outbox for the next start.
-    mailer.stop();
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig != SIGHUP) {
+        listener->stop();
+        // Shutdown never waits for mail: an exchange in progress is abandoned, and what is
+        // not sent yet stays in the outbox for the next start.
+        mailer.stop();
+        return;
+      }
+      // SIGHUP: what can be loaded again without a restart (a renewed certificate, keys
+      // changed by hand), with no request dropped.
+      std::string why;
+      if (listener->reload_tls(&why))
+        std::cerr << "latch: SIGHUP: " << (config.tls_cert.empty() ? "" : "TLS certificate and ")
+                  << "signing keys reloaded\n";
+      else
+        std::cerr << "latch: SIGHUP: keeping the TLS certificate in use: " << why << "\n";
+      key_watcher.reload();
+    }
   });
 
   std::string apis;
@@ -152,7 +189,7 @@ int serve(const std::vector<std::string> &args) {
     stopping = true;
   }
   stop_cv.notify_all();
-  purger.join();
+  maintainer.join();
   // Wake the signal thread if the server stopped for another reason.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();

@@ -435,9 +435,16 @@ int backup(Context &c) {
 }
 
 int purge(Context &c) {
+  std::optional<std::int64_t> margin; // --purge-margin's, as the server purges
+  if (c.has("margin")) {
+    auto d = c.flags["margin"] == "0" ? std::optional<std::int64_t>(0)
+                                      : parse_duration(c.flags["margin"]);
+    if (!d) return c.fail(admin_usage, "--margin must be 0 or a duration such as 90s, 15m or 1h");
+    margin = *d;
+  }
   if (int rc = open_store(c)) return rc;
   // The service's purge, as the server runs it every --purge-interval.
-  db::PurgeCounts n = c.service->purge_expired();
+  db::PurgeCounts n = c.service->purge_expired(margin);
   c.out << "sessions: " << n.sessions << "\n"
         << "blacklisted tokens: " << n.blacklist << "\n"
         << "one-time tokens: " << n.one_time_tokens << "\n"
@@ -773,11 +780,14 @@ const std::vector<Command> &commands() {
        "",
        "",
        0,
-       {},
+       {{"margin", "DURATION",
+         "delete what expired longer ago than this (default 1h; 0: everything expired)"}},
        "delete expired rows now and print how many",
        "Deletes expired sessions, blacklist entries and one-time tokens, and retired signing\n"
        "keys no token can need any more, as the server does every --purge-interval. Token\n"
-       "lifetimes come from the same LATCH_* variables as the server's.\n",
+       "lifetimes come from the same LATCH_* variables as the server's. As the server's, the\n"
+       "purge leaves what expired within the last hour (--margin): a wall clock stepped\n"
+       "forward by up to that destroys nothing still valid.\n",
        purge},
       {"secret",
        "rotate",

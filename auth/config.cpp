@@ -83,6 +83,8 @@ std::optional<long long> parse_int(const std::string &s, long long lo, long long
   return v;
 }
 
+} // namespace
+
 // "900", "900s", "15m", "1h", "14d" -> seconds.
 std::optional<std::int64_t> parse_duration(const std::string &s) {
   if (s.empty()) return std::nullopt;
@@ -99,6 +101,8 @@ std::optional<std::int64_t> parse_duration(const std::string &s) {
   if (!n || *n * unit > 10LL * 365 * 86400) return std::nullopt;
   return *n * unit;
 }
+
+namespace {
 
 std::optional<bool> parse_bool(const std::string &s) {
   std::string l = s;
@@ -351,6 +355,15 @@ const std::vector<Option> &options() {
         {"purge-interval", "LATCH_PURGE_INTERVAL", "DURATION",
          "how often expired rows are deleted (default 60s)",
          duration_setter([](Config &c, std::int64_t d) { c.purge_interval = int(d); })},
+        {"purge-margin", "LATCH_PURGE_MARGIN", "DURATION",
+         "how long after expiring a row is purged, so a clock stepped forward by up to this much "
+         "destroys nothing still valid (default 1h; 0 purges at once)",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           auto d = v == "0" ? std::optional<std::int64_t>(0) : parse_duration(v);
+           if (!d) return "must be 0 or a duration such as 90s, 15m or 1h";
+           c.purge_margin = *d;
+           return std::nullopt;
+         }},
     };
     for (Api api : kAllApis) {
       std::string name = api_name(api);

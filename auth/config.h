@@ -73,6 +73,9 @@ struct Config {
   unsigned max_connections = 1024; // open at once; the one idle longest makes room for more
   unsigned max_connections_per_address = 64; // from one client address (IPv6: a /64); 0 off
   int purge_interval = 60; // seconds between purges of expired rows
+  // How long after expiring a row is purged: a wall clock stepped forward by up to this much
+  // destroys nothing still valid in real time.
+  std::int64_t purge_margin = 3600;
 
   // Operations
   enum class LogFormat { off, text, json };
@@ -87,6 +90,9 @@ struct Config {
   std::string effective_public_url() const;
   std::string effective_reset_url() const;
 };
+
+// "900", "900s", "15m", "1h", "14d" -> seconds (1 s to 10 years); nullopt otherwise.
+std::optional<std::int64_t> parse_duration(const std::string &text);
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string &)>;
 EnvLookup process_env();

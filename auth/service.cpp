@@ -10,6 +10,14 @@
 
 namespace latch {
 
+Clock steady_clock() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
 Clock system_clock() {
   return [] {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -94,9 +102,9 @@ std::string describe_duration(std::int64_t seconds) {
 
 AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
                          const TokenCodec &codec, Mailer &mailer, Clock clock,
-                         db::SessionCache *cache)
+                         db::SessionCache *cache, Clock elapsed)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
-      clock_(std::move(clock)), cache_(cache), rotations_(store, [this] { written(); }),
+      clock_(std::move(clock)), elapsed_(elapsed ? std::move(elapsed) : clock_), cache_(cache), rotations_(store, [this] { written(); }),
       address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins),
       mail_limit_(config.mail_limit) {}
 
@@ -158,7 +166,7 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   if (session) out.tokens = issue_pair(u, *options.session, session->id, session->refresh_jti);
   // The first confirmation mail of a new account: the per-account limit is untouched so far.
   if (options.confirm_email) {
-    mail_limit_.take(u.id, "verify", now());
+    mail_limit_.take(u.id, "verify", elapsed());
     mailer_.wake();
   }
   return out;
@@ -175,9 +183,10 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   // per account: an attacker elsewhere cannot lock the owner out, and known and unknown names
   // are counted alike (SignInThrottle).
   const std::int64_t t = now();
-  auto attempt =
-      sign_in_throttle_.begin(identifier_key(identifier), caller.address,
-                              user ? std::optional(throttle_account(*user)) : std::nullopt, t);
+  auto attempt = sign_in_throttle_.begin(identifier_key(identifier), caller.address,
+                                         user ? std::optional(throttle_account(*user))
+                                              : std::nullopt,
+                                         elapsed());
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;
@@ -333,7 +342,7 @@ Status AuthService::set_password(const db::User &user, const std::string &passwo
   written();
   // As a reset: whatever locked the account's names is lifted (another process's server sees
   // the new hash at the next attempt and lifts them too).
-  sign_in_throttle_.lift(throttle_account(user), now());
+  sign_in_throttle_.lift(throttle_account(user), elapsed());
   return Ok{};
 }
 
@@ -415,7 +424,7 @@ Result<std::string> AuthService::start_password_reset(const db::User &user, std:
                                                       TokenDelivery to) {
   if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
   // Per account, whoever asks and through whichever API: nobody can flood an inbox.
-  if (int wait = mail_limit_.take(user.id, "reset", now()))
+  if (int wait = mail_limit_.take(user.id, "reset", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
   const std::string host = public_host();
   return issue_one_time_token(user, db::TokenPurpose::reset, ttl, to, [&](const auto &row) {
@@ -441,7 +450,7 @@ Status AuthService::finish_password_reset(const std::string &token,
     written();
     // The owner proved the mailbox: whatever locked the account's names is lifted.
     if (auto user = store_.find_user_by_id(user_id))
-      sign_in_throttle_.lift(throttle_account(*user), now());
+      sign_in_throttle_.lift(throttle_account(*user), elapsed());
     return Ok{};
   case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
   case db::ConsumeResult::invalid: break;
@@ -452,7 +461,7 @@ Status AuthService::finish_password_reset(const std::string &token,
 Result<std::string> AuthService::start_email_verification(const db::User &user,
                                                           TokenDelivery to) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
-  if (int wait = mail_limit_.take(user.id, "verify", now()))
+  if (int wait = mail_limit_.take(user.id, "verify", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
   return issue_one_time_token(user, db::TokenPurpose::verify_email, config_.verify_email_ttl, to,
                               [&](const auto &row) { return confirmation_mail(*user.email, row); });
@@ -498,7 +507,7 @@ Status AuthService::confirm_email(const std::string &token) {
 }
 
 int AuthService::throttle_address(const std::string &address) {
-  return address_limit_.hit(address_key(address), now()); // an IPv6 client by its /64
+  return address_limit_.hit(address_key(address), elapsed()); // an IPv6 client by its /64
 }
 
 std::optional<std::string> AuthService::database_unready() {
@@ -510,11 +519,15 @@ std::optional<std::string> AuthService::database_unready() {
   }
 }
 
-db::PurgeCounts AuthService::purge_expired() {
-  const std::int64_t t = now();
-  address_limit_.prune(t);
-  sign_in_throttle_.prune(t);
-  mail_limit_.prune(t);
+db::PurgeCounts AuthService::purge_expired(std::optional<std::int64_t> margin) {
+  const std::int64_t e = elapsed();
+  address_limit_.prune(e);
+  sign_in_throttle_.prune(e);
+  mail_limit_.prune(e);
+  // Rows go `margin` after they expire, not at once: a wall clock stepped forward by up to
+  // that much destroys nothing still valid in real time (tokens look expired while it is
+  // wrong, and work again once it is put right).
+  const std::int64_t t = now() - margin.value_or(config_.purge_margin);
   db::PurgeCounts c = store_.purge_expired(t, t - signing_key_retention(config_));
   if (cache_) cache_->drop_expired(t);
   return c;

@@ -25,8 +25,9 @@
 
 namespace latch {
 
-using Clock = std::function<std::int64_t()>; // unix seconds; injectable for tests
-Clock system_clock();
+using Clock = std::function<std::int64_t()>; // seconds; injectable for tests
+Clock system_clock();  // unix seconds (the wall clock: it can be stepped)
+Clock steady_clock();  // seconds since an arbitrary start, never stepped
 
 struct NewUser {
   std::string username;
@@ -111,11 +112,15 @@ class AuthService {
 public:
   // cache: the server's memory of sessions (token checks read it, and each write here
   // catches it up); without one (the admin commands, tests) token checks read the store.
+  // clock: the wall clock (token times, row expiries); elapsed: a clock that never steps
+  // (rate-limit, lockout and mail-limit windows), the wall clock when not given (tests).
   AuthService(const Config &config, db::Store &store, PasswordHasher &hasher,
               const TokenCodec &codec, Mailer &mailer, Clock clock,
-              db::SessionCache *cache = nullptr);
+              db::SessionCache *cache = nullptr, Clock elapsed = {});
 
   std::int64_t now() const { return clock_(); }
+  // Seconds on a clock that a stepped wall clock does not move: what windows are measured by.
+  std::int64_t elapsed() const { return elapsed_(); }
   const Config &config() const { return config_; }
 
   // nullopt if the password is acceptable, else weak_password or password_too_long.
@@ -179,7 +184,10 @@ public:
   // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
   int throttle_address(const std::string &address);
 
-  db::PurgeCounts purge_expired();
+  // Deletes what expired more than `margin` seconds ago (by default --purge-margin: a forward
+  // step of the wall clock up to that destroys nothing still valid in real time), and prunes
+  // the in-memory windows.
+  db::PurgeCounts purge_expired(std::optional<std::int64_t> margin = std::nullopt);
 
   // Whether the database can be read and written now, and if not why (GET /readyz).
   std::optional<std::string> database_unready();
@@ -188,6 +196,11 @@ public:
   Mailer::Counts mail_counts() const { return mailer_.counts(); }
   // Live sessions (GET /metrics), from the cache; -1 without one.
   std::int64_t active_sessions() const { return cache_ ? cache_->active_sessions(now()) : -1; }
+  // The session cache's whole loads and changes applied (none without a cache).
+  std::optional<db::SessionCache::Counts> cache_counts() const {
+    if (!cache_) return std::nullopt;
+    return cache_->counts();
+  }
 
   // Sign-in outcomes since start (GET /metrics).
   struct SignInCounts {
@@ -224,6 +237,7 @@ private:
   const TokenCodec &codec_;
   Mailer &mailer_;
   Clock clock_;
+  Clock elapsed_;
   db::SessionCache *cache_;
   db::RotationGroupCommit rotations_;
   WindowCounter address_limit_;

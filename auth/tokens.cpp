@@ -279,7 +279,8 @@ Result<Claims> TokenCodec::decode(std::string_view token, std::int64_t now) cons
     return Error{ErrorCode::token_bad_signature, "kid"};
   const Claims &c = v->claims;
   if (c.expires_at <= now) return Error{ErrorCode::token_expired, "exp"};
-  if (c.issued_at > now + kClockLeeway) return Error{ErrorCode::token_not_yet_valid, "iat"};
+  // iat in the future is no reason to refuse (RFC 7519 asks nothing of it): after the wall
+  // clock is stepped back, every token issued meanwhile would be.
   if (v->nbf && *v->nbf > now + kClockLeeway) return Error{ErrorCode::token_not_yet_valid, "nbf"};
   if (!seen && c.type == TokenType::access) {
     std::unique_lock lock(verified_mutex_);

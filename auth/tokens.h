@@ -53,7 +53,7 @@ class TokenCodec {
 public:
   static constexpr std::size_t kMaxTokenLength = 8192;
   static constexpr std::size_t kMaxKidLength = 64;
-  static constexpr std::int64_t kClockLeeway = 30; // seconds of skew tolerated for iat/nbf
+  static constexpr std::int64_t kClockLeeway = 30; // seconds of skew tolerated for nbf
 
   // One fixed key (LATCH_JWT_SECRET): tokens are issued without a kid, as before key rings,
   // and verified whether they carry none or derive_kid(secret).

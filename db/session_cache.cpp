@@ -43,6 +43,7 @@ void SessionCache::load(ChangeFeed::Snapshot snapshot) {
     ++users_generation_;
   }
   position_ = position;
+  ++loads_;
   // The scan read every session page into the engine's cache and left the old maps to free:
   // on a database of thousands of sessions, MBs that idle would keep.
   sessions.clear();
@@ -103,6 +104,7 @@ bool SessionCache::apply(const std::vector<ChangeFeed::Change> &changes) {
   using Kind = ChangeFeed::Change::Kind;
   bool keys_changed = false;
   std::unique_lock memory(memory_mutex_);
+  changes_ += changes.size();
   for (const auto &c : changes) {
     switch (c.kind) {
     case Kind::session: {

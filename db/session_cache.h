@@ -66,6 +66,12 @@ public:
   Sizes sizes() const;
   // Sessions in memory not expired at `now` (GET /metrics), kept as they change: no scan.
   std::int64_t active_sessions(std::int64_t now) const;
+  // Whole states built (1 at start; more only if the reader fell behind the feed's retention)
+  // and changes applied one by one since (GET /metrics).
+  struct Counts {
+    std::uint64_t loads = 0, changes = 0;
+  };
+  Counts counts() const { return {loads_.load(), changes_.load()}; }
 
 private:
   // What a token check needs of a session.
@@ -99,6 +105,7 @@ private:
   std::unordered_map<std::string, User> users_;
   std::uint64_t users_generation_ = 0; // changes when a user may have changed
 
+  std::atomic<std::uint64_t> loads_{0}, changes_{0};
   std::function<void()> on_signing_keys_;
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;

@@ -186,6 +186,11 @@ SqliteStore::SqliteStore(const std::string &path, Open mode)
     db_ = nullptr;
     throw;
   }
+  struct stat st{};
+  if (path != ":memory:" && ::stat(path.c_str(), &st) == 0) {
+    device_ = static_cast<std::uint64_t>(st.st_dev);
+    inode_ = static_cast<std::uint64_t>(st.st_ino);
+  }
 }
 
 SqliteStore::~SqliteStore() {
@@ -1089,7 +1094,48 @@ void SqliteStore::wait_for_changes(std::chrono::milliseconds timeout) {
   }
 }
 
+void SqliteStore::maintain() {
+  if (path_ == ":memory:") return;
+  struct stat st{};
+  const bool present = ::stat(path_.c_str(), &st) == 0;
+  if (!present || static_cast<std::uint64_t>(st.st_dev) != device_ ||
+      static_cast<std::uint64_t>(st.st_ino) != inode_) {
+    replaced_ = true;
+    throw StoreError(replaced_message());
+  }
+  replaced_ = false;
+  if (read_only_) return;
+  // The -wal file: checkpoint once it has stood still for a second since it last changed.
+  struct stat wal{};
+  if (::stat((path_ + "-wal").c_str(), &wal) != 0 || wal.st_size == 0) return;
+  const long long size = wal.st_size;
+  const long long mtime = static_cast<long long>(wal.st_mtim.tv_sec) * 1'000'000'000LL +
+                          wal.st_mtim.tv_nsec;
+  const auto now = std::chrono::steady_clock::now();
+  if (size != wal_seen_.size || mtime != wal_seen_.mtime_ns) {
+    wal_seen_ = {size, mtime, now};
+    return;
+  }
+  if (now - wal_seen_.since < std::chrono::seconds(1)) return;
+  if (size == wal_checkpointed_.size && mtime == wal_checkpointed_.mtime_ns) return; // done
+  int frames = 0, copied = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) !=
+        SQLITE_OK)
+      return; // a reader or writer elsewhere: next time
+  }
+  if (frames == copied) wal_checkpointed_ = wal_seen_; // everything is in the main file
+}
+
+std::string SqliteStore::replaced_message() const {
+  return "the database file " + path_ +
+         " is not the one open: it was deleted or replaced while Latch ran, so what is written "
+         "now goes to a file nobody will read again; restart latch (and check what replaced it)";
+}
+
 void SqliteStore::ping() {
+  if (replaced_) throw StoreError(replaced_message());
   std::lock_guard lock(probe_mutex_);
   // A connection of its own with a short busy time-out: never queued behind the requests'
   // connection, and a write lock held elsewhere shows as "not ready" within a second.

@@ -3,6 +3,8 @@
 
 #include "db/store.h"
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
@@ -115,6 +117,12 @@ public:
   // sessions never holds the write lock for more than a few milliseconds.
   PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) override;
   void release_memory() override;
+  // A passive checkpoint once the -wal file has been quiet for a second after changing (so the
+  // main file alone holds every commit: copying it, or losing the -wal, loses nothing), and the
+  // check that the file at the path is still the one open (device and inode): if it was
+  // deleted or replaced, writes would go to a file nobody will read again, so this and ping()
+  // throw StoreError saying so.
+  void maintain() override;
 
   // Copies the whole database to a new file at path with SQLite's online backup API: one
   // consistent snapshot, taken while other connections keep reading and writing. The copy is
@@ -144,6 +152,7 @@ private:
   void enqueue_mail_locked(const OutgoingMail &mail);
   static QueuedMail read_mail(const Statement &st, std::int64_t now);
   int delete_in_batches(const char *select_then_delete, std::int64_t bound);
+  std::string replaced_message() const;
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
   RotateResult rotate_refresh_locked(const Rotation &r);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
@@ -164,6 +173,13 @@ private:
   sqlite3 *probe_ = nullptr; // ping()'s own connection
   std::once_flag inotify_once_;
   int inotify_fd_ = -1;
+  // maintain()'s state: the file opened, and the -wal as last seen and last checkpointed.
+  std::uint64_t device_ = 0, inode_ = 0;
+  std::atomic<bool> replaced_ = false;
+  struct WalSeen {
+    long long size = -1, mtime_ns = -1;
+    std::chrono::steady_clock::time_point since{};
+  } wal_seen_, wal_checkpointed_;
 
 };
 

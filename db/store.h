@@ -307,6 +307,10 @@ public:
   // Gives back memory held for reading that is not needed now (a page cache filled by a full
   // scan); the next reads fill it again as they need.
   virtual void release_memory() {}
+  // What the engine does on its own time, called a few times a second by the server (SQLite:
+  // a checkpoint once writes have been quiet for a second; the check that the file at the
+  // path is still the one open). Throws StoreError.
+  virtual void maintain() {}
 };
 
 } // namespace latch::db

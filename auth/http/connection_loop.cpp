@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -298,7 +299,7 @@ ConnectionLoop::ConnectionLoop(Settings settings) : options_(std::move(settings)
   kick.events = EPOLLIN | EPOLLET; // one worker a write
   kick.data.u64 = kKickToken;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, kick_fd_, &kick);
-  if (options_.tls) SSL_CTX_up_ref(options_.tls);
+  if (options_.tls) SSL_CTX_up_ref(tls_ = options_.tls);
   new_task_queue = [] { return new InlineQueue; };
   // Refusals are answered before any handler: the stand-in request the loop hands over for
   // one carries its status.
@@ -322,7 +323,18 @@ ConnectionLoop::~ConnectionLoop() {
   ::close(kick_fd_);
   ::close(wake_fd_);
   ::close(epoll_fd_);
-  if (options_.tls) SSL_CTX_free(options_.tls);
+  if (tls_) SSL_CTX_free(tls_);
+}
+
+void ConnectionLoop::set_tls(ssl_ctx_st *tls) {
+  SSL_CTX_up_ref(tls);
+  SSL_CTX *old;
+  {
+    std::lock_guard lock(tls_mutex_);
+    old = tls_;
+    tls_ = tls;
+  }
+  if (old) SSL_CTX_free(old); // connections made with it hold their own reference
 }
 
 void ConnectionLoop::set_refusal_handler(Handler handler) {
@@ -404,7 +416,10 @@ bool ConnectionLoop::process_and_close_socket(socket_t sock) {
   }
   ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
   if (options_.tls) {
-    c->ssl = SSL_new(options_.tls);
+    {
+      std::lock_guard lock(tls_mutex_);
+      c->ssl = SSL_new(tls_);
+    }
     if (!c->ssl || SSL_set_fd(c->ssl, sock) != 1) {
       std::lock_guard lock(connections_mutex_);
       if (c->ssl) SSL_free(c->ssl);
@@ -1096,6 +1111,7 @@ void ConnectionLoop::monitor() {
       std::lock_guard threads(threads_mutex_);
       join_retired_locked();
     }
+    watch_descriptor_limit(now);
     // Past its time-out a connection with nothing under way is closed; one holding half a
     // request has its reading side shut, so that a worker sees the end of its input and
     // answers it 400, then closes it.
@@ -1119,6 +1135,33 @@ void ConnectionLoop::monitor() {
       }
     }
   }
+}
+
+// cpp-httplib's accept loop retries silently when the process is out of file descriptors
+// (EMFILE), and new connections then wait unseen in the backlog. Looked at each sweep with a
+// probe descriptor: said once a minute while it lasts, counted, and the connection idle
+// longest is closed to let one in.
+void ConnectionLoop::watch_descriptor_limit(Clock::time_point now) {
+  const int probe = ::dup(epoll_fd_);
+  if (probe >= 0) {
+    ::close(probe);
+    at_descriptor_limit_ = false;
+    return;
+  }
+  if (errno != EMFILE && errno != ENFILE) return;
+  if (!at_descriptor_limit_) ++descriptor_limit_reached_;
+  at_descriptor_limit_ = true;
+  if (now - descriptor_limit_said_ >= std::chrono::minutes(1)) {
+    rlimit files{};
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    std::fprintf(stderr,
+                 "latch: out of file descriptors (%llu open at most: RLIMIT_NOFILE, LimitNOFILE= "
+                 "in systemd): new connections wait; closing idle ones to make room\n",
+                 static_cast<unsigned long long>(files.rlim_cur));
+    descriptor_limit_said_ = now;
+  }
+  std::lock_guard lock(connections_mutex_);
+  evict_idle_locked();
 }
 
 void ConnectionLoop::drain() {
@@ -1162,6 +1205,7 @@ ConnectionLoop::Stats ConnectionLoop::stats() const {
     s.heavy_parked = parked_.size();
     s.refused_per_address = refused_per_address_;
     s.evicted_idle = evicted_idle_;
+    s.descriptor_limit_reached = descriptor_limit_reached_;
   }
   std::lock_guard lock(threads_mutex_);
   s.threads = alive_;

@@ -96,6 +96,10 @@ public:
   ConnectionLoop(const ConnectionLoop &) = delete;
   ConnectionLoop &operator=(const ConnectionLoop &) = delete;
 
+  // Serves new connections with this TLS context from now on (a renewed certificate, on
+  // SIGHUP); connections open keep theirs. Only on a loop made with `tls`.
+  void set_tls(ssl_ctx_st *tls);
+
   // Answers the requests the loop or `classify` refuses; without one, a bare status. The loop
   // takes cpp-httplib's pre-routing handler for this: do not set another.
   void set_refusal_handler(Handler handler);
@@ -121,6 +125,7 @@ public:
     std::size_t heavy_running = 0, heavy_parked = 0;
     std::uint64_t refused_per_address = 0; // connections closed at accept, ever
     std::uint64_t evicted_idle = 0;        // idle connections closed to make room, ever
+    std::uint64_t descriptor_limit_reached = 0; // times the process ran out of descriptors
   };
   Stats stats() const;
 
@@ -162,6 +167,7 @@ private:
   bool evict_idle_locked();
   bool send_all(Connection &c, std::string &out) const;
   void monitor();
+  void watch_descriptor_limit(std::chrono::steady_clock::time_point now);
   void start_worker_locked();
   void join_retired_locked();
   std::chrono::steady_clock::duration keep_alive_timeout() const;
@@ -169,6 +175,8 @@ private:
   int write_timeout_ms() const;
 
   const Settings options_;
+  std::mutex tls_mutex_;
+  ssl_ctx_st *tls_ = nullptr; // the context new connections get (options_.tls at first)
   Handler refusal_handler_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1; // readable once draining: wakes every worker in epoll_wait
@@ -186,6 +194,9 @@ private:
   std::deque<Connection *> parked_; // whole heavy requests waiting for room, in arrival order
   std::atomic<bool> parked_waiting_ = false; // !parked_.empty(), read without the lock
   std::uint64_t refused_per_address_ = 0, evicted_idle_ = 0;
+  std::atomic<std::uint64_t> descriptor_limit_reached_ = 0; // the monitor's
+  bool at_descriptor_limit_ = false;                          // the monitor's
+  std::chrono::steady_clock::time_point descriptor_limit_said_{}; // the monitor's
 
   // Workers.
   mutable std::mutex threads_mutex_;

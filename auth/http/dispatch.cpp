@@ -300,6 +300,7 @@ std::string Dispatcher::metrics_text() const {
     g.connections_open = std::int64_t(s.connections);
     g.http_workers = std::int64_t(s.threads);
     g.connections_refused = std::int64_t(s.refused_per_address);
+    g.descriptor_limit_reached = std::int64_t(s.descriptor_limit_reached);
     g.hashes_waiting += unsigned(s.heavy_parked); // parked by the connection loop, in line too
   }
   g.active_sessions = service_.active_sessions(); // from memory: a scrape costs no query
@@ -308,6 +309,10 @@ std::string Dispatcher::metrics_text() const {
   g.mail_sent = mail.sent;
   g.mail_failed = mail.failed;
   g.mail_dropped = mail.dropped;
+  if (auto cache = service_.cache_counts()) {
+    g.cache_loads = std::int64_t(cache->loads);
+    g.cache_changes = std::int64_t(cache->changes);
+  }
   return metrics_.render(g);
 }
 

@@ -137,6 +137,15 @@ bool Listener::run() {
   return ok;
 }
 
+bool Listener::reload_tls(std::string *error) {
+  if (config_.tls_cert.empty()) return true;
+  SSL_CTX *tls = load_tls_context(config_.tls_cert, config_.tls_key, error);
+  if (!tls) return false;
+  loop_->set_tls(tls);
+  SSL_CTX_free(tls); // the loop holds its own reference
+  return true;
+}
+
 void Listener::stop() {
   // Stop accepting now; requests in flight get shutdown_timeout to finish, then we go anyway.
   loop_->stop();

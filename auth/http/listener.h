@@ -34,6 +34,9 @@ public:
   // Stops accepting; in-flight requests get config.shutdown_timeout seconds before the process
   // exits anyway.
   void stop();
+  // Loads --tls-cert and --tls-key again (a renewed certificate) for new connections; false,
+  // with *error, leaves the ones in use.
+  bool reload_tls(std::string *error);
 
 private:
   const Config &config_;

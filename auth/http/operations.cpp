@@ -196,6 +196,21 @@ std::string Metrics::render(const Gauges &g) const {
         << "\n# HELP latch_http_workers Threads serving requests now (more start while some are "
            "stuck).\n# TYPE latch_http_workers gauge\nlatch_http_workers "
         << g.http_workers << "\n";
+  if (g.descriptor_limit_reached >= 0)
+    out << "# HELP latch_file_descriptor_limit_reached_total Times the process ran out of file "
+           "descriptors (new connections waited).\n"
+           "# TYPE latch_file_descriptor_limit_reached_total counter\n"
+           "latch_file_descriptor_limit_reached_total "
+        << g.descriptor_limit_reached << "\n";
+  if (g.cache_loads >= 0)
+    out << "# HELP latch_session_cache_loads_total Times the whole revocation state was read "
+           "from the database (once at start; again only if the server fell behind the change "
+           "log).\n# TYPE latch_session_cache_loads_total counter\nlatch_session_cache_loads_total "
+        << g.cache_loads
+        << "\n# HELP latch_session_cache_changes_total Changed rows applied to the revocation "
+           "state one by one.\n# TYPE latch_session_cache_changes_total counter\n"
+           "latch_session_cache_changes_total "
+        << g.cache_changes << "\n";
   if (g.connections_refused >= 0)
     out << "# HELP latch_http_connections_refused_total Connections closed at once because their "
            "address held --max-connections-per-address.\n"

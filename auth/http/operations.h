@@ -59,6 +59,8 @@ public:
     // dropped unsent (its link died while queued) by this process since it started.
     std::int64_t mail_queued = -1;
     std::uint64_t mail_sent = 0, mail_failed = 0, mail_dropped = 0;
+    std::int64_t descriptor_limit_reached = -1; // times out of file descriptors
+    std::int64_t cache_loads = -1, cache_changes = -1; // the session cache's (-1: none)
   };
   std::string render(const Gauges &g) const;
 

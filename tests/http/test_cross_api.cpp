@@ -224,7 +224,8 @@ TEST_CASE("a password reset through flask ends the sessions opened through other
 
 TEST_CASE("expired blacklist entries, sessions and reset tokens are purged automatically") {
   LatchProcess latch({{"--purge-interval", "1", "--v1-access-ttl", "1", "--v1-refresh-ttl", "1",
-                       "--reset-token-ttl", "1", "--reset-token-in-response"},
+                       "--reset-token-ttl", "1", "--reset-token-in-response",
+                       "--purge-margin", "0"},
                       {}});
   Account a = register_v1(latch);
   Reply in = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});

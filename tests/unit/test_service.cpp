@@ -55,11 +55,14 @@ struct Harness {
                 },
                 MailPolicy{}, [this] { return clock; }};
   std::int64_t clock = kStart;
+  // The clock windows are measured by: the wall clock unless a test steps the two apart.
+  std::optional<std::int64_t> elapsed;
   AuthService service;
 
   explicit Harness(const std::function<void(Config &)> &tweak = {})
       : config(make_config(tweak)), hasher(config.argon2, 4, 64),
-        service(config, store, hasher, codec, mailer, [this] { return clock; }) {}
+        service(config, store, hasher, codec, mailer, [this] { return clock; }, nullptr,
+                [this] { return elapsed ? *elapsed : clock; }) {}
 
   static Config make_config(const std::function<void(Config &)> &tweak) {
     Config c;
@@ -868,13 +871,13 @@ TEST_CASE("purge_expired removes expired sessions, blacklist entries and one-tim
   REQUIRE(h.service.logout(*claims).ok()); // blacklisted until +3600
   REQUIRE(h.service.start_password_reset(alice, 900).ok());
 
-  auto nothing = h.service.purge_expired();
+  auto nothing = h.service.purge_expired(0);
   CHECK(nothing.sessions == 0);
   CHECK(nothing.blacklist == 0);
   CHECK(nothing.one_time_tokens == 0);
 
   h.clock = kStart + 3600;
-  auto purged = h.service.purge_expired();
+  auto purged = h.service.purge_expired(0);
   CHECK(purged.sessions == 1);
   CHECK(purged.blacklist == 1);
   CHECK(purged.one_time_tokens == 1);
@@ -882,4 +885,43 @@ TEST_CASE("purge_expired removes expired sessions, blacklist entries and one-tim
   CHECK(error_of(h.service.check_token(picflux->access, TokenType::access)) ==
         ErrorCode::token_expired);
   CHECK(h.service.refresh(picflux->refresh, Api::picflux, true).ok());
+}
+
+TEST_CASE("a wall clock stepped back an hour keeps tokens valid and lockout windows moving") {
+  Harness h([](Config &c) { c.max_failed_logins = 2; });
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto pair = h.service.start_session(alice, Api::v1);
+  REQUIRE(pair.ok());
+  h.elapsed = 0;
+  // The wall clock goes back an hour; the monotonic clock goes on.
+  h.clock = kStart - 3600;
+  *h.elapsed += 1;
+  CHECK(h.service.check_token(pair->access, TokenType::access).ok());
+  CHECK(h.service.refresh(pair->refresh, Api::v1, false).ok());
+  // A lock is counted and lifted by elapsed time, whatever the wall clock does meanwhile.
+  for (int i = 0; i < 2; ++i)
+    CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "wrong-pass", kAddress)) ==
+          ErrorCode::wrong_password);
+  auto locked = h.service.sign_in(Identity::email, "alice@example.com", "password123", kAddress);
+  REQUIRE(error_of(locked) == ErrorCode::account_locked);
+  CHECK(locked.error().retry_after <= 15 * 60);
+  h.clock = kStart - 7200; // stepped back again: the lock does not last an hour more
+  *h.elapsed += 15 * 60;
+  CHECK(h.service.sign_in(Identity::email, "alice@example.com", "password123", kAddress).ok());
+}
+
+TEST_CASE("the purge leaves what expired within its margin: a forward step destroys nothing") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto env = h.service.start_session(alice, Api::envelope); // its session ends at +3600
+  REQUIRE(env.ok());
+  // The wall clock jumps a day ahead (then back): the session looks expired meanwhile, but the
+  // purge keeps it, and it serves again once the clock is right.
+  h.clock = kStart + 3600 + 60;
+  CHECK(h.service.purge_expired().sessions == 0);
+  h.clock = kStart + 10;
+  CHECK(h.service.check_token(env->access, TokenType::access).ok());
+  // Past the margin it goes.
+  h.clock = kStart + 3600 + h.config.purge_margin + 1;
+  CHECK(h.service.purge_expired().sessions == 1);
 }
