@@ -119,3 +119,36 @@ CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
 CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+
+-- migration 5
+-- The outbox: mail waiting to be sent (auth/mail.h). A mail that carries a one-time token's
+-- link is written in the same transaction as the token, so a link is never made without its
+-- mail nor mailed without its token, and waits here through SMTP outages and restarts. It holds
+-- no secret: body is the text with its link cut short after "token=", and the sender, when it
+-- takes the row, gives the token row a fresh hash (token_hash here too) and writes the matching
+-- token at byte token_at of the mail it sends. So a leaked backup shows no more than
+-- one_time_tokens already does (hashes), and each attempt mails a link that works while the
+-- ones before it no longer do. A sender claims a row until lease_until, so two servers never
+-- send one mail at once (one that dies mid-exchange leaves the lease to run out, and the mail
+-- may go twice). A sent mail's row is deleted; a temporary failure (SMTP 4xx, no connection, a
+-- time-out) sets next_attempt_at by exponential backoff; a permanent one (SMTP 5xx, or failing
+-- for too long) sets state 'failed', kept a week for `latch mail retry`. A row whose token is
+-- gone (used, its user deleted) or whose link_expires_at has passed is deleted unsent.
+CREATE TABLE outbox (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: `latch mail drop ID`
+  recipient       TEXT NOT NULL,
+  subject         TEXT NOT NULL,
+  body            TEXT NOT NULL,                     -- without the token
+  token_hash      TEXT,                              -- the one_time_tokens row it links to
+  token_at        INTEGER NOT NULL DEFAULT 0,        -- where in body the token goes
+  link_expires_at INTEGER,                           -- unix seconds; not sent from then on
+  state           TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0,        -- also names the latest claim
+  created_at      INTEGER NOT NULL,
+  queued_at       INTEGER NOT NULL,                  -- enqueued or retried: gives up from here
+  next_attempt_at INTEGER NOT NULL,
+  lease_until     INTEGER NOT NULL DEFAULT 0,
+  updated_at      INTEGER NOT NULL,
+  last_error      TEXT NOT NULL DEFAULT ''           -- "SMTP 451": never the mail's text
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);

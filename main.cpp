@@ -46,7 +46,7 @@ int serve(const std::vector<std::string> &args) {
     transport = config.smtp_url.empty()
                     ? Mailer::log()
                     : Mailer::smtp({config.smtp_url, config.smtp_user, config.smtp_password,
-                                    config.mail_from});
+                                    config.mail_from, config.mail_timeout});
   } catch (const std::exception &e) {
     std::cerr << "latch: " << e.what() << "\n";
     return 2; // SMTP is configured but cannot work: as a bad setting, before anything starts
@@ -89,7 +89,11 @@ int serve(const std::vector<std::string> &args) {
     std::cerr << "latch: warning: " << line << "\n";
 
   PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
-  Mailer mailer(std::move(transport));
+  // Mail waits in the database's outbox until this sender (or another server's) delivers it.
+  const MailPolicy policy{config.mail_timeout, config.mail_retry, config.mail_retry_max,
+                          config.mail_give_up};
+  Mailer mailer(*store, std::move(transport), policy, system_clock());
+  mailer.start();
   if (config.smtp_url.empty())
     std::cerr << "latch: LATCH_SMTP_URL unset: mail is written to this log, reset and "
                  "confirmation links included; they are secrets, so set it outside development\n";
@@ -153,6 +157,9 @@ int serve(const std::vector<std::string> &args) {
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig != SIGHUP) {
         listener->stop();
+        // Shutdown never waits for mail: an exchange in progress is abandoned, and what is
+        // not sent yet stays in the outbox for the next start.
+        mailer.stop();
         return;
       }
       // SIGHUP: what can be loaded again without a restart (a renewed certificate, keys
@@ -186,7 +193,6 @@ int serve(const std::vector<std::string> &args) {
   // Wake the signal thread if the server stopped for another reason.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
-  mailer.flush();
   std::cout << "latch: stopped" << std::endl;
   return ok ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -45,7 +46,7 @@ struct Flag {
 enum class Access { writes, reads };
 
 struct Command {
-  std::string group;    // user, sessions, backup, purge, secret, doctor
+  std::string group;    // user, sessions, backup, purge, secret, mail, doctor
   std::string name;     // the subcommand; empty for backup, purge and doctor
   std::string operands; // e.g. "USER"
   std::size_t operand_count = 0;
@@ -72,7 +73,7 @@ struct Context {
   Config config;
   std::unique_ptr<db::SqliteStore> store;
   // The same service as the APIs', so every rule is theirs: no token is issued here (a
-  // throw-away key), and a mail would go to the log.
+  // throw-away key), and a mail would wait in the outbox for a server.
   std::unique_ptr<PasswordHasher> hasher;
   std::unique_ptr<TokenCodec> codec;
   std::unique_ptr<Mailer> mailer;
@@ -132,7 +133,8 @@ int open_store(Context &c) {
                                                         : db::SqliteStore::Open::existing);
   c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
   c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
-  c.mailer = std::make_unique<Mailer>(Mailer::log());
+  // Never started: mail a command enqueues waits in the outbox for a running server to send.
+  c.mailer = std::make_unique<Mailer>(*c.store, Mailer::log(), MailPolicy{}, system_clock());
   c.service = std::make_unique<AuthService>(c.config, *c.store, *c.hasher, *c.codec, *c.mailer,
                                             system_clock());
   return admin_ok;
@@ -446,7 +448,8 @@ int purge(Context &c) {
   c.out << "sessions: " << n.sessions << "\n"
         << "blacklisted tokens: " << n.blacklist << "\n"
         << "one-time tokens: " << n.one_time_tokens << "\n"
-        << "signing keys: " << n.signing_keys << "\n";
+        << "signing keys: " << n.signing_keys << "\n"
+        << "mail: " << n.mail << "\n";
   return admin_ok;
 }
 
@@ -474,6 +477,124 @@ int secret_rotate(Context &c) {
       c.out << "retired: " << k.kid << " (verifies the tokens it signed until " << iso_time(until)
             << ")\n";
   c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
+  return admin_ok;
+}
+
+// --- mail ---------------------------------------------------------------------------------
+
+const char *mail_state(db::MailState s) {
+  switch (s) {
+  case db::MailState::queued: return "queued";
+  case db::MailState::sending: return "sending";
+  case db::MailState::failed: return "failed";
+  }
+  return "?";
+}
+
+// When the mail is next tried, as the list shows it.
+std::string mail_next(const db::QueuedMail &m, std::int64_t now) {
+  if (m.state == db::MailState::failed) return "-";
+  if (m.state == db::MailState::sending) return "now";
+  return m.next_attempt_at <= now ? "due" : iso_time(m.next_attempt_at);
+}
+
+// An outbox id: a positive whole number.
+int mail_id(Context &c, std::int64_t &id) {
+  const std::string &text = c.operands[0];
+  const bool digits = !text.empty() && text.size() <= 18 &&
+                      std::all_of(text.begin(), text.end(), [](unsigned char ch) {
+                        return std::isdigit(ch);
+                      });
+  if (!digits || std::stoll(text) == 0)
+    return c.fail(admin_usage, "ID must be a mail's number, as latch mail list shows it, not '" +
+                                   text + "'");
+  id = std::stoll(text);
+  return admin_ok;
+}
+
+// The row with this id, if any (for the words of retry and drop).
+std::optional<db::QueuedMail> find_mail(Context &c, std::int64_t id) {
+  for (auto &m : c.store->list_mail(c.now()))
+    if (m.id == id) return m;
+  return std::nullopt;
+}
+
+// Addresses yes (an operator sees them in latch user list too), bodies never: they hold links.
+int mail_list(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  const std::int64_t now = c.now();
+  auto mails = c.store->list_mail(now);
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &m : mails)
+      all.push_back({{"id", m.id},
+                     {"state", mail_state(m.state)},
+                     {"to", m.mail.recipient},
+                     {"subject", m.mail.subject},
+                     {"attempts", m.attempts},
+                     {"created_at", m.mail.created_at},
+                     {"next_attempt_at", m.state == db::MailState::failed
+                                             ? json(nullptr)
+                                             : json(m.next_attempt_at)},
+                     {"link_expires_at", m.mail.link_expires_at ? json(*m.mail.link_expires_at)
+                                                                : json(nullptr)},
+                     {"link_live", m.link_live},
+                     {"last_error", m.last_error}});
+    c.out << all.dump(2) << "\n";
+    return admin_ok;
+  }
+  if (mails.empty()) {
+    c.out << "the outbox is empty: every mail was sent\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "STATE", "TO", "SUBJECT", "ATTEMPTS", "NEXT", "LAST ERROR", "CREATED"}};
+  for (const auto &m : mails)
+    rows.push_back({std::to_string(m.id), mail_state(m.state), m.mail.recipient, m.mail.subject,
+                    std::to_string(m.attempts), mail_next(m, now),
+                    m.last_error.empty() ? "-" : m.last_error, iso_time(m.mail.created_at)});
+  print_table(c.out, rows);
+  return admin_ok;
+}
+
+int mail_retry(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  const std::int64_t now = c.now();
+  if (c.has("all")) {
+    const int n = c.store->retry_mail(std::nullopt, now);
+    c.out << n << " mail" << (n == 1 ? "" : "s")
+          << " due now; a running server sends them within a second\n";
+    return admin_ok;
+  }
+  std::int64_t id = 0;
+  if (int rc = mail_id(c, id)) return rc;
+  auto mail = find_mail(c, id);
+  if (!mail) return c.fail(admin_not_found, "no mail " + std::to_string(id) + " in the outbox");
+  if (c.store->retry_mail(id, now) == 0) {
+    c.out << "mail " << id << " to " << mail->mail.recipient << " is being sent now\n";
+    return admin_ok;
+  }
+  c.out << "mail " << id << " to " << mail->mail.recipient
+        << " is due now; a running server sends it within a second"
+        << (mail->link_live ? "" : " (its link no longer works, so it will be dropped unsent)")
+        << "\n";
+  return admin_ok;
+}
+
+int mail_drop(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  if (c.has("all")) {
+    const int n = c.store->drop_mail(std::nullopt);
+    c.out << "dropped " << n << " mail" << (n == 1 ? "" : "s") << " unsent\n";
+    return admin_ok;
+  }
+  std::int64_t id = 0;
+  if (int rc = mail_id(c, id)) return rc;
+  auto mail = find_mail(c, id);
+  if (!mail || c.store->drop_mail(id) == 0)
+    return c.fail(admin_not_found, "no mail " + std::to_string(id) + " in the outbox");
+  c.out << "dropped mail " << id << " to " << mail->mail.recipient << " unsent\n";
   return admin_ok;
 }
 
@@ -684,6 +805,38 @@ const std::vector<Command> &commands() {
        "every token they signed, access and refresh, is refused from now on (by a running\n"
        "server within 2 seconds), so every user must sign in again. For a key that leaked.\n",
        secret_rotate},
+      {"mail",
+       "list",
+       "",
+       0,
+       {kJsonFlag},
+       "list the mail waiting to be sent, and failed mail",
+       "Lists the outbox: mail waiting to be sent (queued, or sending now) and mail that failed\n"
+       "(SMTP 5xx, or temporary failures past --mail-give-up), oldest first, with its attempts,\n"
+       "next attempt and last error. Shows each recipient's address, never a mail's text (it\n"
+       "holds a reset or confirmation link). Sent mail is not kept. Reads the database only\n"
+       "(opened read-only).\n",
+       mail_list,
+       Access::reads},
+      {"mail",
+       "retry",
+       "ID",
+       1,
+       {{"all", "", "every mail in the outbox (instead of ID)", true}},
+       "send a failed or waiting mail now",
+       "Makes the mail due now, with its attempts and --mail-give-up counted afresh: a failed\n"
+       "mail is tried again, a waiting one is not left to its backoff. A running server sends\n"
+       "it within a second. A mail whose link expired is still dropped unsent.\n",
+       mail_retry},
+      {"mail",
+       "drop",
+       "ID",
+       1,
+       {{"all", "", "every mail in the outbox (instead of ID)", true}},
+       "delete a mail unsent",
+       "Deletes the mail from the outbox: it is never sent. The link it carries still works\n"
+       "until it expires, if the user has it some other way.\n",
+       mail_drop},
       {"doctor",
        "",
        "",
@@ -716,7 +869,7 @@ std::string usage_line(const Command &c) {
 const char *kExitStatuses =
     "Exit status: 0 done; 1 failed (database missing, unusable or not Latch's, name taken, FILE\n"
     "exists; doctor: something to fix); 2 usage (bad flags, arguments or password; secret rotate\n"
-    "with LATCH_JWT_SECRET); 3 not found (no user matches USER).\n";
+    "with LATCH_JWT_SECRET); 3 not found (no user matches USER, no mail has ID).\n";
 
 std::string command_help(const Command &c) {
   std::ostringstream out;

@@ -1,5 +1,5 @@
-// The admin commands (latch user, sessions, backup, purge, secret, doctor): one database, safe
-// to run while a server serves it.
+// The admin commands (latch user, sessions, backup, purge, secret, mail, doctor): one
+// database, safe to run while a server serves it.
 #pragma once
 
 #include "auth/config.h"
@@ -22,7 +22,7 @@ enum AdminExit : int {
   admin_not_found = 3, // no user matches USER
 };
 
-// user, sessions, backup, purge, secret and doctor.
+// user, sessions, backup, purge, secret, mail and doctor.
 bool is_admin_command(const std::string &command);
 
 // Runs `latch ARGS...` for an admin command (args[0] is the command), reading the password

@@ -279,6 +279,21 @@ const std::vector<Option> &options() {
          string_setter([](Config &c, const std::string &v) { c.smtp_password = v; })},
         {"mail-from", "LATCH_MAIL_FROM", "ADDRESS", "sender address (default latch@localhost)",
          string_setter([](Config &c, const std::string &v) { c.mail_from = v; })},
+        {"mail-timeout", "LATCH_MAIL_TIMEOUT", "DURATION",
+         "longest one mail may take over SMTP, connecting included; a hung server is given up "
+         "on then and tried again later (default 10s)",
+         duration_setter([](Config &c, std::int64_t d) { c.mail_timeout = d; })},
+        {"mail-retry", "LATCH_MAIL_RETRY", "DURATION",
+         "wait after a mail's first temporary failure (SMTP 4xx, no connection, a time-out), "
+         "doubled after each further one (default 30s; shorter for tests)",
+         duration_setter([](Config &c, std::int64_t d) { c.mail_retry = d; })},
+        {"mail-retry-max", "LATCH_MAIL_RETRY_MAX", "DURATION",
+         "longest wait between two attempts at one mail (default 1h)",
+         duration_setter([](Config &c, std::int64_t d) { c.mail_retry_max = d; })},
+        {"mail-give-up", "LATCH_MAIL_GIVE_UP", "DURATION",
+         "a mail still failing this long after it was queued fails for good; `latch mail retry` "
+         "tries it again (default 1d)",
+         duration_setter([](Config &c, std::int64_t d) { c.mail_give_up = d; })},
         {"public-url", "LATCH_PUBLIC_URL", "URL",
          "where users reach this server, for links in mail (default http(s)://ADDR)",
          url_setter([](Config &c, const std::string &v) { c.public_url = v; })},
@@ -404,6 +419,10 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "LATCH_JWT_SECRET: must be at least 32 characters (256 bits)";
   for (const apis::ApiRow &row : apis::api_rows())
     if (c.lifetimes[row.id].access <= 0) return std::string(row.name) + " access TTL must be set";
+  if (c.mail_timeout > 3600) return "--mail-timeout: must be at most 1h";
+  if (c.mail_retry_max < c.mail_retry)
+    return "--mail-retry-max: must be at least --mail-retry (" + std::to_string(c.mail_retry) +
+           " s)";
   if (c.password_min_length > c.password_max_bytes)
     return "--password-min-length: must be at most " + std::to_string(c.password_max_bytes);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());

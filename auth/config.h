@@ -52,6 +52,12 @@ struct Config {
 
   std::string smtp_url, smtp_user, smtp_password;
   std::string mail_from = "latch@localhost";
+  // The outbox's sender (auth/mail.h): one attempt's time limit, then the backoff after a
+  // temporary failure (doubling from mail_retry up to mail_retry_max) and when it gives up.
+  std::int64_t mail_timeout = 10;
+  std::int64_t mail_retry = 30;
+  std::int64_t mail_retry_max = 3600;
+  std::int64_t mail_give_up = 86400;
   std::string public_url;         // empty: http(s)://HOST:PORT (never a request's Host)
   std::string reset_password_url; // empty: PUBLIC_URL/reset-password
   std::string api_version = "v0.0.1";

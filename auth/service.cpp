@@ -147,16 +147,16 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   // half-made account.
   std::optional<db::Session> session;
   if (options.session) session = new_session(u, *options.session);
-  std::string confirmation;
   std::optional<db::OneTimeToken> confirmation_row;
+  std::optional<db::OutgoingMail> mail;
   if (options.confirm_email) {
-    confirmation = secure::random_token(32); // 256 bits
-    confirmation_row = db::OneTimeToken{secure::sha256_hex(confirmation), u.id,
-                                        db::TokenPurpose::verify_email,
-                                        now() + config_.verify_email_ttl};
+    confirmation_row =
+        mailed_token(u, db::TokenPurpose::verify_email, config_.verify_email_ttl);
+    mail = confirmation_mail(*u.email, *confirmation_row);
   }
   switch (store_.insert_user(u, session ? &*session : nullptr,
-                             confirmation_row ? &*confirmation_row : nullptr)) {
+                             confirmation_row ? &*confirmation_row : nullptr,
+                             mail ? &*mail : nullptr)) {
   case db::InsertUserResult::ok: break;
   case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
   case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
@@ -167,7 +167,7 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   // The first confirmation mail of a new account: the per-account limit is untouched so far.
   if (options.confirm_email) {
     mail_limit_.take(u.id, "verify", elapsed());
-    send_confirmation(*u.email, confirmation);
+    mailer_.wake();
   }
   return out;
 }
@@ -393,8 +393,23 @@ std::vector<db::SigningKeyRow> AuthService::rotate_signing_key(const db::Signing
   return before;
 }
 
-std::string AuthService::link_with_token(const std::string &base, const std::string &token) const {
-  return base + (base.find('?') == std::string::npos ? "?" : "&") + "token=" + token;
+db::OneTimeToken AuthService::mailed_token(const db::User &user, db::TokenPurpose purpose,
+                                           std::int64_t ttl) const {
+  return {secure::sha256_hex(secure::random_token(32)), user.id, purpose, now() + ttl};
+}
+
+// Written with row in one transaction, and never sent once the token is gone or the link has
+// expired. The link stops after "token=": the sender writes the token there when it sends.
+db::OutgoingMail AuthService::mail_with_link(const std::string &to, const std::string &subject,
+                                             const std::string &before_link,
+                                             const std::string &base,
+                                             const std::string &after_link,
+                                             const db::OneTimeToken &row) const {
+  db::OutgoingMail m{to, subject, before_link, row.token_hash, 0, row.expires_at, now()};
+  m.body += base + (base.find('?') == std::string::npos ? "?" : "&") + "token=";
+  m.token_at = m.body.size();
+  m.body += after_link;
+  return m;
 }
 
 std::string AuthService::public_host() const {
@@ -405,22 +420,23 @@ std::string AuthService::public_host() const {
 
 // Mails carry no text a stranger chose (a username, a display name): the account is named only
 // by the recipient's own address, the sender as Latch at the operator's host.
-Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl) {
+Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl,
+                                                      TokenDelivery to) {
   if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
   // Per account, whoever asks and through whichever API: nobody can flood an inbox.
   if (int wait = mail_limit_.take(user.id, "reset", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
-  std::string token = secure::random_token(32); // 256 bits
-  store_.insert_one_time_token(
-      {secure::sha256_hex(token), user.id, db::TokenPurpose::reset, now() + ttl});
-  std::string link = link_with_token(config_.effective_reset_url(), token);
-  mailer_.send({*user.email, "Reset your password",
-                "Someone asked to reset the password of the account for " + *user.email + " at " +
-                    public_host() + ".\nOpen this link within " + describe_duration(ttl) +
-                    " to choose a new one:\n\n" + link +
-                    "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " +
-                    public_host() + "\n"});
-  return token;
+  const std::string host = public_host();
+  return issue_one_time_token(user, db::TokenPurpose::reset, ttl, to, [&](const auto &row) {
+    return mail_with_link(
+        *user.email, "Reset your password",
+        "Someone asked to reset the password of the account for " + *user.email + " at " + host +
+            ".\nOpen this link within " + describe_duration(ttl) + " to choose a new one:\n\n",
+        config_.effective_reset_url(),
+        "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " + host +
+            "\n",
+        row);
+  });
 }
 
 Status AuthService::finish_password_reset(const std::string &token,
@@ -442,24 +458,38 @@ Status AuthService::finish_password_reset(const std::string &token,
   return Error{ErrorCode::one_time_token_invalid, ""};
 }
 
-Result<std::string> AuthService::start_email_verification(const db::User &user) {
+Result<std::string> AuthService::start_email_verification(const db::User &user,
+                                                          TokenDelivery to) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
   if (int wait = mail_limit_.take(user.id, "verify", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
-  std::string token = secure::random_token(32);
-  store_.insert_one_time_token({secure::sha256_hex(token), user.id, db::TokenPurpose::verify_email,
-                                now() + config_.verify_email_ttl});
-  send_confirmation(*user.email, token);
+  return issue_one_time_token(user, db::TokenPurpose::verify_email, config_.verify_email_ttl, to,
+                              [&](const auto &row) { return confirmation_mail(*user.email, row); });
+}
+
+std::string AuthService::issue_one_time_token(const db::User &user, db::TokenPurpose purpose,
+                                              std::int64_t ttl, TokenDelivery to,
+                                              const MailFor &mail) {
+  const db::OneTimeToken row = mailed_token(user, purpose, ttl);
+  const db::OutgoingMail m = mail(row);
+  store_.insert_one_time_token(row, &m); // both or neither
+  mailer_.wake();
+  if (to == TokenDelivery::mail) return std::string();
+  // Its own token: the mailed one is made only when the mail goes.
+  std::string token = secure::random_token(32); // 256 bits
+  store_.insert_one_time_token({secure::sha256_hex(token), user.id, purpose, now() + ttl});
   return token;
 }
 
-void AuthService::send_confirmation(const std::string &email, const std::string &token) {
-  std::string link = link_with_token(config_.effective_public_url() + "/api/v1/verify", token);
-  mailer_.send({email, "Confirm your email address",
-                "Someone signed up at " + public_host() + " with the address " + email +
-                    ".\nIf it was you, confirm it by opening:\n\n" + link +
-                    "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " + public_host() +
-                    "\n"});
+db::OutgoingMail AuthService::confirmation_mail(const std::string &email,
+                                                const db::OneTimeToken &row) const {
+  return mail_with_link(email, "Confirm your email address",
+                        "Someone signed up at " + public_host() + " with the address " + email +
+                            ".\nIf it was you, confirm it by opening:\n\n",
+                        config_.effective_public_url() + "/api/v1/verify",
+                        "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " +
+                            public_host() + "\n",
+                        row);
 }
 
 Status AuthService::confirm_email(const std::string &token) {

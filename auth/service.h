@@ -88,12 +88,21 @@ std::size_t utf8_length(const std::string &s);
 std::string identifier_key(const std::string &identifier);
 
 // What a new user starts with, committed with it: a session of `session`'s API (its tokens in
-// SignedUp::tokens) and, with confirm_email, an address-confirmation token, mailed after the
-// commit.
+// SignedUp::tokens) and, with confirm_email, an address-confirmation token and its mail.
 struct SignUpOptions {
   std::optional<Api> session;
   bool confirm_email = false;
 };
+
+// How a new one-time token reaches its user: always in a mail with its link, through the
+// outbox (db::Outbox), whose sender makes the link's token as it sends the mail so that no
+// copy of it is stored.
+enum class TokenDelivery {
+  mail,            // only: nothing is returned
+  mail_and_answer, // and a second token of the same kind is returned for the caller to answer
+                   // (flask's --reset-token-in-response; tests)
+};
+
 struct SignedUp {
   db::User user;
   std::optional<TokenPair> tokens;
@@ -156,16 +165,20 @@ public:
   // are refused. Returns the keys before the rotation.
   std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now);
 
-  // Makes a single-use reset token (stored only as its hash), mails the link, and returns
-  // the token for the API that answers it directly. Past the account's mail limit
-  // (--mail-limit) it makes and sends nothing: rate_limited with the seconds to wait.
-  Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl);
+  // Mails a single-use reset link (its token stored only as a hash; the mail written with the
+  // token row, in one transaction) and, as `to` says, returns "" or a second reset token
+  // (using either spends both). Past the account's mail limit (--mail-limit) it makes and
+  // sends nothing: rate_limited with the seconds to wait.
+  Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl,
+                                           TokenDelivery to = TokenDelivery::mail);
   // Also lifts every sign-in lock and count on the account's username and email.
   Status finish_password_reset(const std::string &token, const std::string &new_password,
                                const Caller &caller = {});
 
-  // The same mail limit as start_password_reset, counted apart.
-  Result<std::string> start_email_verification(const db::User &user);
+  // A new address-confirmation token, as start_password_reset makes a reset token; the same
+  // mail limit, counted apart.
+  Result<std::string> start_email_verification(const db::User &user,
+                                               TokenDelivery to = TokenDelivery::mail);
   Status confirm_email(const std::string &token);
 
   // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
@@ -179,6 +192,8 @@ public:
   // Whether the database can be read and written now, and if not why (GET /readyz).
   std::optional<std::string> database_unready();
   PasswordHasher::Load hashing_load() { return hasher_.load(); }
+  // Mail queued, sent and failed (GET /metrics), from the sender's memory.
+  Mailer::Counts mail_counts() const { return mailer_.counts(); }
   // Live sessions (GET /metrics), from the cache; -1 without one.
   std::int64_t active_sessions() const { return cache_ ? cache_->active_sessions(now()) : -1; }
   // The session cache's whole loads and changes applied (none without a cache).
@@ -196,9 +211,21 @@ public:
 private:
   TokenPair issue_pair(const db::User &user, Api api, const std::string &session_id,
                        const std::string &refresh_jti);
-  std::string link_with_token(const std::string &base, const std::string &token) const;
   std::string public_host() const;
-  void send_confirmation(const std::string &email, const std::string &token);
+  // Stores a new one-time token for the user with the mail mail(row) carrying its link, in one
+  // transaction, and with mail_and_answer a second one; returns that one's token, or "".
+  using MailFor = std::function<db::OutgoingMail(const db::OneTimeToken &)>;
+  std::string issue_one_time_token(const db::User &user, db::TokenPurpose purpose,
+                                   std::int64_t ttl, TokenDelivery to, const MailFor &mail);
+  // A one-time token row for the user whose link goes by mail: its hash is of a token nobody
+  // keeps, until the sender gives it one of its own (db::Outbox::take_mail).
+  db::OneTimeToken mailed_token(const db::User &user, db::TokenPurpose purpose,
+                                std::int64_t ttl) const;
+  // The mail carrying row's link (base?token=), to be written with row in one transaction.
+  db::OutgoingMail mail_with_link(const std::string &to, const std::string &subject,
+                                  const std::string &before_link, const std::string &base,
+                                  const std::string &after_link, const db::OneTimeToken &row) const;
+  db::OutgoingMail confirmation_mail(const std::string &email, const db::OneTimeToken &row) const;
   // After a write of this process: the cache shows it before the request is answered.
   void written();
   db::Session new_session(const db::User &user, Api api) const;

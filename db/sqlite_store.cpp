@@ -73,6 +73,11 @@ public:
     check(sqlite3_bind_null(stmt_, i));
     return *this;
   }
+  Statement &bind(int i, const std::optional<std::int64_t> &v) {
+    if (v) return bind(i, *v);
+    check(sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
 
   // Steps once: true when a row is available.
   bool step() {
@@ -260,7 +265,8 @@ std::string SqliteStore::integrity_check() {
 }
 
 InsertUserResult SqliteStore::insert_user(const User &u, const Session *first_session,
-                                          const OneTimeToken *confirmation) {
+                                          const OneTimeToken *confirmation,
+                                          const OutgoingMail *confirmation_mail) {
   std::lock_guard lock(mutex_);
   // The look-alike check and the insert in one transaction: the skeleton index is not unique,
   // so only this keeps two concurrent sign-ups (or a server and latch user add) apart. What
@@ -286,6 +292,7 @@ InsertUserResult SqliteStore::insert_user(const User &u, const Session *first_se
   }
   if (first_session) insert_session_locked(*first_session);
   if (confirmation) insert_one_time_token_locked(*confirmation);
+  if (confirmation_mail) enqueue_mail_locked(*confirmation_mail);
   tx.commit();
   return InsertUserResult::ok;
 }
@@ -646,9 +653,13 @@ void SqliteStore::insert_one_time_token_locked(const OneTimeToken &t) {
   if (st.constraint_failed()) throw StoreError("one-time token insert violated a constraint");
 }
 
-void SqliteStore::insert_one_time_token(const OneTimeToken &t) {
+void SqliteStore::insert_one_time_token(const OneTimeToken &t, const OutgoingMail *mail) {
   std::lock_guard lock(mutex_);
+  if (!mail) return insert_one_time_token_locked(t);
+  Transaction tx(*this); // the token and the mail carrying its link: both or neither
   insert_one_time_token_locked(t);
+  enqueue_mail_locked(*mail);
+  tx.commit();
 }
 
 ConsumeResult SqliteStore::consume_locked(const std::string &token_hash, TokenPurpose purpose,
@@ -703,6 +714,17 @@ ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
   return r;
 }
 
+// The outbox's columns, for QueuedMail (read_mail).
+#define LATCH_MAIL_COLUMNS                                                                         \
+  "o.id, o.recipient, o.subject, o.body, o.token_hash, o.link_expires_at, o.state, o.attempts, "   \
+  "o.created_at, o.queued_at, o.next_attempt_at, o.lease_until, o.updated_at, o.last_error, "      \
+  "o.token_at"
+// Whether a mail may still be sent at ?1: the token it links to exists and neither it nor the
+// link has expired.
+#define LATCH_MAIL_LINK_LIVE                                                                       \
+  "((o.token_hash IS NULL OR EXISTS (SELECT 1 FROM one_time_tokens t WHERE t.token_hash = "       \
+  "o.token_hash AND t.expires_at > ?1)) AND (o.link_expires_at IS NULL OR o.link_expires_at > ?1))"
+
 // Deletes, in transactions of at most kPurgeBatch rows each, the rows the statement names (?1
 // bound to `bound`, ?2 to the batch size), releasing the connection between batches so requests
 // are never held up behind a long purge; returns how many.
@@ -751,6 +773,14 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
                                         "FROM one_time_tokens WHERE expires_at <= ?1 LIMIT ?2)",
                                         now);
   c.signing_keys = purge_signing_keys(keys_retired_before);
+  // Mail: rows whose link died (a running server's sender drops those first, and logs them)
+  // and failed rows past their retention. A row a sender holds is left to it.
+  c.mail = delete_in_batches("DELETE FROM outbox WHERE rowid IN (SELECT o.rowid FROM outbox o "
+                             "WHERE o.lease_until <= ?1 AND NOT " LATCH_MAIL_LINK_LIVE " LIMIT ?2)",
+                             now) +
+           delete_in_batches("DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
+                             "state = 'failed' AND updated_at <= ?1 LIMIT ?2)",
+                             now - kFailedMailRetention);
   // The change feed keeps a few minutes; a reader further behind takes a new snapshot.
   for (bool first = true;; first = false) {
     if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -775,6 +805,208 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
       st.step();
     }
     tx.commit();
+  }
+  return c;
+}
+
+// --- the outbox ----------------------------------------------------------------------------
+
+// The current row of a statement that selected LATCH_MAIL_COLUMNS, then LATCH_MAIL_LINK_LIVE.
+QueuedMail SqliteStore::read_mail(const Statement &st, std::int64_t now) {
+  QueuedMail m;
+  m.id = st.integer(0);
+  m.mail.recipient = st.text(1);
+  m.mail.subject = st.text(2);
+  m.mail.body = st.text(3);
+  m.mail.token_hash = st.optional_text(4);
+  if (!st.is_null(5)) m.mail.link_expires_at = st.integer(5);
+  m.attempts = static_cast<int>(st.integer(7));
+  m.mail.created_at = st.integer(8);
+  m.queued_at = st.integer(9);
+  m.next_attempt_at = st.integer(10);
+  m.lease_until = st.integer(11);
+  m.updated_at = st.integer(12);
+  m.last_error = st.text(13);
+  m.mail.token_at = static_cast<std::size_t>(std::max<std::int64_t>(0, st.integer(14)));
+  m.link_live = st.integer(15) != 0;
+  if (st.text(6) == "failed") m.state = MailState::failed;
+  else m.state = m.lease_until > now ? MailState::sending : MailState::queued;
+  return m;
+}
+
+void SqliteStore::enqueue_mail_locked(const OutgoingMail &m) {
+  Statement st = statement(
+      "INSERT INTO outbox(recipient, subject, body, token_hash, token_at, link_expires_at, "
+      "created_at, queued_at, next_attempt_at, updated_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?7)");
+  st.bind(1, m.recipient).bind(2, m.subject).bind(3, m.body).bind(4, m.token_hash);
+  st.bind(5, static_cast<std::int64_t>(m.token_at)).bind(6, m.link_expires_at);
+  st.bind(7, m.created_at);
+  st.step();
+  // A refused row (a trigger, a CHECK) must fail the transaction it is part of, token and all.
+  if (st.constraint_failed()) throw StoreError("outbox insert violated a constraint");
+}
+
+void SqliteStore::enqueue_mail(const OutgoingMail &m) {
+  std::lock_guard lock(mutex_);
+  enqueue_mail_locked(m);
+}
+
+std::optional<QueuedMail> SqliteStore::take_mail(std::int64_t now, std::int64_t lease_seconds,
+                                                 const std::string &fresh_token_hash) {
+  static const char *kDue = "SELECT o.id FROM outbox o WHERE o.state = 'queued' AND "
+                            "o.next_attempt_at <= ?1 AND o.lease_until <= ?1 "
+                            "ORDER BY o.next_attempt_at, o.id LIMIT 1";
+  std::lock_guard lock(mutex_);
+  {
+    // Read first: an idle sender looks every second and should take no write lock to see
+    // that nothing is due.
+    Statement st = statement(kDue);
+    st.bind(1, now);
+    if (!st.step()) return std::nullopt;
+  }
+  // The claim is one write transaction: of two senders on one database, one takes the row and
+  // the other finds it leased.
+  Transaction tx(*this);
+  std::int64_t id = 0;
+  {
+    Statement st = statement(kDue);
+    st.bind(1, now);
+    if (!st.step()) return std::nullopt;
+    id = st.integer(0);
+  }
+  {
+    Statement st = statement("UPDATE outbox SET lease_until = ?2, attempts = attempts + 1, "
+                             "updated_at = ?1 WHERE id = ?3");
+    st.bind(1, now).bind(2, now + lease_seconds).bind(3, id);
+    st.step();
+  }
+  QueuedMail m;
+  {
+    Statement st = statement("SELECT " LATCH_MAIL_COLUMNS ", " LATCH_MAIL_LINK_LIVE
+                             " FROM outbox o WHERE o.id = ?2");
+    st.bind(1, now).bind(2, id);
+    if (!st.step()) return std::nullopt;
+    m = read_mail(st, now);
+  }
+  if (m.link_live && m.mail.token_hash) {
+    // The token is made now, by the sender, so the outbox never holds one (auth.db.sql).
+    Statement token = statement("UPDATE one_time_tokens SET token_hash = ?2 WHERE token_hash = ?1");
+    token.bind(1, *m.mail.token_hash).bind(2, fresh_token_hash);
+    token.step();
+    Statement mail = statement("UPDATE outbox SET token_hash = ?2 WHERE id = ?1");
+    mail.bind(1, id).bind(2, fresh_token_hash);
+    mail.step();
+    m.mail.token_hash = fresh_token_hash;
+  }
+  tx.commit();
+  return m;
+}
+
+void SqliteStore::mail_sent(std::int64_t id) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM outbox WHERE id = ?1");
+  st.bind(1, id);
+  st.step();
+}
+
+bool SqliteStore::mail_deferred(std::int64_t id, int attempt, std::int64_t next_attempt_at,
+                                const std::string &error, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE outbox SET next_attempt_at = ?3, lease_until = 0, "
+                           "last_error = ?4, updated_at = ?5 "
+                           "WHERE id = ?1 AND attempts = ?2 AND state = 'queued'");
+  st.bind(1, id).bind(2, static_cast<std::int64_t>(attempt)).bind(3, next_attempt_at);
+  st.bind(4, error).bind(5, now);
+  st.step();
+  return sqlite3_changes(db_) > 0;
+}
+
+bool SqliteStore::mail_failed(std::int64_t id, int attempt, const std::string &error,
+                              std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE outbox SET state = 'failed', lease_until = 0, "
+                           "last_error = ?3, updated_at = ?4 WHERE id = ?1 AND attempts = ?2");
+  st.bind(1, id).bind(2, static_cast<std::int64_t>(attempt)).bind(3, error).bind(4, now);
+  st.step();
+  return sqlite3_changes(db_) > 0;
+}
+
+void SqliteStore::release_mail(std::int64_t id, int attempt) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE outbox SET lease_until = 0 WHERE id = ?1 AND attempts = ?2");
+  st.bind(1, id).bind(2, static_cast<std::int64_t>(attempt));
+  st.step();
+}
+
+std::vector<QueuedMail> SqliteStore::drop_undeliverable(std::int64_t now) {
+  static const char *kDead = "SELECT " LATCH_MAIL_COLUMNS ", 0 FROM outbox o "
+                             "WHERE o.lease_until <= ?1 AND NOT " LATCH_MAIL_LINK_LIVE
+                             " ORDER BY o.id";
+  std::lock_guard lock(mutex_);
+  std::vector<QueuedMail> dead;
+  {
+    Statement st = statement(kDead); // read first, as take_mail does
+    st.bind(1, now);
+    if (!st.step()) return dead;
+  }
+  Transaction tx(*this);
+  {
+    Statement st = statement(kDead);
+    st.bind(1, now);
+    while (st.step()) dead.push_back(read_mail(st, now));
+  }
+  for (const QueuedMail &m : dead) {
+    Statement st = statement("DELETE FROM outbox WHERE id = ?1");
+    st.bind(1, m.id);
+    st.step();
+  }
+  tx.commit();
+  return dead;
+}
+
+std::vector<QueuedMail> SqliteStore::list_mail(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT " LATCH_MAIL_COLUMNS ", " LATCH_MAIL_LINK_LIVE
+                           " FROM outbox o ORDER BY o.id");
+  st.bind(1, now);
+  std::vector<QueuedMail> out;
+  while (st.step()) out.push_back(read_mail(st, now));
+  return out;
+}
+
+int SqliteStore::retry_mail(std::optional<std::int64_t> id, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("UPDATE outbox SET state = 'queued', attempts = 0, queued_at = ?1, "
+                           "next_attempt_at = ?1, updated_at = ?1 "
+                           "WHERE lease_until <= ?1 AND (?2 IS NULL OR id = ?2)");
+  st.bind(1, now).bind(2, id);
+  st.step();
+  return sqlite3_changes(db_);
+}
+
+int SqliteStore::drop_mail(std::optional<std::int64_t> id) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM outbox WHERE ?1 IS NULL OR id = ?1");
+  st.bind(1, id);
+  st.step();
+  return sqlite3_changes(db_);
+}
+
+MailCounts SqliteStore::mail_counts(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT state, lease_until > ?1, count(*) FROM outbox "
+                           "GROUP BY state, lease_until > ?1");
+  st.bind(1, now);
+  MailCounts c;
+  while (st.step()) {
+    const int n = static_cast<int>(st.integer(2));
+    if (st.text(0) == "failed") {
+      c.failed += n;
+      continue;
+    }
+    c.queued += n;
+    if (st.integer(1) != 0) c.sending += n;
   }
   return c;
 }

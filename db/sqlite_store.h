@@ -49,7 +49,8 @@ public:
   std::vector<User> list_users() override;
   InsertUserResult identity_taken(const User &user) override;
   InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
-                               const OneTimeToken *confirmation = nullptr) override;
+                               const OneTimeToken *confirmation = nullptr,
+                               const OutgoingMail *confirmation_mail = nullptr) override;
   RenameResult rename_user(const User &user, std::int64_t now) override;
   void update_password_hash(const std::string &user_id, const std::string &hash,
                             std::int64_t now) override;
@@ -74,7 +75,8 @@ public:
   std::vector<Session> list_sessions(const std::string &user_id) override;
 
   // One-time tokens
-  void insert_one_time_token(const OneTimeToken &token) override;
+  void insert_one_time_token(const OneTimeToken &token,
+                             const OutgoingMail *mail = nullptr) override;
   ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
                                        std::int64_t now, std::string *user_id) override;
   ConsumeResult reset_password(const std::string &token_hash, const std::string &new_hash,
@@ -92,6 +94,22 @@ public:
   std::optional<std::vector<Change>> changes_since(std::int64_t position,
                                                    std::size_t limit) override;
   void wait_for_changes(std::chrono::milliseconds timeout) override;
+
+  // The outbox (migration 5)
+  void enqueue_mail(const OutgoingMail &mail) override;
+  std::optional<QueuedMail> take_mail(std::int64_t now, std::int64_t lease_seconds,
+                                      const std::string &fresh_token_hash) override;
+  void mail_sent(std::int64_t id) override;
+  bool mail_deferred(std::int64_t id, int attempt, std::int64_t next_attempt_at,
+                     const std::string &error, std::int64_t now) override;
+  bool mail_failed(std::int64_t id, int attempt, const std::string &error,
+                   std::int64_t now) override;
+  void release_mail(std::int64_t id, int attempt) override;
+  std::vector<QueuedMail> drop_undeliverable(std::int64_t now) override;
+  std::vector<QueuedMail> list_mail(std::int64_t now) override;
+  int retry_mail(std::optional<std::int64_t> id, std::int64_t now) override;
+  int drop_mail(std::optional<std::int64_t> id) override;
+  MailCounts mail_counts(std::int64_t now) override;
 
   // The whole database
   void ping() override;
@@ -131,6 +149,8 @@ private:
   std::optional<User> find_user(const char *sql, const std::string &value);
   void insert_session_locked(const Session &session);
   void insert_one_time_token_locked(const OneTimeToken &token);
+  void enqueue_mail_locked(const OutgoingMail &mail);
+  static QueuedMail read_mail(const Statement &st, std::int64_t now);
   int delete_in_batches(const char *select_then_delete, std::int64_t bound);
   std::string replaced_message() const;
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
@@ -142,6 +162,7 @@ private:
 
   static constexpr int kPurgeBatch = 500;
   static constexpr std::int64_t kChangeRetention = 5 * 60; // seconds the change feed keeps
+  static constexpr std::int64_t kFailedMailRetention = 7 * 86400; // seconds a failed mail stays
 
   std::string path_;
   bool read_only_ = false;

@@ -1,5 +1,6 @@
 // The storage the auth core sees, in parts by what they hold: users; sessions and revocation;
-// one-time tokens; signing keys; and the feed of changes the server's memory follows.
+// one-time tokens; signing keys; the feed of changes the server's memory follows; and the
+// outbox of mail waiting to be sent.
 #pragma once
 
 #include <chrono>
@@ -71,6 +72,46 @@ struct PurgeCounts {
   int blacklist = 0;
   int one_time_tokens = 0;
   int signing_keys = 0; // retired keys past their retention
+  int mail = 0;         // outbox rows whose link died, and failed ones past their retention
+};
+
+// A mail to send, as it is put in the outbox (auth.db.sql, migration 5). It holds no secret:
+// a mail that carries a one-time token's link has the link cut short after "token=", and the
+// sender that takes it makes the token (Outbox::take_mail), so a leaked backup of the outbox
+// gives no more than the token's hash row does.
+struct OutgoingMail {
+  std::string recipient;
+  std::string subject;
+  std::string body;
+  // The one-time token whose link the mail carries, the byte of body where its token goes, and
+  // the link's expiry: a mail whose token is gone (used, its user deleted) or whose link expired
+  // while queued is never sent.
+  std::optional<std::string> token_hash;
+  std::size_t token_at = 0;
+  std::optional<std::int64_t> link_expires_at;
+  std::int64_t created_at = 0;
+};
+
+// A row of the outbox. queued: waiting for its next attempt; sending: claimed by a sender
+// whose lease has not run out; failed: given up (SMTP 5xx, or temporary failures for too long).
+enum class MailState { queued, sending, failed };
+struct QueuedMail {
+  std::int64_t id = 0;
+  OutgoingMail mail;
+  MailState state = MailState::queued;
+  int attempts = 0; // times a sender took it since it was queued (or retried)
+  std::int64_t queued_at = 0;       // enqueued, or retried: giving up counts from here
+  std::int64_t next_attempt_at = 0; // queued: due from then
+  std::int64_t lease_until = 0;     // sending: claimed until then
+  std::int64_t updated_at = 0;
+  std::string last_error; // "SMTP 451", "Couldn't connect to server": never the mail's text
+  bool link_live = true;  // the token it carries still exists and its link has not expired
+};
+
+struct MailCounts {
+  int queued = 0;  // waiting, those being sent included
+  int sending = 0; // claimed by a sender now
+  int failed = 0;
 };
 
 // A row of signing_keys (auth.db.sql, migration 2).
@@ -99,8 +140,10 @@ public:
   // Inserts the user unless identity_taken says otherwise and, in the same transaction, what
   // it starts with: its first session and its address-confirmation token, when given. Nothing
   // of it is written unless all of it is.
+  // The confirmation's mail, when given, goes in the same transaction too (the Outbox).
   virtual InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
-                                       const OneTimeToken *confirmation = nullptr) = 0;
+                                       const OneTimeToken *confirmation = nullptr,
+                                       const OutgoingMail *confirmation_mail = nullptr) = 0;
   // Gives the user user.id the username, key and skeleton of user, checked by identity_taken
   // in the same transaction.
   virtual RenameResult rename_user(const User &user, std::int64_t now) = 0;
@@ -146,7 +189,10 @@ public:
 class OneTimeTokens {
 public:
   virtual ~OneTimeTokens() = default;
-  virtual void insert_one_time_token(const OneTimeToken &token) = 0;
+  // With a mail (the token's link), the mail goes into the Outbox in the same transaction:
+  // neither is written unless both are.
+  virtual void insert_one_time_token(const OneTimeToken &token,
+                                     const OutgoingMail *mail = nullptr) = 0;
   // Deletes the token (single use) and, if it was still valid, sets *user_id.
   virtual ConsumeResult consume_one_time_token(const std::string &token_hash, TokenPurpose purpose,
                                                std::int64_t now, std::string *user_id) = 0;
@@ -203,19 +249,60 @@ public:
   virtual void wait_for_changes(std::chrono::milliseconds timeout) = 0;
 };
 
+// Mail waiting to be sent. Senders (a thread in each server, auth/mail.h) take a due mail by
+// claiming it with a lease, so two senders, in one process or several on one database, never
+// send one mail at once; a sender that dies leaves the lease to run out, and the mail is taken
+// again. Each mark names the attempt it reports (QueuedMail::attempts as taken), so a sender
+// whose lease ran out cannot overwrite what a later one decided.
+class Outbox {
+public:
+  virtual ~Outbox() = default;
+  // Puts a mail in the outbox, due now. Throws StoreError.
+  virtual void enqueue_mail(const OutgoingMail &mail) = 0;
+  // Claims the queued mail due longest (next_attempt_at <= now, no live lease) until
+  // now + lease_seconds and counts the attempt; nullopt when none is due. Its link_live says
+  // whether it may still be sent; if so, and it carries a token, that token's hash becomes
+  // fresh_token_hash in the same transaction, so the token the sender made (and writes at
+  // token_at) works and the one of any earlier attempt no longer does.
+  virtual std::optional<QueuedMail> take_mail(std::int64_t now, std::int64_t lease_seconds,
+                                              const std::string &fresh_token_hash) = 0;
+  // Sent: the row is deleted.
+  virtual void mail_sent(std::int64_t id) = 0;
+  // A temporary failure: due again at next_attempt_at. False if the attempt is not the latest.
+  virtual bool mail_deferred(std::int64_t id, int attempt, std::int64_t next_attempt_at,
+                             const std::string &error, std::int64_t now) = 0;
+  // Given up: state failed, kept for `latch mail retry` until the purge. False likewise.
+  virtual bool mail_failed(std::int64_t id, int attempt, const std::string &error,
+                           std::int64_t now) = 0;
+  // The attempt was abandoned (the server is stopping): due again at once, for any sender.
+  virtual void release_mail(std::int64_t id, int attempt) = 0;
+  // Deletes, and returns, the mails no sender holds whose link expired or whose token is gone.
+  virtual std::vector<QueuedMail> drop_undeliverable(std::int64_t now) = 0;
+  // Every row, oldest first, with its state as of now.
+  virtual std::vector<QueuedMail> list_mail(std::int64_t now) = 0;
+  // Makes the mail (every mail, without an id) queued and due now, its attempts and the time
+  // it gives up after counted afresh; a mail a sender holds now is left to it. Returns how many.
+  virtual int retry_mail(std::optional<std::int64_t> id, std::int64_t now) = 0;
+  // Deletes the mail (every mail, without an id) unsent; returns how many.
+  virtual int drop_mail(std::optional<std::int64_t> id) = 0;
+  virtual MailCounts mail_counts(std::int64_t now) = 0;
+};
+
 // One database: its parts, and what concerns all of it. An engine (SQLite; another later)
 // implements each part; each caller uses the parts it needs.
 class Store : public Users,
               public Sessions,
               public OneTimeTokens,
               public SigningKeys,
-              public ChangeFeed {
+              public ChangeFeed,
+              public Outbox {
 public:
   // Returns when the database can be read and a write could commit now; throws StoreError
   // saying why not (GET /readyz).
   virtual void ping() = 0;
-  // Deletes expired sessions, blacklist entries and one-time tokens, and retired signing keys
-  // retired at or before keys_retired_before.
+  // Deletes expired sessions, blacklist entries and one-time tokens, retired signing keys
+  // retired at or before keys_retired_before, and outbox rows no sender holds whose link died
+  // or that failed more than a week ago.
   virtual PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) = 0;
   // Gives back memory held for reading that is not needed now (a page cache filled by a full
   // scan); the next reads fill it again as they need.

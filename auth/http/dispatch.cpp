@@ -305,6 +305,11 @@ std::string Dispatcher::metrics_text() const {
     g.hashes_waiting += unsigned(s.heavy_parked); // parked by the connection loop, in line too
   }
   g.active_sessions = service_.active_sessions(); // from memory: a scrape costs no query
+  const auto mail = service_.mail_counts();       // likewise: the sender counts as it goes
+  g.mail_queued = mail.queued;
+  g.mail_sent = mail.sent;
+  g.mail_failed = mail.failed;
+  g.mail_dropped = mail.dropped;
   if (auto cache = service_.cache_counts()) {
     g.cache_loads = std::int64_t(cache->loads);
     g.cache_changes = std::int64_t(cache->changes);

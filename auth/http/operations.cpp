@@ -216,6 +216,21 @@ std::string Metrics::render(const Gauges &g) const {
            "address held --max-connections-per-address.\n"
            "# TYPE latch_http_connections_refused_total counter\nlatch_http_connections_refused_total "
         << g.connections_refused << "\n";
+  if (g.mail_queued >= 0)
+    out << "# HELP latch_mail_queued Mail in the outbox waiting to be sent (failed mail not "
+           "included).\n# TYPE latch_mail_queued gauge\nlatch_mail_queued "
+        << g.mail_queued << "\n";
+  out << "# HELP latch_mail_sent_total Mail this server handed to SMTP (or the log).\n"
+         "# TYPE latch_mail_sent_total counter\nlatch_mail_sent_total "
+      << g.mail_sent
+      << "\n# HELP latch_mail_failed_total Mail this server gave up on: SMTP 5xx, or temporary "
+         "failures past --mail-give-up.\n# TYPE latch_mail_failed_total counter\n"
+         "latch_mail_failed_total "
+      << g.mail_failed
+      << "\n# HELP latch_mail_dropped_total Mail this server deleted unsent: its link expired "
+         "or was used while it waited.\n# TYPE latch_mail_dropped_total counter\n"
+         "latch_mail_dropped_total "
+      << g.mail_dropped << "\n";
   out << "# HELP latch_database_errors_total Requests that failed on a database error.\n"
          "# TYPE latch_database_errors_total counter\nlatch_database_errors_total "
       << database_errors_.load() << "\n";

@@ -1,5 +1,5 @@
-// The admin commands (latch user, sessions, backup, purge, secret) run against the database of
-// a running server, and their effect seen through its HTTP APIs.
+// The admin commands (latch user, sessions, backup, purge, secret, mail) run against the
+// database of a running server, and their effect seen through its HTTP APIs.
 #include "support/latch_process.h"
 
 #include "auth/secure.h"
@@ -156,6 +156,13 @@ std::string hs256(const std::string &secret, const std::string &header, const js
   return input + "." + latch::secure::base64url_encode(latch::secure::hmac_sha256(secret, input));
 }
 
+// The number of the last "-- migration N" block of auth.db.sql.
+int latest_migration() {
+  const std::string marker = "\n-- migration ";
+  const std::string schema = latch::db::kSchemaSql;
+  return std::stoi(schema.substr(schema.rfind(marker) + marker.size()));
+}
+
 const std::vector<std::vector<std::string>> &every_command() {
   static const std::vector<std::vector<std::string>> all = {{"user", "add"},
                                                             {"user", "list"},
@@ -168,6 +175,9 @@ const std::vector<std::vector<std::string>> &every_command() {
                                                             {"backup"},
                                                             {"purge"},
                                                             {"secret", "rotate"},
+                                                            {"mail", "list"},
+                                                            {"mail", "retry"},
+                                                            {"mail", "drop"},
                                                             {"doctor"}};
   return all;
 }
@@ -232,6 +242,14 @@ TEST_CASE("bad command lines exit 2 with a message on stderr and change nothing"
       {"sessions", "revoke", "--all", a.username},
       {"sessions", "revoke", a.username, "--all"},
       {"doctor", "extra"},
+      {"mail"},
+      {"mail", "send"},
+      {"mail", "retry"},
+      {"mail", "retry", "abc"},
+      {"mail", "retry", "--all", "3"},
+      {"mail", "drop", "0"},
+      {"mail", "drop", "-1"},
+      {"mail", "list", "3"},
   };
   for (const auto &args : bad) {
     std::string line;
@@ -916,7 +934,7 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
   const std::vector<std::pair<std::vector<std::string>, int>> commands = {
       {{"user", "list"}, 1},           {{"sessions", "list", "nobody"}, 1},
       {{"user", "show", "nobody"}, 1}, {{"backup", dir.file("copy.db")}, 0},
-      {{"doctor"}, 0}};
+      {{"doctor"}, 0},                 {{"mail", "list"}, 1}};
   for (const auto &[args, status] : commands) {
     std::vector<std::string> with_db = args;
     with_db.insert(with_db.end(), {"--db", path});
@@ -931,7 +949,7 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
   // A command that writes upgrades it, as latch serve does; then the readers read it.
   REQUIRE(cli({"user", "add", "someone", "--password-stdin", "--db", path}, {}, "password123\n")
               .status == 0);
-  CHECK(query(path, "PRAGMA user_version") == "4");
+  CHECK(query(path, "PRAGMA user_version") == std::to_string(latest_migration()));
   CHECK(cli({"user", "list", "--db", path}).status == 0);
 }
 

@@ -1,14 +1,18 @@
 // Mail flows: the v1 reset and confirmation mails over SMTP (a real SMTP sink on loopback)
-// or to the log, the RESET_PASSWORD_URL link, the reset itself, and the /reset-password page.
+// or to the log, the RESET_PASSWORD_URL link, the reset itself, and the /reset-password page;
+// the outbox: retries, failures, restarts and shutdown with SMTP servers that defer, refuse,
+// hang or are not there, and latch mail list|retry|drop.
 #include "support/latch_process.h"
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
+#include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -444,4 +448,217 @@ TEST_CASE("mail on with no --public-url on a public listening address: a warning
   CHECK(loopback.log().find(warning) == std::string::npos);
   LatchProcess no_mail({{"--addr", "0.0.0.0:0"}, {}});
   CHECK(no_mail.log().find(warning) == std::string::npos);
+}
+
+// --- the outbox ---------------------------------------------------------------------------
+
+namespace {
+
+// Waits up to timeout for the server's log to contain text; returns the log.
+std::string wait_for_log(const LatchProcess &latch, const std::string &text,
+                         std::chrono::seconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string log = latch.log();
+    if (log.find(text) != std::string::npos) return log;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return latch.log();
+}
+
+// Waits up to 20 s for /metrics to read "name value"; true when it does.
+bool wait_for_metric(const LatchProcess &latch, const std::string &name, int value) {
+  const std::string line = "\n" + name + " " + std::to_string(value) + "\n";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (("\n" + latch.get("/metrics").text).find(line) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string smtp_url(int port) { return "smtp://127.0.0.1:" + std::to_string(port); }
+
+// `latch mail ARGS --db` on the server's database.
+CommandResult mail_command(const LatchProcess &latch, std::vector<std::string> args) {
+  args.insert(args.begin(), "mail");
+  args.insert(args.end(), {"--db", latch.db_path()});
+  return run_latch(args);
+}
+
+json outbox(const LatchProcess &latch) {
+  CommandResult r = mail_command(latch, {"list", "--json"});
+  REQUIRE(r.status == 0);
+  json rows = json::parse(r.output, nullptr, false);
+  REQUIRE(rows.is_array());
+  return rows;
+}
+
+} // namespace
+
+TEST_CASE("a mail the SMTP server defers with 451 arrives after a retry, and its link works") {
+  SmtpSink sink(SmtpSink::Mode::tempfail_once);
+  LatchProcess latch({{"--mail-retry", "1", "--metrics"}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  std::string mail = sink.wait_for_message(1, 20000);
+  REQUIRE(!mail.empty());
+  CHECK(header_of(mail, "X-Rcpt-To") == a.email);
+  const std::string log = latch.log();
+  CHECK(log.find("to example.com not sent: SMTP 451; next attempt in 1 s") != std::string::npos);
+  CHECK(log.find(a.email) == std::string::npos); // the domain only, never the address
+  CHECK(wait_for_metric(latch, "latch_mail_sent_total", 1));
+  CHECK(wait_for_metric(latch, "latch_mail_queued", 0));
+  CHECK(wait_for_metric(latch, "latch_mail_failed_total", 0));
+  CHECK(confirm(latch, token_from_link(mail), "newpassword1").status == 200);
+  CHECK(login_status(latch, a, "newpassword1") == 200);
+  CHECK(sink.message_count() == 1);
+}
+
+TEST_CASE("a mail refused with 550 is given up: one log line with the domain and the code, and "
+          "counted as failed") {
+  SmtpSink sink(SmtpSink::Mode::reject);
+  LatchProcess latch({{"--mail-retry", "1", "--metrics"}, {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  const std::string log = wait_for_log(latch, "failed permanently");
+  CHECK(log.find("latch: mail to example.com failed permanently: SMTP 550") != std::string::npos);
+  CHECK(log.find(a.email) == std::string::npos);
+  CHECK(wait_for_metric(latch, "latch_mail_failed_total", 1));
+  CHECK(wait_for_metric(latch, "latch_mail_queued", 0));
+  CHECK(wait_for_metric(latch, "latch_mail_sent_total", 0));
+  // Not tried again: a second's backoff later, still one attempt and one failure.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  json rows = outbox(latch);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["state"] == "failed");
+  CHECK(rows[0]["attempts"] == 1);
+  CHECK(sink.message_count() == 0);
+}
+
+TEST_CASE("with no SMTP server listening the mail waits, and arrives once one starts on that "
+          "port") {
+  const int port = unused_port();
+  LatchProcess latch({{"--mail-retry", "1", "--mail-retry-max", "1", "--metrics"},
+                      {{"LATCH_SMTP_URL", smtp_url(port)}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  CHECK(wait_for_log(latch, "to example.com not sent: ").find("next attempt in 1 s") !=
+        std::string::npos);
+  CHECK(wait_for_metric(latch, "latch_mail_queued", 1));
+  json rows = outbox(latch);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["state"] != "failed");
+  CHECK(rows[0]["to"] == a.email);
+  CHECK(rows[0]["attempts"].get<int>() >= 1);
+  CHECK(!rows[0]["last_error"].get<std::string>().empty());
+
+  SmtpSink sink(SmtpSink::Mode::accept, port);
+  std::string mail = sink.wait_for_message(1, 20000);
+  REQUIRE(!mail.empty());
+  CHECK(header_of(mail, "To") == a.email);
+  CHECK(confirm(latch, token_from_link(mail), "newpassword1").status == 200);
+  CHECK(wait_for_metric(latch, "latch_mail_queued", 0));
+  CHECK(wait_for_metric(latch, "latch_mail_sent_total", 1));
+  CHECK(outbox(latch).empty());
+}
+
+TEST_CASE("SIGTERM with mail queued to a hung SMTP server exits at once; the mail goes after a "
+          "restart") {
+  TempDir dir;
+  const std::string db = dir.file("auth.db");
+  std::set<std::string> addresses;
+  {
+    SmtpSink hung(SmtpSink::Mode::hang);
+    // Each attempt may take a minute: waiting for the queue would take 8 minutes.
+    LatchProcess latch({{"--mail-timeout", "60"}, {{"LATCH_SMTP_URL", hung.url()}}}, db);
+    for (int i = 0; i < 8; ++i) {
+      Account a = register_user(latch);
+      request_reset(latch, a);
+      addresses.insert(a.email);
+    }
+    REQUIRE(hung.wait_for_connection(1)); // the sender is waiting for the server's greeting
+    // stop() gives it 15 s, then kills it: exiting by itself, with status 0, is the point.
+    const int status = latch.stop();
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  SmtpSink sink;
+  LatchProcess again({{}, {{"LATCH_SMTP_URL", sink.url()}}}, db);
+  REQUIRE(!sink.wait_for_message(8, 20000).empty());
+  std::set<std::string> received;
+  for (int i = 1; i <= 8; ++i) received.insert(header_of(sink.wait_for_message(i), "To"));
+  CHECK(received == addresses);
+}
+
+TEST_CASE("a reset link that expired while its mail waited is not sent") {
+  const int port = unused_port();
+  LatchProcess latch({{"--mail-retry", "1", "--mail-retry-max", "1", "--metrics"},
+                      {{"LATCH_SMTP_URL", smtp_url(port)}, {"LATCH_V1_RESET_TOKEN_TTL", "1"}}});
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  const std::string log = wait_for_log(latch, "dropped unsent");
+  CHECK(log.find("to example.com dropped unsent: its link expired while it waited") !=
+        std::string::npos);
+  CHECK(wait_for_metric(latch, "latch_mail_dropped_total", 1));
+  CHECK(outbox(latch).empty());
+
+  // Then the server comes: a later mail (a confirmation, whose link lives a day) arrives, alone.
+  SmtpSink sink(SmtpSink::Mode::accept, port);
+  Account b{unique("Mail"), "", "password123"};
+  b.email = lower(b.username) + "@example.com";
+  REQUIRE(latch.post("/api/v1/register",
+                     {{"email", b.email}, {"username", b.username}, {"password", b.password}})
+              .status == 201);
+  std::string mail = sink.wait_for_message(1, 20000);
+  REQUIRE(!mail.empty());
+  CHECK(header_of(mail, "To") == b.email);
+  CHECK(wait_for_metric(latch, "latch_mail_sent_total", 1));
+  CHECK(sink.message_count() == 1);
+}
+
+TEST_CASE("latch mail list shows the outbox without the mail's text; retry sends again; drop "
+          "deletes") {
+  SmtpSink sink(SmtpSink::Mode::reject);
+  LatchProcess latch({{"--metrics"}, {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(mail_command(latch, {"list"}).output.find("the outbox is empty") != std::string::npos);
+  Account a = register_user(latch);
+  request_reset(latch, a);
+  REQUIRE(wait_for_metric(latch, "latch_mail_failed_total", 1));
+
+  CommandResult json_list = mail_command(latch, {"list", "--json"});
+  CHECK(json_list.status == 0);
+  json rows = json::parse(json_list.output, nullptr, false);
+  REQUIRE(rows.is_array());
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["state"] == "failed");
+  CHECK(rows[0]["to"] == a.email);
+  CHECK(rows[0]["subject"] == "Reset your password");
+  CHECK(rows[0]["attempts"] == 1);
+  CHECK(rows[0]["last_error"] == "SMTP 550");
+  CHECK(rows[0]["link_live"] == true);
+  CommandResult text = mail_command(latch, {"list"});
+  CHECK(text.status == 0);
+  for (const CommandResult *r : {&json_list, &text}) {
+    CHECK(r->output.find("token=") == std::string::npos); // never the link
+    CHECK(r->output.find("reset-password") == std::string::npos);
+  }
+  CHECK(text.output.find(a.email) != std::string::npos);
+  CHECK(text.output.find("failed") != std::string::npos);
+  CHECK(text.output.find("SMTP 550") != std::string::npos);
+
+  const std::string id = std::to_string(rows[0]["id"].get<long long>());
+  CommandResult retried = mail_command(latch, {"retry", id});
+  CHECK(retried.status == 0);
+  CHECK(retried.output.find("due now") != std::string::npos);
+  CHECK(wait_for_metric(latch, "latch_mail_failed_total", 2)); // tried again, refused again
+
+  CHECK(mail_command(latch, {"retry", "999"}).status == 3);
+  CHECK(mail_command(latch, {"drop", "999"}).status == 3);
+  CommandResult dropped = mail_command(latch, {"drop", id});
+  CHECK(dropped.status == 0);
+  CHECK(dropped.output.find("dropped mail " + id) != std::string::npos);
+  CHECK(outbox(latch).empty());
+  CHECK(mail_command(latch, {"drop", id}).status == 3);
+  CHECK(sink.message_count() == 0);
 }

@@ -14,6 +14,9 @@
 #include <signal.h>
 #include <sstream>
 #include <stdexcept>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -285,9 +288,14 @@ std::string upper(std::string s) {
 
 namespace latch::test {
 
-SmtpSink::SmtpSink() {
+SmtpSink::SmtpSink(Mode mode, int port) {
   std::string out = dir_.path() + "/sink.out", err = dir_.path() + "/sink.err";
-  pid_ = spawn({"/usr/bin/python3", LATCH_SMTP_SINK, dir_.path()}, {}, out, err);
+  const char *name = mode == Mode::tempfail_once ? "tempfail-once"
+                     : mode == Mode::reject      ? "reject"
+                     : mode == Mode::hang        ? "hang"
+                                                 : "accept";
+  pid_ = spawn({"/usr/bin/python3", LATCH_SMTP_SINK, dir_.path(), name, std::to_string(port)}, {},
+               out, err);
   static const std::regex port_line(R"(PORT (\d+))");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -325,6 +333,28 @@ std::string SmtpSink::wait_for_message(int n, int timeout_ms) const {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return {};
+}
+
+bool SmtpSink::wait_for_connection(int n, int timeout_ms) const {
+  const std::string path = dir_.path() + "/connection-" + std::to_string(n);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 std::string token_from_link(const std::string &message) {

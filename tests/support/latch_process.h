@@ -107,10 +107,17 @@ std::string upper(std::string s);
 namespace latch::test {
 
 // tests/support/smtp_sink.py as a child process: a real SMTP server on loopback that keeps
-// every message it receives.
+// every message it accepts, answering as its mode says.
 class SmtpSink {
 public:
-  SmtpSink();
+  enum class Mode {
+    accept,        // 250 to everything
+    tempfail_once, // 451 to the first RCPT TO, as a greylisting server does; then 250
+    reject,        // 550 to every RCPT TO
+    hang,          // accepts connections and never answers, not even the greeting
+  };
+  // port 0: a free one.
+  explicit SmtpSink(Mode mode = Mode::accept, int port = 0);
   ~SmtpSink();
   SmtpSink(const SmtpSink &) = delete;
   SmtpSink &operator=(const SmtpSink &) = delete;
@@ -121,12 +128,17 @@ public:
   // Waits up to timeout for the n-th message (1-based) and returns it raw ("" on time-out).
   std::string wait_for_message(int n, int timeout_ms = 10000) const;
   int message_count() const;
+  // Hang: waits up to timeout for the n-th connection it holds; false on time-out.
+  bool wait_for_connection(int n, int timeout_ms = 10000) const;
 
 private:
   TempDir dir_;
   int pid_ = -1;
   int port_ = 0;
 };
+
+// A loopback TCP port nothing listens on now (for a server that starts later).
+int unused_port();
 
 // The value of token=... in the first link in a message ("" if none).
 std::string token_from_link(const std::string &message);

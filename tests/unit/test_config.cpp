@@ -305,3 +305,22 @@ TEST_CASE("the help text lists every flag with its variable") {
   }
   CHECK(help.find("--envelope-refresh-ttl") == std::string::npos);
 }
+
+TEST_CASE("the mail sender's flags: defaults, durations, and a retry ceiling below the first wait "
+          "refused") {
+  Config d = load_ok({});
+  CHECK(d.mail_timeout == 10);
+  CHECK(d.mail_retry == 30);
+  CHECK(d.mail_retry_max == 3600);
+  CHECK(d.mail_give_up == 86400);
+  Config c = load_ok({"--mail-timeout", "2m", "--mail-retry", "1", "--mail-retry-max", "5m"},
+                     {{"LATCH_MAIL_GIVE_UP", "2d"}});
+  CHECK(c.mail_timeout == 120);
+  CHECK(c.mail_retry == 1);
+  CHECK(c.mail_retry_max == 300);
+  CHECK(c.mail_give_up == 2 * 86400);
+  CHECK(starts_with(load_error({"--mail-retry", "10m", "--mail-retry-max", "1m"}),
+                    "--mail-retry-max:"));
+  CHECK(starts_with(load_error({"--mail-timeout", "0"}), "--mail-timeout:"));
+  CHECK(starts_with(load_error({"--mail-timeout", "2h"}), "--mail-timeout:"));
+}

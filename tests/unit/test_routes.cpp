@@ -32,7 +32,7 @@ struct World {
   }();
   db::SqliteStore store{dir.file("auth.db")};
   TokenCodec codec{kCodecSecret};
-  Mailer mailer{[](const Mail &) { return true; }};
+  Mailer mailer{store, Mailer::log(), MailPolicy{}, [] { return kNow; }}; // never started
   PasswordHasher hasher{config.argon2, 2, 64};
   AuthService service{config, store, hasher, codec, mailer, [] { return kNow; }};
 };
@@ -47,7 +47,8 @@ bool handler_hashes(World &world, const db::User &owner, const Route &route, int
                       [] { return kNow; });
   REQUIRE(fresh.memory_held() == 0);
 
-  auto reset = world.service.start_password_reset(owner, world.config.reset_ttl);
+  auto reset = world.service.start_password_reset(owner, world.config.reset_ttl,
+                                                  TokenDelivery::mail_and_answer);
   REQUIRE(reset.ok());
   auto pair = world.service.start_session(owner, route.api);
   REQUIRE(pair.ok());

@@ -14,6 +14,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,11 +46,14 @@ struct Harness {
   TokenCodec codec{kCodecSecret};
   std::mutex mails_mutex;
   std::vector<Mail> sent;
-  Mailer mailer{[this](const Mail &m) {
-    std::lock_guard lock(mails_mutex);
-    sent.push_back(m);
-    return true;
-  }};
+  // Never started: mails() sends what the outbox holds, in the test's thread, at its clock.
+  Mailer mailer{store,
+                [this](const Mail &m, std::stop_token) {
+                  std::lock_guard lock(mails_mutex);
+                  sent.push_back(m);
+                  return Delivery{};
+                },
+                MailPolicy{}, [this] { return clock; }};
   std::int64_t clock = kStart;
   // The clock windows are measured by: the wall clock unless a test steps the two apart.
   std::optional<std::int64_t> elapsed;
@@ -67,7 +72,7 @@ struct Harness {
   }
 
   std::vector<Mail> mails() {
-    mailer.flush();
+    mailer.send_due();
     std::lock_guard lock(mails_mutex);
     return sent;
   }
@@ -95,6 +100,13 @@ struct Harness {
     return n;
   }
 };
+
+// The token in a mail's first link ("" if none).
+std::string token_in(const Mail &mail) {
+  static const std::regex token(R"([?&]token=([A-Za-z0-9_\-]+))");
+  std::smatch m;
+  return std::regex_search(mail.body, m, token) ? m[1].str() : std::string();
+}
 
 template <class T> ErrorCode error_of(const Result<T> &r) {
   REQUIRE_FALSE(r.ok());
@@ -333,7 +345,8 @@ TEST_CASE("a password reset lifts every lock and count on the account's username
   for (Identity kind : {Identity::username, Identity::email})
     CHECK(error_of(h.service.sign_in(kind, kind == Identity::email ? "alice@example.com" : "alice",
                                      "password123", kAddress)) == ErrorCode::account_locked);
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   REQUIRE(h.service.finish_password_reset(*token, "brand-new-password").ok());
   CHECK(h.service.sign_in(Identity::username, "Alice", "brand-new-password", kAddress).ok());
@@ -622,22 +635,26 @@ TEST_CASE("a password reset mails a token link, works once and ends every sessio
   REQUIRE(s1.ok());
   REQUIRE(s2.ok());
 
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
-  REQUIRE(token.ok());
-  CHECK(token->size() >= 22); // at least 128 bits, base64url
+  REQUIRE(h.service.start_password_reset(alice, h.config.reset_ttl).ok());
+  // Queued with its token row, and holding no token: the sender makes it when it sends.
+  CHECK(h.count("SELECT count(*) FROM outbox o JOIN one_time_tokens t USING (token_hash) "
+                "WHERE t.purpose = 'reset' AND o.body LIKE '%/reset-password?token=' || "
+                "char(10) || '%'") == 1);
   auto mails = h.mails();
   REQUIRE(mails.size() == 1);
+  CHECK(h.count("SELECT count(*) FROM outbox") == 0); // sent: gone
   CHECK(mails[0].to == "alice@example.com");
-  CHECK(mails[0].body.find(h.config.effective_reset_url() + "?token=" + *token) !=
+  const std::string token = token_in(mails[0]);
+  CHECK(token.size() >= 22); // at least 128 bits, base64url
+  CHECK(mails[0].body.find("http://127.0.0.1:8080/reset-password?token=" + token + "\n") !=
         std::string::npos);
-  CHECK(mails[0].body.find("http://127.0.0.1:8080/reset-password?token=") != std::string::npos);
   // Stored only as its hash.
   CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE token_hash = '" +
-                secure::sha256_hex(*token) + "'") == 1);
-  CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE token_hash = '" + *token + "'") == 0);
+                secure::sha256_hex(token) + "'") == 1);
+  CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE token_hash = '" + token + "'") == 0);
 
   h.clock = kStart + 60;
-  CHECK(h.service.finish_password_reset(*token, "brand-new-password").ok());
+  CHECK(h.service.finish_password_reset(token, "brand-new-password").ok());
   CHECK(error_of(h.service.sign_in(Identity::username, "alice", "password123", kAddress)) ==
         ErrorCode::wrong_password);
   CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", kAddress).ok());
@@ -646,22 +663,42 @@ TEST_CASE("a password reset mails a token link, works once and ends every sessio
   CHECK(error_of(h.service.refresh(s1->refresh, Api::flask, false)) == ErrorCode::token_revoked);
   CHECK(error_of(h.service.refresh(s2->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
 
-  CHECK(error_of(h.service.finish_password_reset(*token, "another-password")) ==
+  CHECK(error_of(h.service.finish_password_reset(token, "another-password")) ==
         ErrorCode::one_time_token_invalid);
   CHECK(h.service.sign_in(Identity::username, "alice", "brand-new-password", kAddress).ok());
+}
+
+TEST_CASE("a reset answered to the caller is mailed too, with a token of its own; either spends "
+          "both") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto answered =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
+  REQUIRE(answered.ok());
+  CHECK(answered->size() >= 43); // 256 bits, base64url
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  const std::string mailed = token_in(mails[0]);
+  REQUIRE(!mailed.empty());
+  CHECK(mailed != *answered);
+  CHECK(h.service.finish_password_reset(mailed, "brand-new-password").ok());
+  CHECK(error_of(h.service.finish_password_reset(*answered, "another-password")) ==
+        ErrorCode::one_time_token_invalid);
 }
 
 TEST_CASE("a reset token expires after its TTL") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   h.clock = kStart + h.config.reset_ttl;
   CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
         ErrorCode::one_time_token_expired);
   CHECK(h.service.sign_in(Identity::username, "alice", "password123", kAddress).ok());
 
-  auto fresh = h.service.start_password_reset(alice, h.config.reset_ttl);
+  auto fresh =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(fresh.ok());
   h.clock += h.config.reset_ttl - 1;
   CHECK(h.service.finish_password_reset(*fresh, "brand-new-password").ok());
@@ -670,7 +707,8 @@ TEST_CASE("a reset token expires after its TTL") {
 TEST_CASE("a weak new password is refused without spending the reset token") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_password_reset(alice, h.config.reset_ttl);
+  auto token =
+      h.service.start_password_reset(alice, h.config.reset_ttl, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   CHECK(error_of(h.service.finish_password_reset(*token, "short")) == ErrorCode::weak_password);
   CHECK(error_of(h.service.finish_password_reset("made-up-token", "long-enough-pw")) ==
@@ -681,11 +719,13 @@ TEST_CASE("a weak new password is refused without spending the reset token") {
 TEST_CASE("a reset link keeps a query string already in RESET_PASSWORD_URL") {
   Harness h([](Config &c) { c.reset_password_url = "https://app.example/reset?lang=en"; });
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_password_reset(alice, 900);
-  REQUIRE(token.ok());
+  REQUIRE(h.service.start_password_reset(alice, 900).ok());
   auto mails = h.mails();
   REQUIRE(mails.size() == 1);
-  CHECK(mails[0].body.find("https://app.example/reset?lang=en&token=" + *token) != std::string::npos);
+  const std::string token = token_in(mails[0]);
+  REQUIRE(!token.empty());
+  CHECK(mails[0].body.find("https://app.example/reset?lang=en&token=" + token) !=
+        std::string::npos);
 }
 
 TEST_CASE("a user without an email cannot start a password reset") {
@@ -712,9 +752,7 @@ TEST_CASE(
   CHECK(error_of(h.service.start_email_verification(alice)) == ErrorCode::rate_limited);
   for (int i = 1; i < 5; ++i) {
     h.clock = kStart + 60 * i;
-    auto next = h.service.start_password_reset(alice, 900);
-    REQUIRE(next.ok());
-    CHECK(*next != *first); // each mail a fresh token
+    REQUIRE(h.service.start_password_reset(alice, 900).ok());
   }
   h.clock = kStart + 600;
   auto sixth = h.service.start_password_reset(alice, 900);
@@ -722,10 +760,11 @@ TEST_CASE(
   CHECK(sixth.error().code == ErrorCode::rate_limited);
   CHECK(sixth.error().retry_after == 3600 - 600);
 
-  std::size_t to_alice = 0;
+  std::set<std::string> to_alice; // each mail a fresh token
   for (const Mail &m : h.mails())
-    if (m.to == "alice@example.com" && m.subject == "Reset your password") ++to_alice;
-  CHECK(to_alice == 5);
+    if (m.to == "alice@example.com" && m.subject == "Reset your password")
+      to_alice.insert(token_in(m));
+  CHECK(to_alice.size() == 5);
   CHECK(h.count("SELECT count(*) FROM one_time_tokens WHERE user_id = '" + alice.id +
                 "' AND purpose = 'reset'") == 5);
 
@@ -775,28 +814,29 @@ TEST_CASE("email verification mails a link and confirms the address once") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
   CHECK_FALSE(h.store.find_user_by_id(alice.id)->email_verified);
-  auto token = h.service.start_email_verification(alice);
-  REQUIRE(token.ok());
+  REQUIRE(h.service.start_email_verification(alice).ok());
   auto mails = h.mails();
   REQUIRE(mails.size() == 1);
   CHECK(mails[0].to == "alice@example.com");
-  CHECK(mails[0].body.find("http://127.0.0.1:8080/api/v1/verify?token=" + *token) !=
+  const std::string token = token_in(mails[0]);
+  REQUIRE(!token.empty());
+  CHECK(mails[0].body.find("http://127.0.0.1:8080/api/v1/verify?token=" + token) !=
         std::string::npos);
 
-  CHECK(error_of(h.service.finish_password_reset(*token, "brand-new-password")) ==
+  CHECK(error_of(h.service.finish_password_reset(token, "brand-new-password")) ==
         ErrorCode::one_time_token_invalid); // not a reset token
   h.clock = kStart + 100;
-  CHECK(h.service.confirm_email(*token).ok());
+  CHECK(h.service.confirm_email(token).ok());
   auto after = h.store.find_user_by_id(alice.id);
   CHECK(after->email_verified);
   CHECK(after->updated_at == kStart + 100);
-  CHECK(error_of(h.service.confirm_email(*token)) == ErrorCode::one_time_token_invalid);
+  CHECK(error_of(h.service.confirm_email(token)) == ErrorCode::one_time_token_invalid);
 }
 
 TEST_CASE("an email verification token expires after verify_email_ttl") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto token = h.service.start_email_verification(alice);
+  auto token = h.service.start_email_verification(alice, TokenDelivery::mail_and_answer);
   REQUIRE(token.ok());
   h.clock = kStart + h.config.verify_email_ttl;
   CHECK(error_of(h.service.confirm_email(*token)) == ErrorCode::one_time_token_expired);

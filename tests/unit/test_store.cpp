@@ -676,3 +676,213 @@ TEST_CASE("backup writes a 0600 copy that opens alone, and overwrites only when 
   CHECK(files == 1);
   CHECK_THROWS_AS(store.backup(dir.file("no/such/dir/copy.db"), false), StoreError);
 }
+
+// --- the outbox -------------------------------------------------------------------------------
+
+namespace {
+
+// A reset mail whose link ends in "token=", for the token row token_hash.
+OutgoingMail reset_mail(const std::string &to, const std::string &token_hash,
+                        std::int64_t link_expires_at) {
+  OutgoingMail m;
+  m.recipient = to;
+  m.subject = "Reset your password";
+  m.body = "Open https://auth.example/reset-password?token=";
+  m.token_at = m.body.size();
+  m.body += "\nwithin 15 minutes.\n";
+  m.token_hash = token_hash;
+  m.link_expires_at = link_expires_at;
+  m.created_at = kNow;
+  return m;
+}
+
+} // namespace
+
+TEST_CASE("a queued mail is taken once under a lease, and taking it gives its token a new hash") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  const OutgoingMail sent = reset_mail("ann@example.com", "hash-0", kNow + 900);
+  store.insert_one_time_token({"hash-0", "u1", TokenPurpose::reset, kNow + 900}, &sent);
+
+  auto listed = store.list_mail(kNow);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].state == MailState::queued);
+  CHECK(listed[0].link_live);
+  CHECK(listed[0].attempts == 0);
+  CHECK(store.mail_counts(kNow).queued == 1);
+
+  auto taken = store.take_mail(kNow, 40, "hash-1");
+  REQUIRE(taken.has_value());
+  CHECK(taken->attempts == 1);
+  CHECK(taken->link_live);
+  CHECK(taken->mail.recipient == "ann@example.com");
+  CHECK(taken->mail.body == sent.body); // the row holds no token; the sender writes it in
+  CHECK(taken->mail.token_at == sent.token_at);
+  CHECK(taken->mail.token_hash == "hash-1");
+  // The token the mail was queued with no longer works; the sender's does.
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash = 'hash-0'") == 0);
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash = 'hash-1' AND "
+                         "expires_at = " + std::to_string(kNow + 900)) == 1);
+  CHECK(count_rows(path, "SELECT count(*) FROM outbox WHERE token_hash = 'hash-1'") == 1);
+
+  // Leased: no other sender takes it, and the list says it is being sent.
+  CHECK_FALSE(store.take_mail(kNow + 39, 40, "hash-x").has_value());
+  CHECK(store.list_mail(kNow)[0].state == MailState::sending);
+  CHECK(store.mail_counts(kNow).sending == 1);
+
+  // A temporary failure: due again at its backoff, and then taken with yet another token.
+  CHECK(store.mail_deferred(taken->id, 1, kNow + 30, "SMTP 451", kNow + 1));
+  CHECK(store.list_mail(kNow + 1)[0].last_error == "SMTP 451");
+  CHECK_FALSE(store.take_mail(kNow + 29, 40, "hash-x").has_value());
+  auto again = store.take_mail(kNow + 30, 40, "hash-2");
+  REQUIRE(again.has_value());
+  CHECK(again->attempts == 2);
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash = 'hash-2'") == 1);
+  // A sender whose lease ran out cannot overwrite what the later attempt decides.
+  CHECK_FALSE(store.mail_deferred(again->id, 1, kNow + 999, "late", kNow + 31));
+  CHECK_FALSE(store.mail_failed(again->id, 1, "late", kNow + 31));
+
+  store.mail_sent(again->id);
+  CHECK(store.list_mail(kNow + 31).empty());
+  CHECK(store.mail_counts(kNow + 31).queued == 0);
+  CHECK(store.consume_one_time_token("hash-2", TokenPurpose::reset, kNow + 32, nullptr) ==
+        ConsumeResult::ok);
+}
+
+TEST_CASE("a lease that runs out or is released makes the mail due again") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  const OutgoingMail m = reset_mail("ann@example.com", "hash-0", kNow + 900);
+  store.insert_one_time_token({"hash-0", "u1", TokenPurpose::reset, kNow + 900}, &m);
+  auto first = store.take_mail(kNow, 40, "hash-1");
+  REQUIRE(first.has_value());
+  // The sender died: another takes it once the lease has run out.
+  auto second = store.take_mail(kNow + 40, 40, "hash-2");
+  REQUIRE(second.has_value());
+  CHECK(second->attempts == 2);
+  // A stopping sender releases it: due at once.
+  store.release_mail(second->id, second->attempts);
+  auto third = store.take_mail(kNow + 41, 40, "hash-3");
+  REQUIRE(third.has_value());
+  CHECK(third->attempts == 3);
+}
+
+TEST_CASE("a token and the mail carrying its link are written together or not at all") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_one_time_token({"taken", "u1", TokenPurpose::reset, kNow + 900});
+  const OutgoingMail m = reset_mail("ann@example.com", "taken", kNow + 900);
+  CHECK_THROWS_AS(
+      store.insert_one_time_token({"taken", "u1", TokenPurpose::reset, kNow + 900}, &m),
+      StoreError);
+  CHECK(count_rows(path, "SELECT count(*) FROM outbox") == 0);
+
+  // A sign-up refused as taken writes neither its confirmation token nor the mail.
+  const OneTimeToken confirm{"confirm-1", "u2", TokenPurpose::verify_email, kNow + 86400};
+  const OutgoingMail mail = reset_mail("ann@example.com", "confirm-1", kNow + 86400);
+  CHECK(store.insert_user(make_user("u2", "Ann", "other@example.com"), nullptr, &confirm, &mail) ==
+        InsertUserResult::username_taken);
+  CHECK(count_rows(path, "SELECT count(*) FROM outbox") == 0);
+  CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens") == 1);
+  CHECK(store.insert_user(make_user("u2", "bob", "bob@example.com"), nullptr, &confirm, &mail) ==
+        InsertUserResult::ok);
+  CHECK(count_rows(path, "SELECT count(*) FROM outbox WHERE token_hash = 'confirm-1'") == 1);
+}
+
+TEST_CASE("a mail whose link expired or whose token was used is dropped unsent, never taken") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  REQUIRE(store.insert_user(make_user("u2", "bob", "bob@example.com")) == InsertUserResult::ok);
+  const OutgoingMail soon = reset_mail("ann@example.com", "ann-0", kNow + 60);
+  store.insert_one_time_token({"ann-0", "u1", TokenPurpose::reset, kNow + 60}, &soon);
+  const OutgoingMail used = reset_mail("bob@example.com", "bob-0", kNow + 900);
+  store.insert_one_time_token({"bob-0", "u2", TokenPurpose::reset, kNow + 900}, &used);
+  const OutgoingMail later = reset_mail("bob@example.com", "bob-1", kNow + 900);
+  store.insert_one_time_token({"bob-1", "u2", TokenPurpose::reset, kNow + 900}, &later);
+
+  CHECK(store.drop_undeliverable(kNow).empty());
+  // bob resets with the first link (another channel, say): both his links are spent.
+  REQUIRE(store.reset_password("bob-0", "$argon2id$new", kNow + 1, nullptr) == ConsumeResult::ok);
+  auto listed = store.list_mail(kNow + 60);
+  REQUIRE(listed.size() == 3);
+  for (const auto &m : listed) CHECK_FALSE(m.link_live);
+
+  auto dropped = store.drop_undeliverable(kNow + 60);
+  CHECK(dropped.size() == 3);
+  CHECK_FALSE(store.take_mail(kNow + 60, 40, "x").has_value());
+  CHECK(store.list_mail(kNow + 60).empty());
+}
+
+TEST_CASE("a failed mail waits for an operator: retry makes it due afresh, drop deletes it") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  SqliteStore store(path);
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  for (int i = 0; i < 3; ++i) {
+    const std::string hash = "hash-" + std::to_string(i);
+    const OutgoingMail m = reset_mail("ann@example.com", hash, kNow + 86400);
+    store.insert_one_time_token({hash, "u1", TokenPurpose::reset, kNow + 86400}, &m);
+  }
+  auto taken = store.take_mail(kNow, 40, "sent-0");
+  REQUIRE(taken.has_value());
+  CHECK(store.mail_failed(taken->id, taken->attempts, "SMTP 550", kNow + 1));
+  MailCounts c = store.mail_counts(kNow + 1);
+  CHECK(c.queued == 2);
+  CHECK(c.failed == 1);
+  auto failed = store.list_mail(kNow + 1)[0];
+  CHECK(failed.id == taken->id);
+  CHECK(failed.state == MailState::failed);
+  CHECK(failed.last_error == "SMTP 550");
+  // Not taken again by itself...
+  store.drop_mail(taken->id + 1);
+  store.drop_mail(taken->id + 2);
+  CHECK_FALSE(store.take_mail(kNow + 3600, 40, "x").has_value());
+  // ...until an operator says so: queued, due now, its attempts counted afresh.
+  CHECK(store.retry_mail(taken->id, kNow + 7200) == 1);
+  auto retried = store.list_mail(kNow + 7200)[0];
+  CHECK(retried.state == MailState::queued);
+  CHECK(retried.attempts == 0);
+  CHECK(retried.queued_at == kNow + 7200);
+  auto again = store.take_mail(kNow + 7200, 40, "sent-1");
+  REQUIRE(again.has_value());
+  CHECK(again->attempts == 1);
+  CHECK(store.retry_mail(again->id, kNow + 7201) == 0); // held by a sender: left to it
+  CHECK(store.retry_mail(std::nullopt, kNow + 7300) == 1);
+  CHECK(store.drop_mail(std::int64_t{999}) == 0);
+  CHECK(store.drop_mail(again->id) == 1);
+  CHECK(count_rows(path, "SELECT count(*) FROM outbox") == 0);
+}
+
+TEST_CASE("purge_expired deletes dead mail and failed mail after a week, and nothing else") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  const OutgoingMail dead = reset_mail("ann@example.com", "dead", kNow + 10);
+  store.insert_one_time_token({"dead", "u1", TokenPurpose::verify_email, kNow + 10}, &dead);
+  const OutgoingMail live = reset_mail("ann@example.com", "live", kNow + 30 * 86400);
+  store.insert_one_time_token({"live", "u1", TokenPurpose::verify_email, kNow + 30 * 86400}, &live);
+  const OutgoingMail failing = reset_mail("ann@example.com", "failing", kNow + 30 * 86400);
+  store.insert_one_time_token({"failing", "u1", TokenPurpose::verify_email, kNow + 30 * 86400},
+                              &failing);
+  auto taken = store.take_mail(kNow, 40, "dead-1"); // the oldest: "dead"
+  REQUIRE(taken.has_value());
+  store.release_mail(taken->id, taken->attempts);
+  for (;;) { // fail the third
+    auto m = store.take_mail(kNow + 1, 40, "next-" + std::to_string(taken->attempts++));
+    REQUIRE(m.has_value());
+    if (m->id == taken->id + 2) {
+      REQUIRE(store.mail_failed(m->id, m->attempts, "SMTP 550", kNow + 1));
+      break;
+    }
+    store.mail_deferred(m->id, m->attempts, kNow + 3600, "SMTP 451", kNow + 1);
+  }
+  CHECK(store.purge_expired(kNow + 20, kNow - 100000).mail == 1); // the dead link's
+  CHECK(store.list_mail(kNow + 20).size() == 2);
+  CHECK(store.purge_expired(kNow + 8 * 86400, kNow - 100000).mail == 1); // the failed one
+  auto left = store.list_mail(kNow + 8 * 86400);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].state == MailState::queued);
+}
