@@ -4,6 +4,7 @@
 #include "auth/http/dispatch.h"
 #include "auth/http/listener.h"
 #include "auth/http/routes.h"
+#include "auth/identity.h"
 #include "auth/mail.h"
 #include "auth/password.h"
 #include "auth/secure.h"
@@ -74,7 +75,8 @@ int serve(const std::vector<std::string> &args) {
   // the database's change feed for what other processes change (keys included).
   std::unique_ptr<db::SessionCache> cache;
   try {
-    store = std::make_unique<db::SqliteStore>(config.db_path);
+    store = std::make_unique<db::SqliteStore>(config.db_path, db::SqliteStore::Open::create,
+                                              username_rule());
     report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
     cache = std::make_unique<db::SessionCache>(*store, *store);

@@ -128,9 +128,11 @@ int open_store(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
   if (!fs::exists(path, ec)) return no_database(c);
-  c.store = std::make_unique<db::SqliteStore>(path, c.command.access == Access::reads
-                                                        ? db::SqliteStore::Open::read_only
-                                                        : db::SqliteStore::Open::existing);
+  c.store = std::make_unique<db::SqliteStore>(path,
+                                              c.command.access == Access::reads
+                                                  ? db::SqliteStore::Open::read_only
+                                                  : db::SqliteStore::Open::existing,
+                                              username_rule());
   c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
   c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
   // Never started: mail a command enqueues waits in the outbox for a running server to send.

@@ -197,3 +197,16 @@ std::string visible_username(std::string_view username) {
 }
 
 } // namespace latch
+
+namespace latch {
+
+db::UsernameRule username_rule() {
+  return [](const std::string &username) -> std::optional<db::UsernameKeys> {
+    Canonical key = canonical_username(username);
+    if (!key) return std::nullopt;
+    std::string skeleton = username_skeleton(key.key);
+    return db::UsernameKeys{std::move(key.key), std::move(skeleton)};
+  };
+}
+
+} // namespace latch

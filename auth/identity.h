@@ -11,6 +11,8 @@
 // Pure functions over ICU (Debian's libicu); no store.
 #pragma once
 
+#include "db/store.h"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -54,6 +56,9 @@ Canonical canonical_email(std::string_view typed);
 // The UTS #39 confusable skeleton of a username key (ICU uspoof_getSkeleton): two keys with
 // the same skeleton look alike ("аdmin" in Cyrillic and "admin"; also "rn" and "m").
 std::string username_skeleton(std::string_view key);
+
+// canonical_username and username_skeleton as the store applies them to rows that lack keys.
+db::UsernameRule username_rule();
 
 // A phrase for messages: "contains an invisible character", ...
 const char *describe(IdentityRefusal refusal);

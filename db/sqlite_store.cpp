@@ -1,7 +1,6 @@
 // SQLite implementation of Store: migrations, prepared statements and transactions.
 #include "db/sqlite_store.h"
 
-#include "auth/identity.h" // the username rule: SQLite cannot compute keys, so the store does
 #include "db/schema.h"
 
 #include <fcntl.h>
@@ -131,8 +130,8 @@ private:
   bool done_ = false;
 };
 
-SqliteStore::SqliteStore(const std::string &path, Open mode)
-    : path_(path), read_only_(mode == Open::read_only) {
+SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
+    : path_(path), username_rule_(std::move(rule)), read_only_(mode == Open::read_only) {
   if (path != ":memory:" && mode == Open::create) {
     // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
     // -wal and -shm files the same mode.
@@ -343,6 +342,7 @@ RenameResult SqliteStore::rename_user(const User &u, std::int64_t now) {
 }
 
 void SqliteStore::backfill_username_keys() {
+  if (!username_rule_) return;
   std::lock_guard lock(mutex_);
   {
     Statement st = statement("SELECT 1 FROM users WHERE username_key IS NULL LIMIT 1");
@@ -354,6 +354,7 @@ void SqliteStore::backfill_username_keys() {
 }
 
 void SqliteStore::backfill_locked() {
+  if (!username_rule_) return;
   struct Row {
     std::string id, username;
     bool has_skeleton = false;
@@ -366,12 +367,12 @@ void SqliteStore::backfill_locked() {
     while (st.step()) rows.push_back({st.text(0), st.text(1), st.integer(2) != 0});
   }
   for (const Row &row : rows) {
-    Canonical key = canonical_username(row.username);
-    if (!key) continue; // refused by the rule: signs in by its exact username until renamed
+    std::optional<UsernameKeys> keys = username_rule_(row.username);
+    if (!keys) continue; // refused by the rule: signs in by its exact username until renamed
     bool held = false;
     {
       Statement st = statement("SELECT 1 FROM users WHERE username_key = ?1");
-      st.bind(1, key.key);
+      st.bind(1, keys->key);
       held = st.step();
     }
     if (held && row.has_skeleton) continue;
@@ -380,7 +381,7 @@ void SqliteStore::backfill_locked() {
     Statement st = statement(held ? "UPDATE users SET username_skeleton = ?3 WHERE id = ?1"
                                   : "UPDATE users SET username_key = ?2, username_skeleton = ?3 "
                                     "WHERE id = ?1");
-    st.bind(1, row.id).bind(2, key.key).bind(3, username_skeleton(key.key));
+    st.bind(1, row.id).bind(2, keys->key).bind(3, keys->skeleton);
     st.step();
   }
 }

@@ -30,8 +30,9 @@ public:
     read_only, // the same, opened SQLITE_OPEN_READONLY: never creates, migrates or writes
   };
   // Opens the database at path as mode says; unless read-only, gives the rows that lack one
-  // their username key (backfill_username_keys). Throws StoreError.
-  explicit SqliteStore(const std::string &path, Open mode = Open::create);
+  // their username key by `rule` (backfill_username_keys; none without a rule). Throws
+  // StoreError.
+  explicit SqliteStore(const std::string &path, Open mode = Open::create, UsernameRule rule = {});
   ~SqliteStore() override;
   SqliteStore(const SqliteStore &) = delete;
   SqliteStore &operator=(const SqliteStore &) = delete;
@@ -165,6 +166,7 @@ private:
   static constexpr std::int64_t kFailedMailRetention = 7 * 86400; // seconds a failed mail stays
 
   std::string path_;
+  UsernameRule username_rule_;
   bool read_only_ = false;
   sqlite3 *db_ = nullptr;
   std::mutex mutex_; // one connection, so every call holds it

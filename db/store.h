@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,15 @@ namespace latch::db {
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The username rule, for rows that reach a store without their keys (a database from before
+// the rule, a look-alike freed by a rename): the canonical key and its look-alike skeleton, or
+// none when the rule refuses the name. Given by the layer that owns the rule (auth/identity.h's
+// username_rule()), so no engine knows Unicode; without it such rows wait for one that has it.
+struct UsernameKeys {
+  std::string key, skeleton;
+};
+using UsernameRule = std::function<std::optional<UsernameKeys>(const std::string &username)>;
 
 struct User {
   std::string id;

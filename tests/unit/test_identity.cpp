@@ -213,7 +213,7 @@ TEST_CASE("confusable keys share a skeleton, other names do not") {
 }
 
 TEST_CASE("each look-alike of admin is refused as a second account") {
-  db::SqliteStore store(":memory:");
+  db::SqliteStore store(":memory:", db::SqliteStore::Open::create, username_rule());
   REQUIRE(add(store, "admin", std::string("root@example.com")) == db::InsertUserResult::ok);
   // The same key or the same skeleton: taken.
   for (const char *name : {"ADMIN", "Admin", "ａｄｍｉｎ", "ＡＤＭＩＮ", "\u0430dmin", "adrnin",
@@ -232,7 +232,7 @@ TEST_CASE("each look-alike of admin is refused as a second account") {
 }
 
 TEST_CASE("precomposed and decomposed, upper- and lower-case variants are one account") {
-  db::SqliteStore store(":memory:");
+  db::SqliteStore store(":memory:", db::SqliteStore::Open::create, username_rule());
   REQUIRE(add(store, "caf\u00E9") == db::InsertUserResult::ok);
   CHECK(add(store, "cafe\u0301") == db::InsertUserResult::username_taken);
   CHECK(add(store, "CAF\u00C9") == db::InsertUserResult::username_taken);
@@ -250,7 +250,7 @@ TEST_CASE("precomposed and decomposed, upper- and lower-case variants are one ac
 }
 
 TEST_CASE("usernames and emails share one namespace") {
-  db::SqliteStore store(":memory:");
+  db::SqliteStore store(":memory:", db::SqliteStore::Open::create, username_rule());
   REQUIRE(add(store, "ann", std::string("ann@example.com")) == db::InsertUserResult::ok);
   // A username equal to another user's email, in any case or width.
   CHECK(add(store, "ann@example.com") == db::InsertUserResult::username_taken);
@@ -333,7 +333,7 @@ TEST_CASE("opening a database from before migration 3 fills the keys; the oldest
                            {"\u0440\u0430yp\u0430l", 400},  // old-4: Cyrillic look-alike
                            {"adm\u200Bin", 500},           // old-5: refused by the rule
                            {"Bob", 600}});                 // old-6
-  db::SqliteStore store(path);
+  db::SqliteStore store(path, db::SqliteStore::Open::create, username_rule());
   CHECK(store.schema_version() == db::SqliteStore::latest_schema_version());
   auto user = [&](const std::string &id) { return *store.find_user_by_id(id); };
   CHECK(user("old-1").username_key == std::optional<std::string>("admin"));
@@ -373,7 +373,7 @@ TEST_CASE("the back-fill is the same at every open, and a rename resolves a pair
   make_old_database(path, {{"admin", 100}, {"\uFF41dmin", 200}, {"caf\u00E9", 300},
                            {"cafe\u0301", 400}});
   { db::SqliteStore first(path); }
-  db::SqliteStore store(path);
+  db::SqliteStore store(path, db::SqliteStore::Open::create, username_rule());
   auto conflicts = store.username_conflicts();
   REQUIRE(conflicts.size() == 2);
   CHECK(reported(conflicts, "old-2", "old-1"));
