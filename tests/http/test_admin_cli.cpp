@@ -357,6 +357,50 @@ TEST_CASE("user add refuses a taken name with 1, and a bad username, email or pa
   CHECK(query(latch.db_path(), "SELECT count(*) FROM users") == "1");
 }
 
+TEST_CASE("latch user add and sign-up accept and refuse the same usernames, emails and "
+          "passwords: one rule, in the service") {
+  // Each candidate goes to flask's sign-up on one server and to `latch user add` on another
+  // database; both must decide alike. A rule that only one of them applied would show here.
+  struct Candidate {
+    std::string what, username, email, password;
+  };
+  const std::string n = unique("r");
+  const std::vector<Candidate> candidates = {
+      {"an ordinary user", n + "a", n + "a@example.com", "password123"},
+      {"a username with a space", n + " b", n + "b@example.com", "password123"},
+      {"a zero-width space", n + "\u200Bc", n + "c@example.com", "password123"},
+      {"a right-to-left override", n + "\u202Ed", n + "d@example.com", "password123"},
+      {"fullwidth letters", n + "\uFF45", n + "e@example.com", "password123"},
+      {"a username of 300 letters", n + std::string(300, 'f'), n + "f@example.com", "password123"},
+      {"an email without a domain dot", n + "g", n + "g@localhost", "password123"},
+      {"an email with two @", n + "h", n + "h@x@example.com", "password123"},
+      {"an email whose label starts with -", n + "i", n + "i@-example.com", "password123"},
+      {"a password of 7 characters", n + "j", n + "j@example.com", "1234567"},
+      {"a password of 8 characters", n + "k", n + "k@example.com", "12345678"},
+      {"a password of 8 characters, 4 of them emoji", n + "l", n + "l@example.com",
+       "ab\U0001F600\U0001F600\U0001F600\U0001F600cd"},
+      {"a password of 2,000 bytes", n + "m", n + "m@example.com", std::string(2000, 'p')},
+      {"a username that is another user's email", n + "a@example.com", n + "n@example.com",
+       "password123"},
+  };
+  LatchProcess api, cli_server;
+  for (const Candidate &c : candidates) {
+    INFO(c.what);
+    Reply signed_up = api.post("/auth/signup", {{"username", c.username},
+                                                {"email", c.email},
+                                                {"password", c.password}});
+    const bool api_accepts = signed_up.status == 201;
+    if (!api_accepts) CHECK(signed_up.status / 100 == 4);
+    Cli added = admin(cli_server, {"user", "add", c.username, "--email", c.email,
+                                   "--password-stdin"},
+                      c.password + "\n");
+    const bool cli_accepts = added.status == 0;
+    INFO("API: " << signed_up.status << " " << signed_up.text << "; CLI: " << added.status << " "
+                 << added.err);
+    CHECK(api_accepts == cli_accepts);
+  }
+}
+
 TEST_CASE("user list prints every user as a table or as JSON, never a password hash") {
   LatchProcess latch;
   Account a = sign_up(latch), b = sign_up(latch);
