@@ -29,7 +29,7 @@ CHECKS = by_name("getuser")
 
 
 def _latch_cli(args, stdin=None):
-    """(seconds, exit status, output) of a latch admin command, with no LATCH_* from our environment."""
+    """(seconds, exit status, output) of a latch admin command, no LATCH_* from our environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}
     began = time.perf_counter()
     done = subprocess.run([servers.paths.LATCH, *args], input=stdin, capture_output=True,
