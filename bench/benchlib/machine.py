@@ -43,23 +43,26 @@ PY_VERSIONS = ("import django, rest_framework, rest_framework_simplejwt, gunicor
                "SimpleJWT {rest_framework_simplejwt.__version__}, gunicorn {gunicorn.__version__}')")
 
 
-def versions():
+def versions(peers=True):
     parts = [_first_line([paths.LATCH, "version"]),
-             _first_line(["wrk", "-v"]).split(" [")[0],
-             _first_line([paths.SYSTEM_PYTHON, "-c", PY_VERSIONS]),
-             f"Node {_first_line(['node', '--version'])} (fastify {_node_package('fastify')}, "
-             f"better-sqlite3 {_node_package('better-sqlite3')}, "
-             f"@node-rs/argon2 {_node_package('@node-rs/argon2')}, "
-             f"jsonwebtoken {_node_package('jsonwebtoken')})"]
+             _first_line(["wrk", "-v"]).split(" [")[0]]
+    if not peers:
+        return "; ".join(parts)
+    parts += [_first_line([paths.SYSTEM_PYTHON, "-c", PY_VERSIONS]),
+              f"Node {_first_line(['node', '--version'])} (fastify {_node_package('fastify')}, "
+              f"better-sqlite3 {_node_package('better-sqlite3')}, "
+              f"@node-rs/argon2 {_node_package('@node-rs/argon2')}, "
+              f"jsonwebtoken {_node_package('jsonwebtoken')})"]
     return "; ".join(parts)
 
 
-def info():
+def info(peers=True):
+    """peers=False: Latch's and wrk's versions only."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "nproc": os.cpu_count(),
         "memory": memory(),
         "kernel": os.uname().release,
-        "versions": versions(),
+        "versions": versions(peers),
     }

@@ -1,6 +1,7 @@
 """Runs wrk with one of bench/lua's scripts and reads the result line its done() prints."""
 import json
 import os
+import signal
 import subprocess
 
 from benchlib import paths
@@ -37,3 +38,26 @@ def run(url, script, script_args, seconds, connections, log_path):
     if done.returncode != 0:
         raise WrkError(f"wrk exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return parse(done.stdout)
+
+
+class Background:
+    """wrk running until stop(), for a window whose length is not known when it starts: on
+    SIGINT wrk ends its threads and prints its result as it does at the end of -d."""
+
+    LONGEST_SECONDS = 1200
+
+    def __init__(self, url, script, script_args, connections, log_path):
+        self.argv = command(url, script, script_args, self.LONGEST_SECONDS, connections)
+        self.log_path = log_path
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=120)
+        with open(self.log_path, "a") as log:
+            log.write("$ " + " ".join(self.argv) + " (stopped by SIGINT)\n" + out + err + "\n")
+        if self.proc.returncode != 0:
+            raise WrkError(f"wrk exited {self.proc.returncode}: {err.strip()[-2000:]}")
+        return parse(out)
