@@ -161,7 +161,7 @@ private:
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
                                std::int64_t now, std::string *user_id);
 
-  static constexpr int kPurgeBatch = 500;
+  static constexpr int kPurgeBatch = 100;
   static constexpr std::int64_t kChangeRetention = 5 * 60; // seconds the change feed keeps
   static constexpr std::int64_t kFailedMailRetention = 7 * 86400; // seconds a failed mail stays
 
