@@ -571,7 +571,8 @@ RotateOutcome SqliteStore::rotate_refresh_locked(const Rotation &r) {
   if (!current.empty() && current == r.old_jti) {
     // The session lives as long as the newest token issued in it.
     if (r.new_jti == r.old_jti) {
-      Statement st = statement("UPDATE sessions SET expires_at = MAX(expires_at, ?2) WHERE id = ?1");
+      Statement st =
+          statement("UPDATE sessions SET expires_at = MAX(expires_at, ?2) WHERE id = ?1");
       st.bind(1, r.session_id).bind(2, r.new_expires_at);
       st.step();
     } else {
@@ -589,7 +590,8 @@ RotateOutcome SqliteStore::rotate_refresh_locked(const Rotation &r) {
   // It gets the token that rotation issued, so the session does not fork.
   if (r.reuse_interval > 0 && !previous.empty() && previous == r.old_jti && rotated_at &&
       r.now - *rotated_at <= r.reuse_interval && *rotated_at - r.now <= r.reuse_interval) {
-    Statement st = statement("UPDATE sessions SET expires_at = ?2 WHERE id = ?1 AND expires_at < ?2");
+    Statement st =
+        statement("UPDATE sessions SET expires_at = ?2 WHERE id = ?1 AND expires_at < ?2");
     st.bind(1, r.session_id).bind(2, r.new_expires_at);
     st.step();
     return {RotateResult::replayed, current};

@@ -86,7 +86,8 @@ Pair sign_in(const LatchProcess &latch, const Api &api, const Account &a) {
 Pair taken(const Api &api, const Reply &r) {
   INFO(api.name << ": " << r.status << " " << r.text.substr(0, 300));
   REQUIRE(r.status == 200);
-  Pair p{r.body.value(api.access_key, ""), api.refresh_key ? r.body.value(api.refresh_key, "") : ""};
+  Pair p{r.body.value(api.access_key, ""),
+         api.refresh_key ? r.body.value(api.refresh_key, "") : ""};
   REQUIRE(!p.access.empty());
   if (api.refresh_key) REQUIRE(!p.refresh.empty());
   return p;

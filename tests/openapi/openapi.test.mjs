@@ -396,7 +396,8 @@ test('every answer of the server is declared by the document, with a body its sc
     // Again at once: a second tab, answered with the refresh token the rotation issued.
     await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 200);
     await ok({ method: 'POST', path: '/api/auth/refresh', bearer: next.refresh_token }, 200);
-    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 401); // two rotations back
+    // Two rotations back: theft.
+    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 401);
     await ok({ method: 'POST', path: '/api/auth/refresh', bearer: next.access_token }, 401);
     await ok({ method: 'POST', path: '/api/auth/refresh' }, 401);
     await ok({ method: 'POST', path: '/api/auth/logout', bearer: 'not.a.token' }, 401);

@@ -657,7 +657,8 @@ TEST_CASE("a reuse interval of 0 is strict: the replaced token is theft at once"
         ErrorCode::token_revoked);
 }
 
-TEST_CASE("a non-rotating API's refresh token, rotated through another API, has the same interval") {
+TEST_CASE("a non-rotating API's refresh token, rotated through another API, has the same "
+          "interval") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
   // A v1 session whose token a picflux client rotated; v1 then renews with the old one.

@@ -366,7 +366,9 @@ TEST_CASE("past the reuse interval, or with none, the token rotated last is reus
     CAPTURE(c.name);
     const std::string id = std::string("s-") + c.name;
     store.insert_session(make_session(id, "u1", "jti-1", kNow + 3600));
-    REQUIRE(store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
+    REQUIRE(store
+                .rotate_refresh(
+                    {Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
                 .front()
                 .result == RotateResult::rotated);
     CHECK(store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-x", kNow + 3600, c.replay_at,
