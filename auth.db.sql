@@ -152,3 +152,13 @@ CREATE TABLE outbox (
   last_error      TEXT NOT NULL DEFAULT ''           -- "SMTP 451": never the mail's text
 );
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+
+-- migration 6
+-- The reuse interval (--refresh-reuse-interval): two tabs, or parallel requests that all got a
+-- 401, present the same refresh token within a second, and only the first rotates it. A
+-- rotation keeps the token it replaced in previous_refresh_jti and its time (unix seconds, the
+-- server's wall clock) in rotated_at, so that token, presented again within the interval, is
+-- answered with the session's current refresh token instead of being taken for theft. Only one
+-- step back: a token rotated away before that is theft as ever. NULL: never rotated.
+ALTER TABLE sessions ADD COLUMN previous_refresh_jti TEXT;
+ALTER TABLE sessions ADD COLUMN rotated_at INTEGER;

@@ -311,6 +311,17 @@ const std::vector<Option> &options() {
         {"verify-email-ttl", "LATCH_VERIFY_EMAIL_TTL", "DURATION",
          "v1 email confirmation link lifetime (default 1d)",
          duration_setter([](Config &c, std::int64_t d) { c.verify_email_ttl = d; })},
+        {"refresh-reuse-interval", "LATCH_REFRESH_REUSE_INTERVAL", "DURATION",
+         "how long after a rotation the refresh token it replaced may come back once more (two "
+         "tabs refreshing at once) and get the session's current refresh token instead of "
+         "revoking the session as stolen; only the token rotated last (default 10s; 0 strict)",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           auto d = v == "0" ? std::optional<std::int64_t>(0) : parse_duration(v);
+           // Longer leeway would be a replay window for a thief, not a race between tabs.
+           if (!d || *d > 3600) return "must be 0 or a duration up to 1h, such as 10s";
+           c.refresh_reuse_interval = *d;
+           return std::nullopt;
+         }},
         {"max-body-bytes", "LATCH_MAX_BODY_BYTES", "N",
          "largest request body accepted; larger gets 413 (default 65536)",
          int_setter(1024, 64 * 1024 * 1024,

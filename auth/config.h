@@ -66,6 +66,9 @@ struct Config {
   std::int64_t reset_ttl = 15 * 60;     // flask and the default
   std::int64_t v1_reset_ttl = 3600;     // v1's document: one hour
   std::int64_t verify_email_ttl = 86400;
+  // Seconds after a rotation within which the refresh token it replaced, presented again, gets
+  // the session's current one instead of revoking the session (two tabs); 0: strict.
+  std::int64_t refresh_reuse_interval = 10;
 
   std::size_t max_body_bytes = 64 * 1024;
   unsigned threads = 0; // 0: one per core, at least 2

@@ -299,12 +299,18 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
   std::string next_jti = rotate ? secure::random_token(16) : claims->jti;
   const std::int64_t t = now();
   std::int64_t until = t + std::max(life.access, rotate ? life.refresh : 0);
-  switch (rotations_.rotate({claims->session_id, claims->user_id, claims->jti, next_jti, until, t})) {
+  const db::RotateOutcome outcome = rotations_.rotate({claims->session_id, claims->user_id,
+                                                       claims->jti, next_jti, until, t,
+                                                       config_.refresh_reuse_interval});
+  switch (outcome.result) {
   case db::RotateResult::rotated: break;
+  // A second tab within the reuse interval: the refresh token the rotation issued, not a new
+  // one, so both tabs go on with one chain and the session does not fork.
+  case db::RotateResult::replayed: break;
   case db::RotateResult::reused: return Error{ErrorCode::token_revoked, "reused"};
   case db::RotateResult::gone: return Error{ErrorCode::token_revoked, "session"};
   }
-  return issue_pair(*user, api, claims->session_id, rotate ? next_jti : std::string());
+  return issue_pair(*user, api, claims->session_id, rotate ? outcome.refresh_jti : std::string());
 }
 
 Status AuthService::logout(const Claims &access) {

@@ -8,8 +8,8 @@ namespace latch::db {
 RotationGroupCommit::RotationGroupCommit(Sessions &sessions, std::function<void()> after_commit)
     : sessions_(sessions), after_commit_(std::move(after_commit)) {}
 
-RotateResult RotationGroupCommit::rotate(const Rotation &rotation) {
-  Pending mine{rotation, RotateResult::gone, std::nullopt, false};
+RotateOutcome RotationGroupCommit::rotate(const Rotation &rotation) {
+  Pending mine{rotation, {}, std::nullopt, false};
   std::unique_lock queue(mutex_);
   queue_.push_back(&mine);
   while (!mine.done) {
@@ -27,7 +27,7 @@ RotateResult RotationGroupCommit::rotate(const Rotation &rotation) {
     rotations.reserve(batch.size());
     for (Pending *p : batch) rotations.push_back(p->rotation);
     try {
-      std::vector<RotateResult> results = sessions_.rotate_refresh(rotations);
+      std::vector<RotateOutcome> results = sessions_.rotate_refresh(rotations);
       for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = results.at(i);
     } catch (const std::exception &e) {
       for (Pending *p : batch) p->error = e.what();

@@ -20,12 +20,12 @@ class RotationGroupCommit {
 public:
   RotationGroupCommit(Sessions &sessions, std::function<void()> after_commit = {});
   // Throws StoreError (the batch that held it failed: none of it happened).
-  RotateResult rotate(const Rotation &rotation);
+  RotateOutcome rotate(const Rotation &rotation);
 
 private:
   struct Pending {
     Rotation rotation;
-    RotateResult result = RotateResult::gone;
+    RotateOutcome result;
     std::optional<std::string> error;
     bool done = false;
   };

@@ -545,37 +545,61 @@ std::optional<Session> SqliteStore::find_session(const std::string &id) {
   return read_session(st);
 }
 
-std::vector<RotateResult> SqliteStore::rotate_refresh(const std::vector<Rotation> &batch) {
+std::vector<RotateOutcome> SqliteStore::rotate_refresh(const std::vector<Rotation> &batch) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
-  std::vector<RotateResult> results;
+  std::vector<RotateOutcome> results;
   results.reserve(batch.size());
-  // In order, so a token presented twice rotates once and then counts as reused.
+  // In order, so a token presented twice rotates once and then counts as replayed or reused.
   for (const Rotation &r : batch) results.push_back(rotate_refresh_locked(r));
   tx.commit();
   return results;
 }
 
-RotateResult SqliteStore::rotate_refresh_locked(const Rotation &r) {
-  std::string current;
+RotateOutcome SqliteStore::rotate_refresh_locked(const Rotation &r) {
+  std::string current, previous;
+  std::optional<std::int64_t> rotated_at;
   {
-    Statement st = statement("SELECT s.refresh_jti, s.revoked_at, s.expires_at FROM sessions s "
+    Statement st = statement("SELECT s.refresh_jti, s.revoked_at, s.expires_at, "
+                             "s.previous_refresh_jti, s.rotated_at FROM sessions s "
                              "JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.user_id = ?2");
     st.bind(1, r.session_id).bind(2, r.user_id);
-    if (!st.step() || !st.is_null(1) || st.integer(2) <= r.now) return RotateResult::gone;
+    if (!st.step() || !st.is_null(1) || st.integer(2) <= r.now) return {RotateResult::gone, {}};
     current = st.text(0);
+    previous = st.text(3);
+    if (!st.is_null(4)) rotated_at = st.integer(4);
   }
-  if (current != r.old_jti) {
-    // An already-rotated refresh token came back: treat it as stolen (RFC 9700 4.14.2).
-    revoke_session_locked(r.session_id, r.now);
-    return RotateResult::reused;
+  if (!current.empty() && current == r.old_jti) {
+    // The session lives as long as the newest token issued in it.
+    if (r.new_jti == r.old_jti) {
+      Statement st =
+          statement("UPDATE sessions SET expires_at = MAX(expires_at, ?2) WHERE id = ?1");
+      st.bind(1, r.session_id).bind(2, r.new_expires_at);
+      st.step();
+    } else {
+      // The replaced token is remembered, one step back only, for the reuse interval.
+      Statement st = statement("UPDATE sessions SET refresh_jti = ?2, previous_refresh_jti = ?3, "
+                               "rotated_at = ?4, expires_at = MAX(expires_at, ?5) WHERE id = ?1");
+      st.bind(1, r.session_id).bind(2, r.new_jti).bind(3, r.old_jti).bind(4, r.now);
+      st.bind(5, r.new_expires_at);
+      st.step();
+    }
+    return {RotateResult::rotated, r.new_jti};
   }
-  // The session lives as long as the newest token issued in it.
-  Statement st = statement("UPDATE sessions SET refresh_jti = ?2, "
-                           "expires_at = MAX(expires_at, ?3) WHERE id = ?1");
-  st.bind(1, r.session_id).bind(2, r.new_jti).bind(3, r.new_expires_at);
-  st.step();
-  return RotateResult::rotated;
+  // The token the last rotation replaced, again within the interval (either side of it, for a
+  // server whose clock is a little behind another's): the same client racing itself, not theft.
+  // It gets the token that rotation issued, so the session does not fork.
+  if (r.reuse_interval > 0 && !previous.empty() && previous == r.old_jti && rotated_at &&
+      r.now - *rotated_at <= r.reuse_interval && *rotated_at - r.now <= r.reuse_interval) {
+    Statement st =
+        statement("UPDATE sessions SET expires_at = ?2 WHERE id = ?1 AND expires_at < ?2");
+    st.bind(1, r.session_id).bind(2, r.new_expires_at);
+    st.step();
+    return {RotateResult::replayed, current};
+  }
+  // An already-rotated refresh token came back: treat it as stolen (RFC 9700 4.14.2).
+  revoke_session_locked(r.session_id, r.now);
+  return {RotateResult::reused, {}};
 }
 
 void SqliteStore::revoke_session_locked(const std::string &session_id, std::int64_t now) {

@@ -67,7 +67,7 @@ public:
   void insert_session(const Session &session) override;
   std::optional<Session> find_session(const std::string &id) override;
   bool is_blacklisted(const std::string &jti) override;
-  std::vector<RotateResult> rotate_refresh(const std::vector<Rotation> &batch) override;
+  std::vector<RotateOutcome> rotate_refresh(const std::vector<Rotation> &batch) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
   int revoke_user_sessions(const std::string &user_id, std::int64_t now) override;
   int revoke_all_sessions(std::int64_t now) override;
@@ -155,7 +155,7 @@ private:
   int delete_in_batches(const char *select_then_delete, std::int64_t bound);
   std::string replaced_message() const;
   void revoke_session_locked(const std::string &session_id, std::int64_t now);
-  RotateResult rotate_refresh_locked(const Rotation &r);
+  RotateOutcome rotate_refresh_locked(const Rotation &r);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
   std::vector<SigningKeyRow> signing_keys_locked();
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,

@@ -59,12 +59,26 @@ struct Session {
 
 enum class InsertUserResult { ok, username_taken, email_taken };
 enum class RenameResult { renamed, taken, not_found };
-enum class RotateResult { rotated, reused, gone };
+// rotated: old_jti was the session's refresh token and new_jti is now. replayed: old_jti is the
+// one the session's last rotation replaced, presented again within the reuse interval (two tabs
+// refreshing at once): nothing rotates and nothing is revoked. reused: any other rotated-away
+// token, and the session is revoked. gone: no live session.
+enum class RotateResult { rotated, replayed, reused, gone };
 
-// One rotation of Sessions::rotate_refresh.
+// One rotation of Sessions::rotate_refresh. new_jti equal to old_jti renews without rotating
+// (the APIs that answer only an access token).
 struct Rotation {
   std::string session_id, user_id, old_jti, new_jti;
   std::int64_t new_expires_at = 0, now = 0;
+  // Seconds after a rotation within which the token it replaced is replayed, not reused; 0:
+  // every rotated-away token is theft.
+  std::int64_t reuse_interval = 0;
+};
+
+// What Sessions::rotate_refresh did with one Rotation.
+struct RotateOutcome {
+  RotateResult result = RotateResult::gone;
+  std::string refresh_jti; // rotated or replayed: the session's refresh token now
 };
 enum class TokenPurpose { reset, verify_email };
 enum class ConsumeResult { ok, invalid, expired };
@@ -178,11 +192,12 @@ public:
   virtual void insert_session(const Session &session) = 0;
   virtual std::optional<Session> find_session(const std::string &id) = 0;
   virtual bool is_blacklisted(const std::string &jti) = 0;
-  // Each rotation in order, in one transaction, one result each: the session's refresh token
-  // swaps from old_jti to new_jti if old_jti is the current one; a different jti means an
-  // already-rotated token came back, and the session is revoked (RFC 9700). Throws
-  // StoreError, and then none of them happened.
-  virtual std::vector<RotateResult> rotate_refresh(const std::vector<Rotation> &batch) = 0;
+  // Each rotation in order, in one transaction, one outcome each: the session's refresh token
+  // swaps from old_jti to new_jti if old_jti is the current one (and old_jti is remembered with
+  // the time, one step back); the one remembered, within reuse_interval of its rotation, is
+  // replayed; any other jti means an already-rotated token came back, and the session is
+  // revoked (RFC 9700). Throws StoreError, and then none of them happened.
+  virtual std::vector<RotateOutcome> rotate_refresh(const std::vector<Rotation> &batch) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
   // Revokes every session of the user that is not revoked yet; returns how many.
   virtual int revoke_user_sessions(const std::string &user_id, std::int64_t now) = 0;

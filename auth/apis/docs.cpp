@@ -78,7 +78,9 @@ const RouteDoc logout_doc = {
 };
 
 const RouteDoc refresh_doc = {
-    .answers = {{200, "PicfluxTokenPair", "a new pair; the refresh token presented is spent"}},
+    .answers = {{200, "PicfluxTokenPair",
+                 "a new pair; the refresh token presented is spent (presented again within "
+                 "--refresh-reuse-interval, it gets the same new refresh token)"}},
 };
 
 const ApiDoc api_doc = {"NestJS", kComponents, "PicfluxError", "PicfluxError", nullptr, 404};
@@ -136,7 +138,9 @@ const RouteDoc token_doc = {
 };
 
 const RouteDoc token_refresh_doc = {
-    .fields = {{"refresh", true, "a refresh token; spent by this call"}},
+    .fields = {{"refresh", true,
+                "a refresh token; spent by this call (presented again within "
+                "--refresh-reuse-interval, it gets the same new refresh token)"}},
     .answers = {{200, "SimplejwtTokenPair", "a new pair"},
                 {400, "SimplejwtFieldErrors", "refresh missing, blank or not a string"},
                 {401, "SimplejwtDetail", kTokenNotValid, "application/json", kWwwAuthenticate}},

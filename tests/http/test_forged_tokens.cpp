@@ -479,9 +479,13 @@ std::vector<Forgery> forgeries() {
   out.push_back(
       {"session revoked by refresh-token reuse (its newest tokens)",
        [](const Case &c) {
-         Reply next =
+         Reply second =
              c.latch.post_raw("/api/auth/refresh", "", "application/json", c.victim.refresh);
+         REQUIRE(second.status == 200);
+         Reply next = c.latch.post_raw("/api/auth/refresh", "", "application/json",
+                                       second.body["refresh_token"].get<std::string>());
          REQUIRE(next.status == 200);
+         // Two rotations back, so theft whatever --refresh-reuse-interval allows one step back.
          REQUIRE(c.latch.post_raw("/api/auth/refresh", "", "application/json", c.victim.refresh)
                      .status == 401);
          return next.body[c.route.from_refresh ? "refresh_token" : "access_token"]

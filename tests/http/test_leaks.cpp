@@ -121,7 +121,16 @@ void life_cycle(const LatchProcess &latch, Mailbox &mail, Record &rec) {
     const Reply &rotated = rec.keep(
         "picflux refresh", latch.post_raw("/api/auth/refresh", "", "application/json", refresh));
     REQUIRE(rotated.status == 200);
-    // The old refresh token again: reuse, which revokes the session (and may be logged).
+    // The old refresh token again at once: a second tab, answered with the rotation's token.
+    REQUIRE(rec.keep("picflux refresh second tab",
+                     latch.post_raw("/api/auth/refresh", "", "application/json", refresh))
+                .status == 200);
+    REQUIRE(rec.keep("picflux refresh again",
+                     latch.post_raw("/api/auth/refresh", "", "application/json",
+                                    rotated.body["refresh_token"]))
+                .status == 200);
+    // The first refresh token, two rotations back: reuse, which revokes the session (and may
+    // be logged).
     CHECK(rec.keep("picflux refresh reuse",
                    latch.post_raw("/api/auth/refresh", "", "application/json", refresh))
               .status == 401);
@@ -160,7 +169,15 @@ void life_cycle(const LatchProcess &latch, Mailbox &mail, Record &rec) {
               .status == 401);
     CHECK(rec.keep("simplejwt getuser", latch.get("/auth/getuser", fresh.body["access"])).status ==
           200);
-    // The rotated refresh token again: reuse, which revokes the session (and may be logged).
+    // The rotated refresh token again at once: a second tab, answered with the rotation's.
+    REQUIRE(rec.keep("simplejwt refresh second tab",
+                     latch.post("/auth/token/refresh", {{"refresh", in.body["refresh"]}}))
+                .status == 200);
+    REQUIRE(rec.keep("simplejwt refresh again",
+                     latch.post("/auth/token/refresh", {{"refresh", fresh.body["refresh"]}}))
+                .status == 200);
+    // The first refresh token, two rotations back: reuse, which revokes the session (and may
+    // be logged).
     CHECK(rec.keep("simplejwt refresh reuse",
                    latch.post("/auth/token/refresh", {{"refresh", in.body["refresh"]}}))
               .status == 401);

@@ -393,7 +393,11 @@ test('every answer of the server is declared by the document, with a body its sc
     await ok({ method: 'POST', path: '/api/auth/signin', json: { email: user.email, password: 'wrong-password' } }, 401);
     await ok({ method: 'POST', path: '/api/auth/signin', form: { email: user.email } }, 400);
     const next = (await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 200)).json;
-    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 401); // spent
+    // Again at once: a second tab, answered with the refresh token the rotation issued.
+    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 200);
+    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: next.refresh_token }, 200);
+    // Two rotations back: theft.
+    await ok({ method: 'POST', path: '/api/auth/refresh', bearer: pair.refresh_token }, 401);
     await ok({ method: 'POST', path: '/api/auth/refresh', bearer: next.access_token }, 401);
     await ok({ method: 'POST', path: '/api/auth/refresh' }, 401);
     await ok({ method: 'POST', path: '/api/auth/logout', bearer: 'not.a.token' }, 401);

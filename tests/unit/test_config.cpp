@@ -324,3 +324,17 @@ TEST_CASE("the mail sender's flags: defaults, durations, and a retry ceiling bel
   CHECK(starts_with(load_error({"--mail-timeout", "0"}), "--mail-timeout:"));
   CHECK(starts_with(load_error({"--mail-timeout", "2h"}), "--mail-timeout:"));
 }
+
+TEST_CASE("--refresh-reuse-interval: 10 s by default, 0 strict, at most an hour") {
+  CHECK(load_ok({}).refresh_reuse_interval == 10);
+  CHECK(load_ok({"--refresh-reuse-interval", "0"}).refresh_reuse_interval == 0);
+  CHECK(load_ok({"--refresh-reuse-interval=30s"}).refresh_reuse_interval == 30);
+  CHECK(load_ok({}, {{"LATCH_REFRESH_REUSE_INTERVAL", "1h"}}).refresh_reuse_interval == 3600);
+  for (const char *bad : {"-1", "2h", "soon", "1.5s", ""}) {
+    CAPTURE(bad);
+    CHECK(starts_with(load_error({"--refresh-reuse-interval", bad}), "--refresh-reuse-interval:"));
+  }
+  CHECK(starts_with(load_error({}, {{"LATCH_REFRESH_REUSE_INTERVAL", "61m"}}),
+                    "LATCH_REFRESH_REUSE_INTERVAL:"));
+  CHECK(config_help().find("--refresh-reuse-interval DURATION") != std::string::npos);
+}

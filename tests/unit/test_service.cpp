@@ -538,7 +538,7 @@ TEST_CASE("rotating refresh: the old token comes back as theft and the whole ses
         ErrorCode::token_revoked);
   CHECK(h.service.check_token(second->refresh, TokenType::refresh).ok());
 
-  h.clock = kStart + 20;
+  h.clock = kStart + 21; // past the reuse interval (10 s) of its rotation
   auto replay = h.service.refresh(first->refresh, Api::picflux, true);
   REQUIRE_FALSE(replay.ok());
   CHECK(replay.error().code == ErrorCode::token_revoked);
@@ -551,6 +551,127 @@ TEST_CASE("rotating refresh: the old token comes back as theft and the whole ses
   auto other = h.service.start_session(alice, Api::picflux);
   REQUIRE(other.ok());
   CHECK(h.service.refresh(other->refresh, Api::picflux, true).ok());
+}
+
+namespace {
+
+// A session whose first refresh token was rotated at kStart + 100 (the first tab's refresh);
+// the second tab presents that first token `delay` seconds later.
+struct TwoTabs {
+  Result<TokenPair> first = Error{ErrorCode::internal, "not yet"};
+  Result<TokenPair> rotated = first, second_tab = first;
+};
+TwoTabs two_tabs(Harness &h, const db::User &user, std::int64_t delay, Api api = Api::picflux,
+                 bool rotate = true) {
+  TwoTabs t;
+  h.clock = kStart;
+  t.first = h.service.start_session(user, api);
+  REQUIRE(t.first.ok());
+  h.clock = kStart + 100;
+  t.rotated = h.service.refresh(t.first->refresh, Api::picflux, true);
+  REQUIRE(t.rotated.ok());
+  h.clock = kStart + 100 + delay;
+  t.second_tab = h.service.refresh(t.first->refresh, api, rotate);
+  return t;
+}
+
+std::string jti_of(Harness &h, const std::string &token) {
+  auto claims = h.codec.decode(token, h.clock);
+  REQUIRE(claims.ok());
+  return claims->jti;
+}
+
+} // namespace
+
+TEST_CASE("a second tab's refresh within the reuse interval gets the rotation's refresh token, "
+          "up to the interval's last second") {
+  Harness h; // the default interval, 10 s
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  for (std::int64_t delay : {0, 1, 10}) {
+    CAPTURE(delay);
+    TwoTabs t = two_tabs(h, alice, delay);
+    REQUIRE_MESSAGE(t.second_tab.ok(), t.second_tab.error().detail);
+    // The same session and the same refresh token as the first tab's: one chain, no fork.
+    CHECK(t.second_tab->access_claims.session_id == t.first->access_claims.session_id);
+    CHECK(jti_of(h, t.second_tab->refresh) == jti_of(h, t.rotated->refresh));
+    CHECK(t.second_tab->refresh_ttl == 1209600);
+    // Nothing was revoked: every token of both tabs works.
+    CHECK(h.service.check_token(t.rotated->access, TokenType::access).ok());
+    CHECK(h.service.check_token(t.second_tab->access, TokenType::access).ok());
+    CHECK(h.service.check_token(t.rotated->refresh, TokenType::refresh).ok());
+    CHECK(h.service.check_token(t.second_tab->refresh, TokenType::refresh).ok());
+    // Either tab's next refresh rotates the chain as usual, and the other tab's is a replay.
+    auto next = h.service.refresh(t.second_tab->refresh, Api::picflux, true);
+    REQUIRE(next.ok());
+    auto other = h.service.refresh(t.rotated->refresh, Api::picflux, true);
+    REQUIRE(other.ok());
+    CHECK(jti_of(h, other->refresh) == jti_of(h, next->refresh));
+  }
+}
+
+TEST_CASE("past the reuse interval the replaced refresh token is theft and the session dies") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  TwoTabs t = two_tabs(h, alice, 11);
+  REQUIRE_FALSE(t.second_tab.ok());
+  CHECK(t.second_tab.error().code == ErrorCode::token_revoked);
+  CHECK(t.second_tab.error().detail == "reused");
+  CHECK(error_of(h.service.check_token(t.rotated->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(t.rotated->refresh, Api::picflux, true)) ==
+        ErrorCode::token_revoked);
+}
+
+TEST_CASE("the reuse interval reaches one step back only: a token rotated away before is theft") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  auto first = h.service.start_session(alice, Api::simplejwt);
+  REQUIRE(first.ok());
+  h.clock = kStart + 100;
+  auto second = h.service.refresh(first->refresh, Api::simplejwt, true);
+  REQUIRE(second.ok());
+  h.clock = kStart + 101;
+  auto third = h.service.refresh(second->refresh, Api::simplejwt, true);
+  REQUIRE(third.ok());
+  // The token one step back, within the interval: the current one.
+  auto replay = h.service.refresh(second->refresh, Api::simplejwt, true);
+  REQUIRE(replay.ok());
+  CHECK(jti_of(h, replay->refresh) == jti_of(h, third->refresh));
+  // Two steps back, though within 10 s of its own rotation: theft.
+  auto stolen = h.service.refresh(first->refresh, Api::simplejwt, true);
+  REQUIRE_FALSE(stolen.ok());
+  CHECK(stolen.error().detail == "reused");
+  CHECK(error_of(h.service.check_token(third->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(third->refresh, Api::simplejwt, true)) ==
+        ErrorCode::token_revoked);
+}
+
+TEST_CASE("a reuse interval of 0 is strict: the replaced token is theft at once") {
+  Harness h([](Config &c) { c.refresh_reuse_interval = 0; });
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  TwoTabs t = two_tabs(h, alice, 0);
+  REQUIRE_FALSE(t.second_tab.ok());
+  CHECK(t.second_tab.error().detail == "reused");
+  CHECK(error_of(h.service.check_token(t.rotated->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
+}
+
+TEST_CASE("a non-rotating API's refresh token, rotated through another API, has the same "
+          "interval") {
+  Harness h;
+  db::User alice = h.sign_up("alice", "alice@example.com");
+  // A v1 session whose token a picflux client rotated; v1 then renews with the old one.
+  TwoTabs inside = two_tabs(h, alice, 10, Api::v1, false);
+  REQUIRE(inside.second_tab.ok());
+  CHECK(inside.second_tab->refresh.empty()); // v1 answers an access token only
+  CHECK(inside.second_tab->access_claims.session_id == inside.first->access_claims.session_id);
+  CHECK(h.service.check_token(inside.rotated->refresh, TokenType::refresh).ok());
+  TwoTabs after = two_tabs(h, alice, 11, Api::v1, false);
+  REQUIRE_FALSE(after.second_tab.ok());
+  CHECK(after.second_tab.error().detail == "reused");
+  CHECK(error_of(h.service.check_token(after.rotated->refresh, TokenType::refresh)) ==
+        ErrorCode::token_revoked);
 }
 
 TEST_CASE("refresh without rotation keeps the same refresh token working") {

@@ -80,7 +80,8 @@ RotateResult rotate(SqliteStore &store, const std::string &session, const std::s
                     const std::string &old_jti, const std::string &new_jti,
                     std::int64_t new_expires_at, std::int64_t now) {
   return store.rotate_refresh({Rotation{session, user, old_jti, new_jti, new_expires_at, now}})
-      .front();
+      .front()
+      .result;
 }
 
 TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and is sound") {
@@ -317,6 +318,65 @@ TEST_CASE("presenting an already-rotated refresh token revokes the whole session
   CHECK(s->refresh_jti == "jti-2");
   // The legitimate holder's token dies with the session.
   CHECK(rotate(store, "s1", "u1", "jti-2", "jti-3", kNow + 3600, kNow + 6) == RotateResult::gone);
+}
+
+TEST_CASE("within the reuse interval the token rotated last is replayed with the current jti; "
+          "an older one is reused") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
+  auto one = [&](const std::string &old_jti, const std::string &new_jti, std::int64_t expires,
+                 std::int64_t now) {
+    return store.rotate_refresh({Rotation{"s1", "u1", old_jti, new_jti, expires, now, 10}}).front();
+  };
+  REQUIRE(one("jti-1", "jti-2", kNow + 3600, kNow).result == RotateResult::rotated);
+  // The replaced token again, at the edge of the interval: the rotation's token, and the
+  // session lives as long as the newest token issued in it; nothing rotates.
+  RotateOutcome again = one("jti-1", "jti-x", kNow + 7200, kNow + 10);
+  CHECK(again.result == RotateResult::replayed);
+  CHECK(again.refresh_jti == "jti-2");
+  auto s = store.find_session("s1");
+  REQUIRE(s.has_value());
+  CHECK(s->refresh_jti == "jti-2");
+  CHECK(s->expires_at == kNow + 7200);
+  CHECK_FALSE(s->revoked);
+  // Renewing without rotating (new_jti = old_jti) leaves the token one step back as it was.
+  REQUIRE(one("jti-2", "jti-2", kNow + 7200, kNow + 10).result == RotateResult::rotated);
+  CHECK(one("jti-1", "jti-y", kNow + 7200, kNow + 10).result == RotateResult::replayed);
+  // A second rotation: jti-2 is one step back now, and jti-1 two steps back, which is theft.
+  REQUIRE(one("jti-2", "jti-3", kNow + 7200, kNow + 11).result == RotateResult::rotated);
+  CHECK(one("jti-2", "jti-z", kNow + 7200, kNow + 12).refresh_jti == "jti-3");
+  // Read on a server whose clock is up to the interval behind the one that rotated: the same.
+  CHECK(one("jti-2", "jti-v", kNow + 7200, kNow + 1).result == RotateResult::replayed);
+  CHECK(one("jti-1", "jti-w", kNow + 7200, kNow + 12).result == RotateResult::reused);
+  CHECK(store.find_session("s1")->revoked);
+  CHECK(one("jti-3", "jti-4", kNow + 7200, kNow + 12).result == RotateResult::gone);
+}
+
+TEST_CASE("past the reuse interval, or with none, the token rotated last is reused") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  struct Case {
+    const char *name;
+    std::int64_t interval, replay_at;
+  };
+  for (const Case &c : {Case{"one second past the interval", 10, kNow + 11},
+                        Case{"before the rotation by more than the interval", 10, kNow - 11},
+                        Case{"no interval", 0, kNow}}) {
+    CAPTURE(c.name);
+    const std::string id = std::string("s-") + c.name;
+    store.insert_session(make_session(id, "u1", "jti-1", kNow + 3600));
+    REQUIRE(store
+                .rotate_refresh(
+                    {Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
+                .front()
+                .result == RotateResult::rotated);
+    CHECK(store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-x", kNow + 3600, c.replay_at,
+                                         c.interval}})
+              .front()
+              .result == RotateResult::reused);
+    CHECK(store.find_session(id)->revoked);
+  }
 }
 
 TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
