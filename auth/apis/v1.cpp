@@ -198,6 +198,9 @@ const http::Route kRoutes[] = {
      "a new access token for a refresh token", &refresh_doc},
     {"POST", "/api/v1/verify", Api::v1, open, unthrottled, json_only, verify,
      "check a token of either type; answers its claims", &verify_doc},
+    // The original service's router serves the check here; its document says /verify. Both.
+    {"POST", "/api/v1/verify-token", Api::v1, open, unthrottled, json_only, verify,
+     "POST /api/v1/verify at the path the original service served it", &verify_doc},
     {"GET", "/api/v1/verify", Api::v1, open, throttled, none, confirm_email,
      "confirm an email address (the mailed link)", &confirm_email_doc},
     {"POST", "/api/v1/password-reset", Api::v1, open, throttled, json_only, password_reset,

@@ -449,6 +449,34 @@ TEST_CASE("verify answers 401 invalid token for tokens of a session that logged 
               "invalid token");
 }
 
+TEST_CASE("POST verify-token, the original router's path, answers as POST verify does") {
+  LatchProcess latch;
+  Account a = register_user(latch);
+  json pair = login(latch, a);
+  const std::string access = pair["access_token"], refresh = pair["refresh_token"];
+  // Each body to both paths: the same status and the same bytes.
+  for (const json &body :
+       {json{{"token", access}}, json{{"token", refresh}}, json{{"token", "garbage"}},
+        json{{"token", alg_none(jwt_payload(access))}}, json{{"token", 5}}, json::object()}) {
+    CAPTURE(body.dump());
+    Reply documented = latch.post("/api/v1/verify", body);
+    Reply original = latch.post("/api/v1/verify-token", body);
+    CHECK(original.status == documented.status);
+    CHECK(original.text == documented.text);
+  }
+  Reply r = latch.post("/api/v1/verify-token", {{"token", access}});
+  REQUIRE(r.status == 200);
+  CHECK(r.body == json{{"token", jwt_payload(access)}});
+  check_error(latch.post("/api/v1/verify-token", json::object()), 400, "token is required");
+  check_error(latch.post_raw("/api/v1/verify-token", "{", "application/json"), 400,
+              "invalid request body");
+  // A session that logged out is over at both paths.
+  REQUIRE(latch.post_raw("/api/v1/logout", "", "", access).status == 200);
+  check_error(latch.post("/api/v1/verify-token", {{"token", access}}), 401, "invalid token");
+  check_error(latch.post("/api/v1/verify-token", {{"token", refresh}}), 401, "invalid token");
+  check_error(latch.get("/api/v1/verify-token"), 405, "method not allowed");
+}
+
 // ---- authorized/me ---------------------------------------------------------------------
 
 TEST_CASE("me answers the claims of the access token") {
