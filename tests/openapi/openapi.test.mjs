@@ -252,12 +252,13 @@ const operations = (doc) => Object.entries(doc.paths).flatMap(
 // ---- set-up -----------------------------------------------------------------------------------
 
 let A; // every API, defaults
-let B; // --rate-limit 2: the third throttled request on is 429; reset token answered; metrics
+let B; // --rate-limit 2: the third throttled request on is 429; reset and confirmation tokens answered; metrics
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'latch-openapi-'));
   A = await startLatch('A');
-  B = await startLatch('B', ['--rate-limit', '2', '--reset-token-in-response', '--metrics']);
+  B = await startLatch('B', ['--rate-limit', '2', '--reset-token-in-response', '--verify-token-in-response',
+                             '--metrics']);
   for (const s of [A, B]) {
     s.checker = schemaChecker(s.doc);
     s.ajvText = (errors) => new Ajv2020().errorsText(errors, { dataVar: 'body' });
@@ -511,11 +512,14 @@ test('every answer of the server is declared by the document, with a body its sc
   await pipelineErrors(A);
   await pipelineErrors(B, (p) => p === '/metrics');
 
-  // B: --rate-limit 2. Two throttled requests pass (one answers the reset token itself, as
-  // --reset-token-in-response has it), then every throttled route answers 429 with Retry-After.
+  // B: --rate-limit 2. Two throttled requests pass (v1 register answers the confirmation token
+  // and forget-password the reset token itself, as --verify-token-in-response and
+  // --reset-token-in-response have it), then every throttled route answers 429 with Retry-After.
   {
     const u = unique('rl');
-    await call(B, { method: 'POST', path: '/auth/signup', json: { username: u, email: `${u}@example.com`, password: P } }, 201);
+    const registered = await call(B, { method: 'POST', path: '/api/v1/register', json: { username: u, email: `${u}@example.com`, password: P } }, 201);
+    if (typeof registered.json?.verifyToken !== 'string')
+      failures.push(`B: v1 register answered no verifyToken: ${registered.text.slice(0, 200)}`);
     await call(B, { method: 'POST', path: '/auth/forget-password', json: { email: `${u}@example.com` } }, 200);
     for (const { method, path: p } of operations(B.doc).filter(({ op }) => op.responses['429']))
       await call(B, { method, path: p, json: method === 'GET' ? undefined : {} }, 429);
