@@ -224,6 +224,10 @@ const std::vector<Option> &options() {
         {"reset-token-in-response", "LATCH_RESET_TOKEN_IN_RESPONSE", "",
          "flask forget-password answers the reset token itself (local development only)",
          bool_setter([](Config &c, bool b) { c.reset_token_in_response = b; })},
+        {"verify-token-in-response", "LATCH_VERIFY_TOKEN_IN_RESPONSE", "",
+         "v1 register answers the address-confirmation token as verifyToken (local development "
+         "only)",
+         bool_setter([](Config &c, bool b) { c.verify_token_in_response = b; })},
         {"require-verified-email", "LATCH_REQUIRE_VERIFIED_EMAIL", "",
          "v1 login refuses users whose email is not confirmed",
          bool_setter([](Config &c, bool b) { c.require_verified_email = b; })},
@@ -454,6 +458,14 @@ bool is_loopback(const std::string &host) {
 
 std::vector<std::string> config_warnings(const Config &c) {
   std::vector<std::string> lines;
+  // Each hands whoever calls the route a token that the mail was meant to prove the mailbox for.
+  if (c.reset_token_in_response)
+    lines.push_back("--reset-token-in-response is on: flask forget-password answers a reset token "
+                    "to anyone who names an account's email; local development only");
+  if (c.verify_token_in_response)
+    lines.push_back("--verify-token-in-response is on: v1 register answers the address-"
+                    "confirmation token, so addresses are confirmed without their mailbox; local "
+                    "development only");
   if (!c.smtp_url.empty() && c.public_url.empty() && !is_loopback(c.host))
     lines.push_back("listening on " + c.host + " with mail on (LATCH_SMTP_URL) but no "
                     "--public-url (LATCH_PUBLIC_URL): mailed reset and confirmation links "

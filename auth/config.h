@@ -36,7 +36,8 @@ struct Config {
   std::string db_path = "./auth.db";
   std::set<Api> apis = all_apis();
 
-  bool reset_token_in_response = false;
+  bool reset_token_in_response = false;  // flask forget-password answers the token (development)
+  bool verify_token_in_response = false; // v1 register answers verifyToken (development)
   bool require_verified_email = false;
   std::size_t password_min_length = 8;
   std::size_t password_max_bytes = 1024; // refused before hashing

@@ -131,7 +131,8 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   db::User u;
   if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
-  if (options.confirm_email && !u.email) return Error{ErrorCode::invalid_email, "email"};
+  if ((options.confirm_email || options.answer_confirmation) && !u.email)
+    return Error{ErrorCode::invalid_email, "email"};
   // Cheap check first, so a taken name costs no hash; insert_user checks again and decides.
   if (store_.identity_taken(u) != db::InsertUserResult::ok)
     return Error{ErrorCode::user_exists, ""};
@@ -154,15 +155,27 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
         mailed_token(u, db::TokenPurpose::verify_email, config_.verify_email_ttl);
     mail = confirmation_mail(*u.email, *confirmation_row);
   }
-  switch (store_.insert_user(u, session ? &*session : nullptr,
-                             confirmation_row ? &*confirmation_row : nullptr,
+  // The answered token is its own: the mailed one is made only when the mail goes.
+  std::optional<std::string> answered;
+  std::optional<db::OneTimeToken> answered_row;
+  if (options.answer_confirmation) {
+    answered = secure::random_token(32); // 256 bits
+    answered_row = db::OneTimeToken{secure::sha256_hex(*answered), u.id,
+                                    db::TokenPurpose::verify_email,
+                                    now() + config_.verify_email_ttl};
+  }
+  const db::OneTimeToken *first_token =
+      confirmation_row ? &*confirmation_row : answered_row ? &*answered_row : nullptr;
+  switch (store_.insert_user(u, session ? &*session : nullptr, first_token,
                              mail ? &*mail : nullptr)) {
   case db::InsertUserResult::ok: break;
   case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
   case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
   }
+  // Mailed and answered: the second token after the commit, as issue_one_time_token does.
+  if (answered_row && first_token != &*answered_row) store_.insert_one_time_token(*answered_row);
   if (session) written();
-  SignedUp out{u, std::nullopt};
+  SignedUp out{u, std::nullopt, answered};
   if (session) out.tokens = issue_pair(u, *options.session, session->id, session->refresh_jti);
   // The first confirmation mail of a new account: the per-account limit is untouched so far.
   if (options.confirm_email) {

@@ -88,10 +88,14 @@ std::size_t utf8_length(const std::string &s);
 std::string identifier_key(const std::string &identifier);
 
 // What a new user starts with, committed with it: a session of `session`'s API (its tokens in
-// SignedUp::tokens) and, with confirm_email, an address-confirmation token and its mail.
+// SignedUp::tokens) and, with confirm_email, an address-confirmation token and its mail. With
+// answer_confirmation, an address-confirmation token of its own too, returned in
+// SignedUp::confirmation_token (v1's --verify-token-in-response); with confirm_email as well it
+// is a second token beside the mailed one, as TokenDelivery::mail_and_answer makes.
 struct SignUpOptions {
   std::optional<Api> session;
   bool confirm_email = false;
+  bool answer_confirmation = false;
 };
 
 // How a new one-time token reaches its user: always in a mail with its link, through the
@@ -106,6 +110,7 @@ enum class TokenDelivery {
 struct SignedUp {
   db::User user;
   std::optional<TokenPair> tokens;
+  std::optional<std::string> confirmation_token; // with SignUpOptions::answer_confirmation
 };
 
 class AuthService {

@@ -13,6 +13,12 @@ bool reset_token_answered(const Config &c) {
 bool reset_token_mailed(const Config &c) {
   return !c.reset_token_in_response;
 }
+bool verify_token_answered(const Config &c) {
+  return c.verify_token_in_response;
+}
+bool verify_token_not_answered(const Config &c) {
+  return !c.verify_token_in_response;
+}
 
 // An empty JSON object, `{}`.
 constexpr const char *kEmptyObject =
@@ -275,6 +281,13 @@ constexpr const char *kComponents = R"json({
     "type": "object", "required": ["message"], "additionalProperties": false,
     "properties": {"message": {"type": "string"}}
   },
+  "V1Registered": {
+    "type": "object", "required": ["message", "verifyToken"], "additionalProperties": false,
+    "properties": {
+      "message": {"type": "string"},
+      "verifyToken": {"type": "string", "description": "confirms the address at GET /api/v1/verify?token= (1 day by default)"}
+    }
+  },
   "V1LoginTokens": {
     "type": "object", "additionalProperties": false,
     "required": ["access_token", "expires_in", "refresh_expires_in", "refresh_token"],
@@ -335,7 +348,11 @@ const RouteDoc register_user_doc = {
                "mail a link to confirm the address (GET /api/v1/verify?token=); true unless "
                "false or 0",
                R"({"type":"boolean","default":true})"}},
-    .answers = {{201, "V1Message", "\"registered\""},
+    .answers = {{201, "V1Message", "\"registered\"", "application/json", nullptr,
+                 verify_token_not_answered},
+                {201, "V1Registered",
+                 "\"registered\" and the address-confirmation token (--verify-token-in-response)",
+                 "application/json", nullptr, verify_token_answered},
                 {400, "V1Error",
                  "\"email, username and password are required\", \"sendEmail must be true or "
                  "false\", \"invalid email\", \"password must be at least 8 characters\", ..."},

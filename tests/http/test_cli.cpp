@@ -19,6 +19,7 @@ TEST_CASE("latch --help lists every flag with its environment variable") {
   CHECK(r.status == 0);
   for (const char *text :
        {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--reset-token-in-response",
+        "--verify-token-in-response", "LATCH_VERIFY_TOKEN_IN_RESPONSE",
         "--password-min-length", "--rate-limit", "LATCH_RATE_LIMIT", "--max-failed-logins",
         "LATCH_MAX_FAILED_LOGINS", "--mail-limit", "LATCH_MAIL_LIMIT", "--trusted-proxy",
         "--require-verified-email", "LATCH_JWT_SECRET", "LATCH_ARGON2_MEMORY_KIB",

@@ -131,6 +131,7 @@ const std::vector<Route> &routes() {
       {Api::v1, "POST", "/api/v1/refresh", "refresh_token", Wants::refresh, true},
       {Api::v1, "POST", "/api/v1/verify", "token", Wants::either, false},
       {Api::v1, "POST", "/api/v1/verify", "token", Wants::either, true},
+      {Api::v1, "POST", "/api/v1/verify-token", "token", Wants::either, false},
   };
   return all;
 }

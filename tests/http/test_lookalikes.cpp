@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <thread>
 #include <string>
 #include <vector>
@@ -461,4 +462,43 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
   CommandResult email_clash =
       admin(latch.db_path(), {"user", "add", unique("e"), "--email", by_cli + "@example.com"});
   CHECK(email_clash.status == 1);
+}
+
+TEST_CASE("every API's sign-up takes the emails an <input type=email> takes, and only those") {
+  // WHATWG HTML's "valid email address" examples, with each rule's edge: a dotless domain (as
+  // user@localhost), hyphens and + in their places, and a label of 63 characters, not 64.
+  const std::vector<std::string> valid = {"user@localhost", "a.b-c+d@ex-ample.com", "x@y",
+                                          "a@" + std::string(63, 'b') + ".com"};
+  const std::vector<std::pair<std::string, std::string>> invalid = {
+      {"two @", "a@b@c"},
+      {"a label starting with a hyphen", "a@-b.com"},
+      {"nothing before the @", "@x"},
+      {"a space", "a b@c"},
+      {"a label of 64 characters", "a@" + std::string(64, 'b') + ".com"}};
+  const std::map<std::string, json> bad_email = {
+      {"picflux",
+       {{"statusCode", 400}, {"message", {"email must be an email"}}, {"error", "Bad Request"}}},
+      {"simplejwt", {{"email", {"Enter a valid email address."}}}},
+      {"flask", {{"message", "Invalid email address."}}},
+      {"v1", {{"error", "invalid email"}}},
+      {"envelope",
+       {{"code", 400}, {"message", "Email is not valid"}, {"apiVersion", "v0.0.1"},
+        {"data", json::array()}}}};
+  REQUIRE(bad_email.size() == apis().size());
+  for (const SignUpApi &api : apis()) {
+    CAPTURE(api.name);
+    LatchProcess latch; // each API its own store, so every API signs up the very same addresses
+    for (const std::string &email : valid) {
+      CAPTURE(email);
+      Reply r = api.sign_up(latch, unique("em"), email);
+      CHECK(r.status == api.created);
+      // Stored as typed (lower-case already), so it signs in by it.
+      CHECK(latch.post("/api/v1/auth/login", {{"identity", email}, {"password", kPassword}})
+                .status == 200);
+    }
+    for (const auto &[why, email] : invalid) {
+      CAPTURE(why);
+      check_answer(api, api.sign_up(latch, unique("em"), email), 400, bad_email.at(api.name));
+    }
+  }
 }

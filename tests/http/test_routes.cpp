@@ -17,16 +17,6 @@ namespace {
 
 using RouteKey = std::tuple<std::string, std::string, std::string>; // method, path, api
 
-// SPEC.md's routes (its table of the five APIs, outside this repository) that Latch does not
-// serve yet. README.md restates SPEC.md's table for what Latch serves, so a route in the code
-// that SPEC.md does not name shows up in review of README.md. This list may only shrink: a
-// route on it that is served fails the test until it comes off the list.
-const std::set<RouteKey> kNotServedYet = {
-    // v1's row: "POST verify (and POST verify-token, the path the original service's router
-    // serves)"; Latch serves POST verify only, for now.
-    {"POST", "/api/v1/verify-token", "v1"},
-};
-
 std::string describe(const std::set<RouteKey> &routes) {
   std::string out;
   for (const auto &[method, path, api] : routes)
@@ -121,23 +111,6 @@ TEST_CASE("README.md's table of the five APIs lists exactly the routes the code 
                 "served but not in README.md's table:" << describe(minus(code, readme)));
   CHECK_MESSAGE(minus(readme, code).empty(),
                 "in README.md's table but not served:" << describe(minus(readme, code)));
-}
-
-TEST_CASE("the SPEC.md routes listed as not served yet are not served") {
-  const std::set<RouteKey> code = code_routes(), readme = readme_routes();
-  MESSAGE("SPEC.md routes Latch does not serve yet:" << describe(kNotServedYet));
-  for (const RouteKey &gap : kNotServedYet) {
-    const auto &[method, path, api] = gap;
-    CAPTURE(path);
-    CHECK_MESSAGE(!code.count(gap), "served now: take it off kNotServedYet");
-    CHECK_MESSAGE(!readme.count(gap), "README.md lists it: take it off kNotServedYet");
-  }
-  // Nor anywhere outside the route table.
-  LatchProcess latch;
-  for (const auto &[method, path, api] : kNotServedYet) {
-    CAPTURE(path);
-    CHECK((method == "GET" ? latch.get(path) : latch.post(path, json::object())).status == 404);
-  }
 }
 
 TEST_CASE("every route in the table is served, none answers the generic 404") {

@@ -204,6 +204,73 @@ TEST_CASE("the mailed confirmation link confirms the address once; a second use 
   check_error(latch.get("/api/v1/verify?token=" + token), 400, "invalid or expired token");
 }
 
+TEST_CASE("with --verify-token-in-response register answers verifyToken, which confirms the "
+          "address as the mailed link does") {
+  SmtpSink sink;
+  LatchProcess latch({{"--verify-token-in-response", "--require-verified-email"},
+                      {{"LATCH_SMTP_URL", sink.url()}}});
+  CHECK(latch.log().find("warning: --verify-token-in-response is on") != std::string::npos);
+  Account a = make_account();
+  Reply r = latch.post("/api/v1/register",
+                       {{"email", a.email}, {"username", a.username}, {"password", a.password}});
+  REQUIRE(r.status == 201);
+  CHECK(keys(r.body) == std::set<std::string>{"message", "verifyToken"});
+  CHECK(r.body["message"] == "registered");
+  REQUIRE(r.body["verifyToken"].is_string());
+  const std::string answered = r.body["verifyToken"];
+  CHECK(answered.size() >= 43); // 256 random bits, base64url
+  // The mail goes too, with a token of its own.
+  const std::string mailed = confirmation_token(sink, 1);
+  CHECK(mailed != answered);
+  check_error(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}), 401,
+              "email not verified");
+  Reply confirmed = latch.get("/api/v1/verify?token=" + answered);
+  CHECK(confirmed.status == 200);
+  CHECK(confirmed.body == json{{"message", "email verified"}});
+  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 200);
+  check_error(latch.get("/api/v1/verify?token=" + answered), 400, "invalid or expired token");
+  // Another user's answered token confirms only that user.
+  Account b = make_account();
+  Reply rb = latch.post("/api/v1/register",
+                        {{"email", b.email}, {"username", b.username}, {"password", b.password}});
+  REQUIRE(rb.status == 201);
+  CHECK(rb.body["verifyToken"] != answered);
+  check_error(latch.post("/api/v1/login", {{"email", b.email}, {"password", b.password}}), 401,
+              "email not verified");
+}
+
+TEST_CASE("with --verify-token-in-response and sendEmail=false the answered token is the only "
+          "one: no mail goes") {
+  SmtpSink sink;
+  LatchProcess latch({{"--verify-token-in-response", "--require-verified-email"},
+                      {{"LATCH_SMTP_URL", sink.url()}}});
+  Account a = make_account();
+  Reply r = latch.post("/api/v1/register?sendEmail=false",
+                       {{"email", a.email}, {"username", a.username}, {"password", a.password}});
+  REQUIRE(r.status == 201);
+  REQUIRE(r.body["verifyToken"].is_string());
+  CHECK(latch.get("/api/v1/verify?token=" + r.body["verifyToken"].get<std::string>()).status ==
+        200);
+  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 200);
+  // A mailed registration after it would be message 1.
+  Account loud = make_account("loud");
+  REQUIRE(latch.post("/api/v1/register",
+                     {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
+              .status == 201);
+  CHECK(sink.wait_for_message(1).find("X-Rcpt-To: " + loud.email) != std::string::npos);
+  CHECK(sink.message_count() == 1);
+}
+
+TEST_CASE("without --verify-token-in-response register answers no token and warns of none") {
+  LatchProcess latch;
+  Account a = make_account();
+  Reply r = latch.post("/api/v1/register",
+                       {{"email", a.email}, {"username", a.username}, {"password", a.password}});
+  CHECK(r.status == 201);
+  CHECK(r.body == json{{"message", "registered"}});
+  CHECK(latch.log().find("--verify-token-in-response") == std::string::npos);
+}
+
 TEST_CASE("GET verify without a token or with an unknown one answers 400") {
   LatchProcess latch;
   check_error(latch.get("/api/v1/verify"), 400, "token not provided");
@@ -447,6 +514,34 @@ TEST_CASE("verify answers 401 invalid token for tokens of a session that logged 
   check_error(latch.post("/api/v1/verify", {{"token", access}}), 401, "invalid token");
   check_error(latch.post("/api/v1/verify", {{"token", pair["refresh_token"]}}), 401,
               "invalid token");
+}
+
+TEST_CASE("POST verify-token, the original router's path, answers as POST verify does") {
+  LatchProcess latch;
+  Account a = register_user(latch);
+  json pair = login(latch, a);
+  const std::string access = pair["access_token"], refresh = pair["refresh_token"];
+  // Each body to both paths: the same status and the same bytes.
+  for (const json &body :
+       {json{{"token", access}}, json{{"token", refresh}}, json{{"token", "garbage"}},
+        json{{"token", alg_none(jwt_payload(access))}}, json{{"token", 5}}, json::object()}) {
+    CAPTURE(body.dump());
+    Reply documented = latch.post("/api/v1/verify", body);
+    Reply original = latch.post("/api/v1/verify-token", body);
+    CHECK(original.status == documented.status);
+    CHECK(original.text == documented.text);
+  }
+  Reply r = latch.post("/api/v1/verify-token", {{"token", access}});
+  REQUIRE(r.status == 200);
+  CHECK(r.body == json{{"token", jwt_payload(access)}});
+  check_error(latch.post("/api/v1/verify-token", json::object()), 400, "token is required");
+  check_error(latch.post_raw("/api/v1/verify-token", "{", "application/json"), 400,
+              "invalid request body");
+  // A session that logged out is over at both paths.
+  REQUIRE(latch.post_raw("/api/v1/logout", "", "", access).status == 200);
+  check_error(latch.post("/api/v1/verify-token", {{"token", access}}), 401, "invalid token");
+  check_error(latch.post("/api/v1/verify-token", {{"token", refresh}}), 401, "invalid token");
+  check_error(latch.get("/api/v1/verify-token"), 405, "method not allowed");
 }
 
 // ---- authorized/me ---------------------------------------------------------------------

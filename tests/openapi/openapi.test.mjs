@@ -252,12 +252,13 @@ const operations = (doc) => Object.entries(doc.paths).flatMap(
 // ---- set-up -----------------------------------------------------------------------------------
 
 let A; // every API, defaults
-let B; // --rate-limit 2: the third throttled request on is 429; reset token answered; metrics
+let B; // --rate-limit 2: the third throttled request on is 429; reset and confirmation tokens answered; metrics
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'latch-openapi-'));
   A = await startLatch('A');
-  B = await startLatch('B', ['--rate-limit', '2', '--reset-token-in-response', '--metrics']);
+  B = await startLatch('B', ['--rate-limit', '2', '--reset-token-in-response', '--verify-token-in-response',
+                             '--metrics']);
   for (const s of [A, B]) {
     s.checker = schemaChecker(s.doc);
     s.ajvText = (errors) => new Ajv2020().errorsText(errors, { dataVar: 'body' });
@@ -480,6 +481,9 @@ test('every answer of the server is declared by the document, with a body its sc
     await ok({ method: 'POST', path: '/api/v1/verify', json: { token: tokens.access_token } }, 200);
     await ok({ method: 'POST', path: '/api/v1/verify', json: { token: 'x.y.z' } }, 401);
     await ok({ method: 'POST', path: '/api/v1/verify', json: { token: 5 } }, 400);
+    await ok({ method: 'POST', path: '/api/v1/verify-token', json: { token: tokens.refresh_token } }, 200);
+    await ok({ method: 'POST', path: '/api/v1/verify-token', json: { token: 'x.y.z' } }, 401);
+    await ok({ method: 'POST', path: '/api/v1/verify-token', json: {} }, 400);
     await ok({ method: 'GET', path: '/api/v1/authorized/me', bearer: tokens.access_token }, 200);
     await ok({ method: 'GET', path: '/api/v1/authorized/me' }, 401);
     await ok({ method: 'POST', path: '/api/v1/logout', bearer: tokens.refresh_token }, 401);
@@ -512,11 +516,14 @@ test('every answer of the server is declared by the document, with a body its sc
   await pipelineErrors(A);
   await pipelineErrors(B, (p) => p === '/metrics');
 
-  // B: --rate-limit 2. Two throttled requests pass (one answers the reset token itself, as
-  // --reset-token-in-response has it), then every throttled route answers 429 with Retry-After.
+  // B: --rate-limit 2. Two throttled requests pass (v1 register answers the confirmation token
+  // and forget-password the reset token itself, as --verify-token-in-response and
+  // --reset-token-in-response have it), then every throttled route answers 429 with Retry-After.
   {
     const u = unique('rl');
-    await call(B, { method: 'POST', path: '/auth/signup', json: { username: u, email: `${u}@example.com`, password: P } }, 201);
+    const registered = await call(B, { method: 'POST', path: '/api/v1/register', json: { username: u, email: `${u}@example.com`, password: P } }, 201);
+    if (typeof registered.json?.verifyToken !== 'string')
+      failures.push(`B: v1 register answered no verifyToken: ${registered.text.slice(0, 200)}`);
     await call(B, { method: 'POST', path: '/auth/forget-password', json: { email: `${u}@example.com` } }, 200);
     for (const { method, path: p } of operations(B.doc).filter(({ op }) => op.responses['429']))
       await call(B, { method, path: p, json: method === 'GET' ? undefined : {} }, 429);
@@ -607,6 +614,7 @@ test('every answer of the server is declared by the document, with a body its sc
       'POST /api/v1/login': { json: { email, password: P } },
       'POST /api/v1/refresh': { json: { refresh_token: refresh } },
       'POST /api/v1/verify': { json: { token: access } },
+      'POST /api/v1/verify-token': { json: { token: access } },
       'GET /api/v1/verify': { query: '?token=some-token' },
       'POST /api/v1/password-reset': { json: { email, username: u } },
       'POST /api/v1/password-reset-confirm': { query: '?token=some-token', json: { new_password: P, new_password_confirm: P } },
@@ -619,7 +627,8 @@ test('every answer of the server is declared by the document, with a body its sc
     // so they go on answering 200 with the tables gone: their declared 500 (a store failure)
     // cannot be provoked this way and is not required below.
     const fromMemory = new Set(['GET /api/v1/authorized/me', 'POST /api/v1/verify',
-                                'GET /auth/getuser', 'POST /auth/token/verify']);
+                                'POST /api/v1/verify-token', 'GET /auth/getuser',
+                                'POST /auth/token/verify']);
     for (const { method, path: p } of operations(D.doc).filter(({ op }) => op.tags[0] !== 'operations')) {
       const req = valid[`${method} ${p}`];
       if (!req) { failures.push(`D: no request to provoke ${method} ${p}'s 500`); continue; }

@@ -49,6 +49,7 @@ TEST_CASE("with no flags and no environment the defaults apply") {
   CHECK(c.apis == all_apis());
   CHECK(c.apis.size() == 5);
   CHECK_FALSE(c.reset_token_in_response);
+  CHECK_FALSE(c.verify_token_in_response);
   CHECK_FALSE(c.require_verified_email);
   CHECK(c.password_min_length == 8);
   CHECK(c.rate_limit == 60);
@@ -156,6 +157,10 @@ TEST_CASE("a boolean switch is true when bare and takes an explicit value after 
   CHECK_FALSE(load_ok({"--reset-token-in-response=no"}, {{"LATCH_RESET_TOKEN_IN_RESPONSE", "1"}})
                   .reset_token_in_response);
   CHECK(load_ok({"--require-verified-email=on"}).require_verified_email);
+  CHECK(load_ok({"--verify-token-in-response"}).verify_token_in_response);
+  CHECK(load_ok({}, {{"LATCH_VERIFY_TOKEN_IN_RESPONSE", "true"}}).verify_token_in_response);
+  CHECK_FALSE(load_ok({"--verify-token-in-response=0"}, {{"LATCH_VERIFY_TOKEN_IN_RESPONSE", "1"}})
+                  .verify_token_in_response);
   CHECK(load_ok({}, {{"LATCH_REQUIRE_VERIFIED_EMAIL", "YES"}}).require_verified_email);
   std::string err = load_error({"--reset-token-in-response=maybe"});
   CHECK(starts_with(err, "--reset-token-in-response:"));
@@ -246,6 +251,20 @@ TEST_CASE("mail on a public address without --public-url is warned about; loopba
             .empty());
 }
 
+TEST_CASE("a token answered instead of mailed is warned about at start, a line a flag") {
+  CHECK(config_warnings(load_ok({})).empty());
+  auto reset = config_warnings(load_ok({"--reset-token-in-response"}));
+  REQUIRE(reset.size() == 1);
+  CHECK(reset[0].find("--reset-token-in-response") != std::string::npos);
+  CHECK(reset[0].find("local development only") != std::string::npos);
+  auto verify = config_warnings(load_ok({}, {{"LATCH_VERIFY_TOKEN_IN_RESPONSE", "1"}}));
+  REQUIRE(verify.size() == 1);
+  CHECK(verify[0].find("--verify-token-in-response") != std::string::npos);
+  CHECK(verify[0].find("local development only") != std::string::npos);
+  CHECK(config_warnings(load_ok({"--reset-token-in-response", "--verify-token-in-response"}))
+            .size() == 2);
+}
+
 TEST_CASE("an unknown flag, a stray argument and a missing value are refused") {
   std::string unknown = load_error({"--bogus"});
   CHECK(unknown.find("--bogus") != std::string::npos);
@@ -297,7 +316,8 @@ TEST_CASE("the help text lists every flag with its variable") {
   std::string help = config_help();
   for (const char *s : {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--rate-limit",
                         "LATCH_RATE_LIMIT", "--argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB",
-                        "--reset-token-in-response", "RESET_PASSWORD_URL", "LATCH_JWT_SECRET",
+                        "--reset-token-in-response", "--verify-token-in-response",
+                        "LATCH_VERIFY_TOKEN_IN_RESPONSE", "RESET_PASSWORD_URL", "LATCH_JWT_SECRET",
                         "--picflux-access-ttl", "LATCH_PICFLUX_REFRESH_TTL",
                         "--envelope-access-ttl"}) {
     CAPTURE(s);

@@ -954,6 +954,42 @@ TEST_CASE("email verification mails a link and confirms the address once") {
   CHECK(error_of(h.service.confirm_email(token)) == ErrorCode::one_time_token_invalid);
 }
 
+TEST_CASE("a sign-up that answers its confirmation token: beside the mailed one, or alone") {
+  Harness h;
+  NewUser u{"alice", "alice@example.com", "password123", "", "", ""};
+  auto both = h.service.sign_up(
+      u, {}, {.session = std::nullopt, .confirm_email = true, .answer_confirmation = true});
+  REQUIRE(both.ok());
+  REQUIRE(both->confirmation_token);
+  auto mails = h.mails();
+  REQUIRE(mails.size() == 1);
+  const std::string mailed = token_in(mails[0]);
+  CHECK(mailed != *both->confirmation_token);
+  CHECK(h.service.confirm_email(*both->confirmation_token).ok());
+  CHECK(h.store.find_user_by_id(both->user.id)->email_verified);
+  CHECK(error_of(h.service.confirm_email(*both->confirmation_token)) ==
+        ErrorCode::one_time_token_invalid);
+  CHECK(h.service.confirm_email(mailed).ok()); // a link already confirmed changes nothing
+
+  NewUser b{"bob", "bob@example.com", "password123", "", "", ""};
+  auto alone = h.service.sign_up(b, {}, {.session = std::nullopt, .answer_confirmation = true});
+  REQUIRE(alone.ok());
+  REQUIRE(alone->confirmation_token);
+  CHECK(h.mails().size() == 1); // no new mail
+  h.clock = kStart + h.config.verify_email_ttl;
+  CHECK(error_of(h.service.confirm_email(*alone->confirmation_token)) ==
+        ErrorCode::one_time_token_expired);
+
+  // Without it, nothing is answered; without an email, nothing can be.
+  NewUser c{"carol", "carol@example.com", "password123", "", "", ""};
+  CHECK_FALSE(
+      h.service.sign_up(c, {}, {.session = std::nullopt, .confirm_email = true})->confirmation_token);
+  NewUser d{"dave", std::nullopt, "password123", "", "", ""};
+  CHECK(error_of(h.service.sign_up(
+            d, {}, {.session = std::nullopt, .answer_confirmation = true})) ==
+        ErrorCode::invalid_email);
+}
+
 TEST_CASE("an email verification token expires after verify_email_ttl") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
