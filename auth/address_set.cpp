@@ -91,7 +91,8 @@ std::optional<std::string> canonical_address(std::string_view text) {
   auto bytes = address_bytes(text);
   if (!bytes) return std::nullopt;
   char buf[INET6_ADDRSTRLEN];
-  if (is_v4_mapped(*bytes)) return std::string(inet_ntop(AF_INET, bytes->data() + 12, buf, sizeof buf));
+  if (is_v4_mapped(*bytes))
+    return std::string(inet_ntop(AF_INET, bytes->data() + 12, buf, sizeof buf));
   return std::string(inet_ntop(AF_INET6, bytes->data(), buf, sizeof buf));
 }
 

@@ -256,9 +256,9 @@ int user_add(Context &c) {
   if (!made) {
     const Error &e = made.error();
     if (e.code == ErrorCode::user_exists)
-      return c.fail(admin_failed, taken_message(e.detail == "email"
-                                                    ? db::InsertUserResult::email_taken
-                                                    : db::InsertUserResult::username_taken));
+      return c.fail(admin_failed,
+                    taken_message(e.detail == "email" ? db::InsertUserResult::email_taken
+                                                      : db::InsertUserResult::username_taken));
     if (e.code == ErrorCode::weak_password || e.code == ErrorCode::password_too_long)
       return password_failure(c, e.code);
     return c.fail(admin_failed, "cannot add the user");
@@ -316,8 +316,7 @@ int user_delete(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  if (!c.service->delete_user(u))
-    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  if (!c.service->delete_user(u)) return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
   c.out << "deleted user " << u.username << " (" << u.id
         << "); its sessions and tokens are gone with it\n";
   return admin_ok;
@@ -503,13 +502,12 @@ std::string mail_next(const db::QueuedMail &m, std::int64_t now) {
 // An outbox id: a positive whole number.
 int mail_id(Context &c, std::int64_t &id) {
   const std::string &text = c.operands[0];
-  const bool digits = !text.empty() && text.size() <= 18 &&
-                      std::all_of(text.begin(), text.end(), [](unsigned char ch) {
-                        return std::isdigit(ch);
-                      });
+  const bool digits =
+      !text.empty() && text.size() <= 18 &&
+      std::all_of(text.begin(), text.end(), [](unsigned char ch) { return std::isdigit(ch); });
   if (!digits || std::stoll(text) == 0)
-    return c.fail(admin_usage, "ID must be a mail's number, as latch mail list shows it, not '" +
-                                   text + "'");
+    return c.fail(admin_usage,
+                  "ID must be a mail's number, as latch mail list shows it, not '" + text + "'");
   id = std::stoll(text);
   return admin_ok;
 }
@@ -536,11 +534,10 @@ int mail_list(Context &c) {
                      {"subject", m.mail.subject},
                      {"attempts", m.attempts},
                      {"created_at", m.mail.created_at},
-                     {"next_attempt_at", m.state == db::MailState::failed
-                                             ? json(nullptr)
-                                             : json(m.next_attempt_at)},
-                     {"link_expires_at", m.mail.link_expires_at ? json(*m.mail.link_expires_at)
-                                                                : json(nullptr)},
+                     {"next_attempt_at",
+                      m.state == db::MailState::failed ? json(nullptr) : json(m.next_attempt_at)},
+                     {"link_expires_at",
+                      m.mail.link_expires_at ? json(*m.mail.link_expires_at) : json(nullptr)},
                      {"link_live", m.link_live},
                      {"last_error", m.last_error}});
     c.out << all.dump(2) << "\n";

@@ -28,8 +28,10 @@ namespace latch {
 std::string Config::effective_public_url() const {
   if (!public_url.empty()) return public_url;
   std::string h = host;
-  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
-  else if (h == "::") h = "::1";
+  if (h.empty() || h == "0.0.0.0")
+    h = "127.0.0.1";
+  else if (h == "::")
+    h = "::1";
   if (h.find(':') != std::string::npos) h = "[" + h + "]";
   return std::string(tls_cert.empty() ? "http" : "https") + "://" + h + ":" + std::to_string(port);
 }
@@ -75,10 +77,22 @@ std::optional<std::int64_t> parse_duration(const std::string &s) {
   std::int64_t unit = 1;
   std::string digits = s;
   switch (s.back()) {
-  case 's': unit = 1; digits.pop_back(); break;
-  case 'm': unit = 60; digits.pop_back(); break;
-  case 'h': unit = 3600; digits.pop_back(); break;
-  case 'd': unit = 86400; digits.pop_back(); break;
+  case 's':
+    unit = 1;
+    digits.pop_back();
+    break;
+  case 'm':
+    unit = 60;
+    digits.pop_back();
+    break;
+  case 'h':
+    unit = 3600;
+    digits.pop_back();
+    break;
+  case 'd':
+    unit = 86400;
+    digits.pop_back();
+    break;
   default: break;
   }
   auto n = parse_int(digits, 1, 10LL * 365 * 86400);
@@ -111,7 +125,8 @@ std::vector<std::string> split_list(const std::string &s) {
 Setter int_setter(long long lo, long long hi, std::function<void(Config &, long long)> apply) {
   return [=](Config &c, const std::string &v) -> std::optional<std::string> {
     auto n = parse_int(v, lo, hi);
-    if (!n) return "must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!n)
+      return "must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
     apply(c, *n);
     return std::nullopt;
   };
@@ -173,10 +188,14 @@ std::optional<std::string> set_metrics_addr(Config &c, const std::string &v) {
 }
 
 std::optional<std::string> set_log_format(Config &c, const std::string &v) {
-  if (v == "off") c.log_format = Config::LogFormat::off;
-  else if (v == "text") c.log_format = Config::LogFormat::text;
-  else if (v == "json") c.log_format = Config::LogFormat::json;
-  else return "must be text, json or off";
+  if (v == "off")
+    c.log_format = Config::LogFormat::off;
+  else if (v == "text")
+    c.log_format = Config::LogFormat::text;
+  else if (v == "json")
+    c.log_format = Config::LogFormat::json;
+  else
+    return "must be text, json or off";
   return std::nullopt;
 }
 
@@ -351,7 +370,8 @@ const std::vector<Option> &options() {
         {"cors-origin", "LATCH_CORS_ORIGIN", "LIST",
          "origins allowed to call from a browser (comma-separated), or * for any (development)",
          set_cors_origins},
-        {"tls-cert", "LATCH_TLS_CERT", "FILE", "PEM certificate chain: serve HTTPS (with --tls-key)",
+        {"tls-cert", "LATCH_TLS_CERT", "FILE",
+         "PEM certificate chain: serve HTTPS (with --tls-key)",
          string_setter([](Config &c, const std::string &v) { c.tls_cert = v; })},
         {"tls-key", "LATCH_TLS_KEY", "FILE", "PEM private key for --tls-cert",
          string_setter([](Config &c, const std::string &v) { c.tls_key = v; })},
@@ -377,15 +397,16 @@ const std::vector<Option> &options() {
       std::string upper = name;
       std::transform(upper.begin(), upper.end(), upper.begin(),
                      [](unsigned char ch) { return std::toupper(ch); });
-      t.push_back({name + "-access-ttl", "LATCH_" + upper + "_ACCESS_TTL", "DURATION",
-                   name + " access token lifetime",
-                   duration_setter([api](Config &c, std::int64_t d) { c.lifetimes[api].access = d; })});
+      t.push_back(
+          {name + "-access-ttl", "LATCH_" + upper + "_ACCESS_TTL", "DURATION",
+           name + " access token lifetime",
+           duration_setter([api](Config &c, std::int64_t d) { c.lifetimes[api].access = d; })});
       // An API that issues no refresh token has no refresh lifetime to set.
       if (row.lifetimes.refresh > 0)
-        t.push_back({name + "-refresh-ttl", "LATCH_" + upper + "_REFRESH_TTL", "DURATION",
-                     name + " refresh token lifetime",
-                     duration_setter(
-                         [api](Config &c, std::int64_t d) { c.lifetimes[api].refresh = d; })});
+        t.push_back(
+            {name + "-refresh-ttl", "LATCH_" + upper + "_REFRESH_TTL", "DURATION",
+             name + " refresh token lifetime",
+             duration_setter([api](Config &c, std::int64_t d) { c.lifetimes[api].refresh = d; })});
     }
     return t;
   }();
@@ -467,9 +488,12 @@ std::vector<std::string> config_warnings(const Config &c) {
                     "confirmation token, so addresses are confirmed without their mailbox; local "
                     "development only");
   if (!c.smtp_url.empty() && c.public_url.empty() && !is_loopback(c.host))
-    lines.push_back("listening on " + c.host + " with mail on (LATCH_SMTP_URL) but no "
+    lines.push_back("listening on " + c.host +
+                    " with mail on (LATCH_SMTP_URL) but no "
                     "--public-url (LATCH_PUBLIC_URL): mailed reset and confirmation links "
-                    "name " + c.effective_public_url() + ", which users elsewhere cannot open; "
+                    "name " +
+                    c.effective_public_url() +
+                    ", which users elsewhere cannot open; "
                     "set --public-url to where users reach this server (Latch never takes it "
                     "from a request's Host header)");
   return lines;
@@ -496,8 +520,10 @@ std::string config_help() {
   for (const auto &o : options()) {
     std::string left = "  --" + o.flag + (o.value_name.empty() ? "" : " " + o.value_name);
     out << left;
-    if (left.size() < 40) out << std::string(40 - left.size(), ' ');
-    else out << "\n" << std::string(40, ' ');
+    if (left.size() < 40)
+      out << std::string(40 - left.size(), ' ');
+    else
+      out << "\n" << std::string(40, ' ');
     out << o.help << " [" << o.env << "]\n";
   }
   out << "\nEnvironment only:\n"

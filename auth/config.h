@@ -64,18 +64,18 @@ struct Config {
   std::string api_version = "v0.0.1";
 
   std::map<Api, Lifetimes> lifetimes = default_lifetimes();
-  std::int64_t reset_ttl = 15 * 60;     // flask and the default
-  std::int64_t v1_reset_ttl = 3600;     // v1's document: one hour
+  std::int64_t reset_ttl = 15 * 60; // flask and the default
+  std::int64_t v1_reset_ttl = 3600; // v1's document: one hour
   std::int64_t verify_email_ttl = 86400;
   // Seconds after a rotation within which the refresh token it replaced, presented again, gets
   // the session's current one instead of revoking the session (two tabs); 0: strict.
   std::int64_t refresh_reuse_interval = 10;
 
   std::size_t max_body_bytes = 64 * 1024;
-  unsigned threads = 0; // 0: one per core, at least 2
+  unsigned threads = 0;            // 0: one per core, at least 2
   unsigned max_connections = 1024; // open at once; the one idle longest makes room for more
   unsigned max_connections_per_address = 64; // from one client address (IPv6: a /64); 0 off
-  int purge_interval = 60; // seconds between purges of expired rows
+  int purge_interval = 60;                   // seconds between purges of expired rows
   // How long after expiring a row is purged: a wall clock stepped forward by up to this much
   // destroys nothing still valid in real time.
   std::int64_t purge_margin = 3600;
@@ -86,9 +86,9 @@ struct Config {
   bool metrics = false;                   // GET /metrics on the main listener
   std::string metrics_host;               // or on a listener of its own (--metrics-addr)
   int metrics_port = 0;
-  std::vector<std::string> cors_origins;  // "*" allows any origin (local development)
-  std::string tls_cert, tls_key;          // both set: HTTPS instead of HTTP
-  int shutdown_timeout = 10;              // seconds in-flight requests get after SIGTERM
+  std::vector<std::string> cors_origins; // "*" allows any origin (local development)
+  std::string tls_cert, tls_key;         // both set: HTTPS instead of HTTP
+  int shutdown_timeout = 10;             // seconds in-flight requests get after SIGTERM
 
   std::string effective_public_url() const;
   std::string effective_reset_url() const;

@@ -23,7 +23,7 @@ namespace latch {
 enum class IdentityRefusal {
   none,
   empty,
-  too_long,     // a username over kMaxUsernameLength characters, an email over RFC 5321's lengths
+  too_long, // a username over kMaxUsernameLength characters, an email over RFC 5321's lengths
   not_utf8,
   control,      // C0/C1 controls, NUL included
   whitespace,   // any Unicode White_Space, before or after normalisation (NBSP, U+00A8's space)

@@ -20,10 +20,12 @@
 namespace latch {
 
 Mailer::Mailer(db::Outbox &outbox, Transport transport, MailPolicy policy, Clock clock)
-    : outbox_(outbox), transport_(std::move(transport)), policy_(policy),
-      clock_(std::move(clock)) {}
+    : outbox_(outbox), transport_(std::move(transport)), policy_(policy), clock_(std::move(clock)) {
+}
 
-Mailer::~Mailer() { stop(); }
+Mailer::~Mailer() {
+  stop();
+}
 
 void Mailer::start() {
   std::lock_guard lock(stop_mutex_);
@@ -51,7 +53,8 @@ Mailer::Counts Mailer::counts() const {
 
 std::int64_t Mailer::backoff(const MailPolicy &policy, int attempt) {
   std::int64_t wait = std::max<std::int64_t>(1, policy.retry);
-  for (int i = 1; i < attempt && wait < policy.retry_max; ++i) wait *= 2;
+  for (int i = 1; i < attempt && wait < policy.retry_max; ++i)
+    wait *= 2;
   return std::min(wait, std::max<std::int64_t>(1, policy.retry_max));
 }
 
@@ -71,7 +74,9 @@ void Mailer::run(const std::stop_token &stop) {
   }
 }
 
-int Mailer::send_due() { return send_due(std::stop_token()); }
+int Mailer::send_due() {
+  return send_due(std::stop_token());
+}
 
 int Mailer::send_due(const std::stop_token &stop) {
   int handled = 0;
@@ -143,9 +148,7 @@ bool Mailer::deliver(const db::QueuedMail &m, const std::string &token,
     outbox_.mail_sent(m.id); // and its body, which holds the link, with it
     ++sent_;
     return true;
-  case Delivery::Outcome::abandoned:
-    outbox_.release_mail(m.id, m.attempts);
-    return false;
+  case Delivery::Outcome::abandoned: outbox_.release_mail(m.id, m.attempts); return false;
   case Delivery::Outcome::permanent:
     if (outbox_.mail_failed(m.id, m.attempts, d.reason, now)) ++failed_;
     std::cerr << "latch: mail to " << domain << " failed permanently: " << d.reason << " (mail "
@@ -188,7 +191,8 @@ std::string format_message(const Mail &mail, const std::string &from) {
   size_t start = 0;
   while (start <= mail.body.size()) {
     size_t nl = mail.body.find('\n', start);
-    std::string line = mail.body.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    std::string line =
+        mail.body.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!line.empty() && line[0] == '.') line.insert(0, ".");
     msg += line + "\r\n";
@@ -296,8 +300,8 @@ struct Sockets {
 };
 
 curl_socket_t open_socket(void *clientp, curlsocktype, struct curl_sockaddr *address) {
-  const curl_socket_t fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC,
-                                    address->protocol);
+  const curl_socket_t fd =
+      ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
   if (fd != CURL_SOCKET_BAD) static_cast<Sockets *>(clientp)->open.push_back(fd);
   return fd;
 }
@@ -333,7 +337,8 @@ std::optional<CURLcode> perform(const Curl &c, CURL *curl, const Sockets &socket
   } // the callback is gone before the handle it wakes
   // Abandoned: a server that does not answer is not waited for. Only this thread closes them.
   if (!result)
-    for (curl_socket_t fd : sockets.open) ::shutdown(fd, SHUT_RDWR);
+    for (curl_socket_t fd : sockets.open)
+      ::shutdown(fd, SHUT_RDWR);
   c.multi_remove_handle(multi, curl);
   c.multi_cleanup(multi);
   return result;

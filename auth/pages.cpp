@@ -62,7 +62,8 @@ std::string head(const std::string &title, const std::string &style) {
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
          "<meta name=\"referrer\" content=\"no-referrer\">\n"
          "<meta name=\"robots\" content=\"noindex\">\n"
-         "<title>" + title + "</title>\n" + style + "\n</head>\n";
+         "<title>" +
+         title + "</title>\n" + style + "\n</head>\n";
 }
 
 // The reset page's script: what the page does in the browser. The page says which API it
@@ -197,8 +198,8 @@ std::string escape_html(const std::string &s) {
 
 std::string reset_password_page(bool via_v1) {
   // Script and style are files of their own, so the page's CSP allows nothing inline.
-  std::string html = head("Choose a new password",
-                          "<link rel=\"stylesheet\" href=\"/reset-password.css\">");
+  std::string html =
+      head("Choose a new password", "<link rel=\"stylesheet\" href=\"/reset-password.css\">");
   html += R"PAGE(<body><main>
 <h1 id="title">Choose a new password</h1>
 <p id="lead" class="lead">Type your new password twice. You will sign in with it from now on.</p>
@@ -223,9 +224,13 @@ std::string reset_password_page(bool via_v1) {
   return html;
 }
 
-std::string reset_password_script() { return kResetScript; }
+std::string reset_password_script() {
+  return kResetScript;
+}
 
-std::string reset_password_stylesheet() { return std::string(kStyle).substr(1); }
+std::string reset_password_stylesheet() {
+  return std::string(kStyle).substr(1);
+}
 
 std::string verify_email_page(bool ok, const std::string &message) {
   std::string html = head("Email confirmation", std::string("<style>") + kStyle + "</style>");

@@ -3,12 +3,12 @@
 // libsodium is the fastest argon2id in Debian (AVX2/AVX-512 block functions chosen at run time;
 // Debian's libargon2 is the plain C reference build, twice the CPU per hash), but it maps a fresh
 // m KiB block for every hash (MAP_POPULATE) and unmaps it after: at m=19 MiB that is ~4,900 pages
-// to fault in and zero, which cost nearly as much CPU as the hash itself. So libsodium is linked statically and its mmap and
-// munmap calls are wrapped at link time (-Wl,--wrap=mmap,--wrap=munmap, see CMakeLists.txt):
-// while a thread hashes in a slot, the block libsodium asks for is that slot's kept memory.
-// Argon2 writes every block before it reads it, so what a previous hash left there is never used.
+// to fault in and zero, which cost nearly as much CPU as the hash itself. So libsodium is linked
+// statically and its mmap and munmap calls are wrapped at link time (-Wl,--wrap=mmap,--wrap=munmap,
+// see CMakeLists.txt): while a thread hashes in a slot, the block libsodium asks for is that slot's
+// kept memory. Argon2 writes every block before it reads it, so what a previous hash left there is
+// never used.
 #include "auth/password.h"
-
 
 #include <sodium.h>
 #include <sys/mman.h>
@@ -60,8 +60,8 @@ PasswordHasher::Verdict verify_phc(const PasswordParams &params, const std::stri
   // gets a fresh block from libsodium as before: only what fits in the slot is lent.
   v.match = crypto_pwhash_str_verify(phc.c_str(), password.data(), password.size()) == 0;
   if (v.match)
-    v.needs_rehash = crypto_pwhash_str_needs_rehash(phc.c_str(), params.iterations,
-                                                    memlimit_bytes(params)) != 0;
+    v.needs_rehash =
+        crypto_pwhash_str_needs_rehash(phc.c_str(), params.iterations, memlimit_bytes(params)) != 0;
   return v;
 }
 
@@ -121,8 +121,8 @@ private:
   detail::HashMemory *memory_;
 };
 
-PasswordHasher::PasswordHasher(PasswordParams params, unsigned max_concurrent,
-                               unsigned max_waiting, std::chrono::milliseconds keep_idle_memory)
+PasswordHasher::PasswordHasher(PasswordParams params, unsigned max_concurrent, unsigned max_waiting,
+                               std::chrono::milliseconds keep_idle_memory)
     : params_(params), max_waiting_(max_waiting), keep_idle_memory_(keep_idle_memory),
       slots_(max_concurrent ? max_concurrent : 1) {
   static SodiumInit init;
@@ -148,8 +148,8 @@ detail::HashMemory *PasswordHasher::acquire(bool may_wait) {
   if (free_slots_.empty()) {
     if (!may_wait || waiting_ >= max_waiting_) return nullptr;
     ++waiting_;
-    bool got = slot_free_.wait_for(lock, std::chrono::seconds(30),
-                                   [&] { return !free_slots_.empty(); });
+    bool got =
+        slot_free_.wait_for(lock, std::chrono::seconds(30), [&] { return !free_slots_.empty(); });
     --waiting_;
     if (!got) return nullptr;
   }
@@ -191,8 +191,10 @@ void PasswordHasher::release_idle_memory() {
         next = std::min(next, due);
       }
     }
-    if (next == std::chrono::steady_clock::time_point::max()) memory_kept_.wait(lock);
-    else memory_kept_.wait_until(lock, next);
+    if (next == std::chrono::steady_clock::time_point::max())
+      memory_kept_.wait(lock);
+    else
+      memory_kept_.wait_until(lock, next);
   }
 }
 

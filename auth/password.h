@@ -25,10 +25,10 @@ namespace detail {
 // One hashing slot's argon2 memory, mapped on the slot's first hash and kept for the next ones,
 // so a hash does not pay ~4,900 page faults for a fresh 19 MiB block (see password.cpp).
 struct HashMemory {
-  void *base = nullptr;    // nullptr until first used, and again once released for idleness
-  std::size_t size = 0;    // the most one hash may take: memory_kib KiB, rounded up to pages
-  bool in_use = false;     // a thread hashes in this slot (guarded by the hasher's mutex)
-  bool lent = false;       // libsodium holds it right now
+  void *base = nullptr; // nullptr until first used, and again once released for idleness
+  std::size_t size = 0; // the most one hash may take: memory_kib KiB, rounded up to pages
+  bool in_use = false;  // a thread hashes in this slot (guarded by the hasher's mutex)
+  bool lent = false;    // libsodium holds it right now
   std::chrono::steady_clock::time_point last_used;
 };
 
@@ -72,10 +72,10 @@ public:
   std::size_t memory_held();
 
 private:
-  class Slot; // one hashing slot, held for one call
+  class Slot;                                 // one hashing slot, held for one call
   detail::HashMemory *acquire(bool may_wait); // nullptr: busy
   void release(detail::HashMemory *slot);
-  void release_idle_memory();    // the thread that unmaps memory left unused too long
+  void release_idle_memory(); // the thread that unmaps memory left unused too long
 
   PasswordParams params_;
   unsigned max_waiting_;

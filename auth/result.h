@@ -9,19 +9,19 @@ namespace latch {
 
 enum class ErrorCode {
   // request shape
-  bad_request,      // the HTTP request itself is malformed (request line, headers too large)
-  missing_field,    // detail: the field name
-  invalid_field,    // detail: the field name (wrong type, empty, bad format)
+  bad_request,   // the HTTP request itself is malformed (request line, headers too large)
+  missing_field, // detail: the field name
+  invalid_field, // detail: the field name (wrong type, empty, bad format)
   invalid_email,
-  weak_password,    // shorter than the minimum, or (envelope) lacking character classes
+  weak_password, // shorter than the minimum, or (envelope) lacking character classes
   password_too_long,
-  username_length,  // outside the API's bounds
+  username_length, // outside the API's bounds
   // accounts
   user_exists,
   username_taken,
   email_taken,
   invalid_credentials,
-  user_not_found,   // envelope tells unknown users apart, as its document says
+  user_not_found, // envelope tells unknown users apart, as its document says
   wrong_password,
   email_not_verified,
   // tokens
@@ -36,11 +36,11 @@ enum class ErrorCode {
   one_time_token_invalid,
   one_time_token_expired,
   // limits
-  rate_limited,     // retry_after seconds
-  account_locked,   // retry_after seconds
-  busy,             // hashing queue full: 503
+  rate_limited,   // retry_after seconds
+  account_locked, // retry_after seconds
+  busy,           // hashing queue full: 503
   // transport (raised by the HTTP layer)
-  bad_body,         // malformed JSON / form, bad UTF-8, too deep
+  bad_body, // malformed JSON / form, bad UTF-8, too deep
   unsupported_media_type,
   body_too_large,
   not_found,
@@ -50,9 +50,9 @@ enum class ErrorCode {
 
 struct Error {
   ErrorCode code;
-  std::string detail;   // a field name or short reason; never secrets or internals
-  int retry_after = 0;  // seconds, for rate_limited and account_locked
-  int status = 0;       // bad_request: the HTTP status when not 400 (414, 431, 501, 505)
+  std::string detail;  // a field name or short reason; never secrets or internals
+  int retry_after = 0; // seconds, for rate_limited and account_locked
+  int status = 0;      // bad_request: the HTTP status when not 400 (414, 431, 501, 505)
 };
 
 // A value or an Error (std::expected arrives with C++23).

@@ -1,9 +1,9 @@
 // Security primitives: thin wrappers over OpenSSL and libsodium.
 #include "auth/secure.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <sodium.h>
@@ -54,23 +54,26 @@ std::string base64url_encode(std::string_view bytes) {
                           reinterpret_cast<const unsigned char *>(bytes.data()),
                           static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char &c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!out.empty() && out.back() == '=')
+    out.pop_back();
+  for (char &c : out)
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
   return out;
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
   // RFC 4648 section 5 only (libsodium 1.0.18, used before, also read bytes 0x80-0xFF as '_').
   auto in_alphabet = [](unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   };
   if (text.size() % 4 == 1 || text.size() > (1u << 30) ||
       !std::all_of(text.begin(), text.end(), in_alphabet))
     return std::nullopt;
   // OpenSSL decodes the standard alphabet with padding.
   std::string standard(text);
-  for (char &c : standard) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  for (char &c : standard)
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
   const std::size_t padding = (4 - standard.size() % 4) % 4;
   standard.append(padding, '=');
   std::string out(standard.size() / 4 * 3, '\0');
@@ -82,7 +85,8 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   // One spelling per byte string: unused bits must be zero, so encoding back gives the input.
   std::string again(standard.size() + 1, '\0');
   EVP_EncodeBlock(reinterpret_cast<unsigned char *>(again.data()),
-                  reinterpret_cast<const unsigned char *>(out.data()), static_cast<int>(out.size()));
+                  reinterpret_cast<const unsigned char *>(out.data()),
+                  static_cast<int>(out.size()));
   again.pop_back(); // the terminating NUL
   if (again != standard) return std::nullopt;
   return out;
@@ -112,9 +116,10 @@ std::string HmacSha256::mac(std::string_view data) const {
   EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(state_->keyed);
   unsigned char out[EVP_MAX_MD_SIZE];
   std::size_t len = 0;
-  bool ok = ctx && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char *>(data.data()),
-                                  data.size()) == 1 &&
-            EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
+  bool ok =
+      ctx &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char *>(data.data()), data.size()) == 1 &&
+      EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
   EVP_MAC_CTX_free(ctx);
   if (!ok) throw std::runtime_error("HMAC failed");
   return std::string(reinterpret_cast<char *>(out), len);

@@ -9,9 +9,9 @@
 
 namespace latch::secure {
 
-std::string random_bytes(std::size_t n);                 // OpenSSL RAND_bytes
-std::string random_token(std::size_t n_bytes);           // base64url of n random bytes (libsodium)
-std::string uuid_v4();                                   // RFC 4122 v4 from random bytes
+std::string random_bytes(std::size_t n);       // OpenSSL RAND_bytes
+std::string random_token(std::size_t n_bytes); // base64url of n random bytes (libsodium)
+std::string uuid_v4();                         // RFC 4122 v4 from random bytes
 // No padding; OpenSSL's table encoder, for what is public once sent (the parts of tokens).
 std::string base64url_encode(std::string_view bytes);
 // Strict (no padding, RFC 4648 section 5 alphabet only, unused bits zero); OpenSSL's table
@@ -31,7 +31,7 @@ private:
   struct State;
   std::shared_ptr<State> state_;
 };
-std::string sha256_hex(std::string_view data);           // OpenSSL EVP
+std::string sha256_hex(std::string_view data);                    // OpenSSL EVP
 bool constant_time_equal(std::string_view a, std::string_view b); // CRYPTO_memcmp
 bool valid_utf8(std::string_view s);
 

@@ -37,9 +37,13 @@ std::size_t utf8_length(const std::string &s) {
       std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xc0) != 0x80; }));
 }
 
-bool valid_email(const std::string &email) { return bool(canonical_email(email)); }
+bool valid_email(const std::string &email) {
+  return bool(canonical_email(email));
+}
 
-bool valid_username(const std::string &username) { return bool(canonical_username(username)); }
+bool valid_username(const std::string &username) {
+  return bool(canonical_username(username));
+}
 
 Status set_identity(db::User &user, const std::string &username,
                     const std::optional<std::string> &email) {
@@ -104,9 +108,9 @@ AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher 
                          const TokenCodec &codec, Mailer &mailer, Clock clock,
                          db::SessionCache *cache, Clock elapsed)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
-      clock_(std::move(clock)), elapsed_(elapsed ? std::move(elapsed) : clock_), cache_(cache), rotations_(store, [this] { written(); }),
-      address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins),
-      mail_limit_(config.mail_limit) {}
+      clock_(std::move(clock)), elapsed_(elapsed ? std::move(elapsed) : clock_), cache_(cache),
+      rotations_(store, [this] { written(); }), address_limit_(config.rate_limit, 60),
+      sign_in_throttle_(config.max_failed_logins), mail_limit_(config.mail_limit) {}
 
 void AuthService::written() {
   if (cache_) cache_->catch_up();
@@ -127,7 +131,7 @@ std::optional<ErrorCode> password_problem(const Config &config, const std::strin
 }
 
 Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
-                                                   const SignUpOptions &options) {
+                                      const SignUpOptions &options) {
   db::User u;
   if (auto bad = set_identity(u, in.username, in.email); !bad) return bad.error();
   if (auto bad = check_password(in.password)) return Error{*bad, "password"};
@@ -151,8 +155,7 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   std::optional<db::OneTimeToken> confirmation_row;
   std::optional<db::OutgoingMail> mail;
   if (options.confirm_email) {
-    confirmation_row =
-        mailed_token(u, db::TokenPurpose::verify_email, config_.verify_email_ttl);
+    confirmation_row = mailed_token(u, db::TokenPurpose::verify_email, config_.verify_email_ttl);
     mail = confirmation_mail(*u.email, *confirmation_row);
   }
   // The answered token is its own: the mailed one is made only when the mail goes.
@@ -160,14 +163,15 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   std::optional<db::OneTimeToken> answered_row;
   if (options.answer_confirmation) {
     answered = secure::random_token(32); // 256 bits
-    answered_row = db::OneTimeToken{secure::sha256_hex(*answered), u.id,
-                                    db::TokenPurpose::verify_email,
-                                    now() + config_.verify_email_ttl};
+    answered_row =
+        db::OneTimeToken{secure::sha256_hex(*answered), u.id, db::TokenPurpose::verify_email,
+                         now() + config_.verify_email_ttl};
   }
-  const db::OneTimeToken *first_token =
-      confirmation_row ? &*confirmation_row : answered_row ? &*answered_row : nullptr;
-  switch (store_.insert_user(u, session ? &*session : nullptr, first_token,
-                             mail ? &*mail : nullptr)) {
+  const db::OneTimeToken *first_token = confirmation_row ? &*confirmation_row
+                                        : answered_row   ? &*answered_row
+                                                         : nullptr;
+  switch (
+      store_.insert_user(u, session ? &*session : nullptr, first_token, mail ? &*mail : nullptr)) {
   case db::InsertUserResult::ok: break;
   case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
   case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
@@ -196,10 +200,9 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   // per account: an attacker elsewhere cannot lock the owner out, and known and unknown names
   // are counted alike (SignInThrottle).
   const std::int64_t t = now();
-  auto attempt = sign_in_throttle_.begin(identifier_key(identifier), caller.address,
-                                         user ? std::optional(throttle_account(*user))
-                                              : std::nullopt,
-                                         elapsed());
+  auto attempt = sign_in_throttle_.begin(
+      identifier_key(identifier), caller.address,
+      user ? std::optional(throttle_account(*user)) : std::nullopt, elapsed());
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;
@@ -312,9 +315,9 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
   std::string next_jti = rotate ? secure::random_token(16) : claims->jti;
   const std::int64_t t = now();
   std::int64_t until = t + std::max(life.access, rotate ? life.refresh : 0);
-  const db::RotateOutcome outcome = rotations_.rotate({claims->session_id, claims->user_id,
-                                                       claims->jti, next_jti, until, t,
-                                                       config_.refresh_reuse_interval});
+  const db::RotateOutcome outcome =
+      rotations_.rotate({claims->session_id, claims->user_id, claims->jti, next_jti, until, t,
+                         config_.refresh_reuse_interval});
   switch (outcome.result) {
   case db::RotateResult::rotated: break;
   // A second tab within the reuse interval: the refresh token the rotation issued, not a new
@@ -421,8 +424,7 @@ db::OneTimeToken AuthService::mailed_token(const db::User &user, db::TokenPurpos
 // expired. The link stops after "token=": the sender writes the token there when it sends.
 db::OutgoingMail AuthService::mail_with_link(const std::string &to, const std::string &subject,
                                              const std::string &before_link,
-                                             const std::string &base,
-                                             const std::string &after_link,
+                                             const std::string &base, const std::string &after_link,
                                              const db::OneTimeToken &row) const {
   db::OutgoingMail m{to, subject, before_link, row.token_hash, 0, row.expires_at, now()};
   m.body += base + (base.find('?') == std::string::npos ? "?" : "&") + "token=";
@@ -452,14 +454,13 @@ Result<std::string> AuthService::start_password_reset(const db::User &user, std:
         "Someone asked to reset the password of the account for " + *user.email + " at " + host +
             ".\nOpen this link within " + describe_duration(ttl) + " to choose a new one:\n\n",
         config_.effective_reset_url(),
-        "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " + host +
-            "\n",
+        "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " + host + "\n",
         row);
   });
 }
 
-Status AuthService::finish_password_reset(const std::string &token,
-                                          const std::string &new_password, const Caller &caller) {
+Status AuthService::finish_password_reset(const std::string &token, const std::string &new_password,
+                                          const Caller &caller) {
   if (auto bad = check_password(new_password)) return Error{*bad, "password"};
   auto hash = hasher_.hash(new_password, caller.may_wait_for_hash); // outside the transaction below
   if (!hash) return hash.error();
@@ -477,8 +478,7 @@ Status AuthService::finish_password_reset(const std::string &token,
   return Error{ErrorCode::one_time_token_invalid, ""};
 }
 
-Result<std::string> AuthService::start_email_verification(const db::User &user,
-                                                          TokenDelivery to) {
+Result<std::string> AuthService::start_email_verification(const db::User &user, TokenDelivery to) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
   if (int wait = mail_limit_.take(user.id, "verify", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
@@ -502,13 +502,12 @@ std::string AuthService::issue_one_time_token(const db::User &user, db::TokenPur
 
 db::OutgoingMail AuthService::confirmation_mail(const std::string &email,
                                                 const db::OneTimeToken &row) const {
-  return mail_with_link(email, "Confirm your email address",
-                        "Someone signed up at " + public_host() + " with the address " + email +
-                            ".\nIf it was you, confirm it by opening:\n\n",
-                        config_.effective_public_url() + "/api/v1/verify",
-                        "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " +
-                            public_host() + "\n",
-                        row);
+  return mail_with_link(
+      email, "Confirm your email address",
+      "Someone signed up at " + public_host() + " with the address " + email +
+          ".\nIf it was you, confirm it by opening:\n\n",
+      config_.effective_public_url() + "/api/v1/verify",
+      "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " + public_host() + "\n", row);
 }
 
 Status AuthService::confirm_email(const std::string &token) {
@@ -586,12 +585,12 @@ std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &st
   if (!config.jwt_secret.empty()) return std::make_unique<TokenCodec>(config.jwt_secret);
   // A new key only when there is no signing one: drawing it costs start-up time and memory.
   auto rows = store.signing_keys();
-  if (rows.empty() || rows.front().retired_at) rows = store.ensure_signing_key(new_signing_key(now));
+  if (rows.empty() || rows.front().retired_at)
+    rows = store.ensure_signing_key(new_signing_key(now));
   return std::make_unique<TokenCodec>(key_ring(rows, signing_key_retention(config)));
 }
 
-SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::SigningKeys &keys,
-                                     TokenCodec &codec)
+SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::SigningKeys &keys, TokenCodec &codec)
     : keys_(keys), codec_(codec), retention_(signing_key_retention(config)),
       fixed_(!config.jwt_secret.empty()) {}
 

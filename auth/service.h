@@ -26,8 +26,8 @@
 namespace latch {
 
 using Clock = std::function<std::int64_t()>; // seconds; injectable for tests
-Clock system_clock();  // unix seconds (the wall clock: it can be stepped)
-Clock steady_clock();  // seconds since an arbitrary start, never stepped
+Clock system_clock();                        // unix seconds (the wall clock: it can be stepped)
+Clock steady_clock();                        // seconds since an arbitrary start, never stepped
 
 struct NewUser {
   std::string username;
@@ -220,8 +220,8 @@ private:
   // Stores a new one-time token for the user with the mail mail(row) carrying its link, in one
   // transaction, and with mail_and_answer a second one; returns that one's token, or "".
   using MailFor = std::function<db::OutgoingMail(const db::OneTimeToken &)>;
-  std::string issue_one_time_token(const db::User &user, db::TokenPurpose purpose,
-                                   std::int64_t ttl, TokenDelivery to, const MailFor &mail);
+  std::string issue_one_time_token(const db::User &user, db::TokenPurpose purpose, std::int64_t ttl,
+                                   TokenDelivery to, const MailFor &mail);
   // A one-time token row for the user whose link goes by mail: its hash is of a token nobody
   // keeps, until the sender gives it one of its own (db::Outbox::take_mail).
   db::OneTimeToken mailed_token(const db::User &user, db::TokenPurpose purpose,

@@ -23,7 +23,9 @@ std::string openssl_reason() {
 }
 
 // Never asks for a passphrase on the terminal: an encrypted key fails to load instead.
-int no_passphrase(char *, int, int, void *) { return 0; }
+int no_passphrase(char *, int, int, void *) {
+  return 0;
+}
 
 using Context = std::unique_ptr<SSL_CTX, void (*)(SSL_CTX *)>;
 

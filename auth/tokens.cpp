@@ -15,7 +15,9 @@ nlohmann::json Claims::payload_json() const {
   return json::parse(payload, nullptr, /*allow_exceptions=*/false); // checked by decode()
 }
 
-const char *token_type_name(TokenType t) { return t == TokenType::access ? "access" : "refresh"; }
+const char *token_type_name(TokenType t) {
+  return t == TokenType::access ? "access" : "refresh";
+}
 
 bool valid_kid(std::string_view kid) {
   if (kid.empty() || kid.size() > TokenCodec::kMaxKidLength) return false;
@@ -23,7 +25,9 @@ bool valid_kid(std::string_view kid) {
                      [](unsigned char c) { return std::isalnum(c) != 0 || c == '_' || c == '-'; });
 }
 
-std::string derive_kid(std::string_view secret) { return secure::sha256_hex(secret).substr(0, 12); }
+std::string derive_kid(std::string_view secret) {
+  return secure::sha256_hex(secret).substr(0, 12);
+}
 
 std::unique_ptr<const TokenCodec::Ring> TokenCodec::make_ring(std::vector<SigningKey> keys,
                                                               bool kid_header) {
@@ -79,12 +83,15 @@ void TokenCodec::set_keys(std::vector<SigningKey> keys) {
   ring_.store(rings_.back().get(), std::memory_order_release);
 }
 
-std::string TokenCodec::signing_kid() const { return ring().keys.front().key.kid; }
+std::string TokenCodec::signing_kid() const {
+  return ring().keys.front().key.kid;
+}
 
 const TokenCodec::Key *TokenCodec::key_for_exact_header(const Ring &ring,
                                                         std::string_view header_part) {
   for (const Key &k : ring.keys)
-    if (header_part == k.encoded_header || (k.key.legacy && header_part == ring.encoded_legacy_header))
+    if (header_part == k.encoded_header ||
+        (k.key.legacy && header_part == ring.encoded_legacy_header))
       return &k;
   return nullptr;
 }
@@ -147,7 +154,9 @@ std::string TokenCodec::issue(const Claims &c) const {
 
 namespace {
 
-Error malformed(const char *why) { return Error{ErrorCode::token_malformed, why}; }
+Error malformed(const char *why) {
+  return Error{ErrorCode::token_malformed, why};
+}
 
 std::optional<json> decode_json_object(std::string_view part) {
   auto bytes = secure::base64url_decode(part);

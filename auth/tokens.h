@@ -10,11 +10,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
-#include <unordered_map>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace latch {
@@ -28,7 +28,7 @@ struct Claims {
   std::string username;
   TokenType type = TokenType::access;
   std::string jti;
-  std::string session_id; // sid
+  std::string session_id;      // sid
   std::int64_t issued_at = 0;  // iat
   std::int64_t expires_at = 0; // exp
   std::string payload;         // the payload JSON as signed, for the APIs that echo claims

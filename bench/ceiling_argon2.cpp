@@ -62,7 +62,8 @@ int main(int argc, char **argv) {
     workers.emplace_back(hash_until, std::ref(hasher), std::cref(stop), std::ref(done));
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
-  for (auto &w : workers) w.join();
+  for (auto &w : workers)
+    w.join();
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
   std::printf("{\"hashes\":%ld,\"seconds\":%.3f,\"hashes_per_second\":%.2f,"
               "\"cpu_ms_per_hash\":%.3f,\"peak_rss_kib\":%ld,\"threads\":%u}\n",
               hashes, elapsed, double(hashes) / elapsed,
-              hashes ? 1000.0 * cpu_seconds(usage) / double(hashes) : 0.0, usage.ru_maxrss, threads);
+              hashes ? 1000.0 * cpu_seconds(usage) / double(hashes) : 0.0, usage.ru_maxrss,
+              threads);
   return 0;
 }

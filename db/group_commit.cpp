@@ -25,12 +25,15 @@ RotateOutcome RotationGroupCommit::rotate(const Rotation &rotation) {
     queue.unlock();
     std::vector<Rotation> rotations;
     rotations.reserve(batch.size());
-    for (Pending *p : batch) rotations.push_back(p->rotation);
+    for (Pending *p : batch)
+      rotations.push_back(p->rotation);
     try {
       std::vector<RotateOutcome> results = sessions_.rotate_refresh(rotations);
-      for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = results.at(i);
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        batch[i]->result = results.at(i);
     } catch (const std::exception &e) {
-      for (Pending *p : batch) p->error = e.what();
+      for (Pending *p : batch)
+        p->error = e.what();
     }
     // Committed, whatever follows: a failure to show it at once is made up by the follower.
     try {
@@ -38,7 +41,8 @@ RotateOutcome RotationGroupCommit::rotate(const Rotation &rotation) {
     } catch (const std::exception &) {
     }
     queue.lock();
-    for (Pending *p : batch) p->done = true;
+    for (Pending *p : batch)
+      p->done = true;
     running_ = false;
     done_.notify_all();
   }

@@ -36,11 +36,11 @@ struct ApiRow {
   const char *prefix; // SPEC.md's prefix: every route of the API is under it
   // Where paths no route serves answer in its shape; none stated: the API owns its prefix.
   std::span<const PathClaim> claims = {};
-  std::span<const http::Route> routes; // in the order `latch routes` prints them
+  std::span<const http::Route> routes;              // in the order `latch routes` prints them
   void (*render_error)(http::Ctx &, const Error &); // called by http::send_error only
   Lifetimes lifetimes; // defaults; refresh 0: no refresh token, and no --NAME-refresh-ttl
   bool mails_reset_links = false; // to RESET_PASSWORD_URL, whose default page is then served
-  const http::ApiDoc *doc; // /openapi.json: its framework (the tag's text) and wire shapes
+  const http::ApiDoc *doc;        // /openapi.json: its framework (the tag's text) and wire shapes
 };
 
 // Every row, in the order of the Api ids.

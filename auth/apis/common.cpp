@@ -19,10 +19,14 @@ std::string fill(std::string_view words, const Ctx &ctx, const Error &e) {
     words.remove_prefix(brace);
     const std::size_t close = words.find('}');
     const std::string_view name = words.substr(1, close == std::string_view::npos ? 0 : close - 1);
-    if (name == "method") out += ctx.req.method;
-    else if (name == "path") out += ctx.req.path;
-    else if (name == "detail") out += e.detail;
-    else if (name == "retry") out += std::to_string(std::max(1, e.retry_after));
+    if (name == "method")
+      out += ctx.req.method;
+    else if (name == "path")
+      out += ctx.req.path;
+    else if (name == "detail")
+      out += e.detail;
+    else if (name == "retry")
+      out += std::to_string(std::max(1, e.retry_after));
     else { // not a placeholder: the rest as written
       out += words;
       return out;
@@ -52,7 +56,7 @@ void render_common(Ctx &ctx, const Error &e, const CommonErrors &w) {
   case ErrorCode::token_wrong_type:
     if (w.token_challenge) ctx.res.set_header("WWW-Authenticate", w.token_challenge);
     return say(ctx, e, w,
-               w.token_phrase                            ? w.token_phrase(e)
+               w.token_phrase                       ? w.token_phrase(e)
                : e.code == ErrorCode::token_missing ? w.token_missing
                                                     : w.token_invalid,
                401);

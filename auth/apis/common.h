@@ -34,18 +34,18 @@ struct Phrase {
 struct CommonErrors {
   // Sends status with words (and the phrase's tag) in the API's error shape.
   void (*say)(Ctx &, int status, const std::string &words, const char *tag);
-  const char *token_challenge = nullptr; // WWW-Authenticate on every 401 for a token
-  Phrase token_missing = {}, token_invalid = {}; // no token; any other token error
+  const char *token_challenge = nullptr;           // WWW-Authenticate on every 401 for a token
+  Phrase token_missing = {}, token_invalid = {};   // no token; any other token error
   Phrase (*token_phrase)(const Error &) = nullptr; // or: words for each token error
   bool one_time_tokens_as_tokens = false; // a bad reset or confirmation token: token_invalid
-  Phrase bad_request;            // the transport's status: 400, 414, 431...
-  Phrase body_too_large;         // 413
-  Phrase unsupported_media_type; // 415
-  Phrase not_found;              // 404
-  Phrase method_not_allowed;     // 405
-  Phrase throttled;              // 429: rate_limited, account_locked
-  Phrase busy;                   // 503
-  Phrase internal;               // 500, and any error the API's render_error did not word
+  Phrase bad_request;                     // the transport's status: 400, 414, 431...
+  Phrase body_too_large;                  // 413
+  Phrase unsupported_media_type;          // 415
+  Phrase not_found;                       // 404
+  Phrase method_not_allowed;              // 405
+  Phrase throttled;                       // 429: rate_limited, account_locked
+  Phrase busy;                            // 503
+  Phrase internal;                        // 500, and any error the API's render_error did not word
 };
 
 void render_common(Ctx &ctx, const Error &e, const CommonErrors &words);

@@ -39,7 +39,9 @@ const char *jwt_message(const Error &e) {
   }
 }
 
-Phrase jwt_msg(const Error &e) { return {jwt_message(e), "msg"}; }
+Phrase jwt_msg(const Error &e) {
+  return {jwt_message(e), "msg"};
+}
 
 const CommonErrors kCommon = {
     .say = say,
@@ -61,8 +63,8 @@ void signup(Ctx &ctx) {
         password = field(ctx.body, "password");
   if (!username.present() || !email.present() || !password.present())
     return message(ctx, 400, "Missing required fields.");
-  auto made = ctx.service.sign_up({username.value, email.value, password.value, "", "", ""},
-                                  ctx.caller());
+  auto made =
+      ctx.service.sign_up({username.value, email.value, password.value, "", "", ""}, ctx.caller());
   if (!made) return http::send_error(ctx, made.error());
   message(ctx, 201, "User created.");
 }
@@ -118,11 +120,13 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length: return message(ctx, 400, "Missing required fields.");
   case ErrorCode::invalid_email: return message(ctx, 400, "Invalid email address.");
   case ErrorCode::weak_password:
-    return message(ctx, 400, "Password must be at least " +
-                                 std::to_string(ctx.config.password_min_length) + " characters.");
+    return message(ctx, 400,
+                   "Password must be at least " + std::to_string(ctx.config.password_min_length) +
+                       " characters.");
   case ErrorCode::password_too_long:
-    return message(ctx, 400, "Password must be at most " +
-                                 std::to_string(ctx.config.password_max_bytes) + " bytes.");
+    return message(ctx, 400,
+                   "Password must be at most " + std::to_string(ctx.config.password_max_bytes) +
+                       " bytes.");
   case ErrorCode::bad_body: return message(ctx, 400, "Invalid JSON body.");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

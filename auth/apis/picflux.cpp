@@ -49,7 +49,8 @@ void send_pair(Ctx &ctx, int status, const TokenPair &pair) {
 // @IsEmail() @IsNotEmpty()
 void check_email(const Field &f, std::vector<std::string> &errors) {
   if (!f.present()) errors.push_back("email should not be empty");
-  if (!f.present() || !valid_email(lower_ascii(f.value))) errors.push_back("email must be an email");
+  if (!f.present() || !valid_email(lower_ascii(f.value)))
+    errors.push_back("email must be an email");
 }
 
 } // namespace
@@ -109,8 +110,7 @@ void refresh(Ctx &ctx) {
 void render_error(Ctx &ctx, const Error &e) {
   switch (e.code) {
   case ErrorCode::missing_field:
-  case ErrorCode::invalid_field:
-    return bad_request(ctx, {e.detail + " is invalid"});
+  case ErrorCode::invalid_field: return bad_request(ctx, {e.detail + " is invalid"});
   case ErrorCode::invalid_email: return bad_request(ctx, {"email must be an email"});
   case ErrorCode::weak_password:
     return bad_request(ctx, {"password must be longer than or equal to " +

@@ -120,23 +120,28 @@ void register_user(Ctx &ctx) {
   send_pair(ctx, 201, *made->tokens);
 }
 
-void getuser(Ctx &ctx) { send_json(ctx.res, 200, {{"username", ctx.claims.username}}); }
+void getuser(Ctx &ctx) {
+  send_json(ctx.res, 200, {{"username", ctx.claims.username}});
+}
 
 void render_error(Ctx &ctx, const Error &e) {
   switch (e.code) {
   case ErrorCode::missing_field:
     return send_json(ctx.res, 400, {{e.detail, {"This field is required."}}});
   case ErrorCode::invalid_field:
-    return send_json(ctx.res, 400, {{e.detail.empty() ? "non_field_errors" : e.detail,
-                                     {"Enter a valid value."}}});
+    return send_json(
+        ctx.res, 400,
+        {{e.detail.empty() ? "non_field_errors" : e.detail, {"Enter a valid value."}}});
   case ErrorCode::invalid_email:
     return send_json(ctx.res, 400, {{"email", {"Enter a valid email address."}}});
   case ErrorCode::weak_password: return send_json(ctx.res, 400, {{"password", {too_short(ctx)}}});
   case ErrorCode::password_too_long:
     return send_json(ctx.res, 400, {{"password", {too_long(ctx)}}});
   case ErrorCode::username_length:
-    return send_json(ctx.res, 400, {{"username", {"Ensure this field has no more than 150 characters."}}});
-  case ErrorCode::bad_body: return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
+    return send_json(ctx.res, 400,
+                     {{"username", {"Ensure this field has no more than 150 characters."}}});
+  case ErrorCode::bad_body:
+    return detail(ctx, 400, "JSON parse error - " + e.detail, "parse_error");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:
   case ErrorCode::email_taken: return detail(ctx, 409, "User already exists");
@@ -154,8 +159,8 @@ const http::Route kRoutes[] = {
      "sign in by username; answers {refresh, access}", &token_doc, hashes},
     {"POST", "/auth/token/refresh", Api::simplejwt, open, unthrottled, json_form_multi,
      token_refresh, "rotate a refresh token; answers {refresh, access}", &token_refresh_doc},
-    {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi,
-     token_verify, "check a token of either type; answers {}", &token_verify_doc},
+    {"POST", "/auth/token/verify", Api::simplejwt, open, unthrottled, json_form_multi, token_verify,
+     "check a token of either type; answers {}", &token_verify_doc},
     {"POST", "/auth/register", Api::simplejwt, open, throttled, json_form_multi, register_user,
      "create a user; answers {refresh, access}", &register_user_doc, hashes},
     {"GET", "/auth/getuser", Api::simplejwt, access_token, unthrottled, none, getuser,

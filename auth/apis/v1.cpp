@@ -16,7 +16,9 @@ void error(Ctx &ctx, int status, const std::string &text) {
   send_json(ctx.res, status, {{"error", text}});
 }
 
-void say(Ctx &ctx, int status, const std::string &text, const char *) { error(ctx, status, text); }
+void say(Ctx &ctx, int status, const std::string &text, const char *) {
+  error(ctx, status, text);
+}
 
 const CommonErrors kCommon = {
     .say = say,
@@ -114,7 +116,7 @@ void confirm_email(Ctx &ctx) {
   if (wants_html(ctx)) {
     ctx.res.status = done ? 200 : 400;
     ctx.res.set_header("Referrer-Policy", "no-referrer");
-    std::string text = done ? "Your email address is confirmed. You can close this page."
+    std::string text = done            ? "Your email address is confirmed. You can close this page."
                        : token.empty() ? "This link has no confirmation token."
                                        : "This confirmation link is invalid, expired or already "
                                          "used. Sign in and ask for a new one.";
@@ -150,7 +152,8 @@ void password_reset_confirm(Ctx &ctx) {
   if (token.empty())
     if (Field f = field(ctx.body, "token"); f.present()) token = f.value;
   if (token.empty()) return error(ctx, 400, "token not provided");
-  Field password = field(ctx.body, "new_password"), confirm = field(ctx.body, "new_password_confirm");
+  Field password = field(ctx.body, "new_password"),
+        confirm = field(ctx.body, "new_password_confirm");
   if (!password.present() || !confirm.present())
     return error(ctx, 400, "new_password and new_password_confirm are required");
   if (password.value != confirm.value) return error(ctx, 400, "password not confirm");
@@ -175,11 +178,13 @@ void render_error(Ctx &ctx, const Error &e) {
   case ErrorCode::username_length: return error(ctx, 400, "invalid " + e.detail);
   case ErrorCode::invalid_email: return error(ctx, 400, "invalid email");
   case ErrorCode::weak_password:
-    return error(ctx, 400, "password must be at least " +
-                               std::to_string(ctx.config.password_min_length) + " characters");
+    return error(ctx, 400,
+                 "password must be at least " + std::to_string(ctx.config.password_min_length) +
+                     " characters");
   case ErrorCode::password_too_long:
-    return error(ctx, 400, "password must be at most " +
-                               std::to_string(ctx.config.password_max_bytes) + " bytes");
+    return error(ctx, 400,
+                 "password must be at most " + std::to_string(ctx.config.password_max_bytes) +
+                     " bytes");
   case ErrorCode::bad_body: return error(ctx, 400, "invalid request body");
   case ErrorCode::user_exists:
   case ErrorCode::username_taken:

@@ -23,9 +23,12 @@ bool depth_within(const std::string &text, int limit) {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -106,7 +109,8 @@ std::optional<json> parse_flat_string_object(std::string_view text) {
       if (i >= n || text[i++] != ':') return std::nullopt;
       skip_ws();
       if (!plain_string(value)) return std::nullopt;
-      object[std::string(key)] = std::string(value); // the last of a repeated key wins, as in nlohmann
+      object[std::string(key)] =
+          std::string(value); // the last of a repeated key wins, as in nlohmann
       skip_ws();
       if (i < n && text[i] == ',') {
         ++i;

@@ -52,9 +52,9 @@ constexpr std::size_t kMaxTrailers = 8 * 1024;   // a chunked body's trailer sec
 // client's kernel does not reset the connection before it reads the answer.
 constexpr auto kLingerFor = 2s;
 constexpr std::size_t kLingerMax = 8 * 1024 * 1024; // bytes dropped before closing anyway
-constexpr int kRetireAfterMs = 10'000;           // a spare worker idle this long exits
-constexpr auto kSweepEvery = 250ms;              // time-outs are this precise
-constexpr auto kStuckAfter = 5ms;                // every worker busy, none done: start one
+constexpr int kRetireAfterMs = 10'000;              // a spare worker idle this long exits
+constexpr auto kSweepEvery = 250ms;                 // time-outs are this precise
+constexpr auto kStuckAfter = 5ms;                   // every worker busy, none done: start one
 // cpp-httplib 0.11 answers 414 to a request line, and 400 to a field line, longer than this
 // (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH, CPPHTTPLIB_HEADER_MAX_LENGTH; line end included).
 constexpr std::size_t kHttplibLineMax = 8192;
@@ -175,7 +175,7 @@ struct ConnectionLoop::Ready {
   std::string_view body;
   Verdict verdict;
   bool keep_alive = true;
-  std::vector<std::string> dropped; // field names left out for their length
+  std::vector<std::string> dropped;   // field names left out for their length
   std::string owned_head, owned_body; // a parked request's own copy (head and body view these)
 };
 
@@ -187,7 +187,7 @@ struct ConnectionLoop::Partial {
   Verdict verdict;
   bool keep_alive = true;
   std::vector<std::string> dropped;
-  std::uint64_t need = 0;                 // Content-Length bytes still to come
+  std::uint64_t need = 0;                  // Content-Length bytes still to come
   std::unique_ptr<ChunkedDecoder> chunked; // or a chunked body
   std::string body;
 };
@@ -205,7 +205,7 @@ struct ConnectionLoop::Connection {
   bool lingering = false;  // answered and half-closed: what comes is dropped until the end
   std::size_t dropped = 0; // bytes dropped while lingering
   Clock::time_point deadline;
-  Clock::time_point last_active; // for choosing the connection idle longest
+  Clock::time_point last_active;     // for choosing the connection idle longest
   Clock::time_point request_started; // first byte of the request in progress
   std::string pending;               // bytes of a request not yet framed
   HeadParser parser;                 // the head being read, resumed as its bytes come
@@ -750,8 +750,9 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
       }
     }
     std::unique_ptr<Partial> whole = std::move(c.partial);
-    Ready ready{whole->head, whole->body, whole->verdict, whole->keep_alive,
-                std::move(whole->dropped), {}, {}};
+    Ready ready{
+        whole->head, whole->body, whole->verdict, whole->keep_alive, std::move(whole->dropped),
+        {},          {}};
     return finish(c, ready, peer_done, out);
   }
 
@@ -821,8 +822,13 @@ ConnectionLoop::Step ConnectionLoop::frame_next(Connection &c, std::string &in, 
       (head.body == RequestHead::Body::length && head.content_length <= in.size() - pos)) {
     const std::size_t length =
         head.body == RequestHead::Body::length ? std::size_t(head.content_length) : 0;
-    Ready ready{normalised, std::string_view(in).substr(pos, length), verdict, keep_alive,
-                std::move(dropped), {}, {}};
+    Ready ready{normalised,
+                std::string_view(in).substr(pos, length),
+                verdict,
+                keep_alive,
+                std::move(dropped),
+                {},
+                {}};
     pos += length;
     return finish(c, ready, peer_done, out);
   }
@@ -871,8 +877,8 @@ ConnectionLoop::Step ConnectionLoop::finish(Connection &c, Ready &ready, bool pe
       if (lane == Lane::heavy) loop.finish_heavy();
     }
   } guard{*this, lane};
-  const bool last = ++c.served >= keep_alive_max_count_ || draining_ || peer_done ||
-                    !ready.keep_alive;
+  const bool last =
+      ++c.served >= keep_alive_max_count_ || draining_ || peer_done || !ready.keep_alive;
   c.last_active = Clock::now();
   c.request_started = {}; // the next request's clock starts with its first bytes
   if (!answer(c, ready, last, out, lane == Lane::overflow) || last) return Step::close;
@@ -886,9 +892,11 @@ bool ConnectionLoop::answer(Connection &c, Ready &ready, bool last, std::string 
   bool closed = false;
   const bool ok = process_request(stream, last, closed, [&](httplib::Request &req) {
     if (line_full) req.headers.emplace(kLineFullField, "1");
-    if (ready.verdict.refuse) req.headers.emplace(kRefusedField, std::to_string(ready.verdict.refuse));
+    if (ready.verdict.refuse)
+      req.headers.emplace(kRefusedField, std::to_string(ready.verdict.refuse));
     if (ready.verdict.tag >= 0) req.headers.emplace(kTagField, std::to_string(ready.verdict.tag));
-    for (const auto &name : ready.dropped) req.headers.emplace(kDroppedField, name);
+    for (const auto &name : ready.dropped)
+      req.headers.emplace(kDroppedField, name);
   });
   return ok && !closed && !stream.failed();
 }
@@ -922,8 +930,13 @@ void ConnectionLoop::refuse(Connection &c, int status, const RequestHead *head, 
 // Refuses a request whose body did not come right, in the shape its head names.
 void ConnectionLoop::refuse_body(Connection &c, int status, std::string &out) {
   std::unique_ptr<Partial> p = std::move(c.partial);
-  Ready ready{p->named ? std::string_view(p->head) : std::string_view("GET / HTTP/1.1\r\n"), {},
-              Verdict{.refuse = status}, false, {}, {}, {}};
+  Ready ready{p->named ? std::string_view(p->head) : std::string_view("GET / HTTP/1.1\r\n"),
+              {},
+              Verdict{.refuse = status},
+              false,
+              {},
+              {},
+              {}};
   answer(c, ready, true, out);
 }
 
@@ -989,7 +1002,8 @@ bool ConnectionLoop::send_all(Connection &c, std::string &out) const {
         continue;
       }
       const int err = SSL_get_error(c.ssl, 0);
-      if (err == SSL_ERROR_WANT_READ) wait_for = POLLIN;
+      if (err == SSL_ERROR_WANT_READ)
+        wait_for = POLLIN;
       else if (err != SSL_ERROR_WANT_WRITE) {
         ok = false;
         break;

@@ -83,9 +83,9 @@ public:
     std::size_t threads = 2;
     std::size_t max_threads = 1024;
     std::size_t max_connections = 1024;
-    std::size_t max_per_address = 0;                       // 0: no cap
-    std::function<bool(std::string_view ip)> unlimited;    // exempt from max_per_address
-    std::size_t max_head = 64 * 1024;                      // request line and field lines
+    std::size_t max_per_address = 0;                    // 0: no cap
+    std::function<bool(std::string_view ip)> unlimited; // exempt from max_per_address
+    std::size_t max_head = 64 * 1024;                   // request line and field lines
     std::function<Verdict(std::string_view method, std::string_view path)> classify;
     std::size_t heavy_at_once = 1;
     std::size_t heavy_queue = 0;
@@ -123,8 +123,8 @@ public:
     std::size_t threads = 0;     // workers alive now
     std::size_t peak_threads = 0;
     std::size_t heavy_running = 0, heavy_parked = 0;
-    std::uint64_t refused_per_address = 0; // connections closed at accept, ever
-    std::uint64_t evicted_idle = 0;        // idle connections closed to make room, ever
+    std::uint64_t refused_per_address = 0;      // connections closed at accept, ever
+    std::uint64_t evicted_idle = 0;             // idle connections closed to make room, ever
     std::uint64_t descriptor_limit_reached = 0; // times the process ran out of descriptors
   };
   Stats stats() const;
@@ -194,8 +194,8 @@ private:
   std::deque<Connection *> parked_; // whole heavy requests waiting for room, in arrival order
   std::atomic<bool> parked_waiting_ = false; // !parked_.empty(), read without the lock
   std::uint64_t refused_per_address_ = 0, evicted_idle_ = 0;
-  std::atomic<std::uint64_t> descriptor_limit_reached_ = 0; // the monitor's
-  bool at_descriptor_limit_ = false;                          // the monitor's
+  std::atomic<std::uint64_t> descriptor_limit_reached_ = 0;       // the monitor's
+  bool at_descriptor_limit_ = false;                              // the monitor's
   std::chrono::steady_clock::time_point descriptor_limit_said_{}; // the monitor's
 
   // Workers.

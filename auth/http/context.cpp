@@ -20,8 +20,10 @@ void send_json(httplib::Response &res, int status, const json &body) {
 }
 
 void send_error(Ctx &ctx, const Error &error) {
-  if (error.retry_after > 0) ctx.res.set_header("Retry-After", std::to_string(error.retry_after));
-  else if (error.code == ErrorCode::busy) ctx.res.set_header("Retry-After", "1");
+  if (error.retry_after > 0)
+    ctx.res.set_header("Retry-After", std::to_string(error.retry_after));
+  else if (error.code == ErrorCode::busy)
+    ctx.res.set_header("Retry-After", "1");
   apis::api_row(ctx.api).render_error(ctx, error);
 }
 
@@ -34,8 +36,8 @@ Field field(const json &body, const char *name) {
     return f;
   }
   f.value = it->get<std::string>();
-  bool blank = std::all_of(f.value.begin(), f.value.end(),
-                           [](unsigned char c) { return std::isspace(c); });
+  bool blank =
+      std::all_of(f.value.begin(), f.value.end(), [](unsigned char c) { return std::isspace(c); });
   f.state = blank ? Field::blank : Field::ok;
   return f;
 }

@@ -133,9 +133,8 @@ void Dispatcher::attach(ConnectionLoop &loop) {
   loop.Delete(".*", handler);
   loop.Options(".*", handler);
   loop.Patch(".*", handler);
-  loop.set_refusal_handler([this](const httplib::Request &req, httplib::Response &res) {
-    refused(req, res);
-  });
+  loop.set_refusal_handler(
+      [this](const httplib::Request &req, httplib::Response &res) { refused(req, res); });
   // Token responses must never be cached, and no response may be sniffed as another type.
   loop.set_default_headers({{"Cache-Control", "no-store"},
                             {"Pragma", "no-cache"},
@@ -144,9 +143,8 @@ void Dispatcher::attach(ConnectionLoop &loop) {
   // no shared lock per request.
   if (config_.metrics || !config_.metrics_host.empty() ||
       config_.log_format != Config::LogFormat::off)
-    loop.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
-      record(req, res);
-    });
+    loop.set_logger(
+        [this](const httplib::Request &req, const httplib::Response &res) { record(req, res); });
   // What cpp-httplib answers by itself (a multipart body it cannot read): in the API's shape.
   loop.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request &req, httplib::Response &res) {
@@ -237,7 +235,8 @@ void Dispatcher::dispatch(const Route &route, const httplib::Request &req, httpl
       if (ctx.bearer.empty()) {
         // One longer than cpp-httplib reads was left out by the loop: a bad credential, not none.
         const bool too_long = ConnectionLoop::field_dropped(req, "authorization");
-        return send_error(ctx, Error{too_long ? ErrorCode::token_malformed : ErrorCode::token_missing, ""});
+        return send_error(
+            ctx, Error{too_long ? ErrorCode::token_malformed : ErrorCode::token_missing, ""});
       }
       if (route.access == Access::access_token) {
         auto claims = service_.check_token(ctx.bearer, TokenType::access);
@@ -265,8 +264,8 @@ void Dispatcher::dispatch(const Route &route, const httplib::Request &req, httpl
 void Dispatcher::record(const httplib::Request &req, const httplib::Response &res) {
   double seconds = 0;
   if (request_started.time_since_epoch().count() != 0) {
-    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started)
-                  .count();
+    seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started).count();
     request_started = {};
   }
   const int tag = ConnectionLoop::tag_of(req);
@@ -277,10 +276,10 @@ void Dispatcher::record(const httplib::Request &req, const httplib::Response &re
   if (config_.metrics || !config_.metrics_host.empty())
     metrics_.observe(route, method, res.status, seconds);
   if (config_.log_format == Config::LogFormat::off) return;
-  std::string line = access_log_line(
-      config_.log_format, {method, route == kOtherRoute ? req.path : route, res.status, seconds,
-                           client_address(req, config_.trusted_proxies),
-                           res.get_header_value("X-Request-Id")});
+  std::string line = access_log_line(config_.log_format,
+                                     {method, route == kOtherRoute ? req.path : route, res.status,
+                                      seconds, client_address(req, config_.trusted_proxies),
+                                      res.get_header_value("X-Request-Id")});
   std::lock_guard lock(log_mutex_);
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fputc('\n', stdout);

@@ -48,14 +48,23 @@ public:
 private:
   // What a tag names.
   struct Target {
-    enum Kind { route, healthz, readyz, openapi, metrics, reset_page, reset_script, reset_style, preflight } kind;
+    enum Kind {
+      route,
+      healthz,
+      readyz,
+      openapi,
+      metrics,
+      reset_page,
+      reset_script,
+      reset_style,
+      preflight
+    } kind;
     const Route *api_route = nullptr; // route
     std::string path;                 // for the metrics label
     std::string methods;              // preflight: what the path answers
   };
   int add_target(const std::string &path, const std::string &method, Target target);
-  void serve_operation(const Target &target, const httplib::Request &req,
-                       httplib::Response &res);
+  void serve_operation(const Target &target, const httplib::Request &req, httplib::Response &res);
   void error_without_route(const httplib::Request &req, httplib::Response &res, int status);
 
   const Config &config_;

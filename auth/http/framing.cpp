@@ -245,8 +245,7 @@ void ConnectionTokens::feed(char c) {
     }
     state = kOther;
     break;
-  default:
-    break;
+  default: break;
   }
   if (c == ',') state = kStart; // kOther: a token that is none of the three, up to its comma
 }
@@ -270,12 +269,13 @@ HeadResult HeadParser::refuse(std::string_view input, int status, const char *re
   // id); one being read when it came does not.
   if (state_ >= kFieldStart) {
     result_.head.version = input.substr(version_at_, 8);
-    const bool in_field = state_ == kName || state_ == kValueWs || state_ == kValue ||
-                          state_ == kValueCR;
+    const bool in_field =
+        state_ == kName || state_ == kValueWs || state_ == kValue || state_ == kValueCR;
     const std::size_t whole = fields_.size() - (in_field && !fields_.empty() ? 1 : 0);
     for (std::size_t i = 0; i < whole; ++i)
-      result_.head.fields.push_back({input.substr(fields_[i].name_at, fields_[i].name_size),
-                                     trim_ows(input.substr(fields_[i].value_at, fields_[i].value_size))});
+      result_.head.fields.push_back(
+          {input.substr(fields_[i].name_at, fields_[i].name_size),
+           trim_ows(input.substr(fields_[i].value_at, fields_[i].value_size))});
   }
   state_ = kHeadDone;
   return result_;
@@ -546,8 +546,7 @@ HeadResult HeadParser::parse(std::string_view input) {
       if (c != '\n') return refuse(input, 400, "CR without LF");
       ++pos_;
       return finish(input);
-    case kHeadDone:
-      return result_;
+    case kHeadDone: return result_;
     }
     ++pos_;
   }
@@ -695,8 +694,7 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view input, std::string &
       if (c != '\n') return fail(400, "CR without LF");
       state_ = size_ == 0 ? kTrailerStart : kData;
       break;
-    case kData:
-      break; // handled above
+    case kData: break; // handled above
     case kDataCR:
       if (c != '\r') return fail(400, "chunk data not followed by CRLF");
       state_ = kDataLF;
@@ -764,8 +762,7 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view input, std::string &
       consumed = i + 1;
       state_ = kChunksDone;
       return State::done;
-    case kChunksDone:
-      break;
+    case kChunksDone: break;
     }
     ++i;
   }

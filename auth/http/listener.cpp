@@ -33,19 +33,18 @@ httplib::SocketOptions exclusive_socket(int *fd) {
 }
 
 // Binds server to host:port; the bound port (or 0) and, on failure, why.
-int bind_exclusive(httplib::Server &server, const std::string &host, int port,
-                   std::string *error) {
+int bind_exclusive(httplib::Server &server, const std::string &host, int port, std::string *error) {
   int fd = -1;
   server.set_socket_options(exclusive_socket(&fd));
   errno = 0;
-  const int bound = port == 0 ? server.bind_to_any_port(host)
-                              : (server.bind_to_port(host, port) ? port : 0);
+  const int bound =
+      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : 0);
   if (bound <= 0) {
     const int why = errno;
     if (error)
       *error = why == EADDRINUSE ? "address in use"
-               : why != 0       ? std::string(std::strerror(why))
-                                : "cannot bind";
+               : why != 0        ? std::string(std::strerror(why))
+                                 : "cannot bind";
     return 0;
   }
   // Debian's cpp-httplib listens with a backlog of 5, so a burst of new connections waits a
@@ -106,7 +105,8 @@ bool Listener::bind(std::string *error) {
     });
     metrics_server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
     std::string why;
-    metrics_port_ = bind_exclusive(*metrics_server_, config_.metrics_host, config_.metrics_port, &why);
+    metrics_port_ =
+        bind_exclusive(*metrics_server_, config_.metrics_host, config_.metrics_port, &why);
     if (metrics_port_ == 0) {
       if (error)
         *error = "cannot listen on --metrics-addr " +

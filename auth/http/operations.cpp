@@ -214,7 +214,8 @@ std::string Metrics::render(const Gauges &g) const {
   if (g.connections_refused >= 0)
     out << "# HELP latch_http_connections_refused_total Connections closed at once because their "
            "address held --max-connections-per-address.\n"
-           "# TYPE latch_http_connections_refused_total counter\nlatch_http_connections_refused_total "
+           "# TYPE latch_http_connections_refused_total "
+           "counter\nlatch_http_connections_refused_total "
         << g.connections_refused << "\n";
   if (g.mail_queued >= 0)
     out << "# HELP latch_mail_queued Mail in the outbox waiting to be sent (failed mail not "

@@ -52,14 +52,14 @@ public:
   struct Gauges {
     std::uint64_t sign_ins_succeeded = 0, sign_ins_failed = 0, sign_ins_throttled = 0;
     unsigned hashes_running = 0, hashes_waiting = 0;
-    std::int64_t active_sessions = -1; // -1: not known
+    std::int64_t active_sessions = -1;                     // -1: not known
     std::int64_t connections_open = -1, http_workers = -1; // -1: not known
-    std::int64_t connections_refused = -1; // closed at accept: the per-address cap
+    std::int64_t connections_refused = -1;                 // closed at accept: the per-address cap
     // The outbox: mail waiting now (-1: not known yet), and mail sent, failed for good and
     // dropped unsent (its link died while queued) by this process since it started.
     std::int64_t mail_queued = -1;
     std::uint64_t mail_sent = 0, mail_failed = 0, mail_dropped = 0;
-    std::int64_t descriptor_limit_reached = -1; // times out of file descriptors
+    std::int64_t descriptor_limit_reached = -1;        // times out of file descriptors
     std::int64_t cache_loads = -1, cache_changes = -1; // the session cache's (-1: none)
   };
   std::string render(const Gauges &g) const;

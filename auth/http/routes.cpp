@@ -26,7 +26,8 @@ std::string format_route_table() {
   std::ostringstream out;
   out << "METHOD  PATH                              API        ACCESS   LIMITED  SUMMARY\n";
   for (const Route &r : route_table()) {
-    std::string method = r.method, path = r.path, api = api_name(r.api), acc = access_name(r.access);
+    std::string method = r.method, path = r.path, api = api_name(r.api),
+                acc = access_name(r.access);
     out << method << std::string(8 - method.size(), ' ') << path
         << std::string(path.size() < 34 ? 34 - path.size() : 1, ' ') << api
         << std::string(11 - api.size(), ' ') << acc << std::string(9 - acc.size(), ' ')

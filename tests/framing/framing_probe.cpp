@@ -106,17 +106,13 @@ Decision decide(std::string_view input) {
   } else if (head.body == RequestHead::Body::chunked) {
     ChunkedDecoder decoder(kLimits.max_body, kMaxTrailers);
     switch (decoder.feed(rest, body, used)) {
-    case ChunkedDecoder::State::more:
-      d.state = "incomplete";
-      return d;
+    case ChunkedDecoder::State::more: d.state = "incomplete"; return d;
     case ChunkedDecoder::State::refused:
       d.state = "refused";
       d.status = decoder.status();
       d.reason = decoder.reason();
       return d;
-    case ChunkedDecoder::State::done:
-      d.keep_alive = decoder.keep_alive(head);
-      break;
+    case ChunkedDecoder::State::done: d.keep_alive = decoder.keep_alive(head); break;
     }
   }
   d.state = "complete";

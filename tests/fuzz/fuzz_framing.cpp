@@ -42,8 +42,8 @@ bool same_head(const HeadResult &a, const HeadResult &b) {
   if (a.state != b.state || a.status != b.status || std::string_view(a.reason) != b.reason)
     return false;
   const RequestHead &x = a.head, &y = b.head;
-  if (x.method != y.method || x.target != y.target || x.version != y.version ||
-      x.size != y.size || x.body != y.body || x.content_length != y.content_length ||
+  if (x.method != y.method || x.target != y.target || x.version != y.version || x.size != y.size ||
+      x.body != y.body || x.content_length != y.content_length ||
       x.expect_continue != y.expect_continue || x.keep_alive != y.keep_alive ||
       x.fields.size() != y.fields.size())
     return false;
@@ -104,12 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     if (input.size() > kLimits.max_head) fail("a head past max_head is still incomplete", input);
     return 0;
   case HeadResult::State::refused:
-    if (whole.status != 400 && whole.status != 413 && whole.status != 431 &&
-        whole.status != 501 && whole.status != 505)
+    if (whole.status != 400 && whole.status != 413 && whole.status != 431 && whole.status != 501 &&
+        whole.status != 505)
       fail("a head refused with an unexpected status", input);
     return 0;
-  case HeadResult::State::complete:
-    break;
+  case HeadResult::State::complete: break;
   }
   const RequestHead &head = whole.head;
   if (head.size > input.size() || head.size > kLimits.max_head)

@@ -1,7 +1,7 @@
 // libFuzzer: every route end to end through Dispatcher::dispatch; never a 500, always valid JSON.
 #include "auth/config.h"
-#include "auth/http/routes.h"
 #include "auth/http/dispatch.h"
+#include "auth/http/routes.h"
 #include "auth/mail.h"
 #include "auth/password.h"
 #include "auth/service.h"
@@ -136,29 +136,18 @@ bool credentials(httplib::Request &req, const http::Route &route, unsigned mode,
   std::string header;
   bool valid = false;
   switch (mode) {
-  case 0:
-    return false; // no header
-  case 1:
-    header = "Bearer " + w.fresh_tokens(route.api).first;
-    break;
-  case 2:
-    header = "Bearer " + w.fresh_tokens(route.api).second;
-    break;
-  case 3:
-    header = "Bearer " + garbage;
-    break;
+  case 0: return false; // no header
+  case 1: header = "Bearer " + w.fresh_tokens(route.api).first; break;
+  case 2: header = "Bearer " + w.fresh_tokens(route.api).second; break;
+  case 3: header = "Bearer " + garbage; break;
   case 4: { // a real access token with the last signature character changed
     std::string token = w.fresh_tokens(route.api).first;
     token.back() = token.back() == 'A' ? 'B' : 'A';
     header = "Bearer " + token;
     break;
   }
-  case 5:
-    header = "Basic ZnV6emVyOmZ1enotcGFzc3dvcmQtMQ==";
-    break;
-  case 6:
-    header = "Bearer " + w.revoked_access;
-    break;
+  case 5: header = "Basic ZnV6emVyOmZ1enotcGFzc3dvcmQtMQ=="; break;
+  case 6: header = "Bearer " + w.revoked_access; break;
   default: { // the right kind of token, odd spelling and spacing
     auto [access, refresh] = w.fresh_tokens(route.api);
     header = "bEaReR   " + (wants_refresh ? refresh : access) + "  ";

@@ -386,14 +386,13 @@ TEST_CASE("latch user add and sign-up accept and refuse the same usernames, emai
   LatchProcess api, cli_server;
   for (const Candidate &c : candidates) {
     INFO(c.what);
-    Reply signed_up = api.post("/auth/signup", {{"username", c.username},
-                                                {"email", c.email},
-                                                {"password", c.password}});
+    Reply signed_up = api.post(
+        "/auth/signup", {{"username", c.username}, {"email", c.email}, {"password", c.password}});
     const bool api_accepts = signed_up.status == 201;
     if (!api_accepts) CHECK(signed_up.status / 100 == 4);
-    Cli added = admin(cli_server, {"user", "add", c.username, "--email", c.email,
-                                   "--password-stdin"},
-                      c.password + "\n");
+    Cli added =
+        admin(cli_server, {"user", "add", c.username, "--email", c.email, "--password-stdin"},
+              c.password + "\n");
     const bool cli_accepts = added.status == 0;
     INFO("API: " << signed_up.status << " " << signed_up.text << "; CLI: " << added.status << " "
                  << added.err);
@@ -462,7 +461,8 @@ TEST_CASE("user show refuses a text that is one user's email and another's usern
     REQUIRE(sqlite3_open(latch.db_path().c_str(), &db) == SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     const std::string sql = "INSERT INTO users(id, username, password_hash, created_at, "
-                            "updated_at) VALUES ('legacy', '" + a.email + "', 'x', 0, 0)";
+                            "updated_at) VALUES ('legacy', '" +
+                            a.email + "', 'x', 0, 0)";
     CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
@@ -799,7 +799,6 @@ TEST_CASE("secret rotate with LATCH_JWT_SECRET set exits 2, says why and changes
 
 namespace {
 
-
 // latch run as nobody (uid and gid 65534, no other groups): file modes then apply, as they do
 // not to root.
 const std::vector<std::string> kAsNobody = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
@@ -842,8 +841,7 @@ TEST_CASE("secret rotate --retire-now: the running server refuses every token si
   CHECK(latch.get("/api/v1/authorized/me", v1.body["access_token"].get<std::string>()).status ==
         401);
   CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
-  CHECK(latch.post("/api/v1/refresh", {{"refresh_token", v1.body["refresh_token"]}}).status ==
-        401);
+  CHECK(latch.post("/api/v1/refresh", {{"refresh_token", v1.body["refresh_token"]}}).status == 401);
   CHECK(query(latch.db_path(), "SELECT group_concat(kid) FROM signing_keys") == new_kid);
   // Signing in again works, with the new key.
   Reply in = latch.post("/api/auth/signin", {{"email", a.email}, {"password", kPassword}});
@@ -941,14 +939,16 @@ TEST_CASE("an admin command refuses a file that is not a Latch database and writ
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
-  const std::vector<std::vector<std::string>> commands = {
-      {"user", "list"},          {"user", "show", "x"},
-      {"user", "add", "x", "--password-stdin"},
-      {"user", "delete", "x"},   {"sessions", "list", "x"},
-      {"sessions", "revoke", "--all"},
-      {"purge"},                 {"secret", "rotate"},
-      {"backup", dir.file("copy.db")},
-      {"doctor"}};
+  const std::vector<std::vector<std::string>> commands = {{"user", "list"},
+                                                          {"user", "show", "x"},
+                                                          {"user", "add", "x", "--password-stdin"},
+                                                          {"user", "delete", "x"},
+                                                          {"sessions", "list", "x"},
+                                                          {"sessions", "revoke", "--all"},
+                                                          {"purge"},
+                                                          {"secret", "rotate"},
+                                                          {"backup", dir.file("copy.db")},
+                                                          {"doctor"}};
   for (const std::string &db : {empty, foreign}) {
     for (auto args : commands) {
       args.insert(args.end(), {"--db", db});
@@ -976,9 +976,12 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
   // backup and doctor read any Latch schema; the others read with this latch's queries, and
   // refuse an older schema rather than upgrade it.
   const std::vector<std::pair<std::vector<std::string>, int>> commands = {
-      {{"user", "list"}, 1},           {{"sessions", "list", "nobody"}, 1},
-      {{"user", "show", "nobody"}, 1}, {{"backup", dir.file("copy.db")}, 0},
-      {{"doctor"}, 0},                 {{"mail", "list"}, 1}};
+      {{"user", "list"}, 1},
+      {{"sessions", "list", "nobody"}, 1},
+      {{"user", "show", "nobody"}, 1},
+      {{"backup", dir.file("copy.db")}, 0},
+      {{"doctor"}, 0},
+      {{"mail", "list"}, 1}};
   for (const auto &[args, status] : commands) {
     std::vector<std::string> with_db = args;
     with_db.insert(with_db.end(), {"--db", path});
@@ -1037,8 +1040,8 @@ TEST_CASE("read-only commands work for a user who may read the database but not 
   CHECK(query(out.file("copy.db"), "SELECT count(*) FROM users") == "1");
 
   // A command that writes still needs write access.
-  Cli add = cli({"user", "add", "x", "--password-stdin", "--db", db}, {}, "password123\n",
-                kAsNobody);
+  Cli add =
+      cli({"user", "add", "x", "--password-stdin", "--db", db}, {}, "password123\n", kAsNobody);
   CHECK(add.status == 1);
   CHECK(query(db, "SELECT count(*) FROM users") == "1");
   CHECK(latch.get("/auth/getuser", a.access).status == 200);

@@ -17,14 +17,32 @@ using namespace latch::test;
 TEST_CASE("latch --help lists every flag with its environment variable") {
   CommandResult r = run_latch({"--help"});
   CHECK(r.status == 0);
-  for (const char *text :
-       {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--reset-token-in-response",
-        "--verify-token-in-response", "LATCH_VERIFY_TOKEN_IN_RESPONSE",
-        "--password-min-length", "--rate-limit", "LATCH_RATE_LIMIT", "--max-failed-logins",
-        "LATCH_MAX_FAILED_LOGINS", "--mail-limit", "LATCH_MAIL_LIMIT", "--trusted-proxy",
-        "--require-verified-email", "LATCH_JWT_SECRET", "LATCH_ARGON2_MEMORY_KIB",
-        "LATCH_ARGON2_ITERATIONS", "LATCH_SMTP_URL", "LATCH_MAIL_FROM", "RESET_PASSWORD_URL",
-        "LATCH_API_VERSION", "--picflux-access-ttl", "LATCH_V1_REFRESH_TTL"}) {
+  for (const char *text : {"--addr",
+                           "LATCH_ADDR",
+                           "--db",
+                           "LATCH_DB",
+                           "--apis",
+                           "--reset-token-in-response",
+                           "--verify-token-in-response",
+                           "LATCH_VERIFY_TOKEN_IN_RESPONSE",
+                           "--password-min-length",
+                           "--rate-limit",
+                           "LATCH_RATE_LIMIT",
+                           "--max-failed-logins",
+                           "LATCH_MAX_FAILED_LOGINS",
+                           "--mail-limit",
+                           "LATCH_MAIL_LIMIT",
+                           "--trusted-proxy",
+                           "--require-verified-email",
+                           "LATCH_JWT_SECRET",
+                           "LATCH_ARGON2_MEMORY_KIB",
+                           "LATCH_ARGON2_ITERATIONS",
+                           "LATCH_SMTP_URL",
+                           "LATCH_MAIL_FROM",
+                           "RESET_PASSWORD_URL",
+                           "LATCH_API_VERSION",
+                           "--picflux-access-ttl",
+                           "LATCH_V1_REFRESH_TTL"}) {
     CAPTURE(text);
     CHECK(r.output.find(text) != std::string::npos);
   }
@@ -107,8 +125,8 @@ TEST_CASE("SIGTERM stops the server cleanly with exit status 0") {
 
 TEST_CASE("latch serve --help prints the serve help and exits 0") {
   for (const std::vector<std::string> &args : {std::vector<std::string>{"serve", "--help"},
-                                                {"serve", "-h"},
-                                                {"serve", "--db", "x.db", "--help"}}) {
+                                               {"serve", "-h"},
+                                               {"serve", "--db", "x.db", "--help"}}) {
     CommandResult r = run_latch(args);
     CHECK(r.status == 0);
     CHECK(r.output.find("Usage:") != std::string::npos);
@@ -158,8 +176,8 @@ TEST_CASE("bad TLS files stop the server with one message naming the file, exit 
     CAPTURE(c.cert);
     CAPTURE(c.key);
     const std::string db = dir.file(unique("tls") + ".db");
-    CommandResult r = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", db, "--tls-cert",
-                                 c.cert, "--tls-key", c.key});
+    CommandResult r = run_latch(
+        {"serve", "--addr", "127.0.0.1:0", "--db", db, "--tls-cert", c.cert, "--tls-key", c.key});
     CAPTURE(r.output);
     CHECK(r.status == 2);
     CHECK(count_lines(r.output) == 1);

@@ -15,7 +15,6 @@ using namespace latch::test;
 
 namespace {
 
-
 struct Account {
   std::string username, email, password;
 };
@@ -63,8 +62,9 @@ TEST_CASE("a user registered through v1 signs in through every other API") {
         200);
   CHECK(latch.post("/auth/token", {{"username", a.username}, {"password", a.password}}).status ==
         200);
-  CHECK(latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}})
-            .status == 200);
+  CHECK(
+      latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}}).status ==
+      200);
   CHECK(latch.post("/api/v1/auth/login", {{"identity", a.username}, {"password", a.password}})
             .status == 200);
 }
@@ -75,10 +75,13 @@ TEST_CASE("a simplejwt user without an email signs in where a username suffices,
   REQUIRE(latch.post("/auth/register", {{"username", name}, {"password", "password123"}}).status ==
           201);
   CHECK(latch.post("/auth/login", {{"username", name}, {"password", "password123"}}).status == 200);
-  CHECK(latch.post("/api/v1/auth/login", {{"identity", name}, {"password", "password123"}})
-            .status == 200);
-  CHECK(latch.post("/api/auth/signin", {{"email", name + "@example.com"}, {"password", "password123"}})
-            .status == 401);
+  CHECK(
+      latch.post("/api/v1/auth/login", {{"identity", name}, {"password", "password123"}}).status ==
+      200);
+  CHECK(
+      latch
+          .post("/api/auth/signin", {{"email", name + "@example.com"}, {"password", "password123"}})
+          .status == 401);
 }
 
 TEST_CASE("usernames are case-insensitive and emails are stored lower-case") {
@@ -92,15 +95,16 @@ TEST_CASE("usernames are case-insensitive and emails are stored lower-case") {
   CHECK(dup.status == 409);
   // An email registered in mixed case signs in lower-case, and the claim is lower-case.
   std::string mixed = name + "@Example.COM";
-  REQUIRE(latch.post("/api/v1/register?sendEmail=false",
-                     {{"email", mixed}, {"username", name}, {"password", "password123"}})
+  REQUIRE(latch
+              .post("/api/v1/register?sendEmail=false",
+                    {{"email", mixed}, {"username", name}, {"password", "password123"}})
               .status == 201);
-  Reply in = latch.post("/api/auth/signin",
-                        {{"email", lower(mixed)}, {"password", "password123"}});
+  Reply in = latch.post("/api/auth/signin", {{"email", lower(mixed)}, {"password", "password123"}});
   REQUIRE(in.status == 200);
   CHECK(jwt_payload(in.body["access_token"])["email"] == lower(mixed));
-  CHECK(latch.post("/auth/token", {{"username", lower(name)}, {"password", "password123"}}).status ==
-        200);
+  CHECK(
+      latch.post("/auth/token", {{"username", lower(name)}, {"password", "password123"}}).status ==
+      200);
 }
 
 TEST_CASE("an access token from one API works on every API's protected routes") {
@@ -130,8 +134,8 @@ TEST_CASE("tokens carry every claim SPEC.md lists") {
   REQUIRE(r.status == 200);
   json access = jwt_payload(r.body["access_token"]);
   json refresh = jwt_payload(r.body["refresh_token"]);
-  for (const char *claim : {"sub", "uid", "user_id", "email", "username", "token_type", "jti",
-                            "sid", "iat", "exp"}) {
+  for (const char *claim :
+       {"sub", "uid", "user_id", "email", "username", "token_type", "jti", "sid", "iat", "exp"}) {
     CAPTURE(claim);
     CHECK(access.contains(claim));
     CHECK(refresh.contains(claim));
@@ -144,7 +148,8 @@ TEST_CASE("tokens carry every claim SPEC.md lists") {
   CHECK(access["jti"] != refresh["jti"]);
 }
 
-TEST_CASE("a refresh token rotated through one API and reused through another revokes the session") {
+TEST_CASE(
+    "a refresh token rotated through one API and reused through another revokes the session") {
   // Strict, so the replay just after the rotation is theft (test_refresh_reuse.cpp has the
   // interval, across APIs too).
   LatchProcess latch({{"--refresh-reuse-interval", "0"}, {}});
@@ -193,8 +198,8 @@ TEST_CASE("LATCH_JWT_SECRET signs the tokens, and tokens under another secret ar
     Account a = register_v1(latch);
     access = picflux_access(latch, a);
     size_t dot = access.rfind('.');
-    std::string expected = latch::secure::base64url_encode(
-        latch::secure::hmac_sha256(secret, access.substr(0, dot)));
+    std::string expected =
+        latch::secure::base64url_encode(latch::secure::hmac_sha256(secret, access.substr(0, dot)));
     CHECK(access.substr(dot + 1) == expected);
   }
   LatchProcess other({{}, {{"LATCH_JWT_SECRET", secret + "-changed"}}}, db);
@@ -214,27 +219,28 @@ TEST_CASE("a password reset through flask ends the sessions opened through other
   std::string access = picflux_access(latch, a);
   Reply forgot = latch.post("/auth/forget-password", {{"email", a.email}});
   REQUIRE(forgot.status == 200);
-  Reply reset = latch.post("/auth/reset-password",
-                           {{"reset_token", forgot.body["reset_token"]}, {"new_password", "newpassword456"}});
+  Reply reset = latch.post("/auth/reset-password", {{"reset_token", forgot.body["reset_token"]},
+                                                    {"new_password", "newpassword456"}});
   REQUIRE(reset.status == 200);
   CHECK(latch.get("/auth/getuser", access).status == 401);
   CHECK(latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", "newpassword456"}})
             .status == 200);
-  CHECK(latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}})
-            .status == 401);
+  CHECK(
+      latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}}).status ==
+      401);
 }
 
 TEST_CASE("expired blacklist entries, sessions and reset tokens are purged automatically") {
-  LatchProcess latch({{"--purge-interval", "1", "--v1-access-ttl", "1", "--v1-refresh-ttl", "1",
-                       "--reset-token-ttl", "1", "--reset-token-in-response",
-                       "--purge-margin", "0"},
-                      {}});
+  LatchProcess latch(
+      {{"--purge-interval", "1", "--v1-access-ttl", "1", "--v1-refresh-ttl", "1",
+        "--reset-token-ttl", "1", "--reset-token-in-response", "--purge-margin", "0"},
+       {}});
   Account a = register_v1(latch);
   Reply in = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});
   REQUIRE(in.status == 200);
-  REQUIRE(latch.post_raw("/api/v1/logout", "", "application/json",
-                         std::string(in.body["access_token"]))
-              .status == 200);
+  REQUIRE(
+      latch.post_raw("/api/v1/logout", "", "application/json", std::string(in.body["access_token"]))
+          .status == 200);
   REQUIRE(latch.post("/auth/forget-password", {{"email", a.email}}).status == 200);
   CHECK(count_rows(latch.db_path(), "token_blacklist") == 1);
   // The answered token, and the mailed link's (the outbox holds none: the sender makes it).

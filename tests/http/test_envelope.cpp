@@ -21,9 +21,6 @@ struct Account {
 
 const std::string kStrongPassword = "Passw0rd!";
 
-
-
-
 // Seconds between requestTime ("2023-10-23T07:49:26.825Z") and now.
 long long seconds_from_now(const std::string &iso) {
   std::tm tm{};
@@ -43,7 +40,8 @@ void check_envelope(const Reply &r, int code, const std::string &message,
   CHECK(r.status == code);
   CHECK(r.header("Content-Type").rfind("application/json", 0) == 0);
   REQUIRE(r.body.is_object());
-  CHECK(keys(r.body) == std::set<std::string>{"code", "requestTime", "message", "apiVersion", "data"});
+  CHECK(keys(r.body) ==
+        std::set<std::string>{"code", "requestTime", "message", "apiVersion", "data"});
   CHECK(r.body["code"] == code);
   CHECK(r.body["message"] == message);
   CHECK(r.body["apiVersion"] == api_version);
@@ -125,7 +123,8 @@ TEST_CASE("login by username answers 200 Success, whatever the case of the name 
   check_envelope(login(latch, upper(a.email), a.password), 200, "Success");
 }
 
-TEST_CASE("login issues no refresh token: the one token in data is refused where a refresh token belongs") {
+TEST_CASE("login issues no refresh token: the one token in data is refused where a refresh token "
+          "belongs") {
   LatchProcess latch;
   Account a = sign_up(latch);
   std::string token = token_of(login(latch, a.email, a.password));
@@ -141,8 +140,8 @@ TEST_CASE("login answers 400 when the identity or the password is missing") {
   check_envelope_error(latch.post("/api/v1/auth/login", {{"identity", a.email}}), 400, message);
   check_envelope_error(latch.post("/api/v1/auth/login", json::object()), 400, message);
   check_envelope_error(latch.post_raw("/api/v1/auth/login", "", "application/json"), 400, message);
-  check_envelope_error(latch.post("/api/v1/auth/login", {{"identity", 42}, {"password", a.password}}),
-                       400, message);
+  check_envelope_error(
+      latch.post("/api/v1/auth/login", {{"identity", 42}, {"password", a.password}}), 400, message);
   check_envelope_error(latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", ""}}),
                        400, message);
 }
@@ -175,7 +174,8 @@ TEST_CASE("signUp answers 200 Success with the new user in data") {
   const json &user = r.body["data"][0];
   CHECK(keys(user) ==
         std::set<std::string>{"uuid", "display_name", "username", "email", "profile_picture"});
-  static const std::regex uuid(R"(^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$)");
+  static const std::regex uuid(
+      R"(^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$)");
   REQUIRE(user["uuid"].is_string());
   CHECK(std::regex_match(user["uuid"].get<std::string>(), uuid));
   CHECK(user["display_name"] == a.display_name);
@@ -187,7 +187,8 @@ TEST_CASE("signUp answers 200 Success with the new user in data") {
   CHECK(jwt_payload(token_of(in))["uid"] == user["uuid"]);
 }
 
-TEST_CASE("signUp stores the email in lower case and answers an empty profile_picture when none is given") {
+TEST_CASE("signUp stores the email in lower case and answers an empty profile_picture when none is "
+          "given") {
   LatchProcess latch;
   Account a = make_account();
   json body = sign_up_body(a);
@@ -237,12 +238,12 @@ TEST_CASE("signUp answers 400 Password is not valid for each kind of weak passwo
   LatchProcess latch;
   Account a = make_account();
   for (const char *password : {
-           "passw0rd!",  // no upper-case letter
-           "PASSW0RD!",  // no lower-case letter
-           "Password!",  // no digit
-           "Passw0rdd",  // no special character
-           "Passw0rd?",  // ? is not one of !@#$%^&*
-           "Pa0!abc",    // 7 characters
+           "passw0rd!", // no upper-case letter
+           "PASSW0RD!", // no lower-case letter
+           "Password!", // no digit
+           "Passw0rdd", // no special character
+           "Passw0rd?", // ? is not one of !@#$%^&*
+           "Pa0!abc",   // 7 characters
        }) {
     CAPTURE(password);
     json body = sign_up_body(a);
@@ -258,7 +259,8 @@ TEST_CASE("signUp answers 400 Password is not valid for each kind of weak passwo
   }
 }
 
-TEST_CASE("signUp answers 409 User already exists for a taken username or email, whatever its case") {
+TEST_CASE(
+    "signUp answers 409 User already exists for a taken username or email, whatever its case") {
   LatchProcess latch;
   Account a = sign_up(latch);
   Account b = make_account();
@@ -277,7 +279,8 @@ TEST_CASE("signUp answers 400 for a field of the wrong type") {
   Account a = make_account();
   json body = sign_up_body(a);
   body["profile_picture"] = 7;
-  check_envelope_error(latch.post("/api/v1/auth/signUp", body), 400, "profile_picture is not valid");
+  check_envelope_error(latch.post("/api/v1/auth/signUp", body), 400,
+                       "profile_picture is not valid");
   body = sign_up_body(a);
   body["username"] = json::array({"x"});
   check_envelope_error(latch.post("/api/v1/auth/signUp", body), 400, "username is not valid");
@@ -311,8 +314,9 @@ TEST_CASE("malformed JSON answers 400 in the envelope on both routes") {
   LatchProcess latch;
   for (const char *path : {"/api/v1/auth/login", "/api/v1/auth/signUp"}) {
     CAPTURE(path);
-    check_envelope_error(latch.post_raw(path, R"({"identity": "a@example.com",)", "application/json"),
-                         400, "Invalid JSON body");
+    check_envelope_error(
+        latch.post_raw(path, R"({"identity": "a@example.com",)", "application/json"), 400,
+        "Invalid JSON body");
     check_envelope_error(latch.post_raw(path, R"(["identity"])", "application/json"), 400,
                          "Invalid JSON body");
     check_envelope_error(latch.post_raw(path, "{\"identity\": \"\xff\xfe\"}", "application/json"),

@@ -90,7 +90,9 @@ Account register_account(const LatchProcess &latch, const std::string &prefix = 
   return a;
 }
 
-std::string user_id(const std::string &access) { return jwt_payload(access)["sub"]; }
+std::string user_id(const std::string &access) {
+  return jwt_payload(access)["sub"];
+}
 
 // Sessions of one user, added by SQL in one transaction (seconds for a million rows): a
 // database as a large deployment's would be, without a million sign-ins.
@@ -138,7 +140,9 @@ long long count_or_none(const std::string &db_path, const std::string &sql) {
   return n;
 }
 
-std::int64_t now() { return std::int64_t(std::time(nullptr)); }
+std::int64_t now() {
+  return std::int64_t(std::time(nullptr));
+}
 
 } // namespace
 
@@ -151,7 +155,8 @@ TEST_CASE("while another process holds the write lock, token checks are answered
   std::atomic<bool> signed_up = false;
   Reply waiting;
   std::thread sign_up([&] {
-    waiting = latch.post("/auth/register", {{"username", unique("waiting")}, {"password", "password123"}});
+    waiting = latch.post("/auth/register",
+                         {{"username", unique("waiting")}, {"password", "password123"}});
     signed_up = true;
   });
   std::this_thread::sleep_for(300ms);
@@ -190,7 +195,8 @@ TEST_CASE("at 200,000 sessions, writes by other processes are applied row by row
   std::atomic<bool> stop = false;
   std::atomic<int> answered = 0, refused = 0;
   std::thread checker([&] {
-    while (!stop) (latch.get("/auth/getuser", alice.access).status == 200 ? answered : refused)++;
+    while (!stop)
+      (latch.get("/auth/getuser", alice.access).status == 200 ? answered : refused)++;
   });
   const std::string bob = unique("bob");
   CommandResult added = run_latch({"user", "add", bob, "--db", db_path});
@@ -246,7 +252,8 @@ TEST_CASE("a purge of 300,000 expired sessions, in the server and by latch purge
     sqlite3_busy_timeout(db, 1000);
     while (!purged) {
       const auto started = std::chrono::steady_clock::now();
-      if (sqlite3_exec(db, "INSERT INTO probe VALUES (1)", nullptr, nullptr, nullptr) == SQLITE_OK) {
+      if (sqlite3_exec(db, "INSERT INTO probe VALUES (1)", nullptr, nullptr, nullptr) ==
+          SQLITE_OK) {
         ++probe_writes;
       } else {
         if (probe_failures++ == 0)
@@ -263,7 +270,8 @@ TEST_CASE("a purge of 300,000 expired sessions, in the server and by latch purge
   });
   int sign_ins = 0, failures = 0;
   while (!purged || sign_ins < 5) {
-    Reply in = latch.post("/auth/token", {{"username", alice.username}, {"password", "password123"}});
+    Reply in =
+        latch.post("/auth/token", {{"username", alice.username}, {"password", "password123"}});
     ++sign_ins;
     if (in.status != 200) {
       ++failures;
@@ -280,9 +288,9 @@ TEST_CASE("a purge of 300,000 expired sessions, in the server and by latch purge
   INFO(outside.output);
   CHECK(outside.status == 0);
   CHECK(failures == 0);
-  CHECK(eventually([&] {
-    return count(db_path, "SELECT COUNT(*) FROM sessions WHERE id LIKE 'seeded-%'") == 0;
-  }, 60s));
+  CHECK(eventually(
+      [&] { return count(db_path, "SELECT COUNT(*) FROM sessions WHERE id LIKE 'seeded-%'") == 0; },
+      60s));
 }
 
 // libfaketime, preloaded, moves the server's wall clock by what the file says; the monotonic
@@ -324,10 +332,12 @@ TEST_CASE("a wall clock stepped back an hour signs nobody out, and lockouts stil
   clock.set("+0");
   for (int i = 0; i < 3; ++i)
     latch.post("/auth/token", {{"username", bob.username}, {"password", "wrong-password"}});
-  Reply locked = latch.post("/auth/token", {{"username", bob.username}, {"password", "password123"}});
+  Reply locked =
+      latch.post("/auth/token", {{"username", bob.username}, {"password", "password123"}});
   REQUIRE(locked.status == 429);
   clock.set("-1h");
-  Reply still = latch.post("/auth/token", {{"username", bob.username}, {"password", "password123"}});
+  Reply still =
+      latch.post("/auth/token", {{"username", bob.username}, {"password", "password123"}});
   CHECK(still.status == 429);
   CHECK(std::stoi(still.header("Retry-After")) <= 15 * 60);
 }
@@ -343,7 +353,9 @@ TEST_CASE("a wall clock stepped 45 minutes ahead and back destroys no session st
   Account alice = register_account(latch);
   clock.set("+45m");
   // While the clock is wrong the session looks expired; the purge leaves it (margin), ...
-  CHECK(eventually([&] { return latch.post("/auth/token/refresh", {{"refresh", alice.refresh}}).status == 401; }));
+  CHECK(eventually([&] {
+    return latch.post("/auth/token/refresh", {{"refresh", alice.refresh}}).status == 401;
+  }));
   std::this_thread::sleep_for(2500ms); // two purges
   CHECK(count(latch.db_path(), "SELECT COUNT(*) FROM sessions") == 1);
   // ... and once the clock is put right, it serves again.
@@ -358,21 +370,24 @@ TEST_CASE("SIGHUP reloads the TLS certificate and the signing keys; the server k
   auto make_cert = [&](const std::string &cn) {
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-        "-subj /CN=" + cn + " -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " +
-        cert + " 2>/dev/null";
+        "-subj /CN=" +
+        cn + " -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
+        " 2>/dev/null";
     REQUIRE(std::system(cmd.c_str()) == 0);
   };
   make_cert("first");
   LatchProcess latch({{"--tls-cert", cert, "--tls-key", key}, {}});
   // Each connection's certificate, as the client sees it.
   auto served_cn = [&]() -> std::string {
-    const std::string cmd = "echo | openssl s_client -connect 127.0.0.1:" +
-                            std::to_string(latch.port()) + " 2>/dev/null | openssl x509 -noout "
-                            "-subject 2>/dev/null";
+    const std::string cmd =
+        "echo | openssl s_client -connect 127.0.0.1:" + std::to_string(latch.port()) +
+        " 2>/dev/null | openssl x509 -noout "
+        "-subject 2>/dev/null";
     std::string out;
     if (FILE *p = popen(cmd.c_str(), "r")) {
       char buf[512];
-      while (fgets(buf, sizeof buf, p)) out += buf;
+      while (fgets(buf, sizeof buf, p))
+        out += buf;
       pclose(p);
     }
     return out;
@@ -385,7 +400,8 @@ TEST_CASE("SIGHUP reloads the TLS certificate and the signing keys; the server k
   // A broken certificate is refused and the one in use kept.
   std::ofstream(cert) << "not a certificate\n";
   REQUIRE(kill(latch.pid(), SIGHUP) == 0);
-  CHECK(eventually([&] { return latch.log().find("keeping the TLS certificate") != std::string::npos; }));
+  CHECK(eventually(
+      [&] { return latch.log().find("keeping the TLS certificate") != std::string::npos; }));
   CHECK(served_cn().find("second") != std::string::npos);
   CHECK(kill(latch.pid(), 0) == 0); // alive
 }
@@ -493,9 +509,8 @@ TEST_CASE("at the file-descriptor limit the server says so once, counts it, and 
       idle.push_back(std::make_unique<RawClient>(latch->port()));
       idle.back()->send("GET /healthz HTTP/1.1\r\n");
     }
-    CHECK(eventually([&] {
-      return latch->log().find("out of file descriptors") != std::string::npos;
-    }));
+    CHECK(eventually(
+        [&] { return latch->log().find("out of file descriptors") != std::string::npos; }));
   }
   // The connections are gone: the server answers again, and counted what happened.
   CHECK(eventually([&] { return latch->get("/auth/getuser", alice.access).status == 200; }));

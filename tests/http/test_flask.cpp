@@ -37,7 +37,6 @@ json msg(const std::string &text) {
   return {{"msg", text}};
 }
 
-
 Account new_account() {
   std::string name = unique("fl");
   return {name, name + "@example.com", kPassword};

@@ -184,15 +184,9 @@ std::string size_refusal_problem(Api api, const Reply &r) {
   case Api::picflux:
     shaped = r.body.is_object() && r.body["statusCode"] == r.status && r.body.contains("message");
     break;
-  case Api::simplejwt:
-    shaped = r.body.is_object() && r.body["detail"].is_string();
-    break;
-  case Api::flask:
-    shaped = r.body.is_object() && r.body["message"].is_string();
-    break;
-  case Api::v1:
-    shaped = r.body.is_object() && r.body["error"].is_string();
-    break;
+  case Api::simplejwt: shaped = r.body.is_object() && r.body["detail"].is_string(); break;
+  case Api::flask: shaped = r.body.is_object() && r.body["message"].is_string(); break;
+  case Api::v1: shaped = r.body.is_object() && r.body["error"].is_string(); break;
   }
   return shaped ? "" : "size refusal not in the API's shape; " + describe(r);
 }

@@ -56,7 +56,9 @@ TEST_CASE("a chunked body past --max-body-bytes is refused 413 while it is sent,
   for (bool tls : {false, true}) {
     CAPTURE(tls);
     LatchOptions options{{"--max-body-bytes", "65536"}, {}};
-    if (tls) options.args.insert(options.args.end(), {"--tls-cert", certificate.cert, "--tls-key", certificate.key});
+    if (tls)
+      options.args.insert(options.args.end(),
+                          {"--tls-cert", certificate.cert, "--tls-key", certificate.key});
     LatchProcess latch(options);
     const long before = rss_kib(latch.pid());
     RawClient c(latch.port(), {.tls = tls});
@@ -76,7 +78,9 @@ TEST_CASE("a chunked body past --max-body-bytes is refused 413 while it is sent,
     CHECK(answers[0].status == 413);
     CHECK(answers[0].body == R"({"error":"request body too large"})"); // v1's shape
     CHECK(c.closed_within(2s));
-    CHECK(sent < 64u * 1024 * 1024); // stopped: not the 300 MB (socket buffers and the lingering close take some)
+    CHECK(sent <
+          64u * 1024 *
+              1024); // stopped: not the 300 MB (socket buffers and the lingering close take some)
     CHECK(rss_kib(latch.pid()) - before < 16 * 1024); // nothing of it was kept
   }
 }
@@ -103,8 +107,8 @@ TEST_CASE("Content-Length is digits only, Transfer-Encoding chunked or refused: 
     CAPTURE(c.what);
     RawClient raw(latch.port());
     // What follows would be a second request if the head were read leniently.
-    REQUIRE(raw.send("POST /api/v1/verify HTTP/1.1\r\nHost: t\r\n" + c.head + "\r\n" +
-                     "{}" + kHealth));
+    REQUIRE(
+        raw.send("POST /api/v1/verify HTTP/1.1\r\nHost: t\r\n" + c.head + "\r\n" + "{}" + kHealth));
     // Answered before the read time-out (5 s): nothing is waited for.
     raw.read(2, 3s);
     auto answers = raw.responses();
@@ -123,8 +127,10 @@ TEST_CASE("a percent-encoded path is the same route for the hashing line as for 
                       {{"LATCH_ARGON2_MEMORY_KIB", "262144"}, {"LATCH_ARGON2_ITERATIONS", "3"}}});
   const std::string login = R"({"username":"nobody","password":"whatever1"})";
   auto sign_in = [&](const std::string &path) {
-    return raw_request("POST", path, {{"Host", "t"}, {"Content-Type", "application/json"},
-                                      {"Content-Length", std::to_string(login.size())}},
+    return raw_request("POST", path,
+                       {{"Host", "t"},
+                        {"Content-Type", "application/json"},
+                        {"Content-Length", std::to_string(login.size())}},
                        login);
   };
   RawClient running(latch.port()), waiting(latch.port()), encoded(latch.port());
@@ -169,8 +175,8 @@ TEST_CASE("X-Forwarded-For lines are one list: the client cannot choose its addr
   // Garbage where an address belongs ends the walk at the last trusted hop, never a key.
   const std::string body = R"({"username":"nobody","password":"whatever1"})";
   for (const std::string &garbage : {std::string(8000, 'x'), std::string("not-an-ip")}) {
-    Reply r = latch.post_raw("/auth/login", body, "application/json", "",
-                             {{"X-Forwarded-For", garbage}});
+    Reply r =
+        latch.post_raw("/auth/login", body, "application/json", "", {{"X-Forwarded-For", garbage}});
     CHECK((r.status == 401 || r.status == 429));
   }
 }
@@ -195,7 +201,8 @@ TEST_CASE("one address holds at most --max-connections-per-address; another is a
   const int attack = int(std::min<rlim_t>(2000, files.rlim_cur - 64));
   std::vector<std::unique_ptr<RawClient>> held;
   for (int i = 0; i < attack; ++i) // the attack: 2,000 idle connections from one address
-    held.push_back(std::make_unique<RawClient>(latch.port(), RawClient::Options{.from = "127.0.0.3"}));
+    held.push_back(
+        std::make_unique<RawClient>(latch.port(), RawClient::Options{.from = "127.0.0.3"}));
   int open = 0;
   for (auto &c : held)
     if (!c->closed_within(200ms)) ++open;
@@ -225,7 +232,8 @@ TEST_CASE("a coded (gzip) body is refused 415, never inflated") {
   RawClient raw(latch.port());
   const std::string body(1000, '\0');
   REQUIRE(raw.send(raw_request("POST", "/api/auth/signin",
-                               {{"Host", "t"}, {"Content-Type", "application/json"},
+                               {{"Host", "t"},
+                                {"Content-Type", "application/json"},
                                 {"Content-Encoding", "gzip"},
                                 {"Content-Length", std::to_string(body.size())}},
                                body) +

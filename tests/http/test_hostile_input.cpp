@@ -232,8 +232,8 @@ struct Prepared {
 struct Spec {
   std::string method, path;
   Input input;
-  bool creates = false;              // valid input creates a user
-  bool bearer = false;               // Authorization: Bearer is the route's credential
+  bool creates = false;                   // valid input creates a user
+  bool bearer = false;                    // Authorization: Bearer is the route's credential
   std::vector<std::string> fields = {};   // string fields of the valid body
   std::set<std::string> free_fields = {}; // fields for which any text is a valid value
   std::function<Prepared(const Env &)> prepare;

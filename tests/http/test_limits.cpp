@@ -38,7 +38,8 @@ TEST_CASE("behind a trusted proxy, each forwarded client address has its own lim
 
 TEST_CASE("routes that are not sign-in, sign-up or reset are not rate-limited") {
   LatchProcess latch({{"--rate-limit", "1"}, {}});
-  for (int i = 0; i < 5; ++i) CHECK(latch.get("/auth/getuser").status == 401);
+  for (int i = 0; i < 5; ++i)
+    CHECK(latch.get("/auth/getuser").status == 401);
   for (int i = 0; i < 5; ++i)
     CHECK(latch.post("/auth/token/verify", {{"token", "x.y.z"}}).status == 401);
 }

@@ -13,8 +13,8 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace latch::test;
@@ -34,8 +34,8 @@ struct SignUpApi {
   std::function<Reply(const LatchProcess &, const std::string &username, const std::string &email)>
       sign_up;
   int created = 0;
-  json taken;          // the whole body of a 409
-  json bad_username;   // the whole body of a 400 (envelope: its message; see check)
+  json taken;        // the whole body of a 409
+  json bad_username; // the whole body of a 400 (envelope: its message; see check)
 };
 
 json envelope_body(const Reply &r) {
@@ -86,9 +86,13 @@ const std::vector<SignUpApi> &apis() {
                                                {"display_name", "Look Alike"}});
        },
        200,
-       {{"code", 409}, {"message", "User already exists"}, {"apiVersion", "v0.0.1"},
+       {{"code", 409},
+        {"message", "User already exists"},
+        {"apiVersion", "v0.0.1"},
         {"data", json::array()}},
-       {{"code", 400}, {"message", "username is not valid"}, {"apiVersion", "v0.0.1"},
+       {{"code", 400},
+        {"message", "username is not valid"},
+        {"apiVersion", "v0.0.1"},
         {"data", json::array()}}},
   };
   return all;
@@ -226,11 +230,11 @@ TEST_CASE("a username that is another user's email, or an email that is a userna
     check_answer(api, api.sign_up(latch, unique("chief"), upper(name_like_email)), 409, api.taken);
   }
   // JSON escapes are read as the characters they stand for: \uff41 is a fullwidth a.
-  Reply escaped = latch.post_raw(
-      "/auth/register",
-      R"({"username":")" + replace_first(name_like_email, "b", "\\uff42") + R"(","password":")" +
-          kPassword + R"("})",
-      "application/json");
+  Reply escaped =
+      latch.post_raw("/auth/register",
+                     R"({"username":")" + replace_first(name_like_email, "b", "\\uff42") +
+                         R"(","password":")" + kPassword + R"("})",
+                     "application/json");
   CHECK(escaped.status == 409);
   CHECK(escaped.body == json{{"detail", "User already exists"}});
 }
@@ -269,7 +273,8 @@ TEST_CASE("sign-in reads a look-alike spelling as sign-up keyed it, and refuses 
   // never another account and never a 500.
   std::vector<std::string> nobody = {replace_first(base, "a", "\u0430"),
                                      replace_first(base, "m", "rn")};
-  for (const Spelling &s : refused(base)) nobody.push_back(s.text);
+  for (const Spelling &s : refused(base))
+    nobody.push_back(s.text);
   for (const std::string &spelling : nobody) {
     CAPTURE(spelling);
     Reply sj = latch.post("/auth/token", {{"username", spelling}, {"password", kPassword}});
@@ -305,20 +310,23 @@ TEST_CASE("v1 password-reset and flask forget-password find the user by any spel
   // v1 answers the same either way; the mails in the log (one queue, in order) tell which
   // requests sent a link. A last request for another user marks the end of the queue.
   const std::string marker = unique("marker"), marker_email = marker + "@example.com";
-  REQUIRE(latch.post("/auth/signup", {{"username", marker}, {"email", marker_email},
-                                      {"password", kPassword}})
+  REQUIRE(latch
+              .post("/auth/signup",
+                    {{"username", marker}, {"email", marker_email}, {"password", kPassword}})
               .status == 201);
   REQUIRE(latch.post("/api/v1/password-reset", {{"email", email}, {"username", fullwidth(base)}})
               .status == 200);
-  REQUIRE(latch.post("/api/v1/password-reset",
-                     {{"email", email}, {"username", replace_first(base, "a", "\u0430")}})
+  REQUIRE(latch
+              .post("/api/v1/password-reset",
+                    {{"email", email}, {"username", replace_first(base, "a", "\u0430")}})
               .status == 200);
   REQUIRE(latch.post("/api/v1/password-reset", {{"email", marker_email}, {"username", marker}})
               .status == 200);
   auto mails_to = [&](const std::string &to) {
     const std::string log = latch.log(), line = "To: " + to + "\n";
     std::size_t n = 0;
-    for (std::size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++n;
+    for (std::size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1))
+      ++n;
     return n;
   };
   for (int i = 0; i < 250 && mails_to(marker_email) == 0; ++i)
@@ -338,9 +346,10 @@ TEST_CASE("a database with look-alike users from before the rule: both sign in, 
     std::string schema = latch::db::kSchemaSql;
     exec_sql(path, "BEGIN;" + schema.substr(0, schema.find("-- migration 3")) +
                        "INSERT INTO users(id, username, email, password_hash, created_at, "
-                       "updated_at) VALUES ('u-older', '" + older + "', 'old@example.com', '" +
-                       password_hash("older-password") + "', 1000, 1000), ('u-newer', '" + newer +
-                       "', 'new@example.com', '" + password_hash("newer-password") +
+                       "updated_at) VALUES ('u-older', '" +
+                       older + "', 'old@example.com', '" + password_hash("older-password") +
+                       "', 1000, 1000), ('u-newer', '" + newer + "', 'new@example.com', '" +
+                       password_hash("newer-password") +
                        "', 2000, 2000); PRAGMA user_version = 2; COMMIT;");
   }
   auto token_sub = [](const LatchProcess &l, const std::string &name, const std::string &pw) {
@@ -355,9 +364,9 @@ TEST_CASE("a database with look-alike users from before the rule: both sign in, 
     CHECK(token_sub(latch, newer, "newer-password") == "u-newer");
     CHECK(token_sub(latch, "ADMIN", "older-password") == "u-older");
     CHECK(token_sub(latch, "\uFF21DMIN", "older-password") == "u-older");
-    CHECK(latch.post("/api/v1/login",
-                     {{"email", "new@example.com"}, {"password", "newer-password"}})
-              .status == 200);
+    CHECK(
+        latch.post("/api/v1/login", {{"email", "new@example.com"}, {"password", "newer-password"}})
+            .status == 200);
     const std::string log = latch.log();
     CHECK(contains(log, "latch: users \"admin\" (u-older) and \"" + newer +
                             "\" (u-newer) have look-alike usernames"));
@@ -403,10 +412,10 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
       {"accented", [](const std::string &u) { return u + "\u00E9"; }, true},
       {"an @", [](const std::string &u) { return u + "@example.com"; }, true},
       {"Cyrillic", [](const std::string &u) { return "\u0436" + u; }, true},
-      {"150 characters",
-       [](const std::string &u) { return u + std::string(150 - u.size(), 'z'); }, true},
-      {"151 characters",
-       [](const std::string &u) { return u + std::string(151 - u.size(), 'z'); }, false},
+      {"150 characters", [](const std::string &u) { return u + std::string(150 - u.size(), 'z'); },
+       true},
+      {"151 characters", [](const std::string &u) { return u + std::string(151 - u.size(), 'z'); },
+       false},
       {"zero-width space", [](const std::string &u) { return u + "\u200B"; }, false},
       {"no-break space", [](const std::string &u) { return u + "\u00A0z"; }, false},
       {"soft hyphen", [](const std::string &u) { return u + "\u00ADz"; }, false},
@@ -425,16 +434,19 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
     CHECK(cli.status == (c.valid ? 0 : 2));
   }
   // Emails: the WHATWG rule in both.
-  for (const auto &[email, valid] : std::vector<std::pair<std::string, bool>>{
-           {"@localhost", true}, {"@sub-domain.example", true}, {"@b..c", false},
-           {"@-b.c", false}, {"@b_c.d", false}, {"\u00E4@x.y", false}}) {
+  for (const auto &[email, valid] :
+       std::vector<std::pair<std::string, bool>>{{"@localhost", true},
+                                                 {"@sub-domain.example", true},
+                                                 {"@b..c", false},
+                                                 {"@-b.c", false},
+                                                 {"@b_c.d", false},
+                                                 {"\u00E4@x.y", false}}) {
     CAPTURE(email);
     const std::string api_email = (email[0] == '@' ? unique("api") : "") + email;
     const std::string cli_email = (email[0] == '@' ? unique("cli") : unique("cli") + "-") + email;
-    Reply api = latch.post("/api/v1/register?sendEmail=false",
-                           {{"email", api_email},
-                            {"username", unique("e")},
-                            {"password", kPassword}});
+    Reply api =
+        latch.post("/api/v1/register?sendEmail=false",
+                   {{"email", api_email}, {"username", unique("e")}, {"password", kPassword}});
     CommandResult cli = admin(latch.db_path(), {"user", "add", unique("e"), "--email", cli_email});
     CHECK(api.status == (valid ? 201 : 400));
     CHECK(cli.status == (valid ? 0 : 2));
@@ -443,8 +455,9 @@ TEST_CASE("latch user add and the APIs accept and refuse the same usernames and 
   const std::string by_api = unique("admin"), by_cli = unique("admin");
   REQUIRE(latch.post("/auth/register", {{"username", by_api}, {"password", kPassword}}).status ==
           201);
-  REQUIRE(admin(latch.db_path(), {"user", "add", by_cli, "--email", by_cli + "@example.com"})
-              .status == 0);
+  REQUIRE(
+      admin(latch.db_path(), {"user", "add", by_cli, "--email", by_cli + "@example.com"}).status ==
+      0);
   for (const std::string &spelling :
        {fullwidth(by_api), upper(by_api), replace_first(by_api, "a", "\u0430")}) {
     CAPTURE(spelling);
@@ -482,7 +495,9 @@ TEST_CASE("every API's sign-up takes the emails an <input type=email> takes, and
       {"flask", {{"message", "Invalid email address."}}},
       {"v1", {{"error", "invalid email"}}},
       {"envelope",
-       {{"code", 400}, {"message", "Email is not valid"}, {"apiVersion", "v0.0.1"},
+       {{"code", 400},
+        {"message", "Email is not valid"},
+        {"apiVersion", "v0.0.1"},
         {"data", json::array()}}}};
   REQUIRE(bad_email.size() == apis().size());
   for (const SignUpApi &api : apis()) {
@@ -493,8 +508,9 @@ TEST_CASE("every API's sign-up takes the emails an <input type=email> takes, and
       Reply r = api.sign_up(latch, unique("em"), email);
       CHECK(r.status == api.created);
       // Stored as typed (lower-case already), so it signs in by it.
-      CHECK(latch.post("/api/v1/auth/login", {{"identity", email}, {"password", kPassword}})
-                .status == 200);
+      CHECK(
+          latch.post("/api/v1/auth/login", {{"identity", email}, {"password", kPassword}}).status ==
+          200);
     }
     for (const auto &[why, email] : invalid) {
       CAPTURE(why);

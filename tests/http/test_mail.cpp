@@ -26,10 +26,9 @@ struct Account {
 };
 
 struct Link {
-  std::string base;  // everything before "?token="
+  std::string base; // everything before "?token="
   std::string token;
 };
-
 
 // Registers without the confirmation mail, so the first mail in the sink is the reset.
 Account register_user(const LatchProcess &latch) {
@@ -86,11 +85,13 @@ int login_status(const LatchProcess &latch, const Account &a, const std::string 
 
 } // namespace
 
-TEST_CASE("the reset mail goes to the user's address and links to RESET_PASSWORD_URL with the token") {
+TEST_CASE(
+    "the reset mail goes to the user's address and links to RESET_PASSWORD_URL with the token") {
   SmtpSink sink;
-  LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()},
-                           {"RESET_PASSWORD_URL", "https://app.example.com/reset"},
-                           {"LATCH_MAIL_FROM", "noreply@app.example.com"}}});
+  LatchProcess latch({{},
+                      {{"LATCH_SMTP_URL", sink.url()},
+                       {"RESET_PASSWORD_URL", "https://app.example.com/reset"},
+                       {"LATCH_MAIL_FROM", "noreply@app.example.com"}}});
   Account a = register_user(latch);
   request_reset(latch, a);
   std::string mail = sink.wait_for_message(1);
@@ -125,8 +126,9 @@ TEST_CASE("the registration mail links to GET /api/v1/verify on this server") {
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a{unique("Mail"), "", "password123"};
   a.email = lower(a.username) + "@example.com";
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   std::string mail = sink.wait_for_message(1);
   REQUIRE(!mail.empty());
@@ -218,8 +220,9 @@ TEST_CASE("a username of Unicode spaces and a phishing sentence never appears in
   spaced += "\u3000";
   const std::string email = lower(unique("mark")) + "@example.com";
   // Spaces of any kind are refused in a username...
-  CHECK(latch.post("/api/v1/register",
-                   {{"email", email}, {"username", spaced}, {"password", "password123"}})
+  CHECK(latch
+            .post("/api/v1/register",
+                  {{"email", email}, {"username", spaced}, {"password", "password123"}})
             .status == 400);
   // ...but the sentence fits in one without.
   std::string username = phishing;
@@ -251,7 +254,8 @@ TEST_CASE("the username in a reset request matches whatever its case") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = register_user(latch);
-  Reply r = latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", lower(a.username)}});
+  Reply r =
+      latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", lower(a.username)}});
   REQUIRE(r.status == 200);
   std::string mail = sink.wait_for_message(1);
   CHECK(header_of(mail, "To") == a.email);
@@ -275,7 +279,8 @@ TEST_CASE("the mailed token sets the new password exactly once") {
   CHECK(login_status(latch, a, "newpassword2") == 401);
 }
 
-TEST_CASE("after a reset the old password fails, the new one works and earlier sessions are ended") {
+TEST_CASE(
+    "after a reset the old password fails, the new one works and earlier sessions are ended") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = register_user(latch);
@@ -283,7 +288,8 @@ TEST_CASE("after a reset the old password fails, the new one works and earlier s
   REQUIRE(before.status == 200);
   std::string access = before.body["access_token"], refresh = before.body["refresh_token"];
   // A session of another API ends too.
-  Reply envelope = latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}});
+  Reply envelope =
+      latch.post("/api/v1/auth/login", {{"identity", a.email}, {"password", a.password}});
   REQUIRE(envelope.status == 200);
   std::string envelope_access = envelope.body["data"][0];
   REQUIRE(latch.get("/api/v1/authorized/me", access).status == 200);
@@ -342,8 +348,9 @@ TEST_CASE("without LATCH_SMTP_URL the registration mail is written to the server
   LatchProcess latch;
   Account a{unique("Mail"), "", "password123"};
   a.email = lower(a.username) + "@example.com";
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   std::string log = wait_for_logged_mail(latch, a.email);
   CHECK(log.find("Subject: Confirm your email address") != std::string::npos);
@@ -352,7 +359,8 @@ TEST_CASE("without LATCH_SMTP_URL the registration mail is written to the server
   CHECK(latch.get("/api/v1/verify?token=" + token).status == 200);
 }
 
-TEST_CASE("GET /reset-password serves an HTML form with two password inputs calling password-reset-confirm") {
+TEST_CASE("GET /reset-password serves an HTML form with two password inputs calling "
+          "password-reset-confirm") {
   LatchProcess latch;
   Reply r = latch.get("/reset-password?token=abc");
   CHECK(r.status == 200);
@@ -373,8 +381,7 @@ TEST_CASE("GET /reset-password serves an HTML form with two password inputs call
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'");
   CHECK(r.text.find("<script src=\"/reset-password.js\"></script>") != std::string::npos);
-  CHECK(r.text.find("<link rel=\"stylesheet\" href=\"/reset-password.css\">") !=
-        std::string::npos);
+  CHECK(r.text.find("<link rel=\"stylesheet\" href=\"/reset-password.css\">") != std::string::npos);
   CHECK(r.text.find("<script>") == std::string::npos);
   CHECK(r.text.find("<style") == std::string::npos);
   CHECK(r.text.find(" style=") == std::string::npos);
@@ -410,16 +417,16 @@ TEST_CASE("with TLS the mailed links say https, and a request's Host header neve
   tls.enable_server_certificate_verification(true);
   Account a{unique("Tls"), "", "password123"};
   a.email = lower(a.username) + "@example.com";
-  auto reg = tls.Post("/api/v1/register?sendEmail=false",
-                      json{{"email", a.email}, {"username", a.username}, {"password", a.password}}
-                          .dump(),
-                      "application/json");
+  auto reg =
+      tls.Post("/api/v1/register?sendEmail=false",
+               json{{"email", a.email}, {"username", a.username}, {"password", a.password}}.dump(),
+               "application/json");
   REQUIRE(reg);
   REQUIRE(reg->status == 201);
   // A reset link to the attacker's host would hand them the token: the Host header is ignored.
-  auto reset = tls.Post("/api/v1/password-reset", {{"Host", "evil.example"}},
-                        json{{"email", a.email}, {"username", a.username}}.dump(),
-                        "application/json");
+  auto reset =
+      tls.Post("/api/v1/password-reset", {{"Host", "evil.example"}},
+               json{{"email", a.email}, {"username", a.username}}.dump(), "application/json");
   REQUIRE(reset);
   REQUIRE(reset->status == 200);
   std::string mail = sink.wait_for_message(1);
@@ -477,7 +484,9 @@ bool wait_for_metric(const LatchProcess &latch, const std::string &name, int val
   return false;
 }
 
-std::string smtp_url(int port) { return "smtp://127.0.0.1:" + std::to_string(port); }
+std::string smtp_url(int port) {
+  return "smtp://127.0.0.1:" + std::to_string(port);
+}
 
 // `latch mail ARGS --db` on the server's database.
 CommandResult mail_command(const LatchProcess &latch, std::vector<std::string> args) {
@@ -587,7 +596,8 @@ TEST_CASE("SIGTERM with mail queued to a hung SMTP server exits at once; the mai
   LatchProcess again({{}, {{"LATCH_SMTP_URL", sink.url()}}}, db);
   REQUIRE(!sink.wait_for_message(8, 20000).empty());
   std::set<std::string> received;
-  for (int i = 1; i <= 8; ++i) received.insert(header_of(sink.wait_for_message(i), "To"));
+  for (int i = 1; i <= 8; ++i)
+    received.insert(header_of(sink.wait_for_message(i), "To"));
   CHECK(received == addresses);
 }
 
@@ -607,8 +617,9 @@ TEST_CASE("a reset link that expired while its mail waited is not sent") {
   SmtpSink sink(SmtpSink::Mode::accept, port);
   Account b{unique("Mail"), "", "password123"};
   b.email = lower(b.username) + "@example.com";
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", b.email}, {"username", b.username}, {"password", b.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", b.email}, {"username", b.username}, {"password", b.password}})
               .status == 201);
   std::string mail = sink.wait_for_message(1, 20000);
   REQUIRE(!mail.empty());

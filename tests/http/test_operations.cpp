@@ -428,13 +428,12 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
   CHECK(forget_200(dev.get("/openapi.json").body) == "#/components/schemas/FlaskResetToken");
   // v1 register answers its confirmation token only with --verify-token-in-response.
   auto register_201 = [](const json &d) {
-    return d["paths"]["/api/v1/register"]["post"]["responses"]["201"]["content"]
-            ["application/json"]["schema"]["$ref"];
+    return d["paths"]["/api/v1/register"]["post"]["responses"]["201"]["content"]["application/json"]
+            ["schema"]["$ref"];
   };
   CHECK(register_201(doc.body) == "#/components/schemas/V1Message");
   LatchProcess verify_dev({{"--verify-token-in-response"}, {}});
-  CHECK(register_201(verify_dev.get("/openapi.json").body) ==
-        "#/components/schemas/V1Registered");
+  CHECK(register_201(verify_dev.get("/openapi.json").body) == "#/components/schemas/V1Registered");
 }
 
 TEST_CASE("a database other users may read is served with a warning for each file: its mode and "

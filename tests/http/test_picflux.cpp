@@ -31,12 +31,10 @@ struct Session {
   std::string access, refresh;
 };
 
-
 Account new_account() {
   std::string name = unique("pf");
   return {name, name + "@example.com", "password123"};
 }
-
 
 // A 200/201 answer carrying exactly {"access_token", "refresh_token"}.
 Session take_pair(const Reply &r, const Account &account) {

@@ -127,11 +127,11 @@ TEST_CASE("every route in the table is served, none answers the generic 404") {
 
 TEST_CASE("--apis serves only the APIs it names") {
   LatchProcess latch({{"--apis", "flask,envelope"}, {}});
-  CHECK(latch.post("/auth/login", json::object()).status == 400);           // flask
-  CHECK(latch.post("/api/v1/auth/login", json::object()).status == 400);    // envelope
-  CHECK(latch.post("/auth/token", json::object()).status == 404);           // simplejwt off
-  CHECK(latch.post("/api/auth/signin", json::object()).status == 404);      // picflux off
-  CHECK(latch.post("/api/v1/login", json::object()).status == 404);         // v1 off
+  CHECK(latch.post("/auth/login", json::object()).status == 400);        // flask
+  CHECK(latch.post("/api/v1/auth/login", json::object()).status == 400); // envelope
+  CHECK(latch.post("/auth/token", json::object()).status == 404);        // simplejwt off
+  CHECK(latch.post("/api/auth/signin", json::object()).status == 404);   // picflux off
+  CHECK(latch.post("/api/v1/login", json::object()).status == 404);      // v1 off
 }
 
 TEST_CASE("a known path with the wrong method answers 405 in the API's shape") {

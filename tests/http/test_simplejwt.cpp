@@ -23,7 +23,6 @@ struct Session {
   std::string username, access, refresh;
 };
 
-
 // A 200/201 answer carrying exactly {"refresh", "access"}.
 Session take_pair(const Reply &r, const std::string &username) {
   REQUIRE(r.body.is_object());

@@ -17,8 +17,9 @@ TEST_CASE("mail goes to the SMTP server named by LATCH_SMTP_URL") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   std::string user = unique("smoke");
-  Reply r = latch.post("/api/v1/register",
-                       {{"email", user + "@example.com"}, {"username", user}, {"password", "password123"}});
+  Reply r = latch.post(
+      "/api/v1/register",
+      {{"email", user + "@example.com"}, {"username", user}, {"password", "password123"}});
   REQUIRE(r.status == 201);
   std::string mail = sink.wait_for_message(1);
   CHECK(mail.find("X-Rcpt-To: " + user + "@example.com") != std::string::npos);

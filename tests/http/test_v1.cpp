@@ -19,9 +19,6 @@ struct Account {
   std::string username, email, password;
 };
 
-
-
-
 // The v1 error shape: exactly {"error": message} with that status.
 void check_error(const Reply &r, int status, const std::string &message) {
   CHECK(r.status == status);
@@ -52,8 +49,7 @@ json login(const LatchProcess &latch, const Account &a) {
 // A copy of token with its payload replaced (the signature no longer matches).
 std::string with_payload(const std::string &token, const json &payload) {
   size_t a = token.find('.'), b = token.find('.', a + 1);
-  return token.substr(0, a + 1) + latch::secure::base64url_encode(payload.dump()) +
-         token.substr(b);
+  return token.substr(0, a + 1) + latch::secure::base64url_encode(payload.dump()) + token.substr(b);
 }
 
 // An unsigned token: {"alg":"none"} with the given payload and an empty signature.
@@ -111,21 +107,24 @@ TEST_CASE("register answers 409 when the username or the email is taken, whateve
   LatchProcess latch;
   Account a = register_user(latch);
   Account other = make_account();
-  check_error(latch.post("/api/v1/register?sendEmail=false",
-                         {{"email", other.email}, {"username", a.username}, {"password", "password123"}}),
+  check_error(
+      latch.post("/api/v1/register?sendEmail=false",
+                 {{"email", other.email}, {"username", a.username}, {"password", "password123"}}),
+      409, "user already exists");
+  check_error(latch.post("/api/v1/register?sendEmail=false", {{"email", other.email},
+                                                              {"username", upper(a.username)},
+                                                              {"password", "password123"}}),
               409, "user already exists");
-  check_error(latch.post("/api/v1/register?sendEmail=false",
-                         {{"email", other.email}, {"username", upper(a.username)},
-                          {"password", "password123"}}),
-              409, "user already exists");
-  check_error(latch.post("/api/v1/register?sendEmail=false",
-                         {{"email", upper(a.email)}, {"username", other.username},
-                          {"password", "password123"}}),
+  check_error(latch.post("/api/v1/register?sendEmail=false", {{"email", upper(a.email)},
+                                                              {"username", other.username},
+                                                              {"password", "password123"}}),
               409, "user already exists");
   // The refused requests created nothing: the other email is still free.
-  CHECK(latch.post("/api/v1/register?sendEmail=false",
-                   {{"email", other.email}, {"username", other.username}, {"password", "password123"}})
-            .status == 201);
+  CHECK(
+      latch
+          .post("/api/v1/register?sendEmail=false",
+                {{"email", other.email}, {"username", other.username}, {"password", "password123"}})
+          .status == 201);
 }
 
 TEST_CASE("register refuses a password shorter than 8 characters and a malformed email") {
@@ -134,12 +133,14 @@ TEST_CASE("register refuses a password shorter than 8 characters and a malformed
   check_error(latch.post("/api/v1/register?sendEmail=false",
                          {{"email", a.email}, {"username", a.username}, {"password", "1234567"}}),
               400, "password must be at least 8 characters");
-  check_error(latch.post("/api/v1/register?sendEmail=false",
-                         {{"email", "not-an-email"}, {"username", a.username}, {"password", a.password}}),
-              400, "invalid email");
+  check_error(
+      latch.post("/api/v1/register?sendEmail=false",
+                 {{"email", "not-an-email"}, {"username", a.username}, {"password", a.password}}),
+      400, "invalid email");
   // Exactly 8 characters is enough.
-  CHECK(latch.post("/api/v1/register?sendEmail=false",
-                   {{"email", a.email}, {"username", a.username}, {"password", "12345678"}})
+  CHECK(latch
+            .post("/api/v1/register?sendEmail=false",
+                  {{"email", a.email}, {"username", a.username}, {"password", "12345678"}})
             .status == 201);
 }
 
@@ -157,13 +158,17 @@ TEST_CASE("register with sendEmail=false sends no mail, and by default sends a c
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account quiet = make_account("quiet");
-  REQUIRE(latch.post("/api/v1/register?sendEmail=false",
-                     {{"email", quiet.email}, {"username", quiet.username}, {"password", "password123"}})
-              .status == 201);
+  REQUIRE(
+      latch
+          .post("/api/v1/register?sendEmail=false",
+                {{"email", quiet.email}, {"username", quiet.username}, {"password", "password123"}})
+          .status == 201);
   Account loud = make_account("loud");
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
-              .status == 201);
+  REQUIRE(
+      latch
+          .post("/api/v1/register",
+                {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
+          .status == 201);
   // Mail goes out in order, so had the first registration mailed, it would be message 1.
   std::string mail = sink.wait_for_message(1);
   REQUIRE(!mail.empty());
@@ -178,13 +183,18 @@ TEST_CASE("sendEmail=false also works as a JSON body field") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account quiet = make_account("quiet");
-  REQUIRE(latch.post("/api/v1/register", {{"email", quiet.email}, {"username", quiet.username},
-                                          {"password", "password123"}, {"sendEmail", false}})
+  REQUIRE(latch
+              .post("/api/v1/register", {{"email", quiet.email},
+                                         {"username", quiet.username},
+                                         {"password", "password123"},
+                                         {"sendEmail", false}})
               .status == 201);
   Account loud = make_account("loud");
-  REQUIRE(latch.post("/api/v1/register?sendEmail=true",
-                     {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
-              .status == 201);
+  REQUIRE(
+      latch
+          .post("/api/v1/register?sendEmail=true",
+                {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
+          .status == 201);
   std::string mail = sink.wait_for_message(1);
   CHECK(mail.find("X-Rcpt-To: " + loud.email) != std::string::npos);
   CHECK(sink.wait_for_message(2, 500).empty());
@@ -194,8 +204,9 @@ TEST_CASE("the mailed confirmation link confirms the address once; a second use 
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = make_account();
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   std::string token = confirmation_token(sink, 1);
   Reply first = latch.get("/api/v1/verify?token=" + token);
@@ -254,9 +265,11 @@ TEST_CASE("with --verify-token-in-response and sendEmail=false the answered toke
   CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 200);
   // A mailed registration after it would be message 1.
   Account loud = make_account("loud");
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
-              .status == 201);
+  REQUIRE(
+      latch
+          .post("/api/v1/register",
+                {{"email", loud.email}, {"username", loud.username}, {"password", "password123"}})
+          .status == 201);
   CHECK(sink.wait_for_message(1).find("X-Rcpt-To: " + loud.email) != std::string::npos);
   CHECK(sink.message_count() == 1);
 }
@@ -283,8 +296,9 @@ TEST_CASE("a browser opening the confirmation link gets an HTML page") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = make_account();
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   std::string token = confirmation_token(sink, 1);
   httplib::Headers html{{"Accept", "text/html,application/xhtml+xml"}};
@@ -298,12 +312,14 @@ TEST_CASE("a browser opening the confirmation link gets an HTML page") {
   CHECK(again.text.find("invalid, expired or already used") != std::string::npos);
 }
 
-TEST_CASE("with --require-verified-email, login answers 401 email not verified until the link is opened") {
+TEST_CASE("with --require-verified-email, login answers 401 email not verified until the link is "
+          "opened") {
   SmtpSink sink;
   LatchProcess latch({{"--require-verified-email"}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = make_account();
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   check_error(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}), 401,
               "email not verified");
@@ -320,32 +336,38 @@ TEST_CASE("without --require-verified-email an unconfirmed user signs in") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = make_account();
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 200);
 }
 
-TEST_CASE("a confirmation token does not reset a password and a reset token does not confirm an email") {
+TEST_CASE(
+    "a confirmation token does not reset a password and a reset token does not confirm an email") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = make_account();
-  REQUIRE(latch.post("/api/v1/register",
-                     {{"email", a.email}, {"username", a.username}, {"password", a.password}})
+  REQUIRE(latch
+              .post("/api/v1/register",
+                    {{"email", a.email}, {"username", a.username}, {"password", a.password}})
               .status == 201);
   std::string confirm = confirmation_token(sink, 1);
-  check_error(latch.post("/api/v1/password-reset-confirm?token=" + confirm,
-                         {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}}),
-              400, "invalid or expired token");
+  check_error(
+      latch.post("/api/v1/password-reset-confirm?token=" + confirm,
+                 {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}}),
+      400, "invalid or expired token");
 
-  REQUIRE(latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}})
-              .status == 200);
+  REQUIRE(
+      latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}}).status ==
+      200);
   std::string reset = confirmation_token(sink, 2);
   check_error(latch.get("/api/v1/verify?token=" + reset), 400, "invalid or expired token");
   // Both tokens still do their own job.
   CHECK(latch.get("/api/v1/verify?token=" + confirm).status == 200);
-  CHECK(latch.post("/api/v1/password-reset-confirm?token=" + reset,
-                   {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}})
+  CHECK(latch
+            .post("/api/v1/password-reset-confirm?token=" + reset,
+                  {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}})
             .status == 200);
 }
 
@@ -385,7 +407,8 @@ TEST_CASE("login finds the user by email whatever its case") {
   CHECK(jwt_payload(r.body["access_token"].get<std::string>())["email"] == a.email);
 }
 
-TEST_CASE("login answers 401 invalid credentials for a wrong password and for an unknown email alike") {
+TEST_CASE(
+    "login answers 401 invalid credentials for a wrong password and for an unknown email alike") {
   LatchProcess latch;
   Account a = register_user(latch);
   Reply wrong = latch.post("/api/v1/login", {{"email", a.email}, {"password", "wrong-password"}});
@@ -458,8 +481,8 @@ TEST_CASE("refresh answers 401 invalid token for an access token, garbage or a f
               "invalid token");
   json claims = jwt_payload(refresh);
   claims["exp"] = claims["exp"].get<long long>() + 86400;
-  check_error(latch.post("/api/v1/refresh", {{"refresh_token", with_payload(refresh, claims)}}), 401,
-              "invalid token");
+  check_error(latch.post("/api/v1/refresh", {{"refresh_token", with_payload(refresh, claims)}}),
+              401, "invalid token");
   check_error(latch.post("/api/v1/refresh", {{"refresh_token", alg_none(jwt_payload(refresh))}}),
               401, "invalid token");
 }
@@ -476,7 +499,8 @@ TEST_CASE("verify answers the claims of an access token") {
   CHECK(r.body["token"] == jwt_payload(access));
   CHECK(r.body["token"]["token_type"] == "access");
   CHECK(r.body["token"]["email"] == a.email);
-  for (const char *k : {"uid", "email", "exp", "iat"}) CHECK(r.body["token"].contains(k));
+  for (const char *k : {"uid", "email", "exp", "iat"})
+    CHECK(r.body["token"].contains(k));
 }
 
 TEST_CASE("verify answers the claims of a refresh token too") {
@@ -613,7 +637,8 @@ TEST_CASE("me refuses an access token once it has expired") {
   // The refresh token outlives it and gives a working one.
   Reply r = latch.post("/api/v1/refresh", {{"refresh_token", pair["refresh_token"]}});
   REQUIRE(r.status == 200);
-  CHECK(latch.get("/api/v1/authorized/me", r.body["access_token"].get<std::string>()).status == 200);
+  CHECK(latch.get("/api/v1/authorized/me", r.body["access_token"].get<std::string>()).status ==
+        200);
 }
 
 // ---- logout ----------------------------------------------------------------------------
@@ -635,8 +660,9 @@ TEST_CASE("logout ends the session's refresh token but not the user's other sess
   Account a = register_user(latch);
   json ended = login(latch, a);
   json kept = login(latch, a);
-  REQUIRE(latch.post_raw("/api/v1/logout", "", "", ended["access_token"].get<std::string>()).status ==
-          200);
+  REQUIRE(
+      latch.post_raw("/api/v1/logout", "", "", ended["access_token"].get<std::string>()).status ==
+      200);
   check_error(latch.post("/api/v1/refresh", {{"refresh_token", ended["refresh_token"]}}), 401,
               "invalid token");
   CHECK(latch.get("/api/v1/authorized/me", kept["access_token"].get<std::string>()).status == 200);
@@ -668,7 +694,8 @@ TEST_CASE("password-reset answers 400 when the email or the username is missing"
               message);
 }
 
-TEST_CASE("password-reset answers 200 alike whether or not it matches a user, and mails only a match") {
+TEST_CASE(
+    "password-reset answers 200 alike whether or not it matches a user, and mails only a match") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = register_user(latch);
@@ -677,7 +704,8 @@ TEST_CASE("password-reset answers 200 alike whether or not it matches a user, an
                              {{"email", "nobody@example.com"}, {"username", a.username}});
   Reply mismatch =
       latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", other.username}});
-  Reply match = latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}});
+  Reply match =
+      latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}});
   CHECK(unknown.status == 200);
   CHECK(mismatch.status == 200);
   CHECK(match.status == 200);
@@ -701,45 +729,53 @@ TEST_CASE("password-reset-confirm answers 400 token not provided without a token
 
 TEST_CASE("password-reset-confirm answers 400 password not confirm when the two passwords differ") {
   LatchProcess latch;
-  check_error(latch.post("/api/v1/password-reset-confirm?token=" + latch::secure::random_token(32),
-                         {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword2"}}),
-              400, "password not confirm");
+  check_error(
+      latch.post("/api/v1/password-reset-confirm?token=" + latch::secure::random_token(32),
+                 {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword2"}}),
+      400, "password not confirm");
 }
 
 TEST_CASE("password-reset-confirm answers 400 when a new password field is missing") {
   LatchProcess latch;
-  check_error(latch.post("/api/v1/password-reset-confirm?token=abc", {{"new_password", "newpassword1"}}),
-              400, "new_password and new_password_confirm are required");
   check_error(
-      latch.post("/api/v1/password-reset-confirm?token=abc", {{"new_password_confirm", "newpassword1"}}),
+      latch.post("/api/v1/password-reset-confirm?token=abc", {{"new_password", "newpassword1"}}),
       400, "new_password and new_password_confirm are required");
+  check_error(latch.post("/api/v1/password-reset-confirm?token=abc",
+                         {{"new_password_confirm", "newpassword1"}}),
+              400, "new_password and new_password_confirm are required");
 }
 
 TEST_CASE("password-reset-confirm answers 400 for an unknown or malformed token") {
   LatchProcess latch;
   json body = {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}};
-  check_error(latch.post("/api/v1/password-reset-confirm?token=" + latch::secure::random_token(32), body),
-              400, "invalid or expired token");
+  check_error(
+      latch.post("/api/v1/password-reset-confirm?token=" + latch::secure::random_token(32), body),
+      400, "invalid or expired token");
   check_error(latch.post("/api/v1/password-reset-confirm?token=x", body), 400,
               "invalid or expired token");
 }
 
-TEST_CASE("password-reset-confirm answers 200 {} and a too-short or unconfirmed password keeps the token usable") {
+TEST_CASE("password-reset-confirm answers 200 {} and a too-short or unconfirmed password keeps the "
+          "token usable") {
   SmtpSink sink;
   LatchProcess latch({{}, {{"LATCH_SMTP_URL", sink.url()}}});
   Account a = register_user(latch);
-  REQUIRE(latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}})
-              .status == 200);
+  REQUIRE(
+      latch.post("/api/v1/password-reset", {{"email", a.email}, {"username", a.username}}).status ==
+      200);
   std::string token = confirmation_token(sink, 1);
   const std::string path = "/api/v1/password-reset-confirm?token=" + token;
   check_error(latch.post(path, {{"new_password", "short"}, {"new_password_confirm", "short"}}), 400,
               "password must be at least 8 characters");
-  check_error(latch.post(path, {{"new_password", "newpassword1"}, {"new_password_confirm", "other"}}),
-              400, "password not confirm");
-  Reply r = latch.post(path, {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}});
+  check_error(
+      latch.post(path, {{"new_password", "newpassword1"}, {"new_password_confirm", "other"}}), 400,
+      "password not confirm");
+  Reply r = latch.post(
+      path, {{"new_password", "newpassword1"}, {"new_password_confirm", "newpassword1"}});
   CHECK(r.status == 200);
   CHECK(r.body == json::object());
-  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", "newpassword1"}}).status == 200);
+  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", "newpassword1"}}).status ==
+        200);
 }
 
 // ---- bodies, unknown paths and methods --------------------------------------------------

@@ -5,17 +5,17 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <netinet/in.h>
 #include <regex>
 #include <signal.h>
 #include <sstream>
 #include <stdexcept>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -62,9 +62,11 @@ int spawn(const std::vector<std::string> &args, const std::map<std::string, std:
     if (!out || !err) _exit(127);
     dup2(fileno(out), 1);
     dup2(fileno(err), 2);
-    for (const auto &[k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    for (const auto &[k, v] : env)
+      setenv(k.c_str(), v.c_str(), 1);
     std::vector<char *> argv;
-    for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    for (const auto &a : args)
+      argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
@@ -74,9 +76,12 @@ int spawn(const std::vector<std::string> &args, const std::map<std::string, std:
 
 std::map<std::string, std::string> default_env() {
   // Every test client connects from 127.0.0.1: the per-address connection cap is off too.
-  return {{"LATCH_ARGON2_MEMORY_KIB", "64"}, {"LATCH_ARGON2_ITERATIONS", "1"},
-          {"LATCH_RATE_LIMIT", "0"},         {"LATCH_MAX_FAILED_LOGINS", "0"},
-          {"LATCH_JWT_SECRET", ""},          {"LATCH_SMTP_URL", ""},
+  return {{"LATCH_ARGON2_MEMORY_KIB", "64"},
+          {"LATCH_ARGON2_ITERATIONS", "1"},
+          {"LATCH_RATE_LIMIT", "0"},
+          {"LATCH_MAX_FAILED_LOGINS", "0"},
+          {"LATCH_JWT_SECRET", ""},
+          {"LATCH_SMTP_URL", ""},
           {"LATCH_MAX_CONNECTIONS_PER_ADDRESS", "0"}};
 }
 
@@ -122,11 +127,12 @@ LatchProcess::LatchProcess(LatchOptions options, const std::string &db_path)
 void LatchProcess::start(LatchOptions options) {
   stdout_path_ = dir_->path() + "/stdout.log";
   stderr_path_ = dir_->path() + "/stderr.log";
-  std::vector<std::string> args = {LATCH_BINARY, "serve", "--addr", "127.0.0.1:0", "--db",
-                                   db_path_};
+  std::vector<std::string> args = {LATCH_BINARY,  "serve", "--addr",
+                                   "127.0.0.1:0", "--db",  db_path_};
   args.insert(args.end(), options.args.begin(), options.args.end());
   auto env = default_env();
-  for (const auto &[k, v] : options.env) env[k] = v;
+  for (const auto &[k, v] : options.env)
+    env[k] = v;
   // An empty LATCH_JWT_SECRET means "generate one"; unset it rather than pass it empty.
   bool unset_secret = env["LATCH_JWT_SECRET"].empty();
   if (unset_secret) env.erase("LATCH_JWT_SECRET");
@@ -186,9 +192,13 @@ int LatchProcess::stop(int signal) {
   return status;
 }
 
-std::string LatchProcess::log() const { return read_file(stderr_path_); }
+std::string LatchProcess::log() const {
+  return read_file(stderr_path_);
+}
 
-std::string LatchProcess::output() const { return read_file(stdout_path_); }
+std::string LatchProcess::output() const {
+  return read_file(stdout_path_);
+}
 
 Reply LatchProcess::get(const std::string &path, const std::string &bearer,
                         const httplib::Headers &headers) const {
@@ -218,11 +228,11 @@ Reply LatchProcess::post_form(const std::string &path, const std::string &urlenc
 }
 
 Reply LatchProcess::post_multipart(
-    const std::string &path,
-    const std::vector<std::pair<std::string, std::string>> &fields) const {
+    const std::string &path, const std::vector<std::pair<std::string, std::string>> &fields) const {
   auto c = make_client(port_);
   httplib::MultipartFormDataItems items;
-  for (const auto &[k, v] : fields) items.push_back({k, v, "", ""});
+  for (const auto &[k, v] : fields)
+    items.push_back({k, v, "", ""});
   return to_reply(c.Post(path, items));
 }
 
@@ -270,17 +280,20 @@ void check_token_claims(const std::string &token, const std::string &type,
 std::set<std::string> keys(const json &object) {
   std::set<std::string> out;
   if (object.is_object())
-    for (const auto &item : object.items()) out.insert(item.key());
+    for (const auto &item : object.items())
+      out.insert(item.key());
   return out;
 }
 
 std::string lower(std::string s) {
-  for (auto &ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (auto &ch : s)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return s;
 }
 
 std::string upper(std::string s) {
-  for (auto &ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto &ch : s)
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   return s;
 }
 

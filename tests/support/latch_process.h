@@ -31,8 +31,8 @@ struct Reply {
 };
 
 struct LatchOptions {
-  std::vector<std::string> args;            // extra flags after `serve`
-  std::map<std::string, std::string> env;   // extra or overriding environment variables
+  std::vector<std::string> args;          // extra flags after `serve`
+  std::map<std::string, std::string> env; // extra or overriding environment variables
 };
 
 // The server, started in the constructor and stopped (SIGTERM) in the destructor. Unless the
@@ -51,17 +51,16 @@ public:
   int pid() const { return pid_; } // the server process (its /proc/PID/status for memory)
   const std::string &db_path() const { return db_path_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const;      // what the server wrote to stderr so far
-  std::string output() const;   // and to stdout (the access log)
-  int stop(int signal = 15);    // sends the signal, waits, returns the exit status
+  std::string log() const;    // what the server wrote to stderr so far
+  std::string output() const; // and to stdout (the access log)
+  int stop(int signal = 15);  // sends the signal, waits, returns the exit status
 
   Reply get(const std::string &path, const std::string &bearer = "",
             const httplib::Headers &headers = {}) const;
   Reply options(const std::string &path, const httplib::Headers &headers) const;
   Reply post(const std::string &path, const json &body, const std::string &bearer = "") const;
-  Reply post_raw(const std::string &path, const std::string &body,
-                 const std::string &content_type, const std::string &bearer = "",
-                 const httplib::Headers &headers = {}) const;
+  Reply post_raw(const std::string &path, const std::string &body, const std::string &content_type,
+                 const std::string &bearer = "", const httplib::Headers &headers = {}) const;
   Reply post_form(const std::string &path, const std::string &urlencoded) const;
   Reply post_multipart(const std::string &path,
                        const std::vector<std::pair<std::string, std::string>> &fields) const;

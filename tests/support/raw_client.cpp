@@ -261,7 +261,8 @@ std::string raw_request(const std::string &method, const std::string &target,
                         const std::vector<std::pair<std::string, std::string>> &headers,
                         const std::string &body) {
   std::string out = method + " " + target + " HTTP/1.1\r\n";
-  for (const auto &[k, v] : headers) out += k + ": " + v + "\r\n";
+  for (const auto &[k, v] : headers)
+    out += k + ": " + v + "\r\n";
   out += "\r\n" + body;
   return out;
 }

@@ -31,8 +31,8 @@ public:
   static constexpr int until_closed = std::numeric_limits<int>::max();
 
   struct Options {
-    bool tls = false;                 // speak TLS (no certificate check: the test's own server)
-    std::string from = "127.0.0.1";   // the local address to connect from (127.0.0.0/8)
+    bool tls = false;               // speak TLS (no certificate check: the test's own server)
+    std::string from = "127.0.0.1"; // the local address to connect from (127.0.0.0/8)
   };
   RawClient(int port, Options options);
   explicit RawClient(int port) : RawClient(port, Options{}) {}

@@ -35,7 +35,9 @@ std::string load_error(const Args &args, const Env &env = {}) {
   return std::get<std::string>(r);
 }
 
-bool starts_with(const std::string &s, const std::string &prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string &s, const std::string &prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 const std::string kSecret32 = "0123456789abcdef0123456789abcdef"; // exactly 32 characters
 
@@ -167,9 +169,9 @@ TEST_CASE("a boolean switch is true when bare and takes an explicit value after 
 }
 
 TEST_CASE("durations accept plain seconds and s, m, h, d suffixes") {
-  Config c = load_ok({"--picflux-access-ttl", "15m", "--flask-access-ttl", "2h",
-                      "--v1-refresh-ttl", "3d", "--simplejwt-access-ttl", "90",
-                      "--envelope-access-ttl=45s", "--reset-token-ttl=1h"});
+  Config c = load_ok({"--picflux-access-ttl", "15m", "--flask-access-ttl", "2h", "--v1-refresh-ttl",
+                      "3d", "--simplejwt-access-ttl", "90", "--envelope-access-ttl=45s",
+                      "--reset-token-ttl=1h"});
   CHECK(c.lifetimes.at(Api::picflux).access == 900);
   CHECK(c.lifetimes.at(Api::flask).access == 7200);
   CHECK(c.lifetimes.at(Api::v1).refresh == 259200);
@@ -198,8 +200,10 @@ TEST_CASE("a bad number is refused with a message naming the flag or the variabl
   CHECK(starts_with(load_error({}, {{"LATCH_ARGON2_MEMORY_KIB", "lots"}}),
                     "LATCH_ARGON2_MEMORY_KIB:"));
   // libsodium's minimum is 8 KiB.
-  CHECK(starts_with(load_error({}, {{"LATCH_ARGON2_MEMORY_KIB", "4"}}), "LATCH_ARGON2_MEMORY_KIB:"));
-  CHECK(starts_with(load_error({}, {{"LATCH_ARGON2_ITERATIONS", "0"}}), "LATCH_ARGON2_ITERATIONS:"));
+  CHECK(
+      starts_with(load_error({}, {{"LATCH_ARGON2_MEMORY_KIB", "4"}}), "LATCH_ARGON2_MEMORY_KIB:"));
+  CHECK(
+      starts_with(load_error({}, {{"LATCH_ARGON2_ITERATIONS", "0"}}), "LATCH_ARGON2_ITERATIONS:"));
   CHECK(starts_with(load_error({}, {{"LATCH_RATE_LIMIT", ""}}), "LATCH_RATE_LIMIT:"));
   CHECK(starts_with(load_error({"--max-body-bytes", "99999999999999999999"}), "--max-body-bytes:"));
 }
@@ -212,7 +216,8 @@ TEST_CASE("bad addresses and URLs are refused naming the flag or the variable") 
   CHECK(starts_with(load_error({"--public-url", "ftp://example.com"}), "--public-url:"));
   CHECK(starts_with(load_error({}, {{"RESET_PASSWORD_URL", "example.com/reset"}}),
                     "RESET_PASSWORD_URL:"));
-  CHECK(starts_with(load_error({}, {{"LATCH_SMTP_URL", "http://mail.example"}}), "LATCH_SMTP_URL:"));
+  CHECK(
+      starts_with(load_error({}, {{"LATCH_SMTP_URL", "http://mail.example"}}), "LATCH_SMTP_URL:"));
 }
 
 TEST_CASE("an IPv6 address in brackets is accepted and bracketed again in links") {
@@ -246,8 +251,8 @@ TEST_CASE("mail on a public address without --public-url is warned about; loopba
     CHECK(config_warnings(load_ok({"--addr", addr}, smtp)).empty());
   }
   CHECK(config_warnings(load_ok({"--addr", "0.0.0.0:8080"})).empty()); // no mail: no links
-  CHECK(config_warnings(load_ok({"--addr", "0.0.0.0:8080", "--public-url", "https://a.example"},
-                                smtp))
+  CHECK(config_warnings(
+            load_ok({"--addr", "0.0.0.0:8080", "--public-url", "https://a.example"}, smtp))
             .empty());
 }
 
@@ -314,12 +319,12 @@ TEST_CASE("LATCH_JWT_SECRET shorter than 32 characters is refused, 32 is accepte
 
 TEST_CASE("the help text lists every flag with its variable") {
   std::string help = config_help();
-  for (const char *s : {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--rate-limit",
-                        "LATCH_RATE_LIMIT", "--argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB",
-                        "--reset-token-in-response", "--verify-token-in-response",
-                        "LATCH_VERIFY_TOKEN_IN_RESPONSE", "RESET_PASSWORD_URL", "LATCH_JWT_SECRET",
-                        "--picflux-access-ttl", "LATCH_PICFLUX_REFRESH_TTL",
-                        "--envelope-access-ttl"}) {
+  for (const char *s :
+       {"--addr", "LATCH_ADDR", "--db", "LATCH_DB", "--apis", "--rate-limit", "LATCH_RATE_LIMIT",
+        "--argon2-memory-kib", "LATCH_ARGON2_MEMORY_KIB", "--reset-token-in-response",
+        "--verify-token-in-response", "LATCH_VERIFY_TOKEN_IN_RESPONSE", "RESET_PASSWORD_URL",
+        "LATCH_JWT_SECRET", "--picflux-access-ttl", "LATCH_PICFLUX_REFRESH_TTL",
+        "--envelope-access-ttl"}) {
     CAPTURE(s);
     CHECK(help.find(s) != std::string::npos);
   }

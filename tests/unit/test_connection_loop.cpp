@@ -34,7 +34,7 @@ template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds li
 }
 
 ConnectionLoop::Settings options(std::size_t threads, std::size_t max_threads,
-                             std::size_t max_connections) {
+                                 std::size_t max_connections) {
   ConnectionLoop::Settings o;
   o.threads = threads;
   o.max_threads = max_threads;
@@ -490,7 +490,8 @@ TEST_CASE("framing the loop refuses, and classify's verdicts, reach the refusal 
   SUBCASE("a coded body is refused: cpp-httplib would inflate it past every limit") {
     RawClient c(s.port);
     REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\n"
-                   "Content-Length: 3\r\n\r\nabc" + kHello));
+                   "Content-Length: 3\r\n\r\nabc" +
+                   kHello));
     std::string got = c.read(2, 2s);
     CHECK(got.rfind("HTTP/1.1 415", 0) == 0);
     CHECK(got.find("hello 127.0.0.1") != std::string::npos);
@@ -521,9 +522,10 @@ TEST_CASE("classify runs once per request, on the path as cpp-httplib decodes it
 TEST_CASE("an Authorization line longer than cpp-httplib reads is left out, and said so") {
   Served s(options(2, 8, 64));
   s.server.Get("/auth", [](const httplib::Request &req, httplib::Response &res) {
-    res.set_content(std::string(ConnectionLoop::field_dropped(req, "authorization") ? "dropped" : "kept") +
-                        (req.has_header("Authorization") ? " present" : " absent"),
-                    "text/plain");
+    res.set_content(
+        std::string(ConnectionLoop::field_dropped(req, "authorization") ? "dropped" : "kept") +
+            (req.has_header("Authorization") ? " present" : " absent"),
+        "text/plain");
   });
   s.start();
   RawClient c(s.port);

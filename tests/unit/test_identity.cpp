@@ -31,7 +31,8 @@ IdentityRefusal refusal_of(const std::string &username) {
 
 std::string repeat(const std::string &s, int n) {
   std::string out;
-  for (int i = 0; i < n; ++i) out += s;
+  for (int i = 0; i < n; ++i)
+    out += s;
   return out;
 }
 
@@ -68,8 +69,8 @@ void make_old_database(const std::string &path,
   for (const auto &[name, created] : users) {
     ++n;
     sql += "INSERT INTO users(id, username, email, password_hash, created_at, updated_at) "
-           "VALUES ('old-" + std::to_string(n) + "', '" + name + "', NULL, 'x', " +
-           std::to_string(created) + ", 0);";
+           "VALUES ('old-" +
+           std::to_string(n) + "', '" + name + "', NULL, 'x', " + std::to_string(created) + ", 0);";
   }
   exec_elsewhere(path, sql + "PRAGMA user_version = 2; COMMIT;");
 }
@@ -81,15 +82,15 @@ std::string id_of(db::Store &store, const std::string &typed) {
 
 bool reported(const std::vector<db::UsernameConflict> &all, const std::string &id,
               const std::string &other_id) {
-  return std::any_of(all.begin(), all.end(), [&](const auto &c) {
-    return c.id == id && c.other_id == other_id;
-  });
+  return std::any_of(all.begin(), all.end(),
+                     [&](const auto &c) { return c.id == id && c.other_id == other_id; });
 }
 
 } // namespace
 
 TEST_CASE("case and width variants of a username have one key") {
-  for (const char *name : {"admin", "ADMIN", "Admin", "aDmIn", "ａｄｍｉｎ", "ＡＤＭＩＮ", "Ａdmin"}) {
+  for (const char *name :
+       {"admin", "ADMIN", "Admin", "aDmIn", "ａｄｍｉｎ", "ＡＤＭＩＮ", "Ａdmin"}) {
     CAPTURE(name);
     CHECK(key_of(name) == "admin");
   }
@@ -139,24 +140,24 @@ TEST_CASE("invisible, bidi-control, whitespace and control characters are refuse
       {"adm\u00A0in", IdentityRefusal::whitespace},    // no-break space
       {"adm in", IdentityRefusal::whitespace},
       {"admin ", IdentityRefusal::whitespace},
-      {"adm\u3000in", IdentityRefusal::whitespace},    // ideographic space
-      {"adm\u2028in", IdentityRefusal::whitespace},    // line separator
-      {"adm\u0085in", IdentityRefusal::whitespace},    // next line (also a control)
+      {"adm\u3000in", IdentityRefusal::whitespace}, // ideographic space
+      {"adm\u2028in", IdentityRefusal::whitespace}, // line separator
+      {"adm\u0085in", IdentityRefusal::whitespace}, // next line (also a control)
       {"adm\tin", IdentityRefusal::whitespace},
       {"adm\nin", IdentityRefusal::whitespace},
       {std::string("adm\0in", 6), IdentityRefusal::control},
       {"adm\x01in", IdentityRefusal::control},
       {"adm\x7Fin", IdentityRefusal::control},
       {"adm\u0080in", IdentityRefusal::control},
-      {"a\u00A8", IdentityRefusal::whitespace},        // NFKC makes it a space and a diaeresis
-      {"adm\uE000in", IdentityRefusal::unassigned},    // private use
+      {"a\u00A8", IdentityRefusal::whitespace},     // NFKC makes it a space and a diaeresis
+      {"adm\uE000in", IdentityRefusal::unassigned}, // private use
       {"adm\U0010FFFDin", IdentityRefusal::unassigned},
-      {"adm\uFDD0in", IdentityRefusal::unassigned},    // noncharacter
-      {"adm\u0378in", IdentityRefusal::unassigned},    // unassigned
+      {"adm\uFDD0in", IdentityRefusal::unassigned}, // noncharacter
+      {"adm\u0378in", IdentityRefusal::unassigned}, // unassigned
       {"adm\xFFin", IdentityRefusal::not_utf8},
-      {"adm\xC0\xAFin", IdentityRefusal::not_utf8},    // overlong "/"
+      {"adm\xC0\xAFin", IdentityRefusal::not_utf8},     // overlong "/"
       {"adm\xED\xA0\x80in", IdentityRefusal::not_utf8}, // an encoded surrogate
-      {"adm\xE2\x80", IdentityRefusal::not_utf8},      // truncated
+      {"adm\xE2\x80", IdentityRefusal::not_utf8},       // truncated
       {"", IdentityRefusal::empty},
   };
   for (const auto &c : cases) {
@@ -187,10 +188,26 @@ TEST_CASE("usernames are 1 to 150 characters, counted as typed") {
 }
 
 TEST_CASE("the key of a key is itself") {
-  for (const char *name :
-       {"admin", "ＡＤＭＩＮ", "cafe\u0301", "CAF\u00C9", "stra\u00DFe", "\uFB01le", "\u216B",
-        "\u0130stanbul", "\u01C5", "\u1E9E", "\u3377", "\u337F", "\u2474", "\u0345x", "\u1FB3",
-        "\u0DDA", "\u0F73", "\u0436\u0415", "\u1112\u1161\u11AB", "\U0001D400bc"}) {
+  for (const char *name : {"admin",
+                           "ＡＤＭＩＮ",
+                           "cafe\u0301",
+                           "CAF\u00C9",
+                           "stra\u00DFe",
+                           "\uFB01le",
+                           "\u216B",
+                           "\u0130stanbul",
+                           "\u01C5",
+                           "\u1E9E",
+                           "\u3377",
+                           "\u337F",
+                           "\u2474",
+                           "\u0345x",
+                           "\u1FB3",
+                           "\u0DDA",
+                           "\u0F73",
+                           "\u0436\u0415",
+                           "\u1112\u1161\u11AB",
+                           "\U0001D400bc"}) {
     CAPTURE(name);
     const std::string once = key_of(name);
     CHECK(key_of(once) == once);
@@ -216,14 +233,14 @@ TEST_CASE("each look-alike of admin is refused as a second account") {
   db::SqliteStore store(":memory:", db::SqliteStore::Open::create, username_rule());
   REQUIRE(add(store, "admin", std::string("root@example.com")) == db::InsertUserResult::ok);
   // The same key or the same skeleton: taken.
-  for (const char *name : {"ADMIN", "Admin", "ａｄｍｉｎ", "ＡＤＭＩＮ", "\u0430dmin", "adrnin",
-                           "\u0430\u0501min"}) {
+  for (const char *name :
+       {"ADMIN", "Admin", "ａｄｍｉｎ", "ＡＤＭＩＮ", "\u0430dmin", "adrnin", "\u0430\u0501min"}) {
     CAPTURE(name);
     CHECK(add(store, name) == db::InsertUserResult::username_taken);
   }
   // Invisible, bidi and space variants do not even make a key.
-  for (const char *name : {"adm\u200Bin", "admin\u00A0", "adm\u00ADin", "\uFEFFadmin",
-                           "adm\u202Ein"}) {
+  for (const char *name :
+       {"adm\u200Bin", "admin\u00A0", "adm\u00ADin", "\uFEFFadmin", "adm\u202Ein"}) {
     CAPTURE(visible_username(name));
     db::User u;
     CHECK(set_identity(u, name, std::nullopt).error().code == ErrorCode::invalid_field);
@@ -273,7 +290,7 @@ TEST_CASE("WHATWG valid email addresses are accepted and lower-cased") {
            {"a.b+c@example.co.uk", "a.b+c@example.co.uk"},
            {"first.last@sub-domain.example", "first.last@sub-domain.example"},
            {"Ann@Example.COM", "ann@example.com"},
-           {"x@1.2.3.4", "x@1.2.3.4"},                 // digits are LDH labels
+           {"x@1.2.3.4", "x@1.2.3.4"},                   // digits are LDH labels
            {".a..b.@example.com", ".a..b.@example.com"}, // WHATWG allows dots anywhere before @
            {"!#$%&'*+/=?^_`{|}~-@example.com", "!#$%&'*+/=?^_`{|}~-@example.com"},
            {"a@xn--bcher-kva.example", "a@xn--bcher-kva.example"}, // IDN as punycode
@@ -291,11 +308,31 @@ TEST_CASE("WHATWG valid email addresses are accepted and lower-cased") {
 }
 
 TEST_CASE("addresses outside the WHATWG rule are refused") {
-  for (const char *email :
-       {"a@b..c", "a@-b.c", "a@b-.c", "a b@c.d", "\u00E4bc@x.y", "abc@\u00E4.de", "a@b_c.d",
-        "x@[not valid]", "x@[127.0.0.1]", "\"quoted\"@example.com", "a@b@c.d", "@example.com",
-        "user@", "user@.example.com", "user@example.com.", "plainaddress", "a@b.c\n", " a@b.c",
-        "a@b.c ", "a(b)@c.d", "a,b@c.d", "a<b>@c.d", "ａ@example.com", "a@ｅxample.com", ""}) {
+  for (const char *email : {"a@b..c",
+                            "a@-b.c",
+                            "a@b-.c",
+                            "a b@c.d",
+                            "\u00E4bc@x.y",
+                            "abc@\u00E4.de",
+                            "a@b_c.d",
+                            "x@[not valid]",
+                            "x@[127.0.0.1]",
+                            "\"quoted\"@example.com",
+                            "a@b@c.d",
+                            "@example.com",
+                            "user@",
+                            "user@.example.com",
+                            "user@example.com.",
+                            "plainaddress",
+                            "a@b.c\n",
+                            " a@b.c",
+                            "a@b.c ",
+                            "a(b)@c.d",
+                            "a,b@c.d",
+                            "a<b>@c.d",
+                            "ａ@example.com",
+                            "a@ｅxample.com",
+                            ""}) {
     CAPTURE(email);
     Canonical k = canonical_email(email);
     CHECK_FALSE(bool(k));
@@ -327,12 +364,12 @@ TEST_CASE("opening a database from before migration 3 fills the keys; the oldest
           "keeps its") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
-  make_old_database(path, {{"admin", 100},                 // old-1
+  make_old_database(path, {{"admin", 100},                          // old-1
                            {"\uFF21\uFF24\uFF2D\uFF29\uFF2E", 200}, // old-2: fullwidth ADMIN
-                           {"paypal", 300},                // old-3
-                           {"\u0440\u0430yp\u0430l", 400},  // old-4: Cyrillic look-alike
-                           {"adm\u200Bin", 500},           // old-5: refused by the rule
-                           {"Bob", 600}});                 // old-6
+                           {"paypal", 300},                         // old-3
+                           {"\u0440\u0430yp\u0430l", 400},          // old-4: Cyrillic look-alike
+                           {"adm\u200Bin", 500},                    // old-5: refused by the rule
+                           {"Bob", 600}});                          // old-6
   db::SqliteStore store(path, db::SqliteStore::Open::create, username_rule());
   CHECK(store.schema_version() == db::SqliteStore::latest_schema_version());
   auto user = [&](const std::string &id) { return *store.find_user_by_id(id); };
@@ -370,8 +407,8 @@ TEST_CASE("opening a database from before migration 3 fills the keys; the oldest
 TEST_CASE("the back-fill is the same at every open, and a rename resolves a pair") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
-  make_old_database(path, {{"admin", 100}, {"\uFF41dmin", 200}, {"caf\u00E9", 300},
-                           {"cafe\u0301", 400}});
+  make_old_database(path,
+                    {{"admin", 100}, {"\uFF41dmin", 200}, {"caf\u00E9", 300}, {"cafe\u0301", 400}});
   { db::SqliteStore first(path); }
   db::SqliteStore store(path, db::SqliteStore::Open::create, username_rule());
   auto conflicts = store.username_conflicts();

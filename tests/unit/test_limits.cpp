@@ -31,7 +31,8 @@ TEST_CASE("a window counter allows limit hits, then returns the seconds left in 
 TEST_CASE("refused hits do not extend the window") {
   WindowCounter counter(1, 60);
   CHECK(counter.hit("k", kT0) == 0);
-  for (int i = 1; i < 60; ++i) CHECK(counter.hit("k", kT0 + i) == 60 - i);
+  for (int i = 1; i < 60; ++i)
+    CHECK(counter.hit("k", kT0 + i) == 60 - i);
   CHECK(counter.hit("k", kT0 + 60) == 0);
 }
 
@@ -60,7 +61,8 @@ TEST_CASE("blocked_for reports without counting a hit") {
   WindowCounter counter(2, 60);
   CHECK(counter.blocked_for("k", kT0) == 0);
   CHECK(counter.hit("k", kT0) == 0);
-  for (int i = 0; i < 10; ++i) CHECK(counter.blocked_for("k", kT0 + 1) == 0);
+  for (int i = 0; i < 10; ++i)
+    CHECK(counter.blocked_for("k", kT0 + 1) == 0);
   CHECK(counter.hit("k", kT0 + 1) == 0);
   CHECK(counter.blocked_for("k", kT0 + 1) == 59);
 }
@@ -92,7 +94,8 @@ TEST_CASE("prune keeps windows that are still running and forgets ended ones") {
 TEST_CASE("a limit of zero turns the counter off") {
   WindowCounter counter(0, 60);
   CHECK_FALSE(counter.enabled());
-  for (int i = 0; i < 1000; ++i) REQUIRE(counter.hit("ip", kT0) == 0);
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(counter.hit("ip", kT0) == 0);
   CHECK(counter.blocked_for("ip", kT0) == 0);
   WindowCounter negative(-1, 60);
   CHECK_FALSE(negative.enabled());
@@ -286,6 +289,7 @@ TEST_CASE("sign-in attempts from many threads at once are admitted no more than 
         }
       }
     });
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   CHECK(admitted == 10);
 }

@@ -155,7 +155,8 @@ TEST_CASE("a permanent failure is given up at once and kept as failed") {
 TEST_CASE("temporary failures past --mail-give-up fail the mail") {
   Outbox o;
   o.queue(7 * 86400); // a link that outlives the give-up time
-  for (int i = 0; i < 40; ++i) o.answers.push_back(temporary(421));
+  for (int i = 0; i < 40; ++i)
+    o.answers.push_back(temporary(421));
   for (int i = 0; i < 40 && !o.rows().empty() && o.rows()[0].state == db::MailState::queued; ++i) {
     o.clock = std::max(o.clock, o.rows()[0].next_attempt_at);
     o.mailer.send_due();

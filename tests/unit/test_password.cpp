@@ -76,7 +76,8 @@ TEST_CASE("verify matches the right password and no other") {
   CHECK(good->match);
   CHECK_FALSE(good->needs_rehash);
 
-  for (const char *wrong : {"s3cret-password", "S3cret-pässword", "s3cret-pässwor", "", " s3cret-pässword"}) {
+  for (const char *wrong :
+       {"s3cret-password", "S3cret-pässword", "s3cret-pässwor", "", " s3cret-pässword"}) {
     CAPTURE(wrong);
     auto bad = hasher.verify(*h, wrong);
     REQUIRE(bad.ok());
@@ -100,7 +101,8 @@ TEST_CASE("verify treats a password with an embedded NUL as different from its p
 
 TEST_CASE("verify of a string that is not a PHC hash is a mismatch, not an error") {
   PasswordHasher hasher(cheap(), 2, 8);
-  for (const char *junk : {"", "plaintext", "$argon2id$v=19$m=64,t=1,p=1$", "$2b$12$abcdefghijklmnopqrstuv"}) {
+  for (const char *junk :
+       {"", "plaintext", "$argon2id$v=19$m=64,t=1,p=1$", "$2b$12$abcdefghijklmnopqrstuv"}) {
     CAPTURE(junk);
     auto v = hasher.verify(junk, "plaintext");
     REQUIRE(v.ok());
@@ -156,13 +158,17 @@ TEST_CASE("the hashing gate answers busy when every slot is taken and nobody may
       start.arrive_and_wait();
       for (int r = 0; r < kRounds; ++r) {
         auto h = hasher.hash("contended password");
-        if (h.ok()) ++ok;
-        else if (h.error().code == ErrorCode::busy) ++busy;
-        else ++other;
+        if (h.ok())
+          ++ok;
+        else if (h.error().code == ErrorCode::busy)
+          ++busy;
+        else
+          ++other;
       }
     });
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   CHECK(ok.load() >= 1);
   CHECK(busy.load() >= 1);
   CHECK(other.load() == 0);
@@ -183,11 +189,14 @@ TEST_CASE("callers allowed to wait all get a hash in the end") {
     threads.emplace_back([&] {
       start.arrive_and_wait();
       auto h = hasher.hash("queued password");
-      if (h.ok()) ++ok;
-      else ++failed;
+      if (h.ok())
+        ++ok;
+      else
+        ++failed;
     });
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   CHECK(ok.load() == kThreads);
   CHECK(failed.load() == 0);
 }
@@ -215,12 +224,15 @@ TEST_CASE("verify and burn are gated like hash") {
           done = b.ok();
           if (!b.ok()) code = b.error().code;
         }
-        if (done) ++ok;
-        else if (code == ErrorCode::busy) ++busy;
+        if (done)
+          ++ok;
+        else if (code == ErrorCode::busy)
+          ++busy;
       }
     });
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   CHECK(ok.load() >= 1);
   CHECK(busy.load() >= 1);
   CHECK(ok.load() + busy.load() == kThreads * 3);

@@ -55,7 +55,8 @@ TEST_CASE("base64url uses the URL-safe alphabet instead of plus and slash") {
 
 TEST_CASE("base64url decoding inverts encoding for every byte value and length") {
   std::string all;
-  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  for (int i = 0; i < 256; ++i)
+    all += static_cast<char>(i);
   for (size_t len = 0; len <= all.size(); len += 7) {
     std::string bytes = all.substr(0, len);
     auto decoded = secure::base64url_decode(secure::base64url_encode(bytes));
@@ -124,7 +125,8 @@ TEST_CASE("the uuid layout check itself refuses near misses") {
 
 TEST_CASE("uuid_v4 does not repeat over ten thousand draws") {
   std::set<std::string> seen;
-  for (int i = 0; i < 10000; ++i) seen.insert(secure::uuid_v4());
+  for (int i = 0; i < 10000; ++i)
+    seen.insert(secure::uuid_v4());
   CHECK(seen.size() == 10000);
 }
 
@@ -164,31 +166,31 @@ TEST_CASE("valid_utf8 accepts ASCII and well-formed multi-byte sequences") {
   CHECK(secure::valid_utf8(""));
   CHECK(secure::valid_utf8("plain ascii ~"));
   CHECK(secure::valid_utf8(std::string("nul\0inside", 10)));
-  CHECK(secure::valid_utf8("caf\xc3\xa9"));              // U+00E9
-  CHECK(secure::valid_utf8("\xc2\x80"));                 // U+0080, smallest two-byte
-  CHECK(secure::valid_utf8("\xe2\x82\xac"));             // U+20AC euro sign
-  CHECK(secure::valid_utf8("\xe0\xa0\x80"));             // U+0800, smallest three-byte
-  CHECK(secure::valid_utf8("\xed\x9f\xbf"));             // U+D7FF, just below the surrogates
-  CHECK(secure::valid_utf8("\xee\x80\x80"));             // U+E000, just above them
-  CHECK(secure::valid_utf8("\xef\xbf\xbf"));             // U+FFFF
-  CHECK(secure::valid_utf8("\xf0\x9f\x98\x80"));         // U+1F600
-  CHECK(secure::valid_utf8("\xf4\x8f\xbf\xbf"));         // U+10FFFF, the last code point
+  CHECK(secure::valid_utf8("caf\xc3\xa9"));                 // U+00E9
+  CHECK(secure::valid_utf8("\xc2\x80"));                    // U+0080, smallest two-byte
+  CHECK(secure::valid_utf8("\xe2\x82\xac"));                // U+20AC euro sign
+  CHECK(secure::valid_utf8("\xe0\xa0\x80"));                // U+0800, smallest three-byte
+  CHECK(secure::valid_utf8("\xed\x9f\xbf"));                // U+D7FF, just below the surrogates
+  CHECK(secure::valid_utf8("\xee\x80\x80"));                // U+E000, just above them
+  CHECK(secure::valid_utf8("\xef\xbf\xbf"));                // U+FFFF
+  CHECK(secure::valid_utf8("\xf0\x9f\x98\x80"));            // U+1F600
+  CHECK(secure::valid_utf8("\xf4\x8f\xbf\xbf"));            // U+10FFFF, the last code point
   CHECK(secure::valid_utf8("a\xc3\xa9z\xf0\x9f\x98\x80!")); // mixed
 }
 
 TEST_CASE("valid_utf8 refuses overlong encodings") {
-  CHECK_FALSE(secure::valid_utf8("\xc0\xaf"));           // '/' in two bytes
+  CHECK_FALSE(secure::valid_utf8("\xc0\xaf")); // '/' in two bytes
   CHECK_FALSE(secure::valid_utf8("\xc1\xbf"));
-  CHECK_FALSE(secure::valid_utf8("\xc0\x80"));           // NUL in two bytes
-  CHECK_FALSE(secure::valid_utf8("\xe0\x80\xaf"));       // '/' in three bytes
-  CHECK_FALSE(secure::valid_utf8("\xe0\x9f\xbf"));       // U+07FF in three bytes
-  CHECK_FALSE(secure::valid_utf8("\xf0\x80\x80\xaf"));   // '/' in four bytes
-  CHECK_FALSE(secure::valid_utf8("\xf0\x8f\xbf\xbf"));   // U+FFFF in four bytes
+  CHECK_FALSE(secure::valid_utf8("\xc0\x80"));         // NUL in two bytes
+  CHECK_FALSE(secure::valid_utf8("\xe0\x80\xaf"));     // '/' in three bytes
+  CHECK_FALSE(secure::valid_utf8("\xe0\x9f\xbf"));     // U+07FF in three bytes
+  CHECK_FALSE(secure::valid_utf8("\xf0\x80\x80\xaf")); // '/' in four bytes
+  CHECK_FALSE(secure::valid_utf8("\xf0\x8f\xbf\xbf")); // U+FFFF in four bytes
 }
 
 TEST_CASE("valid_utf8 refuses UTF-16 surrogates") {
-  CHECK_FALSE(secure::valid_utf8("\xed\xa0\x80"));       // U+D800
-  CHECK_FALSE(secure::valid_utf8("\xed\xbf\xbf"));       // U+DFFF
+  CHECK_FALSE(secure::valid_utf8("\xed\xa0\x80"));             // U+D800
+  CHECK_FALSE(secure::valid_utf8("\xed\xbf\xbf"));             // U+DFFF
   CHECK_FALSE(secure::valid_utf8("\xed\xa0\xbd\xed\xb8\x80")); // CESU-8 pair for U+1F600
 }
 
@@ -197,17 +199,20 @@ TEST_CASE("valid_utf8 refuses truncated sequences and stray bytes") {
   CHECK_FALSE(secure::valid_utf8("\xe2\x82"));
   CHECK_FALSE(secure::valid_utf8("\xf0\x9f\x98"));
   CHECK_FALSE(secure::valid_utf8("abc\xf0\x9f"));
-  CHECK_FALSE(secure::valid_utf8("\xc3" "a"));           // continuation missing mid-string
-  CHECK_FALSE(secure::valid_utf8("\xe2\x82" "a"));
-  CHECK_FALSE(secure::valid_utf8("\x80"));               // lone continuation byte
-  CHECK_FALSE(secure::valid_utf8("a\xbf" "b"));
+  CHECK_FALSE(secure::valid_utf8("\xc3"
+                                 "a")); // continuation missing mid-string
+  CHECK_FALSE(secure::valid_utf8("\xe2\x82"
+                                 "a"));
+  CHECK_FALSE(secure::valid_utf8("\x80")); // lone continuation byte
+  CHECK_FALSE(secure::valid_utf8("a\xbf"
+                                 "b"));
   CHECK_FALSE(secure::valid_utf8("\xfe"));
   CHECK_FALSE(secure::valid_utf8("\xff"));
   CHECK_FALSE(secure::valid_utf8("\xf8\x88\x80\x80\x80")); // five-byte form
 }
 
 TEST_CASE("valid_utf8 refuses code points beyond U+10FFFF") {
-  CHECK_FALSE(secure::valid_utf8("\xf4\x90\x80\x80"));   // U+110000
+  CHECK_FALSE(secure::valid_utf8("\xf4\x90\x80\x80")); // U+110000
   CHECK_FALSE(secure::valid_utf8("\xf5\x80\x80\x80"));
-  CHECK_FALSE(secure::valid_utf8("\xf7\xbf\xbf\xbf"));   // U+1FFFFF
+  CHECK_FALSE(secure::valid_utf8("\xf7\xbf\xbf\xbf")); // U+1FFFFF
 }

@@ -61,8 +61,9 @@ struct Harness {
 
   explicit Harness(const std::function<void(Config &)> &tweak = {})
       : config(make_config(tweak)), hasher(config.argon2, 4, 64),
-        service(config, store, hasher, codec, mailer, [this] { return clock; }, nullptr,
-                [this] { return elapsed ? *elapsed : clock; }) {}
+        service(
+            config, store, hasher, codec, mailer, [this] { return clock; }, nullptr,
+            [this] { return elapsed ? *elapsed : clock; }) {}
 
   static Config make_config(const std::function<void(Config &)> &tweak) {
     Config c;
@@ -496,7 +497,8 @@ TEST_CASE("a token of one type is refused where the other is expected") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == ErrorCode::token_wrong_type);
   CHECK(r.error().detail == "access");
-  CHECK(error_of(h.service.refresh(pair->access, Api::picflux, true)) == ErrorCode::token_wrong_type);
+  CHECK(error_of(h.service.refresh(pair->access, Api::picflux, true)) ==
+        ErrorCode::token_wrong_type);
   // The refused refresh attempt did not harm the session.
   CHECK(h.service.refresh(pair->refresh, Api::picflux, true).ok());
 }
@@ -509,15 +511,18 @@ TEST_CASE("tokens expire with the clock and garbage is malformed") {
   h.clock = kStart + 899;
   CHECK(h.service.check_token(pair->access, TokenType::access).ok());
   h.clock = kStart + 900;
-  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) == ErrorCode::token_expired);
+  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) ==
+        ErrorCode::token_expired);
   // The refresh token lives 14 days and can still mint a new access token.
   auto renewed = h.service.refresh(pair->refresh, Api::picflux, true);
   REQUIRE(renewed.ok());
   CHECK(h.service.check_token(renewed->access, TokenType::access).ok());
   h.clock = kStart + 900 + 1209600;
-  CHECK(error_of(h.service.refresh(renewed->refresh, Api::picflux, true)) == ErrorCode::token_expired);
+  CHECK(error_of(h.service.refresh(renewed->refresh, Api::picflux, true)) ==
+        ErrorCode::token_expired);
 
-  CHECK(error_of(h.service.check_token("not.a.jwt", TokenType::access)) == ErrorCode::token_malformed);
+  CHECK(error_of(h.service.check_token("not.a.jwt", TokenType::access)) ==
+        ErrorCode::token_malformed);
   TokenCodec stranger("a-completely-different-secret-0123456789");
   CHECK(error_of(h.service.check_token(stranger.issue(pair->access_claims), std::nullopt)) ==
         ErrorCode::token_bad_signature);
@@ -544,9 +549,12 @@ TEST_CASE("rotating refresh: the old token comes back as theft and the whole ses
   CHECK(replay.error().code == ErrorCode::token_revoked);
   CHECK(replay.error().detail == "reused");
   // Now nothing from the session works, the newest tokens included.
-  CHECK(error_of(h.service.refresh(second->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
-  CHECK(error_of(h.service.check_token(second->access, TokenType::access)) == ErrorCode::token_revoked);
-  CHECK(error_of(h.service.check_token(first->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.refresh(second->refresh, Api::picflux, true)) ==
+        ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(second->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(first->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
   // Another session of the same user is untouched.
   auto other = h.service.start_session(alice, Api::picflux);
   REQUIRE(other.ok());
@@ -713,7 +721,8 @@ TEST_CASE("logout revokes the access token presented and the session's refresh t
   CHECK(h.store.is_blacklisted(claims->jti));
   CHECK(h.store.find_session(claims->session_id)->revoked);
   CHECK(error_of(h.service.refresh(pair->refresh, Api::v1, false)) == ErrorCode::token_revoked);
-  CHECK(error_of(h.service.check_token(pair->refresh, TokenType::refresh)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(pair->refresh, TokenType::refresh)) ==
+        ErrorCode::token_revoked);
 
   CHECK(h.service.check_token(other->access, TokenType::access).ok());
   CHECK(h.service.refresh(other->refresh, Api::v1, false).ok());
@@ -744,7 +753,8 @@ TEST_CASE("deleting a user ends every token issued to them") {
   auto pair = h.service.start_session(alice, Api::picflux);
   REQUIRE(pair.ok());
   REQUIRE(h.store.delete_user(alice.id));
-  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) == ErrorCode::token_revoked);
+  CHECK(error_of(h.service.check_token(pair->access, TokenType::access)) ==
+        ErrorCode::token_revoked);
   CHECK(error_of(h.service.refresh(pair->refresh, Api::picflux, true)) == ErrorCode::token_revoked);
 }
 
@@ -982,12 +992,12 @@ TEST_CASE("a sign-up that answers its confirmation token: beside the mailed one,
 
   // Without it, nothing is answered; without an email, nothing can be.
   NewUser c{"carol", "carol@example.com", "password123", "", "", ""};
-  CHECK_FALSE(
-      h.service.sign_up(c, {}, {.session = std::nullopt, .confirm_email = true})->confirmation_token);
+  CHECK_FALSE(h.service.sign_up(c, {}, {.session = std::nullopt, .confirm_email = true})
+                  ->confirmation_token);
   NewUser d{"dave", std::nullopt, "password123", "", "", ""};
-  CHECK(error_of(h.service.sign_up(
-            d, {}, {.session = std::nullopt, .answer_confirmation = true})) ==
-        ErrorCode::invalid_email);
+  CHECK(
+      error_of(h.service.sign_up(d, {}, {.session = std::nullopt, .answer_confirmation = true})) ==
+      ErrorCode::invalid_email);
 }
 
 TEST_CASE("an email verification token expires after verify_email_ttl") {
@@ -1004,7 +1014,8 @@ TEST_CASE("an email verification token expires after verify_email_ttl") {
 
 TEST_CASE("throttle_address allows rate_limit requests a minute per address") {
   Harness h([](Config &c) { c.rate_limit = 3; });
-  for (int i = 0; i < 3; ++i) CHECK(h.service.throttle_address("10.0.0.1") == 0);
+  for (int i = 0; i < 3; ++i)
+    CHECK(h.service.throttle_address("10.0.0.1") == 0);
   CHECK(h.service.throttle_address("10.0.0.1") == 60);
   CHECK(h.service.throttle_address("10.0.0.2") == 0);
   h.clock = kStart + 45;
@@ -1013,14 +1024,15 @@ TEST_CASE("throttle_address allows rate_limit requests a minute per address") {
   CHECK(h.service.throttle_address("10.0.0.1") == 0);
 
   Harness off([](Config &c) { c.rate_limit = 0; });
-  for (int i = 0; i < 100; ++i) REQUIRE(off.service.throttle_address("10.0.0.1") == 0);
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(off.service.throttle_address("10.0.0.1") == 0);
 }
 
 TEST_CASE("purge_expired removes expired sessions, blacklist entries and one-time tokens") {
   Harness h;
   db::User alice = h.sign_up("alice", "alice@example.com");
-  auto env = h.service.start_session(alice, Api::envelope);     // ends at +3600
-  auto picflux = h.service.start_session(alice, Api::picflux);  // ends at +14 days
+  auto env = h.service.start_session(alice, Api::envelope);    // ends at +3600
+  auto picflux = h.service.start_session(alice, Api::picflux); // ends at +14 days
   REQUIRE(env.ok());
   REQUIRE(picflux.ok());
   auto claims = h.service.check_token(env->access, TokenType::access);
@@ -1057,8 +1069,8 @@ TEST_CASE("a wall clock stepped back an hour keeps tokens valid and lockout wind
   CHECK(h.service.refresh(pair->refresh, Api::v1, false).ok());
   // A lock is counted and lifted by elapsed time, whatever the wall clock does meanwhile.
   for (int i = 0; i < 2; ++i)
-    CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "wrong-pass", kAddress)) ==
-          ErrorCode::wrong_password);
+    CHECK(error_of(h.service.sign_in(Identity::email, "alice@example.com", "wrong-pass",
+                                     kAddress)) == ErrorCode::wrong_password);
   auto locked = h.service.sign_in(Identity::email, "alice@example.com", "password123", kAddress);
   REQUIRE(error_of(locked) == ErrorCode::account_locked);
   CHECK(locked.error().retry_after <= 15 * 60);

@@ -226,7 +226,8 @@ TEST_CASE("concurrent rotations are committed in groups and each token rotates e
       });
     }
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   // The first round of every session has one winner and one reuse, which ends the session;
   // every later round finds it gone.
   CHECK(rotated == kSessions);
@@ -254,13 +255,15 @@ TEST_CASE("rotations of different sessions from many threads all land, in memory
     threads.emplace_back([&, i] {
       const std::string id = "s" + std::to_string(i);
       for (int round = 0; round < kRounds; ++round)
-        if (rotations.rotate({id, "u1", std::to_string(round), std::to_string(round + 1),
-                              kNow + 7200, kNow})
+        if (rotations
+                .rotate(
+                    {id, "u1", std::to_string(round), std::to_string(round + 1), kNow + 7200, kNow})
                 .result != RotateResult::rotated)
           ++failures;
     });
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads)
+    t.join();
   CHECK(failures == 0);
   SqliteStore reader(f.path);
   for (int i = 0; i < kThreads; ++i) {

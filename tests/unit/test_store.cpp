@@ -90,12 +90,13 @@ TEST_CASE("a fresh database is migrated to the last migration in auth.db.sql and
   CHECK(migrations_in_schema() >= 1);
   CHECK(store.schema_version() == migrations_in_schema());
   CHECK(store.integrity_check() == "ok");
-  for (const char *table : {"users", "sessions", "token_blacklist", "one_time_tokens", "settings",
-                            "signing_keys"}) {
+  for (const char *table :
+       {"users", "sessions", "token_blacklist", "one_time_tokens", "settings", "signing_keys"}) {
     CAPTURE(table);
-    CHECK(count_rows(dir.file("auth.db"),
-                     std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") +
-                         table + "'") == 1);
+    CHECK(
+        count_rows(dir.file("auth.db"),
+                   std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") +
+                       table + "'") == 1);
   }
 }
 
@@ -158,7 +159,8 @@ TEST_CASE("insert_user enforces case-insensitive usernames and unique emails") {
   CHECK(store.insert_user(make_user("u1", "Ann", "ann@example.com")) == InsertUserResult::ok);
   CHECK(store.insert_user(make_user("u2", "ann", "other@example.com")) ==
         InsertUserResult::username_taken);
-  CHECK(store.insert_user(make_user("u3", "ANN", std::nullopt)) == InsertUserResult::username_taken);
+  CHECK(store.insert_user(make_user("u3", "ANN", std::nullopt)) ==
+        InsertUserResult::username_taken);
   CHECK(store.insert_user(make_user("u4", "bob", "ann@example.com")) ==
         InsertUserResult::email_taken);
   CHECK(store.list_users().size() == 1);
@@ -366,13 +368,13 @@ TEST_CASE("past the reuse interval, or with none, the token rotated last is reus
     CAPTURE(c.name);
     const std::string id = std::string("s-") + c.name;
     store.insert_session(make_session(id, "u1", "jti-1", kNow + 3600));
-    REQUIRE(store
-                .rotate_refresh(
-                    {Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
-                .front()
-                .result == RotateResult::rotated);
-    CHECK(store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-x", kNow + 3600, c.replay_at,
-                                         c.interval}})
+    REQUIRE(
+        store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
+            .front()
+            .result == RotateResult::rotated);
+    CHECK(store
+              .rotate_refresh(
+                  {Rotation{id, "u1", "jti-1", "jti-x", kNow + 3600, c.replay_at, c.interval}})
               .front()
               .result == RotateResult::reused);
     CHECK(store.find_session(id)->revoked);
@@ -394,7 +396,8 @@ TEST_CASE("rotate_refresh on a revoked, expired or unknown session is gone") {
   REQUIRE(expired.has_value());
   CHECK(expired->refresh_jti == "j2");
   CHECK_FALSE(expired->revoked);
-  CHECK(rotate(store, "expired", "u1", "j2", "n2", kNow + 3600, kNow + 99) == RotateResult::rotated);
+  CHECK(rotate(store, "expired", "u1", "j2", "n2", kNow + 3600, kNow + 99) ==
+        RotateResult::rotated);
 }
 
 TEST_CASE("logout blacklists the access token and revokes the session in one step") {
@@ -626,8 +629,7 @@ TEST_CASE("rotate_refresh refuses a token naming another user than the session's
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
   CHECK(rotate(store, "s1", "u2", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::gone);
   CHECK(store.find_session("s1")->refresh_jti == "jti-1");
-  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) ==
-        RotateResult::rotated);
+  CHECK(rotate(store, "s1", "u1", "jti-1", "jti-2", kNow + 3600, kNow) == RotateResult::rotated);
 }
 
 TEST_CASE("a session whose user row was deleted without the cascade is no session") {
@@ -784,7 +786,8 @@ TEST_CASE("a queued mail is taken once under a lease, and taking it gives its to
   // The token the mail was queued with no longer works; the sender's does.
   CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash = 'hash-0'") == 0);
   CHECK(count_rows(path, "SELECT count(*) FROM one_time_tokens WHERE token_hash = 'hash-1' AND "
-                         "expires_at = " + std::to_string(kNow + 900)) == 1);
+                         "expires_at = " +
+                             std::to_string(kNow + 900)) == 1);
   CHECK(count_rows(path, "SELECT count(*) FROM outbox WHERE token_hash = 'hash-1'") == 1);
 
   // Leased: no other sender takes it, and the list says it is being sent.
@@ -836,9 +839,8 @@ TEST_CASE("a token and the mail carrying its link are written together or not at
   REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
   store.insert_one_time_token({"taken", "u1", TokenPurpose::reset, kNow + 900});
   const OutgoingMail m = reset_mail("ann@example.com", "taken", kNow + 900);
-  CHECK_THROWS_AS(
-      store.insert_one_time_token({"taken", "u1", TokenPurpose::reset, kNow + 900}, &m),
-      StoreError);
+  CHECK_THROWS_AS(store.insert_one_time_token({"taken", "u1", TokenPurpose::reset, kNow + 900}, &m),
+                  StoreError);
   CHECK(count_rows(path, "SELECT count(*) FROM outbox") == 0);
 
   // A sign-up refused as taken writes neither its confirmation token nor the mail.
@@ -869,7 +871,8 @@ TEST_CASE("a mail whose link expired or whose token was used is dropped unsent, 
   REQUIRE(store.reset_password("bob-0", "$argon2id$new", kNow + 1, nullptr) == ConsumeResult::ok);
   auto listed = store.list_mail(kNow + 60);
   REQUIRE(listed.size() == 3);
-  for (const auto &m : listed) CHECK_FALSE(m.link_live);
+  for (const auto &m : listed)
+    CHECK_FALSE(m.link_live);
 
   auto dropped = store.drop_undeliverable(kNow + 60);
   CHECK(dropped.size() == 3);

@@ -16,7 +16,9 @@ namespace {
 const std::string kKey = "unit-test-secret-0123456789abcdefghijklmnop";
 constexpr std::int64_t kNow = 1'700'000'000;
 
-std::string b64(std::string_view s) { return secure::base64url_encode(s); }
+std::string b64(std::string_view s) {
+  return secure::base64url_encode(s);
+}
 
 // A token signed with HS256 over exactly the header and payload text given.
 std::string forge(const std::string &header, const std::string &payload,
@@ -28,7 +30,7 @@ std::string forge(const std::string &header, const std::string &payload,
 const std::string kHeader = R"({"alg":"HS256","typ":"JWT"})";
 
 json good_payload() {
-  return {{"sub", "user-1"},       {"uid", "user-1"},     {"user_id", "user-1"},
+  return {{"sub", "user-1"},        {"uid", "user-1"},     {"user_id", "user-1"},
           {"email", "a@b.example"}, {"username", "alice"}, {"token_type", "access"},
           {"jti", "jti-1"},         {"sid", "sid-1"},      {"iat", kNow},
           {"exp", kNow + 900}};
@@ -47,8 +49,7 @@ Claims sample_claims() {
   return c;
 }
 
-ErrorCode decode_error(const TokenCodec &codec, const std::string &token,
-                       std::int64_t now = kNow) {
+ErrorCode decode_error(const TokenCodec &codec, const std::string &token, std::int64_t now = kNow) {
   auto r = codec.decode(token, now);
   REQUIRE_FALSE(r.ok());
   return r.error().code;
@@ -59,7 +60,8 @@ std::vector<std::string> split_dots(const std::string &token) {
   size_t start = 0;
   for (;;) {
     size_t dot = token.find('.', start);
-    parts.push_back(token.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    parts.push_back(
+        token.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
@@ -162,10 +164,10 @@ TEST_CASE("other algorithms in the header are refused even with a valid HS256 si
 TEST_CASE("header parameters beyond alg, typ and kid are refused") {
   TokenCodec codec(kKey);
   const std::string payload = good_payload().dump();
-  for (const char *extra : {R"("jku":"https://evil.example/jwks")",
-                            R"("x5u":"https://evil.example/cert")", R"("crit":["exp"])",
-                            R"("jwk":{"kty":"oct","k":"AAAA"})", R"("x5c":["AAAA"])",
-                            R"("cty":"JWT")"}) {
+  for (const char *extra :
+       {R"("jku":"https://evil.example/jwks")", R"("x5u":"https://evil.example/cert")",
+        R"("crit":["exp"])", R"("jwk":{"kty":"oct","k":"AAAA"})", R"("x5c":["AAAA"])",
+        R"("cty":"JWT")"}) {
     CAPTURE(extra);
     std::string header = std::string(R"({"alg":"HS256","typ":"JWT",)") + extra + "}";
     CHECK(decode_error(codec, forge(header, payload)) == ErrorCode::token_malformed);
@@ -374,9 +376,9 @@ TEST_CASE("the issued payload is byte for byte the JSON nlohmann writes, escapes
   c.username = "quote\" back\\slash tab\t é 🙂";
   c.email = "o'neil+x@example.com";
   auto parts = split_dots(codec.issue(c));
-  json expected = {{"sub", c.user_id},      {"uid", c.user_id},   {"user_id", c.user_id},
+  json expected = {{"sub", c.user_id},       {"uid", c.user_id},       {"user_id", c.user_id},
                    {"username", c.username}, {"token_type", "access"}, {"jti", c.jti},
-                   {"sid", c.session_id},    {"iat", c.issued_at}, {"exp", c.expires_at},
+                   {"sid", c.session_id},    {"iat", c.issued_at},     {"exp", c.expires_at},
                    {"email", *c.email}};
   CHECK(secure::base64url_decode(parts[1]) == expected.dump());
   c.email.reset();
@@ -390,7 +392,9 @@ TEST_CASE("claims are read as a JSON object would hold them: the last of a repea
   TokenCodec codec(kKey);
   std::string base = good_payload().dump();
   base.pop_back(); // reopen the object to append members after the good ones
-  auto with = [&](const std::string &members) { return forge(kHeader, base + "," + members + "}"); };
+  auto with = [&](const std::string &members) {
+    return forge(kHeader, base + "," + members + "}");
+  };
   // A later good value replaces an earlier one.
   auto later = codec.decode(with(R"("sub":"user-2")"), kNow);
   REQUIRE(later.ok());
