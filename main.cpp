@@ -79,7 +79,9 @@ int serve(const std::vector<std::string> &args) {
                                               username_rule());
     report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
-    cache = std::make_unique<db::SessionCache>(*store, *store);
+    // What expired longer than --purge-margin ago only waits for the purge: not loaded.
+    cache = std::make_unique<db::SessionCache>(
+        *store, *store, [&config] { return system_clock()() - config.purge_margin; });
   } catch (const std::exception &e) {
     std::cerr << "latch: " << e.what() << "\n";
     return 1;
@@ -116,7 +118,8 @@ int serve(const std::vector<std::string> &args) {
   }
   // With port 0 the system picked one: mailed links must name it. No request is served yet.
   config.port = listener->port();
-  for (const auto &line : config_warnings(config)) std::cerr << "latch: warning: " << line << "\n";
+  for (const auto &line : config_warnings(config))
+    std::cerr << "latch: warning: " << line << "\n";
 
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
@@ -125,7 +128,8 @@ int serve(const std::vector<std::string> &args) {
   // --purge-interval.
   std::thread maintainer([&] {
     std::unique_lock lock(stop_mutex);
-    auto next_purge = std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
+    auto next_purge =
+        std::chrono::steady_clock::now() + std::chrono::seconds(config.purge_interval);
     std::chrono::steady_clock::time_point last_said{};
     std::string said;
     while (!stop_cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; })) {
@@ -177,13 +181,14 @@ int serve(const std::vector<std::string> &args) {
   });
 
   std::string apis;
-  for (Api a : config.apis) apis += std::string(apis.empty() ? "" : ",") + api_name(a);
+  for (Api a : config.apis)
+    apis += std::string(apis.empty() ? "" : ",") + api_name(a);
   if (listener->metrics_port() != 0)
     std::cout << "latch: metrics on http://" << config.metrics_host << ":"
               << listener->metrics_port() << "/metrics" << std::endl;
-  std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https")
-            << "://" << config.host << ":" << listener->port()
-            << " (apis: " << apis << ", db: " << config.db_path << ")" << std::endl;
+  std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https") << "://"
+            << config.host << ":" << listener->port() << " (apis: " << apis
+            << ", db: " << config.db_path << ")" << std::endl;
   bool ok = listener->run();
 
   {

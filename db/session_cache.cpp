@@ -7,9 +7,10 @@
 
 namespace latch::db {
 
-SessionCache::SessionCache(ChangeFeed &feed, Users &users) : feed_(feed), users_store_(users) {
+SessionCache::SessionCache(ChangeFeed &feed, Users &users, std::function<std::int64_t()> expired_by)
+    : feed_(feed), users_store_(users), expired_by_(std::move(expired_by)) {
   std::lock_guard lock(follow_mutex_);
-  load(feed_.snapshot());
+  load(feed_.snapshot(expired_by_ ? expired_by_() : 0));
 }
 
 SessionCache::~SessionCache() {
@@ -25,13 +26,15 @@ void SessionCache::load(ChangeFeed::Snapshot snapshot) {
   SessionMap sessions;
   sessions.reserve(snapshot.sessions.size());
   for (Session &s : snapshot.sessions)
-    sessions.emplace(std::move(s.id), LiveSession{std::move(s.user_id), std::move(s.api),
-                                                  std::move(s.refresh_jti), s.created_at,
-                                                  s.expires_at});
+    sessions.emplace(std::move(s.id),
+                     LiveSession{std::move(s.user_id), std::move(s.api), std::move(s.refresh_jti),
+                                 s.created_at, s.expires_at});
   Blacklist blacklist;
-  for (auto &[jti, expires_at] : snapshot.blacklist) blacklist.emplace(std::move(jti), expires_at);
+  for (auto &[jti, expires_at] : snapshot.blacklist)
+    blacklist.emplace(std::move(jti), expires_at);
   Expiries expiries;
-  for (const auto &[id, s] : sessions) ++expiries[s.expires_at];
+  for (const auto &[id, s] : sessions)
+    ++expiries[s.expires_at];
   const std::int64_t position = snapshot.position;
   snapshot = {};
   {
@@ -87,7 +90,7 @@ void SessionCache::catch_up() {
       if (!changes) {
         // The feed no longer reaches back to this position: everything again, built aside while
         // checks go on against the old state.
-        load(feed_.snapshot());
+        load(feed_.snapshot(expired_by_ ? expired_by_() : 0));
         keys_changed = true;
         continue;
       }
@@ -115,9 +118,9 @@ bool SessionCache::apply(const std::vector<ChangeFeed::Change> &changes) {
       }
       if (c.session) { // else revoked, deleted, or its user gone
         ++expiries_[c.session->expires_at];
-        sessions_.emplace(c.key, LiveSession{c.session->user_id, c.session->api,
-                                             c.session->refresh_jti, c.session->created_at,
-                                             c.session->expires_at});
+        sessions_.emplace(c.key,
+                          LiveSession{c.session->user_id, c.session->api, c.session->refresh_jti,
+                                      c.session->created_at, c.session->expires_at});
       }
       break;
     }
@@ -191,7 +194,8 @@ std::int64_t SessionCache::active_sessions(std::int64_t now) const {
   std::shared_lock memory(memory_mutex_);
   // All of them but those expired since the last drop_expired: a few buckets, not a scan.
   std::int64_t n = static_cast<std::int64_t>(sessions_.size());
-  for (auto it = expiries_.begin(); it != expiries_.end() && it->first <= now; ++it) n -= it->second;
+  for (auto it = expiries_.begin(); it != expiries_.end() && it->first <= now; ++it)
+    n -= it->second;
   return n;
 }
 

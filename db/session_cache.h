@@ -37,8 +37,10 @@ public:
   // Changes read at a time.
   static constexpr std::size_t kBatch = 4096;
 
-  // Loads the snapshot. Throws StoreError.
-  SessionCache(ChangeFeed &feed, Users &users);
+  // Loads the snapshot, without what expired by expired_by() (unix seconds; none given: keeps
+  // all): a server started on a million sessions that expired in its downtime holds none of
+  // them. Throws StoreError.
+  SessionCache(ChangeFeed &feed, Users &users, std::function<std::int64_t()> expired_by = {});
   ~SessionCache();
   SessionCache(const SessionCache &) = delete;
   SessionCache &operator=(const SessionCache &) = delete;
@@ -86,12 +88,13 @@ private:
   using Blacklist = std::unordered_map<std::string, std::int64_t>; // jti -> expires_at
   using Expiries = std::map<std::int64_t, std::int64_t>; // expires_at -> sessions, for counts
 
-  void load(ChangeFeed::Snapshot snapshot); // swaps in a whole new state
+  void load(ChangeFeed::Snapshot snapshot);                   // swaps in a whole new state
   bool apply(const std::vector<ChangeFeed::Change> &changes); // true: signing keys changed
   void forget_expiry(std::int64_t expires_at);                // memory_mutex_ held
 
   ChangeFeed &feed_;
   Users &users_store_;
+  std::function<std::int64_t()> expired_by_;
 
   // Held while reading the feed and applying it (writers' catch_up and the follower), never by
   // a token check.

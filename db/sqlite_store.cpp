@@ -5,8 +5,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/inotify.h>
 #include <sqlite3.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +21,9 @@ namespace latch::db {
 
 namespace {
 
-const char *purpose_name(TokenPurpose p) { return p == TokenPurpose::reset ? "reset" : "verify_email"; }
+const char *purpose_name(TokenPurpose p) {
+  return p == TokenPurpose::reset ? "reset" : "verify_email";
+}
 
 struct Migration {
   int version;
@@ -140,8 +142,10 @@ SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
     ::close(fd);
   }
   int flags = SQLITE_OPEN_FULLMUTEX;
-  if (mode == Open::read_only) flags |= SQLITE_OPEN_READONLY;
-  else flags |= SQLITE_OPEN_READWRITE | (mode == Open::create ? SQLITE_OPEN_CREATE : 0);
+  if (mode == Open::read_only)
+    flags |= SQLITE_OPEN_READONLY;
+  else
+    flags |= SQLITE_OPEN_READWRITE | (mode == Open::create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -179,13 +183,14 @@ SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
       backfill_username_keys();
     }
   } catch (...) {
-    for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
+    for (auto &[sql, stmt] : cache_)
+      sqlite3_finalize(stmt);
     cache_.clear();
     sqlite3_close(db_);
     db_ = nullptr;
     throw;
   }
-  struct stat st{};
+  struct stat st {};
   if (path != ":memory:" && ::stat(path.c_str(), &st) == 0) {
     device_ = static_cast<std::uint64_t>(st.st_dev);
     inode_ = static_cast<std::uint64_t>(st.st_ino);
@@ -193,7 +198,8 @@ SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
 }
 
 SqliteStore::~SqliteStore() {
-  for (auto &[sql, stmt] : cache_) sqlite3_finalize(stmt);
+  for (auto &[sql, stmt] : cache_)
+    sqlite3_finalize(stmt);
   if (db_) sqlite3_close(db_);
   if (probe_) sqlite3_close(probe_);
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
@@ -239,10 +245,10 @@ void SqliteStore::migrate() {
 // A Latch database: its user_version names a migration and the tables the commands read exist.
 bool SqliteStore::has_latch_schema() {
   std::lock_guard lock(mutex_);
-  Statement st = statement(
-      "SELECT (SELECT user_version FROM pragma_user_version) >= 1 AND "
-      "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', "
-      "'sessions')) = 2");
+  Statement st =
+      statement("SELECT (SELECT user_version FROM pragma_user_version) >= 1 AND "
+                "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', "
+                "'sessions')) = 2");
   return st.step() && st.integer(0) == 1;
 }
 
@@ -364,7 +370,8 @@ void SqliteStore::backfill_locked() {
     // Oldest first, so of two look-alikes the older keeps the key.
     Statement st = statement("SELECT id, username, username_skeleton IS NOT NULL FROM users "
                              "WHERE username_key IS NULL ORDER BY created_at, rowid");
-    while (st.step()) rows.push_back({st.text(0), st.text(1), st.integer(2) != 0});
+    while (st.step())
+      rows.push_back({st.text(0), st.text(1), st.integer(2) != 0});
   }
   for (const Row &row : rows) {
     std::optional<UsernameKeys> keys = username_rule_(row.username);
@@ -403,7 +410,8 @@ std::vector<UsernameConflict> SqliteStore::username_conflicts() {
     // Names the rule refuses have neither key nor skeleton (backfill_locked).
     Statement st = statement("SELECT id, username FROM users WHERE username_key IS NULL AND "
                              "username_skeleton IS NULL ORDER BY created_at, rowid");
-    while (st.step()) out.push_back({st.text(0), st.text(1), {}, {}, true});
+    while (st.step())
+      out.push_back({st.text(0), st.text(1), {}, {}, true});
   }
   return out;
 }
@@ -458,7 +466,8 @@ std::vector<User> SqliteStore::list_users() {
   std::lock_guard lock(mutex_);
   Statement st = statement("SELECT " LATCH_USER_COLUMNS " FROM users ORDER BY created_at, rowid");
   std::vector<User> out;
-  while (st.step()) out.push_back(read_user(st));
+  while (st.step())
+    out.push_back(read_user(st));
   return out;
 }
 
@@ -551,7 +560,8 @@ std::vector<RotateOutcome> SqliteStore::rotate_refresh(const std::vector<Rotatio
   std::vector<RotateOutcome> results;
   results.reserve(batch.size());
   // In order, so a token presented twice rotates once and then counts as replayed or reused.
-  for (const Rotation &r : batch) results.push_back(rotate_refresh_locked(r));
+  for (const Rotation &r : batch)
+    results.push_back(rotate_refresh_locked(r));
   tx.commit();
   return results;
 }
@@ -747,8 +757,9 @@ ConsumeResult SqliteStore::reset_password(const std::string &token_hash,
 // Whether a mail may still be sent at ?1: the token it links to exists and neither it nor the
 // link has expired.
 #define LATCH_MAIL_LINK_LIVE                                                                       \
-  "((o.token_hash IS NULL OR EXISTS (SELECT 1 FROM one_time_tokens t WHERE t.token_hash = "       \
-  "o.token_hash AND t.expires_at > ?1)) AND (o.link_expires_at IS NULL OR o.link_expires_at > ?1))"
+  "((o.token_hash IS NULL OR EXISTS (SELECT 1 FROM one_time_tokens t WHERE t.token_hash = "        \
+  "o.token_hash AND t.expires_at > ?1)) AND (o.link_expires_at IS NULL OR o.link_expires_at > "    \
+  "?1))"
 
 // Deletes, in transactions of at most kPurgeBatch rows each, the rows the statement names (?1
 // bound to `bound`, ?2 to the batch size), releasing the connection between batches so requests
@@ -759,8 +770,8 @@ namespace {
 // the time, and their busy handlers get in instead of starving behind back-to-back batches.
 void pause_after(std::chrono::steady_clock::time_point batch_started) {
   const auto took = std::chrono::steady_clock::now() - batch_started;
-  std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
-      took, std::chrono::milliseconds(1)));
+  std::this_thread::sleep_for(
+      std::max<std::chrono::steady_clock::duration>(took, std::chrono::milliseconds(1)));
 }
 } // namespace
 
@@ -854,8 +865,10 @@ QueuedMail SqliteStore::read_mail(const Statement &st, std::int64_t now) {
   m.last_error = st.text(13);
   m.mail.token_at = static_cast<std::size_t>(std::max<std::int64_t>(0, st.integer(14)));
   m.link_live = st.integer(15) != 0;
-  if (st.text(6) == "failed") m.state = MailState::failed;
-  else m.state = m.lease_until > now ? MailState::sending : MailState::queued;
+  if (st.text(6) == "failed")
+    m.state = MailState::failed;
+  else
+    m.state = m.lease_until > now ? MailState::sending : MailState::queued;
   return m;
 }
 
@@ -965,9 +978,9 @@ void SqliteStore::release_mail(std::int64_t id, int attempt) {
 }
 
 std::vector<QueuedMail> SqliteStore::drop_undeliverable(std::int64_t now) {
-  static const char *kDead = "SELECT " LATCH_MAIL_COLUMNS ", 0 FROM outbox o "
-                             "WHERE o.lease_until <= ?1 AND NOT " LATCH_MAIL_LINK_LIVE
-                             " ORDER BY o.id";
+  static const char *kDead =
+      "SELECT " LATCH_MAIL_COLUMNS ", 0 FROM outbox o "
+      "WHERE o.lease_until <= ?1 AND NOT " LATCH_MAIL_LINK_LIVE " ORDER BY o.id";
   std::lock_guard lock(mutex_);
   std::vector<QueuedMail> dead;
   {
@@ -979,7 +992,8 @@ std::vector<QueuedMail> SqliteStore::drop_undeliverable(std::int64_t now) {
   {
     Statement st = statement(kDead);
     st.bind(1, now);
-    while (st.step()) dead.push_back(read_mail(st, now));
+    while (st.step())
+      dead.push_back(read_mail(st, now));
   }
   for (const QueuedMail &m : dead) {
     Statement st = statement("DELETE FROM outbox WHERE id = ?1");
@@ -996,7 +1010,8 @@ std::vector<QueuedMail> SqliteStore::list_mail(std::int64_t now) {
                            " FROM outbox o ORDER BY o.id");
   st.bind(1, now);
   std::vector<QueuedMail> out;
-  while (st.step()) out.push_back(read_mail(st, now));
+  while (st.step())
+    out.push_back(read_mail(st, now));
   return out;
 }
 
@@ -1036,7 +1051,7 @@ MailCounts SqliteStore::mail_counts(std::int64_t now) {
   return c;
 }
 
-ChangeFeed::Snapshot SqliteStore::snapshot() {
+ChangeFeed::Snapshot SqliteStore::snapshot(std::int64_t expired_by) {
   std::lock_guard lock(mutex_);
   exec("BEGIN"); // one read transaction: the rows and the position agree
   struct End {
@@ -1053,18 +1068,23 @@ ChangeFeed::Snapshot SqliteStore::snapshot() {
     // keys off, so nothing cascaded) is no session.
     Statement st = statement("SELECT s.id, s.user_id, s.api, s.refresh_jti, s.created_at, "
                              "s.expires_at, s.revoked_at FROM sessions s "
-                             "JOIN users u ON u.id = s.user_id WHERE s.revoked_at IS NULL");
-    while (st.step()) out.sessions.push_back(read_session(st));
+                             "JOIN users u ON u.id = s.user_id WHERE s.revoked_at IS NULL "
+                             "AND s.expires_at > ?1");
+    st.bind(1, expired_by);
+    while (st.step())
+      out.sessions.push_back(read_session(st));
   }
   {
-    Statement st = statement("SELECT jti, expires_at FROM token_blacklist");
-    while (st.step()) out.blacklist.emplace_back(st.text(0), st.integer(1));
+    Statement st = statement("SELECT jti, expires_at FROM token_blacklist WHERE expires_at > ?1");
+    st.bind(1, expired_by);
+    while (st.step())
+      out.blacklist.emplace_back(st.text(0), st.integer(1));
   }
   return out;
 }
 
 std::optional<std::vector<ChangeFeed::Change>> SqliteStore::changes_since(std::int64_t position,
-                                                                         std::size_t limit) {
+                                                                          std::size_t limit) {
   std::lock_guard lock(mutex_);
   exec("BEGIN");
   struct End {
@@ -1138,7 +1158,7 @@ void SqliteStore::wait_for_changes(std::chrono::milliseconds timeout) {
 
 void SqliteStore::maintain() {
   if (path_ == ":memory:") return;
-  struct stat st{};
+  struct stat st {};
   const bool present = ::stat(path_.c_str(), &st) == 0;
   if (!present || static_cast<std::uint64_t>(st.st_dev) != device_ ||
       static_cast<std::uint64_t>(st.st_ino) != inode_) {
@@ -1148,11 +1168,11 @@ void SqliteStore::maintain() {
   replaced_ = false;
   if (read_only_) return;
   // The -wal file: checkpoint once it has stood still for a second since it last changed.
-  struct stat wal{};
+  struct stat wal {};
   if (::stat((path_ + "-wal").c_str(), &wal) != 0 || wal.st_size == 0) return;
   const long long size = wal.st_size;
-  const long long mtime = static_cast<long long>(wal.st_mtim.tv_sec) * 1'000'000'000LL +
-                          wal.st_mtim.tv_nsec;
+  const long long mtime =
+      static_cast<long long>(wal.st_mtim.tv_sec) * 1'000'000'000LL + wal.st_mtim.tv_nsec;
   const auto now = std::chrono::steady_clock::now();
   if (size != wal_seen_.size || mtime != wal_seen_.mtime_ns) {
     wal_seen_ = {size, mtime, now};
@@ -1183,7 +1203,8 @@ void SqliteStore::ping() {
   // connection, and a write lock held elsewhere shows as "not ready" within a second.
   if (!probe_) {
     const int flags = read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-    if (sqlite3_open_v2(path_.c_str(), &probe_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path_.c_str(), &probe_, flags | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
       std::string msg = probe_ ? sqlite3_errmsg(probe_) : "out of memory";
       sqlite3_close(probe_);
       probe_ = nullptr;

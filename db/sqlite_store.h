@@ -91,7 +91,7 @@ public:
 
   // The change feed: the `changes` table the triggers of migration 4 write; another process's
   // commit is noticed through inotify on the -wal file.
-  Snapshot snapshot() override;
+  Snapshot snapshot(std::int64_t expired_by) override;
   std::optional<std::vector<Change>> changes_since(std::int64_t position,
                                                    std::size_t limit) override;
   void wait_for_changes(std::chrono::milliseconds timeout) override;
@@ -162,7 +162,7 @@ private:
                                std::int64_t now, std::string *user_id);
 
   static constexpr int kPurgeBatch = 100;
-  static constexpr std::int64_t kChangeRetention = 5 * 60; // seconds the change feed keeps
+  static constexpr std::int64_t kChangeRetention = 5 * 60;        // seconds the change feed keeps
   static constexpr std::int64_t kFailedMailRetention = 7 * 86400; // seconds a failed mail stays
 
   std::string path_;
@@ -182,7 +182,6 @@ private:
     long long size = -1, mtime_ns = -1;
     std::chrono::steady_clock::time_point since{};
   } wal_seen_, wal_checkpointed_;
-
 };
 
 } // namespace latch::db

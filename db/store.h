@@ -31,7 +31,7 @@ using UsernameRule = std::function<std::optional<UsernameKeys>(const std::string
 
 struct User {
   std::string id;
-  std::string username;                          // as typed at sign-up
+  std::string username; // as typed at sign-up
   // canonical_username(username) and its confusable skeleton (auth/identity.h). The key is
   // absent for a row from before migration 3 whose key an older look-alike holds, or whose
   // username the rule refuses: such a row signs in by its exact username only.
@@ -123,7 +123,7 @@ struct QueuedMail {
   std::int64_t id = 0;
   OutgoingMail mail;
   MailState state = MailState::queued;
-  int attempts = 0; // times a sender took it since it was queued (or retried)
+  int attempts = 0;                 // times a sender took it since it was queued (or retried)
   std::int64_t queued_at = 0;       // enqueued, or retried: giving up counts from here
   std::int64_t next_attempt_at = 0; // queued: due from then
   std::int64_t lease_until = 0;     // sending: claimed until then
@@ -249,19 +249,20 @@ class ChangeFeed {
 public:
   virtual ~ChangeFeed() = default;
   // Every session not revoked whose user exists and every blacklisted access-token id, as of
-  // `position` in the feed.
+  // `position` in the feed; none that expired at or before `expired_by` (unix seconds; 0 keeps
+  // them all), which only the purge still has to delete.
   struct Snapshot {
     std::vector<Session> sessions;
     std::vector<std::pair<std::string, std::int64_t>> blacklist; // jti, expires_at
     std::int64_t position = 0;
   };
-  virtual Snapshot snapshot() = 0;
+  virtual Snapshot snapshot(std::int64_t expired_by) = 0;
   // One change, with the state of what it names now (read with the change).
   struct Change {
     enum class Kind { session, blacklist, user, signing_keys } kind = Kind::session;
     std::int64_t position = 0;
-    std::string key;                       // session id, jti, user id; empty for signing keys
-    std::optional<Session> session;        // session: the row if it is live, else none
+    std::string key;                // session id, jti, user id; empty for signing keys
+    std::optional<Session> session; // session: the row if it is live, else none
     std::optional<std::int64_t> blacklisted_until; // blacklist: the entry's expiry
     bool user_exists = true;                       // user: false once deleted
   };

@@ -360,16 +360,18 @@ TEST_CASE("the change feed shows another connection's key change, and our own") 
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   db::SqliteStore store(path);
-  const std::int64_t p0 = store.snapshot().position;
+  const std::int64_t p0 = store.snapshot(0).position;
   store.ensure_signing_key(new_signing_key(kNow));
   exec_elsewhere(path, "UPDATE signing_keys SET created_at = created_at + 1");
   auto changes = store.changes_since(p0, 100);
   REQUIRE(changes.has_value());
   REQUIRE(changes->size() == 2);
-  for (const auto &c : *changes) CHECK(c.kind == db::ChangeFeed::Change::Kind::signing_keys);
+  for (const auto &c : *changes)
+    CHECK(c.kind == db::ChangeFeed::Change::Kind::signing_keys);
 }
 
-TEST_CASE("SigningKeyWatcher reloads the codec within two seconds of a rotation elsewhere (the feed says so)") {
+TEST_CASE("SigningKeyWatcher reloads the codec within two seconds of a rotation elsewhere (the "
+          "feed says so)") {
   latch::test::TempDir dir;
   const std::string path = dir.file("auth.db");
   db::SqliteStore store(path);
