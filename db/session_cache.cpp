@@ -22,12 +22,17 @@ SessionCache::~SessionCache() {
   if (follower_.joinable()) follower_.join();
 }
 
+const std::string *SessionCache::api_name(const std::string &api) {
+  std::lock_guard lock(api_names_mutex_);
+  return &*api_names_.insert(api).first;
+}
+
 void SessionCache::load(ChangeFeed::Snapshot snapshot) {
   SessionMap sessions;
   sessions.reserve(snapshot.sessions.size());
   for (Session &s : snapshot.sessions)
     sessions.emplace(std::move(s.id),
-                     LiveSession{std::move(s.user_id), std::move(s.api), std::move(s.refresh_jti),
+                     LiveSession{std::move(s.user_id), api_name(s.api), std::move(s.refresh_jti),
                                  s.created_at, s.expires_at});
   Blacklist blacklist;
   for (auto &[jti, expires_at] : snapshot.blacklist)
@@ -118,9 +123,9 @@ bool SessionCache::apply(const std::vector<ChangeFeed::Change> &changes) {
       }
       if (c.session) { // else revoked, deleted, or its user gone
         ++expiries_[c.session->expires_at];
-        sessions_.emplace(c.key,
-                          LiveSession{c.session->user_id, c.session->api, c.session->refresh_jti,
-                                      c.session->created_at, c.session->expires_at});
+        sessions_.emplace(c.key, LiveSession{c.session->user_id, api_name(c.session->api),
+                                             c.session->refresh_jti, c.session->created_at,
+                                             c.session->expires_at});
       }
       break;
     }
@@ -150,7 +155,7 @@ std::optional<Session> SessionCache::find_session(const std::string &id) const {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return std::nullopt; // unknown, revoked, or its user deleted
   const LiveSession &l = it->second;
-  return Session{id, l.user_id, l.api, l.refresh_jti, l.created_at, l.expires_at, false};
+  return Session{id, l.user_id, *l.api, l.refresh_jti, l.created_at, l.expires_at, false};
 }
 
 bool SessionCache::is_blacklisted(const std::string &jti) const {

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace latch::db {
 
@@ -79,7 +80,7 @@ private:
   // What a token check needs of a session.
   struct LiveSession {
     std::string user_id;
-    std::string api;
+    const std::string *api = nullptr; // interned (api_name): five names, not a string each
     std::string refresh_jti;
     std::int64_t created_at = 0;
     std::int64_t expires_at = 0;
@@ -91,10 +92,15 @@ private:
   void load(ChangeFeed::Snapshot snapshot);                   // swaps in a whole new state
   bool apply(const std::vector<ChangeFeed::Change> &changes); // true: signing keys changed
   void forget_expiry(std::int64_t expires_at);                // memory_mutex_ held
+  const std::string *api_name(const std::string &api);        // the one copy of that name
 
   ChangeFeed &feed_;
   Users &users_store_;
   std::function<std::int64_t()> expired_by_;
+  // The API names sessions carry, each kept once; entries are never removed, so a pointer to
+  // one stays valid for the cache's life.
+  std::mutex api_names_mutex_;
+  std::unordered_set<std::string> api_names_;
 
   // Held while reading the feed and applying it (writers' catch_up and the follower), never by
   // a token check.
