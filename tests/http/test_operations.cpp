@@ -42,18 +42,6 @@ std::vector<std::string> access_lines(const LatchProcess &latch) {
   return out;
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 Reply register_user(const LatchProcess &latch, const std::string &name) {
   return latch.post("/auth/register", {{"username", name}, {"password", "password123"}});
 }
@@ -237,7 +225,7 @@ TEST_CASE("--metrics serves request, sign-in, hashing and database figures") {
 }
 
 TEST_CASE("--metrics-addr serves /metrics on its own listener only") {
-  int port = free_port();
+  int port = unused_port();
   LatchProcess latch({{"--metrics-addr", "127.0.0.1:" + std::to_string(port)}, {}});
   CHECK(latch.get("/metrics").status == 404);
   httplib::Client c("127.0.0.1", port);
