@@ -179,62 +179,54 @@ std::string Metrics::render(const Gauges &g) const {
          "latch_sign_ins_total{result=\"succeeded\"} "
       << g.sign_ins_succeeded << "\nlatch_sign_ins_total{result=\"failed\"} " << g.sign_ins_failed
       << "\nlatch_sign_ins_total{result=\"throttled\"} " << g.sign_ins_throttled << "\n";
+  // One unlabelled metric: its HELP and TYPE lines and its value.
+  auto metric = [&out](const char *name, const char *type, const char *help, auto value) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
+        << name << ' ' << value << '\n';
+  };
   if (g.active_sessions >= 0)
-    out << "# HELP latch_active_sessions Sessions neither expired nor revoked.\n"
-           "# TYPE latch_active_sessions gauge\nlatch_active_sessions "
-        << g.active_sessions << "\n";
-  out << "# HELP latch_password_hashes_running Password hashes computing now.\n"
-         "# TYPE latch_password_hashes_running gauge\nlatch_password_hashes_running "
-      << g.hashes_running
-      << "\n# HELP latch_password_hash_queue_depth Requests waiting for a hashing slot.\n"
-         "# TYPE latch_password_hash_queue_depth gauge\nlatch_password_hash_queue_depth "
-      << g.hashes_waiting << "\n";
-  if (g.connections_open >= 0)
-    out << "# HELP latch_http_connections_open Client connections open now.\n"
-           "# TYPE latch_http_connections_open gauge\nlatch_http_connections_open "
-        << g.connections_open
-        << "\n# HELP latch_http_workers Threads serving requests now (more start while some are "
-           "stuck).\n# TYPE latch_http_workers gauge\nlatch_http_workers "
-        << g.http_workers << "\n";
+    metric("latch_active_sessions", "gauge", "Sessions neither expired nor revoked.",
+           g.active_sessions);
+  metric("latch_password_hashes_running", "gauge", "Password hashes computing now.",
+         g.hashes_running);
+  metric("latch_password_hash_queue_depth", "gauge", "Requests waiting for a hashing slot.",
+         g.hashes_waiting);
+  if (g.connections_open >= 0) {
+    metric("latch_http_connections_open", "gauge", "Client connections open now.",
+           g.connections_open);
+    metric("latch_http_workers", "gauge",
+           "Threads serving requests now (more start while some are stuck).", g.http_workers);
+  }
   if (g.descriptor_limit_reached >= 0)
-    out << "# HELP latch_file_descriptor_limit_reached_total Times the process ran out of file "
-           "descriptors (new connections waited).\n"
-           "# TYPE latch_file_descriptor_limit_reached_total counter\n"
-           "latch_file_descriptor_limit_reached_total "
-        << g.descriptor_limit_reached << "\n";
-  if (g.cache_loads >= 0)
-    out << "# HELP latch_session_cache_loads_total Times the whole revocation state was read "
-           "from the database (once at start; again only if the server fell behind the change "
-           "log).\n# TYPE latch_session_cache_loads_total counter\nlatch_session_cache_loads_total "
-        << g.cache_loads
-        << "\n# HELP latch_session_cache_changes_total Changed rows applied to the revocation "
-           "state one by one.\n# TYPE latch_session_cache_changes_total counter\n"
-           "latch_session_cache_changes_total "
-        << g.cache_changes << "\n";
+    metric("latch_file_descriptor_limit_reached_total", "counter",
+           "Times the process ran out of file descriptors (new connections waited).",
+           g.descriptor_limit_reached);
+  if (g.cache_loads >= 0) {
+    metric("latch_session_cache_loads_total", "counter",
+           "Times the whole revocation state was read from the database (once at start; again "
+           "only if the server fell behind the change log).",
+           g.cache_loads);
+    metric("latch_session_cache_changes_total", "counter",
+           "Changed rows applied to the revocation state one by one.", g.cache_changes);
+  }
   if (g.connections_refused >= 0)
-    out << "# HELP latch_http_connections_refused_total Connections closed at once because their "
-           "address held --max-connections-per-address.\n"
-           "# TYPE latch_http_connections_refused_total "
-           "counter\nlatch_http_connections_refused_total "
-        << g.connections_refused << "\n";
+    metric("latch_http_connections_refused_total", "counter",
+           "Connections closed at once because their address held "
+           "--max-connections-per-address.",
+           g.connections_refused);
   if (g.mail_queued >= 0)
-    out << "# HELP latch_mail_queued Mail in the outbox waiting to be sent (failed mail not "
-           "included).\n# TYPE latch_mail_queued gauge\nlatch_mail_queued "
-        << g.mail_queued << "\n";
-  out << "# HELP latch_mail_sent_total Mail this server handed to SMTP (or the log).\n"
-         "# TYPE latch_mail_sent_total counter\nlatch_mail_sent_total "
-      << g.mail_sent
-      << "\n# HELP latch_mail_failed_total Mail this server gave up on: SMTP 5xx, or temporary "
-         "failures past --mail-give-up.\n# TYPE latch_mail_failed_total counter\n"
-         "latch_mail_failed_total "
-      << g.mail_failed
-      << "\n# HELP latch_mail_dropped_total Mail this server deleted unsent: its link expired "
-         "or was used while it waited.\n# TYPE latch_mail_dropped_total counter\n"
-         "latch_mail_dropped_total "
-      << g.mail_dropped << "\n";
-  out << "# HELP latch_database_errors_total Requests that failed on a database error.\n"
-         "# TYPE latch_database_errors_total counter\nlatch_database_errors_total "
-      << database_errors_.load() << "\n";
+    metric("latch_mail_queued", "gauge",
+           "Mail in the outbox waiting to be sent (failed mail not included).", g.mail_queued);
+  metric("latch_mail_sent_total", "counter", "Mail this server handed to SMTP (or the log).",
+         g.mail_sent);
+  metric("latch_mail_failed_total", "counter",
+         "Mail this server gave up on: SMTP 5xx, or temporary failures past --mail-give-up.",
+         g.mail_failed);
+  metric("latch_mail_dropped_total", "counter",
+         "Mail this server deleted unsent: its link expired or was used while it waited.",
+         g.mail_dropped);
+  metric("latch_database_errors_total", "counter", "Requests that failed on a database error.",
+         database_errors_.load());
   return out.str();
 }
 

@@ -107,6 +107,13 @@ void seed_sessions(const std::string &db_path, const std::string &user, long lon
                     " FROM n");
 }
 
+// A database made by a server that ran once and signed one user up, then stopped: ready to
+// be seeded by SQL before the server under test starts on it.
+Account first_account(const std::string &db_path) {
+  LatchProcess first({}, db_path);
+  return register_account(first, "alice");
+}
+
 // The value of a metric line without labels ("-1" when absent).
 long long metric(const LatchProcess &latch, const std::string &name) {
   const std::string text = latch.get("/metrics").text;
@@ -180,11 +187,7 @@ TEST_CASE("at 200,000 sessions, writes by other processes are applied row by row
           "and token checks answered throughout") {
   TempDir dir;
   const std::string db_path = dir.file("auth.db");
-  Account alice;
-  {
-    LatchProcess first({}, db_path);
-    alice = register_account(first, "alice");
-  }
+  const Account alice = first_account(db_path);
   seed_sessions(db_path, user_id(alice.access), 200000, now() + 86400);
   LatchProcess latch({{"--metrics"}, {}}, db_path);
   CHECK(metric(latch, "latch_active_sessions") == 200001); // kept in memory, not counted
@@ -226,11 +229,7 @@ TEST_CASE("a purge of 300,000 expired sessions, in the server and by latch purge
           "a sign-in or a token check fail") {
   TempDir dir;
   const std::string db_path = dir.file("auth.db");
-  Account alice;
-  {
-    LatchProcess first({}, db_path);
-    alice = register_account(first, "alice");
-  }
+  const Account alice = first_account(db_path);
   // Expired two days ago (past the purge margin), as after downtime or an old backup restored.
   seed_sessions(db_path, user_id(alice.access), 300000, now() - 2 * 86400);
   LatchProcess latch({{"--purge-interval", "1"}, {}}, db_path);
