@@ -531,7 +531,7 @@ int user_import(Context &c) {
   bool skip = false;
   if (c.has("on-conflict")) {
     if (c.flags["on-conflict"] != "fail" && c.flags["on-conflict"] != "skip")
-      return c.fail(admin_usage, "--on-conflict is fail or skip");
+      return c.fail(admin_usage, "--on-conflict MODE is fail or skip");
     skip = c.flags["on-conflict"] == "skip";
   }
   const bool dry_run = c.has("dry-run");
@@ -561,10 +561,11 @@ int user_import(Context &c) {
   return admin_ok;
 }
 
-json export_json(const db::User &u) {
+// In the order a reader expects (ordered_json keeps it).
+nlohmann::ordered_json export_json(const db::User &u) {
   return {{"id", u.id},
           {"username", u.username},
-          {"email", u.email ? json(*u.email) : json(nullptr)},
+          {"email", u.email ? nlohmann::ordered_json(*u.email) : nlohmann::ordered_json(nullptr)},
           {"password_hash", u.password_hash},
           {"display_name", u.display_name},
           {"profile_picture", u.profile_picture},
@@ -976,10 +977,10 @@ const std::vector<Command> &commands() {
        "FILE",
        1,
        {{"dry-run", "", "check everything and print what would be imported; write nothing"},
-        {"on-conflict", "fail|skip",
-         "a user whose id, username or email an existing user holds: fail (the default) or "
-         "skip it"},
-        {"from-django", "DB.sqlite3", "read Django's auth_user table (read-only) instead of FILE",
+        {"on-conflict", "MODE",
+         "fail (the default) or skip: what a user whose id, username or email an existing user "
+         "holds does"},
+        {"from-django", "DB", "read Django's auth_user from the SQLite database DB (read-only)",
          true}},
        "import users with the password hashes they have",
        "Imports users from FILE (JSON Lines; - for standard input), one object a line:\n"
