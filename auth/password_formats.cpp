@@ -215,10 +215,11 @@ Checked check_werkzeug(std::string_view s) {
   if (!n || !r || !p || *n < 2 || (*n & (*n - 1)) != 0 || *r == 0 || *p == 0 || *r > 1024)
     return refused("werkzeug scrypt: bad N, r or p (N a power of two)");
   // Each factor is bounded before the products, so none overflows.
-  if (*n > kMaxScryptBytes || 128 * *n * *r > kMaxScryptBytes || *p > kMaxScryptParallelism)
+  if (*n > kMaxScryptBytes || *p > kMaxScryptWork || 128 * *n * *r > kMaxScryptBytes ||
+      128 * *n * *r * *p > kMaxScryptWork)
     return refused("werkzeug scrypt: N=" + std::to_string(*n) + ", r=" + std::to_string(*r) +
                    ", p=" + std::to_string(*p) +
-                   " is past the bounds (128 x N x r <= 256 MiB, p <= 16)");
+                   " is past the bounds (128 x N x r <= 256 MiB, and x p <= 1 GiB)");
   if (parts[2].size() != 128 || !all_of(parts[2], kHexLower))
     return refused("werkzeug scrypt: bad hash");
   return ok(Format::werkzeug_scrypt);

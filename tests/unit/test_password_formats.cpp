@@ -111,7 +111,7 @@ TEST_CASE("parameters past the bounds are refused before anything is computed") 
       "58eda91e224dc3837dd3261721eb64d6d583f97a28fe2d32f6861796a6797e0f",
       "scrypt:1073741824:8:1$Zq3aX9sPqLm2Tn7w$" + std::string(128, 'a'),
       "scrypt:524288:8:1$Zq3aX9sPqLm2Tn7w$" + std::string(128, 'a'), // 512 MiB
-      "scrypt:1024:8:17$Zq3aX9sPqLm2Tn7w$" + std::string(128, 'a'),
+      "scrypt:16384:8:65$Zq3aX9sPqLm2Tn7w$" + std::string(128, 'a'), // 1 GiB of work and more
       "$argon2id$v=19$m=2097152,t=1,p=1$yE+UOAVU++4XJ4QJuOPdzA$VEDA1kDZPjXUtLN+QMNeSQ",
       "$argon2id$v=19$m=1048576,t=5,p=1$yE+UOAVU++4XJ4QJuOPdzA$VEDA1kDZPjXUtLN+QMNeSQ",
       "$argon2id$v=19$m=65536,t=17,p=1$yE+UOAVU++4XJ4QJuOPdzA$VEDA1kDZPjXUtLN+QMNeSQ",
@@ -131,6 +131,7 @@ TEST_CASE("parameters past the bounds are refused before anything is computed") 
   }
   // At the bounds themselves: accepted.
   CHECK(pf::check("scrypt:131072:16:1$salt$" + std::string(128, 'a'))); // 256 MiB
+  CHECK(pf::check("scrypt:16384:8:64$salt$" + std::string(128, 'a')));  // 1 GiB of work
   CHECK(pf::check("$2b$16$9xSycSidOvm3AdlMQJxJc.XhACfI5seLjSrCpr/8.v.PyN7Dt4cq2"));
 }
 
