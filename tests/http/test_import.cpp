@@ -285,6 +285,13 @@ TEST_CASE("--dry-run writes nothing; a taken identity fails the import, or is sk
   CHECK(contains(dry.output, "bcrypt"));
   CHECK(contains(dry.output, "would skip line 2"));
   CHECK(user_count(latch) == before);
+  // "-": the same lines on standard input.
+  const std::string piped = dir.file("piped.out");
+  CHECK(
+      std::system((std::string(LATCH_BINARY) + " user import - --dry-run --on-conflict skip --db " +
+                   latch.db_path() + " < " + path + " > " + piped + " 2>&1")
+                      .c_str()) == 0);
+  CHECK(contains(slurp(piped), "would import " + fresh));
 
   CommandResult refused = admin(latch, {"user", "import", path});
   CHECK(refused.status == 2);
