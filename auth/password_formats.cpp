@@ -201,9 +201,7 @@ Checked check_werkzeug(std::string_view s) {
     const EVP_MD *md = digest_named(method[1]);
     if (!md)
       return refused("werkzeug pbkdf2: hash '" + std::string(method[1]) +
-                     "' is not "
-                     "sha256, sha1 "
-                     "or sha512");
+                     "' is not sha256, sha1 or sha512");
     if (auto bad = check_pbkdf2_iterations(number(method[2])); !bad.problem.empty()) return bad;
     if (parts[2].size() != 2 * static_cast<std::size_t>(EVP_MD_get_size(md)) ||
         !all_of(parts[2], kHexLower))
