@@ -215,6 +215,7 @@ json user_json(const db::User &u) {
           {"username", u.username},
           {"email", u.email ? json(*u.email) : json(nullptr)},
           {"email_verified", u.email_verified},
+          {"is_active", u.active},
           {"display_name", u.display_name},
           {"created_at", u.created_at},
           {"updated_at", u.updated_at}};
@@ -310,6 +311,7 @@ int user_show(Context &c) {
                       {"username:", u.username},
                       {"email:", u.email.value_or("-")},
                       {"email verified:", u.email_verified ? "yes" : "no"},
+                      {"active:", u.active ? "yes" : "no (imported inactive: cannot sign in)"},
                       {"display name:", u.display_name.empty() ? "-" : u.display_name},
                       {"created:", iso_time(u.created_at)},
                       {"updated:", iso_time(u.updated_at)},

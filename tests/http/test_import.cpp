@@ -202,6 +202,10 @@ TEST_CASE("Django's unusable password and an inactive user never sign in, and ke
     CHECK(sign_in(latch, api, inactive_name, lower(inactive_name) + "@example.com", kPassword) ==
           401);
   }
+  CommandResult shown = admin(latch, {"user", "show", inactive_name, "--json"});
+  REQUIRE(shown.status == 0);
+  CHECK(json::parse(shown.output)["is_active"] == false);
+  CHECK(contains(admin(latch, {"user", "show", inactive_name}).output, "cannot sign in"));
   CHECK(stored_hash(latch, unusable_name) == unusable);
   CHECK(stored_hash(latch, inactive_name) == hashes["django_pbkdf2_sha256"].get<std::string>());
 }
