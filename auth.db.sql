@@ -162,3 +162,8 @@ CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 -- step back: a token rotated away before that is theft as ever. NULL: never rotated.
 ALTER TABLE sessions ADD COLUMN previous_refresh_jti TEXT;
 ALTER TABLE sessions ADD COLUMN rotated_at INTEGER;
+
+-- migration 7
+-- Imported users (latch user import): Django's is_active. An inactive user keeps its row and its
+-- password hash but cannot sign in, as in Django; every user Latch makes itself is active.
+ALTER TABLE users ADD COLUMN is_active INTEGER NOT NULL DEFAULT 1;

@@ -3,12 +3,15 @@
 
 #include "auth/identity.h"
 #include "auth/password.h"
+#include "auth/password_formats.h"
 #include "auth/secure.h"
 #include "auth/service.h"
+#include "db/django_users.h"
 #include "db/sqlite_store.h"
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,9 +21,11 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 
 namespace latch {
@@ -210,6 +215,7 @@ json user_json(const db::User &u) {
           {"username", u.username},
           {"email", u.email ? json(*u.email) : json(nullptr)},
           {"email_verified", u.email_verified},
+          {"is_active", u.active},
           {"display_name", u.display_name},
           {"created_at", u.created_at},
           {"updated_at", u.updated_at}};
@@ -305,6 +311,7 @@ int user_show(Context &c) {
                       {"username:", u.username},
                       {"email:", u.email.value_or("-")},
                       {"email verified:", u.email_verified ? "yes" : "no"},
+                      {"active:", u.active ? "yes" : "no (imported inactive: cannot sign in)"},
                       {"display name:", u.display_name.empty() ? "-" : u.display_name},
                       {"created:", iso_time(u.created_at)},
                       {"updated:", iso_time(u.updated_at)},
@@ -367,6 +374,230 @@ int user_verify_email(Context &c) {
   }
   c.service->mark_email_verified(u);
   c.out << "the email of " << u.username << " (" << *u.email << ") is now verified\n";
+  return admin_ok;
+}
+
+// --- user import / export ------------------------------------------------------------------
+
+// Unix seconds from ISO 8601 as Django and most exports write it: "2024-05-01", or that with
+// "T" or " ", "HH:MM[:SS[.fraction]]" and an optional "Z" or "+HH:MM" / "-HH:MM"; no offset is
+// UTC (Django with USE_TZ stores UTC).
+std::optional<std::int64_t> parse_iso8601(const std::string &text) {
+  auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    if (at + n > text.size()) return std::nullopt;
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+      v = v * 10 + (text[i] - '0');
+    }
+    return v;
+  };
+  auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
+  if (!year || !month || !day || text[4] != '-' || text[7] != '-') return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = *year - 1900;
+  tm.tm_mon = *month - 1;
+  tm.tm_mday = *day;
+  std::size_t at = 10;
+  int offset = 0;
+  if (at < text.size()) {
+    if (text[at] != 'T' && text[at] != ' ') return std::nullopt;
+    auto hour = digits(at + 1, 2), minute = digits(at + 4, 2);
+    if (!hour || !minute || text[at + 3] != ':') return std::nullopt;
+    tm.tm_hour = *hour;
+    tm.tm_min = *minute;
+    at += 6;
+    if (at < text.size() && text[at] == ':') {
+      auto second = digits(at + 1, 2);
+      if (!second) return std::nullopt;
+      tm.tm_sec = *second;
+      at += 3;
+      if (at < text.size() && text[at] == '.') {
+        ++at;
+        const std::size_t start = at;
+        while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at])))
+          ++at;
+        if (at == start) return std::nullopt;
+      }
+    }
+    if (at < text.size() && text[at] == 'Z') {
+      ++at;
+    } else if (at < text.size() && (text[at] == '+' || text[at] == '-')) {
+      auto oh = digits(at + 1, 2), om = digits(at + 4, 2);
+      if (!oh || !om || text[at + 3] != ':') return std::nullopt;
+      offset = (text[at] == '-' ? -1 : 1) * (*oh * 3600 + *om * 60);
+      at += 6;
+    }
+  }
+  if (at != text.size()) return std::nullopt;
+  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60)
+    return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) - offset;
+}
+
+// One line of an import file as an ImportedUser, or why not.
+std::string user_from_json(const json &j, ImportedUser &u) {
+  static const std::set<std::string> known = {
+      "id",           "username",        "email",        "password_hash",
+      "display_name", "profile_picture", "phone_number", "email_verified",
+      "created_at",   "is_active"};
+  if (!j.is_object()) return "not a JSON object";
+  for (const auto &[key, value] : j.items())
+    if (!known.count(key)) return "unknown field '" + key + "'";
+  auto text = [&](const char *key, std::string &out, bool required) -> std::string {
+    if (!j.contains(key) || j[key].is_null())
+      return required ? std::string("no ") + key : std::string();
+    if (!j[key].is_string()) return std::string(key) + " is not a string";
+    out = j[key].get<std::string>();
+    if (!secure::valid_utf8(out)) return std::string(key) + " is not UTF-8";
+    return "";
+  };
+  auto flag = [&](const char *key, bool &out) -> std::string {
+    if (!j.contains(key) || j[key].is_null()) return "";
+    if (!j[key].is_boolean()) return std::string(key) + " is not true or false";
+    out = j[key].get<bool>();
+    return "";
+  };
+  std::string email, id;
+  for (auto problem :
+       {text("username", u.username, true), text("password_hash", u.password_hash, true),
+        text("email", email, false), text("display_name", u.display_name, false),
+        text("profile_picture", u.profile_picture, false),
+        text("phone_number", u.phone_number, false), flag("email_verified", u.email_verified),
+        flag("is_active", u.active)})
+    if (!problem.empty()) return problem;
+  if (!email.empty()) u.email = email; // "" is no email, as Django's blank one
+  if (j.contains("id") && !j["id"].is_null()) {
+    // Another system's integer or text id: kept only if it is a UUID (import_users).
+    if (j["id"].is_string())
+      u.id = j["id"].get<std::string>();
+    else if (!j["id"].is_number_integer())
+      return "id is not a string or an integer";
+  }
+  if (j.contains("created_at") && !j["created_at"].is_null()) {
+    const json &t = j["created_at"];
+    if (t.is_number_integer() && t.get<std::int64_t>() >= 0) {
+      u.created_at = t.get<std::int64_t>();
+    } else if (t.is_string()) {
+      u.created_at = parse_iso8601(t.get<std::string>());
+      if (!u.created_at) return "created_at is not ISO 8601 (2024-05-01T12:00:00Z)";
+    } else {
+      return "created_at is not Unix seconds or an ISO 8601 text";
+    }
+  }
+  return "";
+}
+
+int read_import_file(Context &c, std::vector<ImportedUser> &users) {
+  const std::string &file = c.operands[0];
+  std::ifstream in_file;
+  if (file != "-") {
+    in_file.open(file);
+    if (!in_file) return c.fail(admin_failed, "cannot read " + file);
+  }
+  std::istream &in = file == "-" ? c.in : in_file;
+  std::string line;
+  for (std::size_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue; // blank
+    const std::string where = "line " + std::to_string(n);
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) return c.fail(admin_usage, where + ": not JSON; nothing imported");
+    ImportedUser u;
+    u.where = where;
+    if (std::string problem = user_from_json(j, u); !problem.empty())
+      return c.fail(admin_usage, where + ": " + problem + "; nothing imported");
+    users.push_back(std::move(u));
+  }
+  return admin_ok;
+}
+
+int read_django(Context &c, std::vector<ImportedUser> &users) {
+  for (auto &row : db::read_django_users(c.flags["from-django"])) {
+    ImportedUser u;
+    u.where = "auth_user id " + std::to_string(row.id);
+    u.username = std::move(row.username);
+    if (!row.email.empty()) u.email = std::move(row.email);
+    u.password_hash = std::move(row.password);
+    u.active = row.is_active;
+    u.created_at = parse_iso8601(row.date_joined);
+    if (!u.created_at)
+      return c.fail(admin_usage, u.where + ": date_joined '" + row.date_joined +
+                                     "' is not a date; nothing imported");
+    users.push_back(std::move(u));
+  }
+  return admin_ok;
+}
+
+int user_import(Context &c) {
+  bool skip = false;
+  if (c.has("on-conflict")) {
+    if (c.flags["on-conflict"] != "fail" && c.flags["on-conflict"] != "skip")
+      return c.fail(admin_usage, "--on-conflict MODE is fail or skip");
+    skip = c.flags["on-conflict"] == "skip";
+  }
+  const bool dry_run = c.has("dry-run");
+  std::vector<ImportedUser> users;
+  if (c.has("from-django")) {
+    if (int rc = read_django(c, users)) return rc;
+  } else if (int rc = read_import_file(c, users)) {
+    return rc;
+  }
+  if (int rc = open_store(c)) return rc;
+  ImportReport report = c.service->import_users(users, skip, dry_run);
+  if (report.refused)
+    return c.fail(admin_usage,
+                  users[*report.refused].where + ": " + report.why + "; nothing imported");
+  const char *verb = dry_run ? "would import " : "imported ";
+  if (dry_run)
+    for (const auto &u : report.imported)
+      c.out << "would import " << u.username << " (" << u.id << ", "
+            << password_formats::name(*password_formats::check(u.password_hash).format)
+            << (u.active ? "" : ", inactive") << ")\n";
+  for (std::size_t i : report.skipped)
+    c.out << (dry_run ? "would skip " : "skipped ") << users[i].where << " (" << users[i].username
+          << "): an existing user holds its id, username or email\n";
+  c.out << verb << report.imported.size() << " user" << (report.imported.size() == 1 ? "" : "s")
+        << (report.skipped.empty() ? "" : ", skipped " + std::to_string(report.skipped.size()))
+        << (dry_run ? "; nothing was written" : "") << "\n";
+  return admin_ok;
+}
+
+// In the order a reader expects (ordered_json keeps it).
+nlohmann::ordered_json export_json(const db::User &u) {
+  return {{"id", u.id},
+          {"username", u.username},
+          {"email", u.email ? nlohmann::ordered_json(*u.email) : nlohmann::ordered_json(nullptr)},
+          {"password_hash", u.password_hash},
+          {"display_name", u.display_name},
+          {"profile_picture", u.profile_picture},
+          {"phone_number", u.phone_number},
+          {"email_verified", u.email_verified},
+          {"is_active", u.active},
+          {"created_at", u.created_at}};
+}
+
+int user_export(Context &c) {
+  const std::string &file = c.operands[0];
+  if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  auto users = c.service->list_users();
+  std::ostringstream lines;
+  for (const auto &u : users)
+    lines << export_json(u).dump() << "\n";
+  if (file == "-") {
+    c.out << lines.str();
+    return admin_ok;
+  }
+  // Password hashes: readable by the owner only, and never written over an existing file.
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return c.fail(admin_failed, "cannot create " + file + " (it must not exist)");
+  const std::string text = lines.str();
+  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  written = ::close(fd) == 0 && written;
+  if (!written) return c.fail(admin_failed, "cannot write " + file);
+  c.out << "exported " << users.size() << " user" << (users.size() == 1 ? "" : "s") << " to "
+        << file << "\n";
   return admin_ok;
 }
 
@@ -743,6 +974,37 @@ const std::vector<Command> &commands() {
        "Marks the user's email as verified, as opening the v1 confirmation link does\n"
        "(for --require-verified-email).\n",
        user_verify_email},
+      {"user",
+       "import",
+       "FILE",
+       1,
+       {{"dry-run", "", "check everything and print what would be imported; write nothing"},
+        {"on-conflict", "MODE",
+         "fail (the default) or skip: what a user whose id, username or email an existing user "
+         "holds does"},
+        {"from-django", "DB", "read Django's auth_user from the SQLite database DB (read-only)",
+         true}},
+       "import users with the password hashes they have",
+       "Imports users from FILE (JSON Lines; - for standard input), one object a line:\n"
+       "username and password_hash required; email, display_name, profile_picture,\n"
+       "phone_number, email_verified, is_active, created_at (Unix seconds or ISO 8601) and id\n"
+       "(kept if it is a UUID) optional. The hashes of argon2, bcrypt, Django, Werkzeug and\n"
+       "crypt(5) are kept as they are, and replaced with argon2id at each user's first sign-in.\n"
+       "All or nothing: a bad line (unknown hash format, parameters past the bounds in\n"
+       "SECURITY.md, a bad email, a duplicate) imports nothing and exits 2 naming it. A running\n"
+       "server sees the users at once.\n",
+       user_import},
+      {"user",
+       "export",
+       "FILE",
+       1,
+       {},
+       "write every user to FILE as JSON Lines, hashes as stored",
+       "Writes every user to FILE (created with mode 0600; - for standard output) as the JSON\n"
+       "Lines `latch user import` reads, password hashes as stored.\n"
+       "Reads the database only (opened read-only).\n",
+       user_export,
+       Access::reads},
       {"sessions",
        "list",
        "USER",

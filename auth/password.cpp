@@ -10,6 +10,8 @@
 // never used.
 #include "auth/password.h"
 
+#include "auth/password_formats.h"
+
 #include <sodium.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -225,7 +227,13 @@ Result<PasswordHasher::Verdict> PasswordHasher::verify(const std::string &phc,
                                                        std::string_view password, bool may_wait) {
   Slot slot(*this, may_wait);
   if (!slot.held()) return Error{ErrorCode::busy, "password hashing is saturated"};
-  return verify_phc(params_, phc, password);
+  if (phc.rfind("$argon2id$", 0) == 0) return verify_phc(params_, phc, password);
+  // An imported hash (bcrypt, Django, Werkzeug, crypt, argon2i): verified in this slot too, as
+  // it costs CPU, and replaced with ours at the first sign-in that knows the password.
+  Verdict v;
+  v.match = password_formats::verify(phc, password);
+  v.needs_rehash = v.match;
+  return v;
 }
 
 Status PasswordHasher::burn(std::string_view password, bool may_wait) {

@@ -2,11 +2,13 @@
 #include "auth/service.h"
 
 #include "auth/identity.h"
+#include "auth/password_formats.h"
 #include "auth/secure.h"
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
 
 namespace latch {
 
@@ -224,6 +226,9 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   auto verdict = hasher_.verify(user->password_hash, password, caller.may_wait_for_hash);
   if (!verdict) return verdict.error();
   if (!verdict->match) return failure(ErrorCode::wrong_password);
+  // Imported inactive (Django's is_active): refused as a wrong password is, as Django's
+  // ModelBackend does, and its hash is left as it is.
+  if (!user->active) return failure(ErrorCode::wrong_password);
   ++sign_ins_.succeeded;
   if (verdict->needs_rehash) {
     // Made with older parameters: upgrade now that we know the password.
@@ -366,6 +371,101 @@ Status AuthService::set_password(const db::User &user, const std::string &passwo
   // the new hash at the next attempt and lifts them too).
   sign_in_throttle_.lift(throttle_account(user), elapsed());
   return Ok{};
+}
+
+namespace {
+
+// 8-4-4-4-12 hexadecimal digits, any version: an id another system gave the user.
+bool is_uuid(const std::string &id) {
+  if (id.size() != 36) return false;
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? id[i] != '-' : !std::isxdigit(static_cast<unsigned char>(id[i]))) return false;
+  }
+  return true;
+}
+
+// Why a user of an import file is refused before the database is asked, or "".
+std::string import_problem(const ImportedUser &in, db::User &u) {
+  if (in.username.empty()) return "no username";
+  if (!set_identity(u, in.username, in.email)) {
+    Canonical name = canonical_username(in.username);
+    if (!name)
+      return "the username '" + visible_username(in.username) + "' " + describe(name.refusal);
+    return "the email '" + *in.email + "' " + describe(canonical_email(*in.email).refusal);
+  }
+  password_formats::Checked hash = password_formats::check(in.password_hash);
+  if (!hash) return "password_hash: " + hash.problem;
+  return "";
+}
+
+} // namespace
+
+ImportReport AuthService::import_users(const std::vector<ImportedUser> &users, bool skip_taken,
+                                       bool dry_run) {
+  ImportReport report;
+  std::vector<db::User> rows;
+  // Within the file, as the store checks against the database: an id, and one namespace of
+  // username keys and emails, and look-alike skeletons.
+  std::map<std::string, std::size_t> ids, names, skeletons;
+  auto refuse = [&](std::size_t i, std::string why) {
+    report.refused = i;
+    report.why = std::move(why);
+    return report;
+  };
+  const std::int64_t t = now();
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    const ImportedUser &in = users[i];
+    db::User u;
+    if (std::string why = import_problem(in, u); !why.empty()) return refuse(i, why);
+    u.id = in.id && is_uuid(*in.id) ? lower_ascii(*in.id) : secure::uuid_v4();
+    u.password_hash = in.password_hash;
+    u.display_name = in.display_name;
+    u.profile_picture = in.profile_picture;
+    u.phone_number = in.phone_number;
+    u.email_verified = in.email_verified && u.email;
+    u.active = in.active;
+    u.created_at = in.created_at.value_or(t);
+    u.updated_at = t;
+    // The first user of the file before this one that holds the key, or none (and now this).
+    auto holder = [&](std::map<std::string, std::size_t> &keys,
+                      const std::string &key) -> std::optional<std::size_t> {
+      auto [at, fresh] = keys.emplace(key, i);
+      if (fresh) return std::nullopt;
+      return at->second;
+    };
+    auto twice = [&](const char *what, std::size_t other) {
+      return refuse(i,
+                    "duplicate inside the file: " + std::string(what) + " " + users[other].where);
+    };
+    if (auto other = holder(ids, u.id)) return twice("the same id as", *other);
+    if (auto other = holder(names, *u.username_key))
+      return twice("the same username (or an email equal to it) as", *other);
+    if (u.email && *u.email != *u.username_key)
+      if (auto other = holder(names, *u.email))
+        return twice("the same email (or a username equal to it) as", *other);
+    if (auto other = holder(skeletons, *u.username_skeleton))
+      return twice("a username that looks like that of", *other);
+    rows.push_back(std::move(u));
+  }
+  std::vector<db::ImportResult> results = store_.import_users(rows, skip_taken, dry_run);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    switch (results[i]) {
+    case db::ImportResult::inserted: report.imported.push_back(rows[i]); continue;
+    case db::ImportResult::id_taken:
+      if (!skip_taken) return refuse(i, "its id is an existing user's");
+      break;
+    case db::ImportResult::username_taken:
+      if (!skip_taken)
+        return refuse(i, "its username is taken, or looks like one that is (or like an email)");
+      break;
+    case db::ImportResult::email_taken:
+      if (!skip_taken) return refuse(i, "its email is taken (as an email or a username)");
+      break;
+    }
+    report.skipped.push_back(i);
+  }
+  return report;
 }
 
 Status AuthService::rename_user(const db::User &user, const std::string &new_username) {

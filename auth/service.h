@@ -107,6 +107,28 @@ enum class TokenDelivery {
                    // (flask's --reset-token-in-response; tests)
 };
 
+// A user as an import file gives it (latch user import): its password hash from the backend it
+// comes from, kept as it is until its first sign-in replaces it with argon2id.
+struct ImportedUser {
+  std::string username;
+  std::optional<std::string> email;
+  std::string password_hash;
+  std::string display_name, profile_picture, phone_number;
+  bool email_verified = false;
+  bool active = true;                     // false: imported, but cannot sign in (Django)
+  std::optional<std::int64_t> created_at; // unix seconds; now when absent
+  std::optional<std::string> id;          // kept if it is a UUID, else a new one is made
+  std::string where;                      // "line 3", "auth_user id 7": for messages
+};
+
+// What AuthService::import_users did, or would do (dry run).
+struct ImportReport {
+  std::vector<db::User> imported;     // as stored
+  std::vector<std::size_t> skipped;   // indexes of users an existing user's identity holds
+  std::optional<std::size_t> refused; // the user that stopped the import: nothing was written
+  std::string why;                    // and why
+};
+
 struct SignedUp {
   db::User user;
   std::optional<TokenPair> tokens;
@@ -159,6 +181,11 @@ public:
   // A new password, checked as sign-up checks one: every session ends, reset links die, and
   // sign-in locks on the account lift, as a reset does. user_not_found if there is no user.
   Status set_password(const db::User &user, const std::string &password);
+  // Users with their hashes from elsewhere, all or none in one transaction: each checked as
+  // sign-up checks one (username and email rules), its hash recognised and within bounds
+  // (auth/password_formats.h), none sharing an id or identity with another of the file. One
+  // an existing user's id or identity holds stops the import, or is skipped with skip_taken.
+  ImportReport import_users(const std::vector<ImportedUser> &users, bool skip_taken, bool dry_run);
   // Gives the user a new username, checked as sign-up checks one.
   Status rename_user(const db::User &user, const std::string &new_username);
   Status delete_user(const db::User &user);

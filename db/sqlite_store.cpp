@@ -279,27 +279,59 @@ InsertUserResult SqliteStore::insert_user(const User &u, const Session *first_se
   Transaction tx(*this);
   if (InsertUserResult taken = identity_taken_locked(u); taken != InsertUserResult::ok)
     return taken;
-  {
-    Statement st = statement(
-        "INSERT INTO users(id, username, email, password_hash, display_name, profile_picture, "
-        "phone_number, email_verified, created_at, updated_at, username_key, username_skeleton) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    st.bind(1, u.id).bind(2, u.username).bind(3, u.email).bind(4, u.password_hash);
-    st.bind(5, u.display_name).bind(6, u.profile_picture).bind(7, u.phone_number);
-    st.bind(8, static_cast<std::int64_t>(u.email_verified)).bind(9, u.created_at);
-    st.bind(10, u.updated_at).bind(11, u.username_key).bind(12, u.username_skeleton);
-    st.step();
-    if (st.constraint_failed()) {
-      const char *msg = sqlite3_errmsg(db_);
-      return std::strstr(msg, "users.email") ? InsertUserResult::email_taken
-                                             : InsertUserResult::username_taken;
-    }
-  }
+  if (InsertUserResult taken = insert_user_row(u); taken != InsertUserResult::ok) return taken;
   if (first_session) insert_session_locked(*first_session);
   if (confirmation) insert_one_time_token_locked(*confirmation);
   if (confirmation_mail) enqueue_mail_locked(*confirmation_mail);
   tx.commit();
   return InsertUserResult::ok;
+}
+
+std::vector<ImportResult> SqliteStore::import_users(const std::vector<User> &users, bool skip_taken,
+                                                    bool dry_run) {
+  std::lock_guard lock(mutex_);
+  // One transaction: a running server sees all of them at once or none (sign-in reads users
+  // from the database, so no cache needs telling).
+  Transaction tx(*this);
+  std::vector<ImportResult> out;
+  for (const User &u : users) {
+    ImportResult result = ImportResult::inserted;
+    {
+      Statement st = statement("SELECT 1 FROM users WHERE id = ?1");
+      st.bind(1, u.id);
+      if (st.step()) result = ImportResult::id_taken;
+    }
+    if (result == ImportResult::inserted) {
+      InsertUserResult taken = identity_taken_locked(u);
+      if (taken == InsertUserResult::username_taken) result = ImportResult::username_taken;
+      if (taken == InsertUserResult::email_taken) result = ImportResult::email_taken;
+    }
+    out.push_back(result);
+    if (result != ImportResult::inserted) {
+      if (!skip_taken) return out; // rolled back
+      continue;
+    }
+    if (insert_user_row(u) != InsertUserResult::ok)
+      throw StoreError("import: a user's row broke a constraint");
+  }
+  if (!dry_run) tx.commit();
+  return out;
+}
+
+InsertUserResult SqliteStore::insert_user_row(const User &u) {
+  Statement st = statement(
+      "INSERT INTO users(id, username, email, password_hash, display_name, profile_picture, "
+      "phone_number, email_verified, created_at, updated_at, username_key, username_skeleton, "
+      "is_active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  st.bind(1, u.id).bind(2, u.username).bind(3, u.email).bind(4, u.password_hash);
+  st.bind(5, u.display_name).bind(6, u.profile_picture).bind(7, u.phone_number);
+  st.bind(8, static_cast<std::int64_t>(u.email_verified)).bind(9, u.created_at);
+  st.bind(10, u.updated_at).bind(11, u.username_key).bind(12, u.username_skeleton);
+  st.bind(13, static_cast<std::int64_t>(u.active));
+  st.step();
+  if (!st.constraint_failed()) return InsertUserResult::ok;
+  return std::strstr(sqlite3_errmsg(db_), "users.email") ? InsertUserResult::email_taken
+                                                         : InsertUserResult::username_taken;
 }
 
 InsertUserResult SqliteStore::identity_taken_locked(const User &u) {
@@ -418,7 +450,7 @@ std::vector<UsernameConflict> SqliteStore::username_conflicts() {
 
 #define LATCH_USER_COLUMNS                                                                         \
   "id, username, email, password_hash, display_name, profile_picture, phone_number, "              \
-  "email_verified, created_at, updated_at, username_key, username_skeleton"
+  "email_verified, created_at, updated_at, username_key, username_skeleton, is_active"
 
 // Reads the current row of a statement that selected LATCH_USER_COLUMNS.
 User SqliteStore::read_user(const Statement &st) {
@@ -435,6 +467,7 @@ User SqliteStore::read_user(const Statement &st) {
   u.updated_at = st.integer(9);
   u.username_key = st.optional_text(10);
   u.username_skeleton = st.optional_text(11);
+  u.active = st.integer(12) != 0;
   return u;
 }
 

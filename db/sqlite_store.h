@@ -52,6 +52,8 @@ public:
   InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
                                const OneTimeToken *confirmation = nullptr,
                                const OutgoingMail *confirmation_mail = nullptr) override;
+  std::vector<ImportResult> import_users(const std::vector<User> &users, bool skip_taken,
+                                         bool dry_run) override;
   RenameResult rename_user(const User &user, std::int64_t now) override;
   void update_password_hash(const std::string &user_id, const std::string &hash,
                             std::int64_t now) override;
@@ -145,6 +147,7 @@ private:
   void backfill_username_keys();
   void backfill_locked();
   InsertUserResult identity_taken_locked(const User &user);
+  InsertUserResult insert_user_row(const User &user); // or which UNIQUE constraint refused it
   static User read_user(const Statement &st);
   static Session read_session(const Statement &st);
   std::optional<User> find_user(const char *sql, const std::string &value);

@@ -45,6 +45,7 @@ struct User {
   bool email_verified = false;
   std::int64_t created_at = 0;
   std::int64_t updated_at = 0;
+  bool active = true; // false: imported as Django's is_active = False, and cannot sign in
 };
 
 struct Session {
@@ -58,6 +59,9 @@ struct Session {
 };
 
 enum class InsertUserResult { ok, username_taken, email_taken };
+// What Users::import_users did with one user: inserted, or why not (its id, username or email
+// is another user's).
+enum class ImportResult { inserted, id_taken, username_taken, email_taken };
 enum class RenameResult { renamed, taken, not_found };
 // rotated: old_jti was the session's refresh token and new_jti is now. replayed: old_jti is the
 // one the session's last rotation replaced, presented again within the reuse interval (two tabs
@@ -168,6 +172,12 @@ public:
   virtual InsertUserResult insert_user(const User &user, const Session *first_session = nullptr,
                                        const OneTimeToken *confirmation = nullptr,
                                        const OutgoingMail *confirmation_mail = nullptr) = 0;
+  // Inserts users in order in one transaction, each checked by identity_taken against those
+  // already there and those inserted before it, and answers for each. One that is taken stops
+  // the import and nothing is written, unless skip_taken (then it is left out); dry_run
+  // answers the same and writes nothing. An answer shorter than users: stopped at its last.
+  virtual std::vector<ImportResult> import_users(const std::vector<User> &users, bool skip_taken,
+                                                 bool dry_run) = 0;
   // Gives the user user.id the username, key and skeleton of user, checked by identity_taken
   // in the same transaction.
   virtual RenameResult rename_user(const User &user, std::int64_t now) = 0;

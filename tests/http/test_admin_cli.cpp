@@ -170,6 +170,8 @@ const std::vector<std::vector<std::string>> &every_command() {
                                                             {"user", "delete"},
                                                             {"user", "set-password"},
                                                             {"user", "verify-email"},
+                                                            {"user", "import"},
+                                                            {"user", "export"},
                                                             {"sessions", "list"},
                                                             {"sessions", "revoke"},
                                                             {"backup"},

@@ -170,6 +170,33 @@ TEST_CASE("insert_user enforces case-insensitive usernames and unique emails") {
   CHECK(store.list_users().size() == 3);
 }
 
+TEST_CASE("import_users writes all or nothing, skips taken users when asked, and a dry run "
+          "writes nothing") {
+  SqliteStore store(":memory:");
+  REQUIRE(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  User inactive = make_user("u2", "bob", "bob@example.com");
+  inactive.active = false;
+  const std::vector<User> batch = {
+      inactive, make_user("u1", "carol", std::nullopt), make_user("u4", "ANN", std::nullopt),
+      make_user("u5", "dave", "ANN@example.com"), make_user("u6", "erin", "erin@example.com")};
+  using R = ImportResult;
+  CHECK(store.import_users(batch, false, false) == std::vector<R>{R::inserted, R::id_taken});
+  CHECK(store.list_users().size() == 1); // nothing of it
+  const std::vector<R> all = {R::inserted, R::id_taken, R::username_taken, R::inserted,
+                              R::inserted};
+  CHECK(store.import_users(batch, true, true) == all); // "ANN@example.com" is not lower-cased
+  CHECK(store.list_users().size() == 1);
+  CHECK(store.import_users(batch, true, false) == all);
+  CHECK(store.list_users().size() == 4);
+  CHECK_FALSE(store.find_user_by_id("u2")->active);
+  CHECK(store.find_user_by_id("u6")->active);
+  // Within one batch, a user is checked against those inserted before it.
+  CHECK(store.import_users(
+            {make_user("u7", "frank", std::nullopt), make_user("u8", "FRANK", std::nullopt)}, false,
+            false) == std::vector<R>{R::inserted, R::username_taken});
+  CHECK_FALSE(store.find_user_by_id("u7"));
+}
+
 TEST_CASE("users are found by id, by email and by username in any case") {
   SqliteStore store(":memory:");
   User ann = make_user("id-ann", "Ann", "ann@example.com");
