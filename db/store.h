@@ -146,7 +146,7 @@ struct SigningKeyRow {
   std::optional<std::int64_t> retired_at; // none: the key that signs, or a standby key
   bool legacy = false; // the jwt_secret of old: also verifies tokens that carry no kid
   std::string alg = "HS256";
-  std::optional<std::int64_t> activated_at; // none (and not retired): standby, signs nothing
+  std::optional<std::int64_t> activated_at = std::nullopt; // none, not retired: standby
   bool standby() const { return !retired_at && !activated_at; }
 };
 

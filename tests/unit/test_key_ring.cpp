@@ -231,8 +231,8 @@ TEST_CASE("signing_key_retention is the longest token lifetime plus a margin") {
 }
 
 TEST_CASE("key_ring keeps the store's order and gives retired keys their end") {
-  db::SigningKeyRow current{"cur", kNewSecret, kNow, std::nullopt, false};
-  db::SigningKeyRow retired{"old", kOldSecret, kNow - 10, kNow - 5, true};
+  db::SigningKeyRow current{"cur", kNewSecret, kNow, std::nullopt, false, "HS256", kNow};
+  db::SigningKeyRow retired{"old", kOldSecret, kNow - 10, kNow - 5, true, "HS256", kNow - 10};
   auto ring = key_ring({current, retired}, 1000);
   REQUIRE(ring.size() == 2);
   CHECK(ring[0].kid == "cur");
