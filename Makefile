@@ -114,7 +114,7 @@ BENCH_PKGS        := wrk gnuplot-nox g++ pkg-config libcpp-httplib-dev libsodium
 BENCH_DJANGO_PKGS := python3-django python3-djangorestframework \
                      python3-djangorestframework-simplejwt python3-argon2 gunicorn
 BENCH_BIN         := bench/out/bin
-BENCH_CEILINGS    := $(BENCH_BIN)/ceiling_http $(BENCH_BIN)/ceiling_argon2
+BENCH_CEILINGS    := $(BENCH_BIN)/ceiling_http $(BENCH_BIN)/ceiling_argon2 $(BENCH_BIN)/token_cost
 SOAK_SECONDS      ?= 600
 
 .PHONY: bench soak bench-deps bench-peers
@@ -155,6 +155,12 @@ $(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp auth/password.cpp auth/pas
 	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ bench/ceiling_argon2.cpp auth/password.cpp \
 	  $$(pkg-config --cflags libsodium) $$(pkg-config --variable=libdir libsodium)/libsodium.a \
 	  -Wl,--wrap=mmap -Wl,--wrap=munmap -pthread
+
+# A signature's cost: Latch's TokenCodec with each alg (auth/tokens.cpp), one thread.
+$(BENCH_BIN)/token_cost: bench/token_cost.cpp auth/tokens.cpp auth/tokens.h auth/secure.cpp | bench-deps
+	@mkdir -p $(BENCH_BIN)
+	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ bench/token_cost.cpp auth/tokens.cpp auth/secure.cpp \
+	  $$(pkg-config --cflags --libs libsodium) -lssl -lcrypto
 
 bench: bench-peers build $(BENCH_CEILINGS)
 	BENCH_LATCH=$(abspath $(BUILD))/latch /usr/bin/python3 bench/run
