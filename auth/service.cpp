@@ -619,10 +619,8 @@ bool active(const db::SigningKeyRow &row) {
 std::unique_ptr<TokenCodec> codec_from_key_file(const std::string &path,
                                                 const std::string &wanted_alg) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("--jwt-private-key " + path + ": cannot open it");
   std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof())
-    throw std::runtime_error("--jwt-private-key " + path + ": cannot read it");
-  if (pem.empty()) throw std::runtime_error("--jwt-private-key " + path + ": cannot read it");
   auto loaded = read_private_key(pem);
   if (auto *why = std::get_if<std::string>(&loaded))
     throw std::runtime_error("--jwt-private-key " + path + ": " + *why);

@@ -442,6 +442,10 @@ TEST_CASE("--jwt-private-key signs with that PEM key, named by its thumbprint; b
   r = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", dir.file("c.db"), "--jwt-private-key",
                  ec, "--jwt-alg", "EdDSA"});
   CHECK(r.status != 0);
+  r = run_latch({"serve", "--addr", "127.0.0.1:0", "--db", dir.file("d.db"), "--jwt-private-key",
+                 dir.file("missing.pem")});
+  CHECK(r.status != 0);
+  CHECK(r.output.find("cannot open") != std::string::npos);
   r = run_latch({"serve", "--jwt-alg", "PS256"});
   CHECK(r.status == 2);
   CHECK(r.output.find("LATCH_JWT_ALG") == std::string::npos); // the flag is named
