@@ -464,14 +464,23 @@ int secret_rotate(Context &c) {
     return c.fail(admin_usage, "LATCH_JWT_PRIVATE_KEY is set: that key is the only signing key, "
                                "so there is no key ring to rotate; unset it to use keys kept in "
                                "the database");
-  JwtAlg alg = configured_alg(c.config);
+  std::optional<JwtAlg> alg;
   if (c.has("alg")) {
-    auto named = jwt_alg_from_name(c.flags["alg"]);
-    if (!named) return c.fail(admin_usage, "--alg must be HS256, EdDSA, ES256 or RS256");
-    alg = *named;
+    alg = jwt_alg_from_name(c.flags["alg"]);
+    if (!alg) return c.fail(admin_usage, "--alg must be HS256, EdDSA, ES256 or RS256");
+  } else if (!c.config.jwt_alg.empty()) {
+    alg = configured_alg(c.config);
   }
   if (int rc = open_store(c)) return rc;
   if (int rc = require_current_schema(c)) return rc;
+  if (!alg) {
+    // Neither --alg nor LATCH_JWT_ALG: the active key's alg, so a shell without the server's
+    // environment never turns an EdDSA deployment back to HS256 by accident.
+    auto rows = c.store->signing_keys();
+    alg = !rows.empty() && !rows.front().standby() && !rows.front().retired_at
+              ? jwt_alg_from_name(rows.front().alg).value_or(JwtAlg::HS256)
+              : JwtAlg::HS256;
+  }
   const std::int64_t now = c.now();
   const std::int64_t until = now + signing_key_retention(c.config);
   auto report_retired = [&](const std::vector<db::SigningKeyRow> &before) {
@@ -482,7 +491,7 @@ int secret_rotate(Context &c) {
   };
   if (c.has("retire-now")) {
     // A leak: a fresh key signs at once and every other one, the standby key too, is deleted.
-    db::SigningKeyRow next = new_signing_key(now, alg);
+    db::SigningKeyRow next = new_signing_key(now, *alg);
     auto before = c.service->rotate_signing_key(next, true);
     c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
     for (const auto &k : before)
@@ -495,7 +504,7 @@ int secret_rotate(Context &c) {
   auto standby = std::find_if(before.begin(), before.end(),
                               [](const db::SigningKeyRow &k) { return k.standby(); });
   const bool same_alg =
-      standby != before.end() && (!c.has("alg") || standby->alg == jwt_alg_name(alg));
+      standby != before.end() && (!c.has("alg") || standby->alg == jwt_alg_name(*alg));
   if (standby != before.end() && same_alg) {
     const std::int64_t due = standby->created_at + c.config.standby_period;
     if (!c.has("activate") && now < due)
@@ -510,9 +519,9 @@ int secret_rotate(Context &c) {
     c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
     return admin_ok;
   }
-  db::SigningKeyRow next = new_signing_key(now, alg);
+  db::SigningKeyRow next = new_signing_key(now, *alg);
   // An HS256 key is never published, so nothing needs to learn of it before it signs.
-  if (c.has("activate") || alg == JwtAlg::HS256) {
+  if (c.has("activate") || *alg == JwtAlg::HS256) {
     c.service->rotate_signing_key(next, false);
     c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
     report_retired(before);
@@ -879,8 +888,8 @@ const std::vector<Command> &commands() {
        0,
        {{"activate", "", "make the standby key (or, without one, a new key) sign now"},
         {"alg", "ALG",
-         "the new key's algorithm: HS256, EdDSA, ES256 or RS256 (default LATCH_JWT_ALG, or "
-         "HS256)"},
+         "the new key's algorithm: HS256, EdDSA, ES256 or RS256 (default LATCH_JWT_ALG, else "
+         "the active key's)"},
         {"retire-now", "",
          "delete the previous keys at once: every token they signed is refused, so every user "
          "signs in again (after a leaked key or backup)"}},

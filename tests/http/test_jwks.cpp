@@ -378,6 +378,15 @@ TEST_CASE("a standby key becomes the signing key at the first rotate after --sta
   access_signed_by(latch, a, standby);
 }
 
+TEST_CASE("secret rotate without --alg or LATCH_JWT_ALG keeps the active key's alg") {
+  LatchProcess latch(with_alg("ES256"));
+  REQUIRE(admin(latch, {"secret", "rotate"}).status == 0); // no LATCH_JWT_ALG here
+  json listed = json::parse(admin(latch, {"secret", "list", "--json"}).output);
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[1]["state"] == "standby");
+  CHECK(listed[1]["alg"] == "ES256"); // not HS256, which would sign at once and publish nothing
+}
+
 TEST_CASE("switching HS256 to EdDSA is one rotation, and the HS256 key is never published") {
   LatchProcess latch;
   Account a = sign_up(latch);
