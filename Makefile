@@ -14,8 +14,8 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 
 BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev \
               doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev libicu-dev libcrypt-dev
-TEST_PKGS  := python3 python3-aiosmtpd sqlite3 faketime clang-format \
-              python3-bcrypt python3-argon2 python3-django python3-werkzeug whois
+TEST_PKGS  := python3 python3-aiosmtpd python3-jwt python3-cryptography sqlite3 faketime \
+              clang-format python3-bcrypt python3-argon2 python3-django python3-werkzeug whois
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev
 FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes fuzz_framing
@@ -115,7 +115,7 @@ BENCH_PKGS        := wrk gnuplot-nox g++ pkg-config libcpp-httplib-dev libsodium
 BENCH_DJANGO_PKGS := python3-django python3-djangorestframework \
                      python3-djangorestframework-simplejwt python3-argon2 gunicorn
 BENCH_BIN         := bench/out/bin
-BENCH_CEILINGS    := $(BENCH_BIN)/ceiling_http $(BENCH_BIN)/ceiling_argon2
+BENCH_CEILINGS    := $(BENCH_BIN)/ceiling_http $(BENCH_BIN)/ceiling_argon2 $(BENCH_BIN)/token_cost
 SOAK_SECONDS      ?= 600
 
 .PHONY: bench soak bench-deps bench-peers
@@ -156,6 +156,12 @@ $(BENCH_BIN)/ceiling_argon2: bench/ceiling_argon2.cpp auth/password.cpp auth/pas
 	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ bench/ceiling_argon2.cpp auth/password.cpp \
 	  $$(pkg-config --cflags libsodium) $$(pkg-config --variable=libdir libsodium)/libsodium.a \
 	  -Wl,--wrap=mmap -Wl,--wrap=munmap -pthread
+
+# A signature's cost: Latch's TokenCodec with each alg (auth/tokens.cpp), one thread.
+$(BENCH_BIN)/token_cost: bench/token_cost.cpp auth/tokens.cpp auth/tokens.h auth/secure.cpp | bench-deps
+	@mkdir -p $(BENCH_BIN)
+	g++ -std=c++20 -O2 -Wall -Wextra -I. -o $@ bench/token_cost.cpp auth/tokens.cpp auth/secure.cpp \
+	  $$(pkg-config --cflags --libs libsodium) -lssl -lcrypto
 
 bench: bench-peers build $(BENCH_CEILINGS)
 	BENCH_LATCH=$(abspath $(BUILD))/latch /usr/bin/python3 bench/run

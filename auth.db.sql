@@ -167,3 +167,15 @@ ALTER TABLE sessions ADD COLUMN rotated_at INTEGER;
 -- Imported users (latch user import): Django's is_active. An inactive user keeps its row and its
 -- password hash but cannot sign in, as in Django; every user Latch makes itself is active.
 ALTER TABLE users ADD COLUMN is_active INTEGER NOT NULL DEFAULT 1;
+
+-- migration 8
+-- Asymmetric signing keys (--jwt-alg EdDSA, ES256, RS256) and key states. alg is the one JWS
+-- algorithm a key signs and verifies (RFC 8725 3.1: a kid never selects another); for HS256
+-- secret holds the secret, for the others the private key as PKCS#8 PEM (the public key is
+-- derived from it and published at /.well-known/jwks.json). activated_at NULL on a key not
+-- retired: a standby key, published but signing nothing until `latch secret rotate` activates
+-- it. The keys before this migration were all active from their creation.
+ALTER TABLE signing_keys ADD COLUMN alg TEXT NOT NULL DEFAULT 'HS256'
+  CHECK (alg IN ('HS256', 'EdDSA', 'ES256', 'RS256'));
+ALTER TABLE signing_keys ADD COLUMN activated_at INTEGER;
+UPDATE signing_keys SET activated_at = created_at;

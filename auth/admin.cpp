@@ -691,24 +691,118 @@ int secret_rotate(Context &c) {
                   "LATCH_JWT_SECRET is set: it is the only signing key, so there is no key "
                   "ring to rotate. Change the variable instead (tokens signed with the old "
                   "value stop working), or unset it to use keys kept in the database");
+  if (!c.config.jwt_private_key.empty())
+    return c.fail(admin_usage, "LATCH_JWT_PRIVATE_KEY is set: that key is the only signing key, "
+                               "so there is no key ring to rotate; unset it to use keys kept in "
+                               "the database");
+  std::optional<JwtAlg> alg;
+  if (c.has("alg")) {
+    alg = jwt_alg_from_name(c.flags["alg"]);
+    if (!alg) return c.fail(admin_usage, "--alg must be HS256, EdDSA, ES256 or RS256");
+  } else if (!c.config.jwt_alg.empty()) {
+    alg = configured_alg(c.config);
+  }
   if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  if (!alg) {
+    // Neither --alg nor LATCH_JWT_ALG: the active key's alg, so a shell without the server's
+    // environment never turns an EdDSA deployment back to HS256 by accident.
+    auto rows = c.store->signing_keys();
+    alg = !rows.empty() && !rows.front().standby() && !rows.front().retired_at
+              ? jwt_alg_from_name(rows.front().alg).value_or(JwtAlg::HS256)
+              : JwtAlg::HS256;
+  }
   const std::int64_t now = c.now();
-  db::SigningKeyRow next = new_signing_key(now);
-  auto before = c.service->rotate_signing_key(next, c.has("retire-now"));
-  c.out << "new signing key: " << next.kid << "\n";
+  const std::int64_t until = now + signing_key_retention(c.config);
+  auto report_retired = [&](const std::vector<db::SigningKeyRow> &before) {
+    for (const auto &k : before)
+      if (k.activated_at && !k.retired_at)
+        c.out << "retired: " << k.kid << " (verifies the tokens it signed until " << iso_time(until)
+              << ", and is published until then)\n";
+  };
   if (c.has("retire-now")) {
+    // A leak: a fresh key signs at once and every other one, the standby key too, is deleted.
+    db::SigningKeyRow next = new_signing_key(now, *alg);
+    auto before = c.service->rotate_signing_key(next, true);
+    c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
     for (const auto &k : before)
       c.out << "deleted: " << k.kid << " (every token it signed is refused from now on)\n";
     c.out << "a server running without LATCH_JWT_SECRET signs with the new key and refuses "
              "the old keys' tokens within 2 seconds\n";
     return admin_ok;
   }
-  const std::int64_t until = now + signing_key_retention(c.config);
-  for (const auto &k : before)
-    if (!k.retired_at)
-      c.out << "retired: " << k.kid << " (verifies the tokens it signed until " << iso_time(until)
-            << ")\n";
-  c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
+  auto before = c.store->signing_keys();
+  auto standby = std::find_if(before.begin(), before.end(),
+                              [](const db::SigningKeyRow &k) { return k.standby(); });
+  const bool same_alg =
+      standby != before.end() && (!c.has("alg") || standby->alg == jwt_alg_name(*alg));
+  if (standby != before.end() && same_alg) {
+    const std::int64_t due = standby->created_at + c.config.standby_period;
+    if (!c.has("activate") && now < due)
+      return c.fail(admin_usage, "the standby key " + standby->kid + " (" + standby->alg +
+                                     ") is published but may sign only from " + iso_time(due) +
+                                     " (--standby-period), when verifiers that cache the JWKS "
+                                     "have it; run this again then, or now with --activate");
+    if (!c.service->activate_signing_key(standby->kid))
+      return c.fail(admin_failed, "the standby key " + standby->kid + " was changed meanwhile");
+    c.out << "activated: " << standby->kid << " (" << standby->alg << ")\n";
+    report_retired(before);
+    c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
+    return admin_ok;
+  }
+  db::SigningKeyRow next = new_signing_key(now, *alg);
+  // An HS256 key is never published, so nothing needs to learn of it before it signs.
+  if (c.has("activate") || *alg == JwtAlg::HS256) {
+    c.service->rotate_signing_key(next, false);
+    c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
+    report_retired(before);
+    for (const auto &k : before)
+      if (k.standby()) c.out << "retired: " << k.kid << " (a standby key, never signed)\n";
+    c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
+    return admin_ok;
+  }
+  c.service->add_standby_key(next);
+  c.out << "standby key: " << next.kid << " (" << next.alg
+        << "), published at /.well-known/jwks.json at once; it signs nothing until "
+           "`latch secret rotate` from "
+        << iso_time(now + c.config.standby_period) << " (or --activate now)\n";
+  if (standby != before.end()) c.out << "replaced standby key: " << standby->kid << "\n";
+  return admin_ok;
+}
+
+const char *key_state(const db::SigningKeyRow &k) {
+  if (k.retired_at) return "retired";
+  return k.activated_at ? "active" : "standby";
+}
+
+int secret_list(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  const std::int64_t retention = signing_key_retention(c.config);
+  auto keys = c.store->signing_keys();
+  // Never the secret or the private key: kid, state, alg and times only.
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &k : keys)
+      all.push_back(
+          {{"kid", k.kid},
+           {"state", key_state(k)},
+           {"alg", k.alg},
+           {"created_at", k.created_at},
+           {"activated_at", k.activated_at ? json(*k.activated_at) : json(nullptr)},
+           {"verifies_until", k.retired_at ? json(*k.retired_at + retention) : json(nullptr)}});
+    c.out << all.dump(2) << "\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"KID", "STATE", "ALG", "CREATED", "VERIFIES UNTIL"}};
+  for (const auto &k : keys)
+    rows.push_back({k.kid, key_state(k), k.alg, iso_time(k.created_at),
+                    k.retired_at ? iso_time(*k.retired_at + retention) : "-"});
+  print_table(c.out, rows);
+  if (!c.config.jwt_secret.empty() || !c.config.jwt_private_key.empty())
+    c.out << "(LATCH_JWT_SECRET or LATCH_JWT_PRIVATE_KEY is set: a server signs with that key, "
+             "not these)\n";
   return admin_ok;
 }
 
@@ -1054,18 +1148,40 @@ const std::vector<Command> &commands() {
        "rotate",
        "",
        0,
-       {{"retire-now", "",
+       {{"activate", "", "make the standby key (or, without one, a new key) sign now"},
+        {"alg", "ALG",
+         "the new key's algorithm: HS256, EdDSA, ES256 or RS256 (default LATCH_JWT_ALG, else "
+         "the active key's)"},
+        {"retire-now", "",
          "delete the previous keys at once: every token they signed is refused, so every user "
          "signs in again (after a leaked key or backup)"}},
        "make a new signing key; tokens already issued stay valid",
-       "Makes a new signing key. Tokens name their key in the kid header, so the ones signed\n"
-       "with the previous key stay valid until they expire; that key is purged once none can\n"
-       "be left. A running server notices within a second and signs with the new key. Refused\n"
-       "(exit 2) when LATCH_JWT_SECRET is set: that secret is then the only key.\n"
-       "With --retire-now the previous keys stop verifying at once: they are deleted, and\n"
-       "every token they signed, access and refresh, is refused from now on (by a running\n"
-       "server within 2 seconds), so every user must sign in again. For a key that leaked.\n",
+       "Makes a new signing key. An EdDSA, ES256 or RS256 key starts as the standby key: it is\n"
+       "published at /.well-known/jwks.json at once but signs nothing; the next rotate after\n"
+       "--standby-period (LATCH_STANDBY_PERIOD, default 10m), or rotate --activate, makes it\n"
+       "the signing key, so services that cache the JWKS know it before its first token. An\n"
+       "HS256 key is never published and signs at once. Tokens name their key in the kid\n"
+       "header, so the ones signed with the previous key stay valid until they expire; that\n"
+       "key is published and purged once none can be left. A running server notices within a\n"
+       "second. Changing the algorithm (--alg, or LATCH_JWT_ALG) is one such rotation.\n"
+       "Refused (exit 2) when LATCH_JWT_SECRET or LATCH_JWT_PRIVATE_KEY is set: that is then\n"
+       "the only key. With --retire-now a new key signs at once and every other key stops\n"
+       "verifying: they are deleted, and every token they signed, access and refresh, is\n"
+       "refused from now on (by a running server within 2 seconds), so every user must sign\n"
+       "in again. For a key that leaked.\n",
        secret_rotate},
+      {"secret",
+       "list",
+       "",
+       0,
+       {kJsonFlag},
+       "list the signing keys: kid, state, alg",
+       "Lists the signing keys: the active one (it signs), the standby one (published, signs\n"
+       "after the next rotate) and the retired ones (they verify the tokens they signed until\n"
+       "the time shown, then are purged). Never a secret or private key. Reads the database\n"
+       "only (opened read-only).\n",
+       secret_list,
+       Access::reads},
       {"mail",
        "list",
        "",

@@ -3,6 +3,7 @@
 
 #include "auth/apis/api.h"
 #include "auth/tls.h"
+#include "auth/tokens.h"
 
 #include <openssl/ssl.h>
 
@@ -378,6 +379,23 @@ const std::vector<Option> &options() {
         {"shutdown-timeout", "LATCH_SHUTDOWN_TIMEOUT", "DURATION",
          "how long in-flight requests may finish after SIGTERM (default 10s)",
          duration_setter([](Config &c, std::int64_t d) { c.shutdown_timeout = int(d); })},
+        {"jwt-alg", "LATCH_JWT_ALG", "ALG",
+         "algorithm of new signing keys: HS256, EdDSA, ES256 or RS256 (asymmetric keys are "
+         "published at /.well-known/jwks.json); changing it takes `latch secret rotate` "
+         "(default HS256)",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           if (!jwt_alg_from_name(v)) return "must be HS256, EdDSA, ES256 or RS256";
+           c.jwt_alg = v;
+           return std::nullopt;
+         }},
+        {"jwt-private-key", "LATCH_JWT_PRIVATE_KEY", "FILE",
+         "PEM private key (Ed25519, P-256 or RSA) that signs every token instead of the key "
+         "ring in the database; its kid is its RFC 7638 thumbprint",
+         string_setter([](Config &c, const std::string &v) { c.jwt_private_key = v; })},
+        {"standby-period", "LATCH_STANDBY_PERIOD", "DURATION",
+         "how long a standby key made by `latch secret rotate` is published before the next "
+         "rotate makes it sign (default 10m)",
+         duration_setter([](Config &c, std::int64_t d) { c.standby_period = d; })},
         {"purge-interval", "LATCH_PURGE_INTERVAL", "DURATION",
          "how often expired rows are deleted (default 60s)",
          duration_setter([](Config &c, std::int64_t d) { c.purge_interval = int(d); })},
@@ -453,6 +471,8 @@ std::variant<Config, std::string> load_config(const std::vector<std::string> &ar
     return "--tls-cert and --tls-key: give both or neither";
   if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
     return "LATCH_JWT_SECRET: must be at least 32 characters (256 bits)";
+  if (!c.jwt_secret.empty() && !c.jwt_private_key.empty())
+    return "LATCH_JWT_SECRET and --jwt-private-key: give one signing key, not both";
   for (const apis::ApiRow &row : apis::api_rows())
     if (c.lifetimes[row.id].access <= 0) return std::string(row.name) + " access TTL must be set";
   if (c.mail_timeout > 3600) return "--mail-timeout: must be at most 1h";

@@ -46,7 +46,10 @@ struct Config {
   int mail_limit = 5;                    // reset/confirmation mails per account an hour; 0 = off
   AddressSet trusted_proxies;            // whose X-Forwarded-For names the client
 
-  std::string jwt_secret; // empty: generated at first start and kept in the database
+  std::string jwt_secret;      // empty: generated at first start and kept in the database
+  std::string jwt_alg;         // HS256, EdDSA, ES256, RS256: the alg of new keys; empty: HS256
+  std::string jwt_private_key; // PEM file: the only signing key (like jwt_secret)
+  std::int64_t standby_period = 10 * 60; // a standby key's wait before rotate activates it
   PasswordParams argon2;
   unsigned hash_concurrency = 0; // 0: as many as there are cores
   unsigned hash_queue = 64;

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 
 namespace latch {
@@ -515,6 +517,21 @@ std::vector<db::SigningKeyRow> AuthService::rotate_signing_key(const db::Signing
   return before;
 }
 
+void AuthService::add_standby_key(const db::SigningKeyRow &next) {
+  store_.add_standby_key(next);
+  written();
+}
+
+bool AuthService::activate_signing_key(const std::string &kid) {
+  const bool done = store_.activate_signing_key(kid, now());
+  written();
+  return done;
+}
+
+nlohmann::json AuthService::jwks() const {
+  return codec_.jwks(now());
+}
+
 db::OneTimeToken AuthService::mailed_token(const db::User &user, db::TokenPurpose purpose,
                                            std::int64_t ttl) const {
   return {secure::sha256_hex(secure::random_token(32)), user.id, purpose, now() + ttl};
@@ -658,12 +675,21 @@ std::int64_t signing_key_retention(const Config &config) {
   return longest + 5 * 60;
 }
 
-db::SigningKeyRow new_signing_key(std::int64_t now) {
+db::SigningKeyRow new_signing_key(std::int64_t now, JwtAlg alg) {
   db::SigningKeyRow k;
   k.kid = secure::random_token(6); // 8 characters of [A-Za-z0-9_-]
-  k.secret = secure::random_token(32);
+  k.alg = jwt_alg_name(alg);
+  k.secret = alg == JwtAlg::HS256 ? secure::random_token(32) : generate_private_key(alg);
   k.created_at = now;
   return k;
+}
+
+JwtAlg configured_alg(const Config &config) {
+  return jwt_alg_from_name(config.jwt_alg).value_or(JwtAlg::HS256);
+}
+
+std::int64_t jwks_max_age(const Config &config) {
+  return std::min<std::int64_t>(300, config.standby_period);
 }
 
 std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
@@ -672,33 +698,71 @@ std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
   for (const auto &row : rows) {
     SigningKey k;
     k.kid = row.kid;
+    auto alg = jwt_alg_from_name(row.alg);
+    if (!alg) throw std::invalid_argument("key " + row.kid + " has an unknown alg " + row.alg);
+    k.alg = *alg;
     k.secret = row.secret;
     k.legacy = row.legacy;
     k.verify_until = row.retired_at ? *row.retired_at + retention : 0;
+    k.standby = row.standby();
     ring.push_back(std::move(k));
   }
   return ring;
 }
 
+namespace {
+
+bool active(const db::SigningKeyRow &row) {
+  return row.activated_at && !row.retired_at;
+}
+
+std::unique_ptr<TokenCodec> codec_from_key_file(const std::string &path,
+                                                const std::string &wanted_alg) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("--jwt-private-key " + path + ": cannot open it");
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto loaded = read_private_key(pem);
+  if (auto *why = std::get_if<std::string>(&loaded))
+    throw std::runtime_error("--jwt-private-key " + path + ": " + *why);
+  LoadedKey &key = std::get<LoadedKey>(loaded);
+  if (!wanted_alg.empty() && wanted_alg != jwt_alg_name(key.alg))
+    throw std::runtime_error("--jwt-private-key " + path + ": a " + jwt_alg_name(key.alg) +
+                             " key, but --jwt-alg is " + wanted_alg);
+  SigningKey k;
+  k.alg = key.alg;
+  k.kid = jwk_thumbprint(public_jwk(key.alg, key.pem));
+  k.secret = std::move(key.pem);
+  return std::make_unique<TokenCodec>(std::vector<SigningKey>{std::move(k)});
+}
+
+} // namespace
+
 std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
                                              std::int64_t now) {
   if (!config.jwt_secret.empty()) return std::make_unique<TokenCodec>(config.jwt_secret);
+  if (!config.jwt_private_key.empty())
+    return codec_from_key_file(config.jwt_private_key, config.jwt_alg);
   // A new key only when there is no signing one: drawing it costs start-up time and memory.
   auto rows = store.signing_keys();
-  if (rows.empty() || rows.front().retired_at)
-    rows = store.ensure_signing_key(new_signing_key(now));
+  if (rows.empty() || !active(rows.front()))
+    rows = store.ensure_signing_key(new_signing_key(now, configured_alg(config)));
+  // Changing the alg is a rotation (zero downtime), never a surprise at start.
+  if (!config.jwt_alg.empty() && rows.front().alg != config.jwt_alg)
+    std::cerr << "latch: signing with the " << rows.front().alg << " key " << rows.front().kid
+              << " while --jwt-alg is " << config.jwt_alg
+              << ": `latch secret rotate` makes the new algorithm's key\n";
   return std::make_unique<TokenCodec>(key_ring(rows, signing_key_retention(config)));
 }
 
 SigningKeyWatcher::SigningKeyWatcher(const Config &config, db::SigningKeys &keys, TokenCodec &codec)
     : keys_(keys), codec_(codec), retention_(signing_key_retention(config)),
-      fixed_(!config.jwt_secret.empty()) {}
+      fixed_(!config.jwt_secret.empty() || !config.jwt_private_key.empty()) {}
 
 bool SigningKeyWatcher::reload() {
-  if (fixed_) return true; // LATCH_JWT_SECRET is the only key
+  if (fixed_) return true; // LATCH_JWT_SECRET or --jwt-private-key is the only key
   try {
     auto rows = keys_.signing_keys();
-    if (rows.empty() || rows.front().retired_at) {
+    if (rows.empty() || !active(rows.front())) {
       std::cerr << "latch: the database holds no signing key; keeping the keys in use\n";
       return false;
     }

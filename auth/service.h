@@ -196,6 +196,14 @@ public:
   // A new signing key; with retire_now the earlier ones are deleted, so the tokens they signed
   // are refused. Returns the keys before the rotation.
   std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now);
+  // Publishes next as the standby key (replacing an earlier standby key): it verifies and
+  // appears in the JWKS at once, and signs nothing until activated.
+  void add_standby_key(const db::SigningKeyRow &next);
+  // Makes the standby key kid the signing key; the key it replaces verifies for
+  // signing_key_retention(). false if kid names no standby key.
+  bool activate_signing_key(const std::string &kid);
+  // The public keys of the asymmetric signing keys that verify now (GET /.well-known/jwks.json).
+  nlohmann::json jwks() const;
 
   // Mails a single-use reset link (its token stored only as a hash; the mail written with the
   // token row, in one transaction) and, as `to` says, returns "" or a second reset token
@@ -284,20 +292,28 @@ private:
 // How long a retired key still verifies: the longest token lifetime, plus a margin for the
 // moment a server takes to notice a rotation and for clock skew.
 std::int64_t signing_key_retention(const Config &config);
-// A new key: random 256-bit secret, random kid.
-db::SigningKeyRow new_signing_key(std::int64_t now);
+// A new key: random kid; for HS256 a random 256-bit secret, otherwise a key pair made by
+// OpenSSL (Ed25519, P-256, RSA 2048).
+db::SigningKeyRow new_signing_key(std::int64_t now, JwtAlg alg = JwtAlg::HS256);
+// The alg of new keys: --jwt-alg (LATCH_JWT_ALG), HS256 if unset.
+JwtAlg configured_alg(const Config &config);
+// How long a JWKS answer may be cached: never longer than the standby period, so a verifier
+// has fetched a standby key before it can sign.
+std::int64_t jwks_max_age(const Config &config);
 // The codec's view of the stored keys: the signing key first; retired keys verify until
 // retired_at + retention.
 std::vector<SigningKey> key_ring(const std::vector<db::SigningKeyRow> &rows,
                                  std::int64_t retention);
-// The server's codec: LATCH_JWT_SECRET alone, or the stored key ring, whose first key is made
-// here if the database has none. Throws db::StoreError.
+// The server's codec: LATCH_JWT_SECRET alone, the key of --jwt-private-key alone (its kid the
+// RFC 7638 thumbprint), or the stored key ring, whose first key (of --jwt-alg) is made here
+// if the database has no active one. Throws db::StoreError, std::runtime_error (a bad key
+// file).
 std::unique_ptr<TokenCodec> make_token_codec(const Config &config, db::Store &store,
                                              std::int64_t now);
 
 // Keeps a codec in step with the stored key ring: the server calls reload() when the change
 // feed says the signing keys changed (latch secret rotate in another process). Does nothing
-// with LATCH_JWT_SECRET.
+// with LATCH_JWT_SECRET or --jwt-private-key.
 class SigningKeyWatcher {
 public:
   SigningKeyWatcher(const Config &config, db::SigningKeys &keys, TokenCodec &codec);

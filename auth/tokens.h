@@ -1,4 +1,5 @@
-// JWT issue and verification, HS256 only: the algorithm is pinned, never read from the token.
+// JWT issue and verification (HS256, EdDSA, ES256, RS256): each key's algorithm is pinned, never
+// read from the token.
 #pragma once
 
 #include "auth/result.h"
@@ -15,7 +16,10 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
+
+struct evp_pkey_st; // OpenSSL's EVP_PKEY
 
 namespace latch {
 
@@ -36,13 +40,35 @@ struct Claims {
   nlohmann::json payload_json() const;
 };
 
-// One HS256 key of a key ring. Its kid is public (it names the key in token headers).
+// The JWS algorithms Latch signs with (RFC 7518 3.2-3.4, RFC 8037 3.1).
+enum class JwtAlg { HS256, EdDSA, ES256, RS256 };
+const char *jwt_alg_name(JwtAlg alg);
+std::optional<JwtAlg> jwt_alg_from_name(std::string_view name);
+
+// One key of a key ring. Its kid is public (it names the key in token headers).
 struct SigningKey {
   std::string kid;
-  std::string secret;
+  JwtAlg alg = JwtAlg::HS256;
+  std::string secret;            // HS256: the secret; otherwise the private key, PKCS#8 PEM
   bool legacy = false;           // also verifies tokens with no kid (signed before key rings)
   std::int64_t verify_until = 0; // unix seconds from which it verifies nothing; 0: no end
+  bool standby = false;          // published in the JWKS and verifying, but signing nothing
 };
+
+// A new private key for an asymmetric alg (Ed25519, P-256, RSA 2048), PKCS#8 PEM, made by
+// OpenSSL. Throws std::runtime_error.
+std::string generate_private_key(JwtAlg alg);
+// A PEM private key as --jwt-private-key gives it: its alg (from the key's type: Ed25519, P-256,
+// RSA of at least 2048 bits) and the key as PKCS#8 PEM; or the reason it is refused.
+struct LoadedKey {
+  JwtAlg alg = JwtAlg::EdDSA;
+  std::string pem;
+};
+std::variant<LoadedKey, std::string> read_private_key(const std::string &pem);
+// The public JWK (RFC 7517) of an asymmetric key: kty and its public members only.
+nlohmann::json public_jwk(JwtAlg alg, const std::string &private_pem);
+// The RFC 7638 thumbprint of that JWK (base64url of SHA-256): the kid of a key from a file.
+std::string jwk_thumbprint(const nlohmann::json &jwk);
 
 // A kid Latch accepts: 1 to kMaxKidLength characters of [A-Za-z0-9_-].
 bool valid_kid(std::string_view kid);
@@ -69,6 +95,11 @@ public:
   // bad or repeated kid, or an empty secret.
   void set_keys(std::vector<SigningKey> keys);
   std::string signing_kid() const;
+  JwtAlg signing_alg() const;
+
+  // The JWK Set (RFC 7517 5) of the ring's asymmetric keys that verify at `now` (the standby
+  // key included): public members, kid, alg and use only. HS256 keys never appear.
+  nlohmann::json jwks(std::int64_t now) const;
 
   // Signs the claims (raw is ignored) and returns the compact JWT.
   std::string issue(const Claims &claims) const;
@@ -80,12 +111,16 @@ public:
 private:
   struct Key {
     SigningKey key;
-    secure::HmacSha256 hmac;    // keyed once
-    std::string encoded_header; // base64url of the header naming this key's kid
+    std::optional<secure::HmacSha256> hmac; // HS256, keyed once
+    std::shared_ptr<evp_pkey_st> pkey;      // the others: the private key, parsed once
+    std::string encoded_header;             // base64url of the header naming this key's kid
+    nlohmann::json jwk;                     // the others: the public JWK
+    std::string sign(std::string_view input) const;
+    bool verify(std::string_view input, std::string_view signature) const;
   };
   struct Ring {
     std::vector<Key> keys;
-    std::string encoded_header;        // for issuing with keys.front()
+    std::string encoded_header;        // for issuing with keys.front(), the signing key
     std::string encoded_legacy_header; // the header of tokens with no kid
   };
   static std::unique_ptr<const Ring> make_ring(std::vector<SigningKey> keys, bool kid_header);

@@ -1263,8 +1263,9 @@ void SqliteStore::ping() {
 }
 
 std::vector<SigningKeyRow> SqliteStore::signing_keys_locked() {
-  Statement st = statement("SELECT kid, secret, created_at, retired_at, legacy FROM signing_keys "
-                           "ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC");
+  Statement st = statement(
+      "SELECT kid, secret, created_at, retired_at, legacy, alg, activated_at FROM signing_keys "
+      "ORDER BY retired_at IS NOT NULL, activated_at IS NULL, created_at DESC, rowid DESC");
   std::vector<SigningKeyRow> out;
   while (st.step()) {
     SigningKeyRow k;
@@ -1273,6 +1274,8 @@ std::vector<SigningKeyRow> SqliteStore::signing_keys_locked() {
     k.created_at = st.integer(2);
     if (!st.is_null(3)) k.retired_at = st.integer(3);
     k.legacy = st.integer(4) != 0;
+    k.alg = st.text(5);
+    if (!st.is_null(6)) k.activated_at = st.integer(6);
     out.push_back(std::move(k));
   }
   return out;
@@ -1283,22 +1286,30 @@ std::vector<SigningKeyRow> SqliteStore::signing_keys() {
   return signing_keys_locked();
 }
 
+void SqliteStore::insert_signing_key_locked(const SigningKeyRow &k) {
+  Statement st = statement(
+      "INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy, alg, activated_at) "
+      "VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)");
+  st.bind(1, k.kid).bind(2, k.secret).bind(3, k.created_at);
+  st.bind(4, static_cast<std::int64_t>(k.legacy)).bind(5, k.alg);
+  if (k.activated_at) st.bind(6, *k.activated_at);
+  st.step();
+  if (st.constraint_failed()) throw StoreError("signing key insert violated a constraint");
+}
+
 std::vector<SigningKeyRow> SqliteStore::ensure_signing_key(const SigningKeyRow &first_key) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   bool has_signing_key = false;
   {
-    Statement st = statement("SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1");
+    Statement st = statement("SELECT 1 FROM signing_keys WHERE retired_at IS NULL AND "
+                             "activated_at IS NOT NULL LIMIT 1");
     has_signing_key = st.step();
   }
   if (!has_signing_key) {
-    Statement st =
-        statement("INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy) "
-                  "VALUES (?1, ?2, ?3, NULL, ?4)");
-    st.bind(1, first_key.kid).bind(2, first_key.secret).bind(3, first_key.created_at);
-    st.bind(4, static_cast<std::int64_t>(first_key.legacy));
-    st.step();
-    if (st.constraint_failed()) throw StoreError("signing key insert violated a constraint");
+    SigningKeyRow k = first_key;
+    if (!k.activated_at) k.activated_at = k.created_at;
+    insert_signing_key_locked(k);
   }
   auto keys = signing_keys_locked();
   tx.commit();
@@ -1309,19 +1320,57 @@ void SqliteStore::rotate_signing_key(const SigningKeyRow &next, std::int64_t now
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   {
-    Statement st = statement("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL");
+    // The standby key too: the new key signs at once, so nothing is left waiting to.
+    Statement st = statement("UPDATE signing_keys SET retired_at = ?1, activated_at = "
+                             "coalesce(activated_at, ?1) WHERE retired_at IS NULL");
+    st.bind(1, now);
+    st.step();
+  }
+  SigningKeyRow k = next;
+  k.legacy = false;
+  if (!k.activated_at) k.activated_at = now;
+  insert_signing_key_locked(k);
+  tx.commit();
+}
+
+void SqliteStore::add_standby_key(const SigningKeyRow &next) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    // It signed nothing, so nothing needs it.
+    Statement st = statement("DELETE FROM signing_keys WHERE retired_at IS NULL AND "
+                             "activated_at IS NULL");
+    st.step();
+  }
+  SigningKeyRow k = next;
+  k.legacy = false;
+  k.activated_at.reset();
+  insert_signing_key_locked(k);
+  tx.commit();
+}
+
+bool SqliteStore::activate_signing_key(const std::string &kid, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  {
+    Statement st = statement("SELECT 1 FROM signing_keys WHERE kid = ?1 AND retired_at IS NULL "
+                             "AND activated_at IS NULL");
+    st.bind(1, kid);
+    if (!st.step()) return false;
+  }
+  {
+    Statement st = statement("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL "
+                             "AND activated_at IS NOT NULL");
     st.bind(1, now);
     st.step();
   }
   {
-    Statement st =
-        statement("INSERT INTO signing_keys(kid, secret, created_at, retired_at, legacy) "
-                  "VALUES (?1, ?2, ?3, NULL, 0)");
-    st.bind(1, next.kid).bind(2, next.secret).bind(3, next.created_at);
+    Statement st = statement("UPDATE signing_keys SET activated_at = ?2 WHERE kid = ?1");
+    st.bind(1, kid).bind(2, now);
     st.step();
-    if (st.constraint_failed()) throw StoreError("signing key insert violated a constraint");
   }
   tx.commit();
+  return true;
 }
 
 int SqliteStore::purge_signing_keys(std::int64_t retired_before) {

@@ -89,6 +89,8 @@ public:
   std::vector<SigningKeyRow> signing_keys() override;
   std::vector<SigningKeyRow> ensure_signing_key(const SigningKeyRow &first_key) override;
   void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) override;
+  void add_standby_key(const SigningKeyRow &next) override;
+  bool activate_signing_key(const std::string &kid, std::int64_t now) override;
   int purge_signing_keys(std::int64_t retired_before) override;
 
   // The change feed: the `changes` table the triggers of migration 4 write; another process's
@@ -161,6 +163,7 @@ private:
   RotateOutcome rotate_refresh_locked(const Rotation &r);
   int revoke_user_sessions_locked(const std::string &user_id, std::int64_t now);
   std::vector<SigningKeyRow> signing_keys_locked();
+  void insert_signing_key_locked(const SigningKeyRow &k);
   ConsumeResult consume_locked(const std::string &token_hash, TokenPurpose purpose,
                                std::int64_t now, std::string *user_id);
 

@@ -142,13 +142,16 @@ struct MailCounts {
   int failed = 0;
 };
 
-// A row of signing_keys (auth.db.sql, migration 2).
+// A row of signing_keys (auth.db.sql, migrations 2 and 8).
 struct SigningKeyRow {
   std::string kid;
-  std::string secret;
+  std::string secret; // HS256: the secret; other algs: the private key, PKCS#8 PEM
   std::int64_t created_at = 0;
-  std::optional<std::int64_t> retired_at; // none: the key that signs
+  std::optional<std::int64_t> retired_at; // none: the key that signs, or a standby key
   bool legacy = false; // the jwt_secret of old: also verifies tokens that carry no kid
+  std::string alg = "HS256";
+  std::optional<std::int64_t> activated_at = std::nullopt; // none, not retired: standby
+  bool standby() const { return !retired_at && !activated_at; }
 };
 
 // Users and their identities: one username key, skeleton and email namespace.
@@ -241,12 +244,18 @@ public:
 class SigningKeys {
 public:
   virtual ~SigningKeys() = default;
-  // Signing keys, the signing one (not retired, newest) first, then the others newest first.
+  // Signing keys, the signing one (active: activated, not retired, newest) first, then the
+  // standby keys, then the retired ones, each newest first.
   virtual std::vector<SigningKeyRow> signing_keys() = 0;
-  // Inserts first_key unless a key that is not retired exists; returns signing_keys().
+  // Inserts first_key (active) unless an active key exists; returns signing_keys().
   virtual std::vector<SigningKeyRow> ensure_signing_key(const SigningKeyRow &first_key) = 0;
-  // Retires every key not retired yet (retired_at = now) and inserts next, in one transaction.
+  // Retires every active key (retired_at = now) and inserts next, active, in one transaction.
   virtual void rotate_signing_key(const SigningKeyRow &next, std::int64_t now) = 0;
+  // Inserts next as a standby key (activated_at NULL), replacing any standby key before it.
+  virtual void add_standby_key(const SigningKeyRow &next) = 0;
+  // Makes the standby key `kid` the active one and retires the active key, in one
+  // transaction; false if there is no such standby key.
+  virtual bool activate_signing_key(const std::string &kid, std::int64_t now) = 0;
   // Deletes keys retired at or before retired_before; returns how many.
   virtual int purge_signing_keys(std::int64_t retired_before) = 0;
 };

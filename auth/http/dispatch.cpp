@@ -86,6 +86,8 @@ Dispatcher::Dispatcher(const Config &config, AuthService &service)
   // Outside the five APIs' prefixes, so no API's routes or shapes are touched.
   add_target("/healthz", "GET", {Target::healthz, nullptr, "/healthz", {}});
   add_target("/readyz", "GET", {Target::readyz, nullptr, "/readyz", {}});
+  add_target("/.well-known/jwks.json", "GET",
+             {Target::jwks, nullptr, "/.well-known/jwks.json", {}});
   add_target("/openapi.json", "GET", {Target::openapi, nullptr, "/openapi.json", {}});
   if (config_.metrics && config_.metrics_host.empty())
     add_target("/metrics", "GET", {Target::metrics, nullptr, "/metrics", {}});
@@ -202,6 +204,13 @@ void Dispatcher::serve_operation(const Target &target, const httplib::Request &,
       return send_json(res, 503, {{"status", "database unavailable"}, {"reason", *why}});
     return send_json(res, 200, {{"status", "ready"}});
   }
+  case Target::jwks:
+    // Public keys only; cached no longer than a standby key waits, so verifiers have it before
+    // it signs.
+    res.headers.erase("Cache-Control"); // the default no-store, for every other answer
+    res.headers.erase("Pragma");
+    res.set_header("Cache-Control", "public, max-age=" + std::to_string(jwks_max_age(config_)));
+    return res.set_content(service_.jwks().dump(), "application/json");
   case Target::openapi: return res.set_content(openapi_, "application/json");
   case Target::metrics: return res.set_content(metrics_text(), "text/plain; version=0.0.4");
   case Target::reset_page: {

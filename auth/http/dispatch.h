@@ -52,6 +52,7 @@ private:
       route,
       healthz,
       readyz,
+      jwks,
       openapi,
       metrics,
       reset_page,

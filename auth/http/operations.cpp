@@ -443,6 +443,29 @@ json openapi_document(const Config &config) {
                                                "commit now"},
                                {"content", {{"application/json", {{"schema", unready}}}}}};
   paths["/readyz"]["get"] = ready;
+  // RFC 7517 5: public members only; a "d", "p", "q" or "k" member never appears.
+  const json jwk = {{"type", "object"},
+                    {"required", {"kty", "kid", "alg", "use"}},
+                    {"properties",
+                     {{"kty", {{"type", "string"}, {"enum", {"OKP", "EC", "RSA"}}}},
+                      {"kid", text},
+                      {"alg", {{"type", "string"}, {"enum", {"EdDSA", "ES256", "RS256"}}}},
+                      {"use", {{"type", "string"}, {"const", "sig"}}},
+                      {"crv", text},
+                      {"x", text},
+                      {"y", text},
+                      {"n", text},
+                      {"e", text}}},
+                    {"additionalProperties", false}};
+  paths["/.well-known/jwks.json"]["get"] = operational(
+      "jwks", "the public keys that verify Latch's tokens (RFC 7517)", 200,
+      {{"type", "object"},
+       {"required", {"keys"}},
+       {"additionalProperties", false},
+       {"properties", {{"keys", {{"type", "array"}, {"items", jwk}}}}}},
+      "the asymmetric keys whose tokens may still be valid, and the standby key; empty with "
+      "HS256 keys only (a symmetric key is never published)",
+      "application/json", neutral);
   paths["/openapi.json"]["get"] = operational("openapi", "this document", 200,
                                               {{"type", "object"},
                                                {"required", {"openapi", "info", "paths"}},

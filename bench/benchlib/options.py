@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from benchlib import faults, footprint, scale
 from benchlib.workloads import ARGON2, CEILING_SERVERS, WORKLOADS
 
-SERVERS = ("latch", "django", "node", "ceiling", "loop")
+SERVERS = ("latch", "latch_eddsa", "latch_es256", "django", "node", "ceiling", "loop")
 # wrk workloads, the argon2 ceiling, the memory and start-up measurements (footprint.py), and
 # Latch's faults and scale part (faults.py, scale.py).
 WORKLOAD_NAMES = (tuple(w.name for w in WORKLOADS) + (ARGON2,) + footprint.NAMES
-                  + (faults.NAME, scale.NAME))
+                  + (faults.NAME, scale.NAME, "tokens"))
 # A ceiling's own workloads, by the server that runs them.
 CEILING_WORKLOADS = {w.name: w.servers[0] for w in WORKLOADS if w.servers[0] in CEILING_SERVERS}
 CEILING_WORKLOADS[ARGON2] = "ceiling"

@@ -3,10 +3,11 @@ import os
 import statistics
 import subprocess
 
-from benchlib.workloads import ARGON2, ARGON2_TITLE, CEILING_SERVERS, WORKLOADS
+from benchlib.workloads import ARGON2, ARGON2_TITLE, CEILING_SERVERS, WORKLOADS, latch_kind
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-LABELS = {"latch": "Latch", "django": "Django", "node": "Node", "ceiling": "ceiling", "loop": "ceiling"}
+LABELS = {"latch": "Latch", "latch_eddsa": "Latch (EdDSA)", "latch_es256": "Latch (ES256)",
+          "django": "Django", "node": "Node", "ceiling": "ceiling", "loop": "ceiling"}
 CEILING_LABELS = {"http": "ceiling: bare cpp-httplib", ARGON2: "ceiling: raw argon2id"}
 
 
@@ -63,7 +64,7 @@ def summary_table(m):
     for work in WORKLOADS:
         if work.servers[0] in CEILING_SERVERS:
             continue
-        latch, django, node = (m.get((s, work.name)) for s in ("latch", "django", "node"))
+        latch, django, node = (m.get((s, work.name)) for s in (latch_kind(work), "django", "node"))
         ceiling = m.get(ceiling_key(work))
         loop = m.get(("loop", "loop")) if work.ceiling == "http" else None
         if not any((latch, django, node)):
@@ -77,7 +78,7 @@ def summary_table(m):
 
 def detail_rows(m, work):
     rows = []
-    for server in ("latch", "django", "node"):
+    for server in (latch_kind(work), "django", "node"):
         x = m.get((server, work.name))
         if x:
             rows.append([LABELS[server], *detail_cells(x)])
@@ -151,6 +152,17 @@ def section(m, machine, options, skipped, notes, chart_made, footprint=""):
     return "\n".join(out)
 
 
+def token_cost_markdown(rows):
+    """bench/token_cost's lines as a table: microseconds per signature and per verification."""
+    hs = next((r for r in rows if r["alg"] == "HS256"), None)
+    body = [[r["alg"], f"{r['sign_us']:.1f}", f"{r['verify_us']:.1f}",
+             f"{r['sign_us'] / hs['sign_us']:.0f}×" if hs else "—",
+             f"{r['verify_us'] / hs['verify_us']:.0f}×" if hs else "—", str(r["token_bytes"])]
+            for r in rows]
+    return table(["alg", "sign µs", "verify µs (claims read too)", "sign vs HS256",
+                  "verify vs HS256", "token bytes"], body)
+
+
 def replace_between(text, start, end, new_section):
     """text with start..end replaced by new_section (which carries the markers); appended if absent."""
     i, j = text.find(start), text.find(end)
@@ -171,7 +183,7 @@ def chart(m, data_path, script_path, png_path):
     for work in WORKLOADS:
         if work.servers[0] in CEILING_SERVERS:
             continue
-        values = [m.get((s, work.name)) for s in ("latch", "django", "node")]
+        values = [m.get((s, work.name)) for s in (latch_kind(work), "django", "node")]
         values.append(m.get(ceiling_key(work)))
         if any(values[:3]):
             cells = [f"{v['rps']:.2f}" if v else "-" for v in values]

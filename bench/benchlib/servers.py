@@ -177,6 +177,12 @@ def latch_with(extra_args):
                                start=lambda workdir, port: start_latch(workdir, port, extra_args))
 
 
+# Latch signing with asymmetric keys (--jwt-alg): the token rows again, to set beside HS256's.
+for _alg in ("EdDSA", "ES256"):
+    KINDS["latch_" + _alg.lower()] = dataclasses.replace(
+        latch_with(["--jwt-alg", _alg]), name="latch_" + _alg.lower(), label=f"Latch ({_alg})")
+
+
 def start(kind, workdir):
     """Starts a fresh instance in workdir and waits until it answers; raises RuntimeError if it does not."""
     os.makedirs(workdir, exist_ok=True)

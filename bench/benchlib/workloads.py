@@ -5,6 +5,12 @@ from typing import Callable
 from benchlib import wrk
 
 AUTH_SERVERS = ("latch", "django", "node")
+LATCH_KINDS = ("latch", "latch_eddsa", "latch_es256")  # Latch, and with asymmetric keys
+
+
+def latch_kind(work):
+    """The Latch server a workload runs on: its own kind for the asymmetric-key rows."""
+    return work.servers[0] if work.servers[0] in LATCH_KINDS else "latch"
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,16 @@ WORKLOADS = [
              lambda d: [d.users, d.password], "argon2"),
     Workload("signup", "sign-up: POST /auth/register (argon2id)", "signup.lua", 64,
              AUTH_SERVERS, lambda d: [d.signup_prefix, d.password], "argon2"),
+    # The same with asymmetric keys. A repeated access token is verified once, so the token
+    # checks differ little; a refresh verifies one signature and makes two.
+    Workload("getuser_eddsa", "token check, EdDSA keys: GET /auth/getuser", "check.lua", 64,
+             ("latch_eddsa",), lambda d: [d.access, "getuser"], "http"),
+    Workload("refresh_eddsa", "refresh with rotation, EdDSA keys: POST /auth/token/refresh",
+             "refresh.lua", 64, ("latch_eddsa",), lambda d: [d.refresh, str(wrk.THREADS)], "http"),
+    Workload("getuser_es256", "token check, ES256 keys: GET /auth/getuser", "check.lua", 64,
+             ("latch_es256",), lambda d: [d.access, "getuser"], "http"),
+    Workload("refresh_es256", "refresh with rotation, ES256 keys: POST /auth/token/refresh",
+             "refresh.lua", 64, ("latch_es256",), lambda d: [d.refresh, str(wrk.THREADS)], "http"),
     Workload("http", "HTTP ceiling: bare cpp-httplib GET /ceiling", "fixed.lua", 64, ("ceiling",),
              lambda d: ["/ceiling"], "http"),
     Workload("loop", "HTTP ceiling: Latch's connection loop + cpp-httplib GET /ceiling", "fixed.lua",

@@ -177,6 +177,7 @@ const std::vector<std::vector<std::string>> &every_command() {
                                                             {"backup"},
                                                             {"purge"},
                                                             {"secret", "rotate"},
+                                                            {"secret", "list"},
                                                             {"mail", "list"},
                                                             {"mail", "retry"},
                                                             {"mail", "drop"},

@@ -375,8 +375,8 @@ TEST_CASE("/openapi.json describes exactly the route table, for the APIs that ar
     CHECK(responses.contains("503") == r.hashes);
     CHECK(responses.contains("429") == r.throttled);
   }
-  for (const char *extra : {"/healthz", "/readyz", "/openapi.json", "/reset-password",
-                            "/reset-password.js", "/reset-password.css"})
+  for (const char *extra : {"/healthz", "/readyz", "/.well-known/jwks.json", "/openapi.json",
+                            "/reset-password", "/reset-password.js", "/reset-password.css"})
     table.insert({extra, "GET"});
   CHECK(documented == table);
 

@@ -257,7 +257,7 @@ let B; // --rate-limit 2: the third throttled request on is 429; reset and confi
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'latch-openapi-'));
   A = await startLatch('A');
-  B = await startLatch('B', ['--rate-limit', '2', '--reset-token-in-response', '--verify-token-in-response',
+  B = await startLatch('B', ['--jwt-alg', 'EdDSA', '--rate-limit', '2', '--reset-token-in-response', '--verify-token-in-response',
                              '--metrics']);
   for (const s of [A, B]) {
     s.checker = schemaChecker(s.doc);
@@ -374,6 +374,8 @@ test('every answer of the server is declared by the document, with a body its sc
   // Operational endpoints.
   await ok({ method: 'GET', path: '/healthz' }, 200);
   await ok({ method: 'GET', path: '/readyz' }, 200);
+  await ok({ method: 'GET', path: '/.well-known/jwks.json' }, 200); // HS256: no keys
+  await call(B, { method: 'GET', path: '/.well-known/jwks.json' }, 200); // EdDSA: its public key
   await ok({ method: 'GET', path: '/openapi.json' }, 200);
   await ok({ method: 'GET', path: '/reset-password', query: '?token=abc' }, 200);
   await ok({ method: 'GET', path: '/reset-password.js' }, 200);

@@ -231,8 +231,8 @@ TEST_CASE("signing_key_retention is the longest token lifetime plus a margin") {
 }
 
 TEST_CASE("key_ring keeps the store's order and gives retired keys their end") {
-  db::SigningKeyRow current{"cur", kNewSecret, kNow, std::nullopt, false};
-  db::SigningKeyRow retired{"old", kOldSecret, kNow - 10, kNow - 5, true};
+  db::SigningKeyRow current{"cur", kNewSecret, kNow, std::nullopt, false, "HS256", kNow};
+  db::SigningKeyRow retired{"old", kOldSecret, kNow - 10, kNow - 5, true, "HS256", kNow - 10};
   auto ring = key_ring({current, retired}, 1000);
   REQUIRE(ring.size() == 2);
   CHECK(ring[0].kid == "cur");
@@ -438,4 +438,109 @@ TEST_CASE("a token checked once is still refused later when it expires, its key 
   REQUIRE(codec.decode(token, kNow + 10).ok());
   codec.set_keys({key("k2", kNewSecret)});
   CHECK(decode_error(codec, token, kNow + 10) == ErrorCode::token_bad_signature);
+}
+
+// --- asymmetric keys -------------------------------------------------------------------------
+
+namespace {
+
+SigningKey asymmetric(const std::string &kid, JwtAlg alg, std::int64_t verify_until = 0,
+                      bool standby = false) {
+  SigningKey k;
+  k.kid = kid;
+  k.alg = alg;
+  k.secret = generate_private_key(alg);
+  k.verify_until = verify_until;
+  k.standby = standby;
+  return k;
+}
+
+} // namespace
+
+TEST_CASE("each asymmetric alg issues tokens that its key verifies, with a JOSE-sized signature") {
+  for (auto [alg, bytes] : std::vector<std::pair<JwtAlg, std::size_t>>{
+           {JwtAlg::EdDSA, 64}, {JwtAlg::ES256, 64}, {JwtAlg::RS256, 256}}) {
+    CAPTURE(jwt_alg_name(alg));
+    TokenCodec codec(std::vector<SigningKey>{asymmetric("k1", alg)});
+    std::string token = codec.issue(claims());
+    CHECK(header_of(token) == json{{"alg", jwt_alg_name(alg)}, {"typ", "JWT"}, {"kid", "k1"}});
+    // ES256 is r || s (RFC 7518 3.4), never DER: 64 bytes exactly.
+    CHECK(secure::base64url_decode(token.substr(token.rfind('.') + 1))->size() == bytes);
+    auto c = codec.decode(token, kNow);
+    REQUIRE(c.ok());
+    CHECK(c.value().user_id == "user-1");
+    // A changed payload byte breaks the signature.
+    std::string bad = token;
+    bad[token.find('.') + 5] = bad[token.find('.') + 5] == 'A' ? 'B' : 'A';
+    CHECK(decode_error(codec, bad) != ErrorCode::token_expired);
+    CHECK(codec.signing_alg() == alg);
+  }
+}
+
+TEST_CASE("a kid selects one alg: another alg's header under that kid is refused") {
+  SigningKey ed = asymmetric("ed", JwtAlg::EdDSA);
+  SigningKey es = asymmetric("es", JwtAlg::ES256);
+  TokenCodec codec(std::vector<SigningKey>{ed, es});
+  std::string token = codec.issue(claims());
+  std::string rest = token.substr(token.find('.'));
+  auto with = [&](const std::string &header) { return b64(header) + rest; };
+  CHECK(decode_error(codec, with(R"({"alg":"ES256","typ":"JWT","kid":"ed"})")) ==
+        ErrorCode::token_bad_signature);
+  CHECK(decode_error(codec, with(R"({"alg":"EdDSA","typ":"JWT","kid":"es"})")) ==
+        ErrorCode::token_bad_signature);
+  CHECK(decode_error(codec, with(R"({"alg":"none","typ":"JWT","kid":"ed"})")) ==
+        ErrorCode::token_bad_signature);
+  CHECK(decode_error(codec, with(R"({"alg":"EdDSA","typ":"JWT"})")) ==
+        ErrorCode::token_bad_signature); // no kid: only an HS256 legacy key takes those
+  CHECK(decode_error(codec, with(R"({"alg":"EdDSA","typ":"JWT","kid":"nope"})")) ==
+        ErrorCode::token_bad_signature);
+  CHECK(codec.decode(token, kNow).ok()); // the control
+}
+
+TEST_CASE("the JWKS lists asymmetric keys that verify now, never an HS256 key or private part") {
+  SigningKey active = asymmetric("act", JwtAlg::ES256);
+  SigningKey standby = asymmetric("stb", JwtAlg::EdDSA, 0, true);
+  SigningKey retired = asymmetric("old", JwtAlg::RS256, kNow + 100);
+  SigningKey gone = asymmetric("gone", JwtAlg::EdDSA, kNow - 1);
+  SigningKey hs = key("hs", kOldSecret, false, kNow + 100);
+  TokenCodec codec(std::vector<SigningKey>{active, standby, retired, gone, hs});
+  json jwks = codec.jwks(kNow);
+  std::vector<std::string> kids;
+  for (const json &k : jwks["keys"]) {
+    kids.push_back(k["kid"]);
+    CHECK(k["use"] == "sig");
+    for (const char *m : {"d", "p", "q", "dp", "dq", "qi", "k"})
+      CHECK_FALSE(k.contains(m));
+  }
+  CHECK(kids == std::vector<std::string>{"act", "stb", "old"});
+  CHECK(codec.jwks(kNow + 100)["keys"].size() == 2); // the retired key's time is up
+  // A standby key signs nothing but verifies (another server may already sign with it).
+  CHECK(codec.signing_kid() == "act");
+  CHECK_THROWS_AS(TokenCodec(std::vector<SigningKey>{standby}), std::invalid_argument);
+}
+
+TEST_CASE("a key whose stored alg is not its type is refused, as is an HS256 legacy-only rule "
+          "broken") {
+  SigningKey wrong = asymmetric("w", JwtAlg::EdDSA);
+  wrong.alg = JwtAlg::ES256;
+  CHECK_THROWS_AS(TokenCodec(std::vector<SigningKey>{wrong}), std::invalid_argument);
+  SigningKey legacy = asymmetric("l", JwtAlg::EdDSA);
+  legacy.legacy = true;
+  CHECK_THROWS_AS(TokenCodec(std::vector<SigningKey>{legacy}), std::invalid_argument);
+}
+
+TEST_CASE("read_private_key takes Ed25519, P-256 and RSA 2048+ PEM and refuses the rest") {
+  for (JwtAlg alg : {JwtAlg::EdDSA, JwtAlg::ES256, JwtAlg::RS256}) {
+    auto r = read_private_key(generate_private_key(alg));
+    REQUIRE(std::holds_alternative<LoadedKey>(r));
+    CHECK(std::get<LoadedKey>(r).alg == alg);
+  }
+  CHECK(std::holds_alternative<std::string>(read_private_key("not a key")));
+  CHECK(std::holds_alternative<std::string>(read_private_key("")));
+  // An RFC 7638 thumbprint: 43 base64url characters, a valid kid.
+  std::string pem = generate_private_key(JwtAlg::EdDSA);
+  std::string kid = jwk_thumbprint(public_jwk(JwtAlg::EdDSA, pem));
+  CHECK(kid.size() == 43);
+  CHECK(valid_kid(kid));
+  CHECK(kid == jwk_thumbprint(public_jwk(JwtAlg::EdDSA, pem)));
 }
