@@ -179,3 +179,51 @@ ALTER TABLE signing_keys ADD COLUMN alg TEXT NOT NULL DEFAULT 'HS256'
   CHECK (alg IN ('HS256', 'EdDSA', 'ES256', 'RS256'));
 ALTER TABLE signing_keys ADD COLUMN activated_at INTEGER;
 UPDATE signing_keys SET activated_at = created_at;
+
+-- migration 9
+-- The change feed costs a refresh less: a rotation is one row here, and with AUTOINCREMENT and
+-- the index on `at` it was three b-trees (sqlite_sequence, changes, changes_at) written per
+-- commit besides the session's. Positions stay increasing without AUTOINCREMENT because the
+-- prune never deletes the newest row (a new row takes the largest position + 1); the high-water
+-- mark of the old table is kept as a row for the same reason. The prune walks the oldest rows
+-- in position order and stops at the first younger than the retention, so it needs no index.
+-- The triggers are dropped and made again around the swap: they name the table.
+DROP TRIGGER sessions_inserted;
+DROP TRIGGER sessions_updated;
+DROP TRIGGER sessions_deleted;
+DROP TRIGGER blacklist_inserted;
+DROP TRIGGER users_updated;
+DROP TRIGGER users_deleted;
+DROP TRIGGER signing_keys_inserted;
+DROP TRIGGER signing_keys_updated;
+DROP TRIGGER signing_keys_deleted;
+CREATE TABLE changes_v7 (
+  position INTEGER PRIMARY KEY,
+  kind     INTEGER NOT NULL,
+  key      TEXT NOT NULL,
+  at       INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+);
+INSERT INTO changes_v7(position, kind, key, at) SELECT position, kind, key, at FROM changes;
+INSERT OR IGNORE INTO changes_v7(position, kind, key) SELECT seq, 4, '' FROM sqlite_sequence
+  WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_v7 RENAME TO changes;
+CREATE TRIGGER sessions_inserted AFTER INSERT ON sessions
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, NEW.id); END;
+CREATE TRIGGER sessions_updated AFTER UPDATE ON sessions
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, NEW.id); END;
+CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+  WHEN OLD.revoked_at IS NULL AND OLD.expires_at > CAST(strftime('%s', 'now') AS INTEGER)
+  BEGIN INSERT INTO changes(kind, key) VALUES (1, OLD.id); END;
+CREATE TRIGGER blacklist_inserted AFTER INSERT ON token_blacklist
+  BEGIN INSERT INTO changes(kind, key) VALUES (2, NEW.jti); END;
+CREATE TRIGGER users_updated AFTER UPDATE ON users
+  BEGIN INSERT INTO changes(kind, key) VALUES (3, NEW.id); END;
+CREATE TRIGGER users_deleted AFTER DELETE ON users
+  BEGIN INSERT INTO changes(kind, key) VALUES (3, OLD.id); END;
+CREATE TRIGGER signing_keys_inserted AFTER INSERT ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
+  BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;

@@ -113,8 +113,12 @@ AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher 
                          db::SessionCache *cache, Clock elapsed)
     : config_(config), store_(store), hasher_(hasher), codec_(codec), mailer_(mailer),
       clock_(std::move(clock)), elapsed_(elapsed ? std::move(elapsed) : clock_), cache_(cache),
-      rotations_(store, [this] { written(); }), address_limit_(config.rate_limit, 60),
-      sign_in_throttle_(config.max_failed_logins), mail_limit_(config.mail_limit) {}
+      rotations_(store,
+                 [this](const std::vector<db::Rotation> &batch, const db::RotatedBatch &done) {
+                   if (cache_) cache_->rotated(batch, done);
+                 }),
+      address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins),
+      mail_limit_(config.mail_limit) {}
 
 void AuthService::written() {
   if (cache_) cache_->catch_up();

@@ -5,7 +5,7 @@
 
 namespace latch::db {
 
-RotationGroupCommit::RotationGroupCommit(Sessions &sessions, std::function<void()> after_commit)
+RotationGroupCommit::RotationGroupCommit(Sessions &sessions, AfterCommit after_commit)
     : sessions_(sessions), after_commit_(std::move(after_commit)) {}
 
 RotateOutcome RotationGroupCommit::rotate(const Rotation &rotation) {
@@ -27,17 +27,19 @@ RotateOutcome RotationGroupCommit::rotate(const Rotation &rotation) {
     rotations.reserve(batch.size());
     for (Pending *p : batch)
       rotations.push_back(p->rotation);
+    RotatedBatch done;
     try {
-      std::vector<RotateOutcome> results = sessions_.rotate_refresh(rotations);
+      done = sessions_.rotate_refresh(rotations);
       for (std::size_t i = 0; i < batch.size(); ++i)
-        batch[i]->result = results.at(i);
+        batch[i]->result = done.outcomes.at(i);
     } catch (const std::exception &e) {
+      done = {};
       for (Pending *p : batch)
         p->error = e.what();
     }
     // Committed, whatever follows: a failure to show it at once is made up by the follower.
     try {
-      if (after_commit_) after_commit_();
+      if (after_commit_) after_commit_(rotations, done);
     } catch (const std::exception &) {
     }
     queue.lock();

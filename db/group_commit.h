@@ -14,11 +14,13 @@ namespace latch::db {
 
 // A group commit over Sessions::rotate_refresh: a rotation waits in a queue; the first caller
 // to find no batch running commits every queued rotation in one transaction, runs
-// `after_commit` (the server's SessionCache catches up), and each caller returns only after
-// the commit that holds its rotation, so every answered refresh is durable and visible.
+// `after_commit` with the batch and what came of it (the server's SessionCache takes it in),
+// and each caller returns only after the commit that holds its rotation, so every answered
+// refresh is durable and visible. A batch that failed is passed with no outcomes.
 class RotationGroupCommit {
 public:
-  RotationGroupCommit(Sessions &sessions, std::function<void()> after_commit = {});
+  using AfterCommit = std::function<void(const std::vector<Rotation> &, const RotatedBatch &)>;
+  RotationGroupCommit(Sessions &sessions, AfterCommit after_commit = {});
   // Throws StoreError (the batch that held it failed: none of it happened).
   RotateOutcome rotate(const Rotation &rotation);
 
@@ -30,7 +32,7 @@ private:
     bool done = false;
   };
   Sessions &sessions_;
-  std::function<void()> after_commit_;
+  AfterCommit after_commit_;
   std::mutex mutex_; // guards the three below
   std::condition_variable done_;
   std::vector<Pending *> queue_;

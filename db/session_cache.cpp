@@ -108,6 +108,55 @@ void SessionCache::catch_up() {
   if (keys_changed && on_signing_keys_) on_signing_keys_();
 }
 
+bool SessionCache::rotated(const std::vector<Rotation> &batch, const RotatedBatch &done) {
+  if (apply_rotations(batch, done)) return true;
+  catch_up();
+  return false;
+}
+
+bool SessionCache::apply_rotations(const std::vector<Rotation> &batch, const RotatedBatch &done) {
+  if (done.feed_to <= done.feed_from || done.outcomes.size() != batch.size()) return false;
+  std::lock_guard lock(follow_mutex_);
+  if (position_ != done.feed_from) return false;
+  std::unique_lock memory(memory_mutex_);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const RotateResult r = done.outcomes[i].result;
+    if ((r == RotateResult::rotated || r == RotateResult::replayed) &&
+        !sessions_.count(batch[i].session_id))
+      return false;
+  }
+  // What each outcome wrote (SqliteStore::rotate_refresh_locked): rotated and replayed keep
+  // the session, its refresh token the outcome's and its expiry pushed out to the new one;
+  // reused revoked it; gone wrote nothing.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Rotation &rotation = batch[i];
+    const RotateOutcome &outcome = done.outcomes[i];
+    switch (outcome.result) {
+    case RotateResult::rotated:
+    case RotateResult::replayed: {
+      LiveSession &s = sessions_.at(rotation.session_id);
+      s.refresh_jti = outcome.refresh_jti;
+      if (rotation.new_expires_at > s.expires_at) {
+        forget_expiry(s.expires_at);
+        s.expires_at = rotation.new_expires_at;
+        ++expiries_[s.expires_at];
+      }
+      break;
+    }
+    case RotateResult::reused:
+      if (auto it = sessions_.find(rotation.session_id); it != sessions_.end()) {
+        forget_expiry(it->second.expires_at);
+        sessions_.erase(it);
+      }
+      break;
+    case RotateResult::gone: break;
+    }
+  }
+  changes_ += static_cast<std::uint64_t>(done.feed_to - done.feed_from);
+  position_ = done.feed_to;
+  return true;
+}
+
 bool SessionCache::apply(const std::vector<ChangeFeed::Change> &changes) {
   using Kind = ChangeFeed::Change::Kind;
   bool keys_changed = false;

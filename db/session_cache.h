@@ -59,6 +59,12 @@ public:
 
   // Applies every change committed before this call. Throws StoreError.
   void catch_up();
+  // Takes in this process's own batch of rotations once committed (RotationGroupCommit's
+  // after_commit). As Sessions::rotate_refresh reported it, without reading the feed back, when
+  // memory stands at the batch's feed_from (nothing else was committed in between, so memory
+  // agrees with the database up to the batch) and holds every session the batch kept; else by
+  // catch_up(). Returns true for the first way. Throws StoreError (from catch_up).
+  bool rotated(const std::vector<Rotation> &batch, const RotatedBatch &done);
   // Forgets sessions and blacklist entries that have expired by `now`, as the purge deletes
   // their rows (which the feed does not report).
   void drop_expired(std::int64_t now);
@@ -91,8 +97,9 @@ private:
 
   void load(ChangeFeed::Snapshot snapshot);                   // swaps in a whole new state
   bool apply(const std::vector<ChangeFeed::Change> &changes); // true: signing keys changed
-  void forget_expiry(std::int64_t expires_at);                // memory_mutex_ held
-  const std::string *api_name(const std::string &api);        // the one copy of that name
+  bool apply_rotations(const std::vector<Rotation> &batch, const RotatedBatch &done);
+  void forget_expiry(std::int64_t expires_at);         // memory_mutex_ held
+  const std::string *api_name(const std::string &api); // the one copy of that name
 
   ChangeFeed &feed_;
   Users &users_store_;

@@ -90,6 +90,11 @@ public:
     throw StoreError(std::string("sqlite step: ") + sqlite3_errmsg(db_));
   }
   bool constraint_failed() const { return (last_rc_ & 0xff) == SQLITE_CONSTRAINT; }
+  // Steps a statement that returns no rows (BEGIN, COMMIT); anything but done throws.
+  void run() {
+    if (sqlite3_step(stmt_) != SQLITE_DONE)
+      throw StoreError(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
 
   std::string text(int col) const {
     const unsigned char *p = sqlite3_column_text(stmt_, col);
@@ -116,14 +121,15 @@ private:
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.
 class SqliteStore::Transaction {
 public:
-  explicit Transaction(SqliteStore &s) : s_(s) { s_.exec("BEGIN IMMEDIATE"); }
+  // Prepared once: sqlite3_exec would parse them again for every write.
+  explicit Transaction(SqliteStore &s) : s_(s) { s_.statement("BEGIN IMMEDIATE").run(); }
   ~Transaction() {
     if (!done_) sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
   Transaction(const Transaction &) = delete;
   Transaction &operator=(const Transaction &) = delete;
   void commit() {
-    s_.exec("COMMIT");
+    s_.statement("COMMIT").run();
     done_ = true;
   }
 
@@ -587,16 +593,24 @@ std::optional<Session> SqliteStore::find_session(const std::string &id) {
   return read_session(st);
 }
 
-std::vector<RotateOutcome> SqliteStore::rotate_refresh(const std::vector<Rotation> &batch) {
+RotatedBatch SqliteStore::rotate_refresh(const std::vector<Rotation> &batch) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
-  std::vector<RotateOutcome> results;
-  results.reserve(batch.size());
+  RotatedBatch out;
+  // The write lock is held from here to the commit: the triggers' rows in between are this
+  // batch's alone.
+  auto feed_position = [this] {
+    Statement st = statement("SELECT COALESCE(MAX(position), 0) FROM changes");
+    return st.step() ? st.integer(0) : 0;
+  };
+  out.feed_from = feed_position();
+  out.outcomes.reserve(batch.size());
   // In order, so a token presented twice rotates once and then counts as replayed or reused.
   for (const Rotation &r : batch)
-    results.push_back(rotate_refresh_locked(r));
+    out.outcomes.push_back(rotate_refresh_locked(r));
+  out.feed_to = feed_position();
   tx.commit();
-  return results;
+  return out;
 }
 
 RotateOutcome SqliteStore::rotate_refresh_locked(const Rotation &r) {
@@ -855,12 +869,16 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
     if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::lock_guard lock(mutex_);
     Transaction tx(*this);
+    // The oldest rows, up to the first one younger than the retention (positions follow
+    // time, so no index on `at` is needed), and never the newest: positions go on from it
+    // (auth.db.sql, migration 9).
     std::int64_t upto = 0;
     {
-      Statement st = statement("SELECT MAX(position) FROM (SELECT position FROM changes "
-                               "WHERE at <= ?1 ORDER BY position LIMIT ?2)");
-      st.bind(1, now - kChangeRetention).bind(2, static_cast<std::int64_t>(kPurgeBatch));
-      if (st.step() && !st.is_null(0)) upto = st.integer(0);
+      Statement st = statement("SELECT position, at FROM changes WHERE position < "
+                               "(SELECT MAX(position) FROM changes) ORDER BY position LIMIT ?1");
+      st.bind(1, static_cast<std::int64_t>(kPurgeBatch));
+      while (st.step() && st.integer(1) <= now - kChangeRetention)
+        upto = st.integer(0);
     }
     if (upto == 0) break;
     {
@@ -1182,11 +1200,35 @@ void SqliteStore::wait_for_changes(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(timeout);
     return;
   }
-  pollfd p{inotify_fd_, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return;
-  char events[4096];
-  while (::read(inotify_fd_, events, sizeof events) > 0) {
+  // This server's own commits write the file too, and its writers already put them in
+  // memory: only a change of data_version (another connection committed) ends the wait early.
+  // The event can come just before the commit it belongs to is visible: looked at again 1 and
+  // 5 ms later.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (others_seen_ < 0) others_seen_ = data_version();
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{inotify_fd_, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char events[4096];
+    while (::read(inotify_fd_, events, sizeof events) > 0) {
+    }
+    for (int ms : {0, 1, 4}) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      if (const std::int64_t now_seen = data_version(); now_seen != others_seen_) {
+        others_seen_ = now_seen;
+        return;
+      }
+    }
   }
+  others_seen_ = data_version();
+}
+
+std::int64_t SqliteStore::data_version() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("PRAGMA data_version");
+  return st.step() ? st.integer(0) : 0;
 }
 
 void SqliteStore::maintain() {

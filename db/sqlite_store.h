@@ -69,7 +69,7 @@ public:
   void insert_session(const Session &session) override;
   std::optional<Session> find_session(const std::string &id) override;
   bool is_blacklisted(const std::string &jti) override;
-  std::vector<RotateOutcome> rotate_refresh(const std::vector<Rotation> &batch) override;
+  RotatedBatch rotate_refresh(const std::vector<Rotation> &batch) override;
   void revoke_session(const std::string &session_id, std::int64_t now) override;
   int revoke_user_sessions(const std::string &user_id, std::int64_t now) override;
   int revoke_all_sessions(std::int64_t now) override;
@@ -181,6 +181,8 @@ private:
   sqlite3 *probe_ = nullptr; // ping()'s own connection
   std::once_flag inotify_once_;
   int inotify_fd_ = -1;
+  std::int64_t others_seen_ = -1; // PRAGMA data_version when wait_for_changes last returned
+  std::int64_t data_version();    // changes only when another connection commits
   // maintain()'s state: the file opened, and the -wal as last seen and last checkpointed.
   std::uint64_t device_ = 0, inode_ = 0;
   std::atomic<bool> replaced_ = false;

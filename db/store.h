@@ -84,6 +84,15 @@ struct RotateOutcome {
   RotateResult result = RotateResult::gone;
   std::string refresh_jti; // rotated or replayed: the session's refresh token now
 };
+
+// What Sessions::rotate_refresh did with a batch: one outcome per rotation, in order, and the
+// change-feed positions its transaction wrote, (feed_from, feed_to]. A follower of the feed
+// that stands at feed_from can apply the outcomes itself instead of reading them back
+// (SessionCache::apply_rotations); an engine that cannot tell leaves feed_to <= feed_from.
+struct RotatedBatch {
+  std::vector<RotateOutcome> outcomes;
+  std::int64_t feed_from = 0, feed_to = 0;
+};
 enum class TokenPurpose { reset, verify_email };
 enum class ConsumeResult { ok, invalid, expired };
 
@@ -210,7 +219,7 @@ public:
   // the time, one step back); the one remembered, within reuse_interval of its rotation, is
   // replayed; any other jti means an already-rotated token came back, and the session is
   // revoked (RFC 9700). Throws StoreError, and then none of them happened.
-  virtual std::vector<RotateOutcome> rotate_refresh(const std::vector<Rotation> &batch) = 0;
+  virtual RotatedBatch rotate_refresh(const std::vector<Rotation> &batch) = 0;
   virtual void revoke_session(const std::string &session_id, std::int64_t now) = 0;
   // Revokes every session of the user that is not revoked yet; returns how many.
   virtual int revoke_user_sessions(const std::string &user_id, std::int64_t now) = 0;

@@ -2,10 +2,13 @@
 // SQLite record, kept by following its change feed (this process's writes and other
 // processes'), and the group commit of refresh rotations.
 #include "db/group_commit.h"
+#include "db/schema.h"
 #include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
 #include "support/temp_dir.h"
+
+#include <sqlite3.h>
 
 #include <doctest/doctest.h>
 
@@ -83,7 +86,8 @@ TEST_CASE("sessions and the blacklist present at start are answered from memory"
 TEST_CASE("this process's writes are in memory once it catches up, rotations at once") {
   Fixture f;
   SessionCache cached(f.record, f.record);
-  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
+  RotationGroupCommit rotations(
+      f.record, [&](const auto &batch, const auto &done) { cached.rotated(batch, done); });
   auto rotate = [&](const std::string &id, const std::string &old_jti, const std::string &next) {
     return rotations.rotate({id, "u1", old_jti, next, kNow + 7200, kNow}).result;
   };
@@ -198,7 +202,8 @@ TEST_CASE("concurrent rotations are committed in groups and each token rotates e
   Fixture f;
   REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
   SessionCache cached(f.record, f.record);
-  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
+  RotationGroupCommit rotations(
+      f.record, [&](const auto &batch, const auto &done) { cached.rotated(batch, done); });
   constexpr int kSessions = 16;
   constexpr int kRounds = 20;
   for (int i = 0; i < kSessions; ++i)
@@ -243,7 +248,8 @@ TEST_CASE("rotations of different sessions from many threads all land, in memory
   Fixture f;
   REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
   SessionCache cached(f.record, f.record);
-  RotationGroupCommit rotations(f.record, [&] { cached.catch_up(); });
+  RotationGroupCommit rotations(
+      f.record, [&](const auto &batch, const auto &done) { cached.rotated(batch, done); });
   constexpr int kThreads = 12;
   constexpr int kRounds = 30;
   for (int i = 0; i < kThreads; ++i)
@@ -271,4 +277,111 @@ TEST_CASE("rotations of different sessions from many threads all land, in memory
     CHECK(cached.find_session(id)->refresh_jti == std::to_string(kRounds));
     CHECK(reader.find_session(id)->refresh_jti == std::to_string(kRounds));
   }
+}
+
+TEST_CASE("this process's rotations go to memory without reading the feed, unless another "
+          "write came between") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  f.record.insert_session(session("s1", "u1", "r1"));
+  SessionCache cached(f.record, f.record);
+  bool direct = false;
+  RotationGroupCommit rotations(
+      f.record, [&](const auto &batch, const auto &done) { direct = cached.rotated(batch, done); });
+  auto rotate = [&](const std::string &old_jti, const std::string &next, std::int64_t expires) {
+    return rotations.rotate({"s1", "u1", old_jti, next, expires, kNow}).result;
+  };
+
+  CHECK(rotate("r1", "r2", kNow + 7200) == RotateResult::rotated);
+  CHECK(direct);
+  CHECK(cached.find_session("s1")->refresh_jti == "r2");
+  CHECK(cached.find_session("s1")->expires_at == kNow + 7200);
+  CHECK(cached.active_sessions(kNow + 3600) == 1); // its expiry moved with it
+
+  // A write of this process the cache has not caught up with: read back, both are there.
+  f.record.insert_session(session("s2", "u1", "q1"));
+  CHECK(rotate("r2", "r3", kNow + 60) == RotateResult::rotated);
+  CHECK_FALSE(direct);
+  CHECK(cached.find_session("s2"));
+  CHECK(cached.find_session("s1")->refresh_jti == "r3");
+  CHECK(cached.find_session("s1")->expires_at == kNow + 7200); // never shortened
+
+  // Another process's write between: read back too.
+  {
+    SqliteStore admin(f.path);
+    admin.revoke_session("s2", kNow);
+  }
+  CHECK(rotate("r3", "r4", kNow + 7200) == RotateResult::rotated);
+  CHECK_FALSE(direct);
+  CHECK_FALSE(cached.find_session("s2"));
+
+  // Reuse ends the session in memory as in the record, directly again.
+  CHECK(rotate("r1", "r5", kNow + 7200) == RotateResult::reused);
+  CHECK(direct);
+  CHECK_FALSE(cached.find_session("s1"));
+  CHECK(f.record.find_session("s1")->revoked);
+  CHECK(cached.active_sessions(kNow) == 0);
+
+  // Whatever the path, memory ends as a fresh load of the record would.
+  SessionCache fresh(f.record, f.record);
+  CHECK(fresh.sizes().sessions == cached.sizes().sessions);
+}
+
+TEST_CASE("the feed's positions keep increasing after its prune empties it") {
+  Fixture f;
+  REQUIRE(f.record.insert_user(user("u1")) == InsertUserResult::ok);
+  for (const char *id : {"s0", "s1"}) {
+    Session s = session(id, "u1", "r1");
+    s.expires_at = std::int64_t(std::time(nullptr)) + 86400 * 2;
+    f.record.insert_session(s);
+  }
+  SessionCache cached(f.record, f.record);
+  const std::int64_t before = f.record.snapshot(0).position;
+  REQUIRE(before > 0);
+  // Every row is past the retention an hour from now; the newest stays (auth.db.sql, migration
+  // 9), so the next row's position follows it instead of starting again at 1, which a follower
+  // standing at `before` would never read.
+  f.record.purge_expired(std::int64_t(std::time(nullptr)) + 3600, kNow);
+  f.record.revoke_session("s1", kNow);
+  auto changes = f.record.changes_since(before, 10);
+  REQUIRE(changes);
+  REQUIRE(changes->size() == 1);
+  CHECK(changes->front().position == before + 1);
+  cached.catch_up();
+  CHECK_FALSE(cached.find_session("s1"));
+}
+
+TEST_CASE("migration 9 keeps the feed's positions going from the old table's high-water mark") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  // A database as migration 8 left it, whose feed was pruned empty at position 3.
+  const std::string schema = kSchemaSql;
+  const std::string old_schema = schema.substr(0, schema.find("-- migration 9"));
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  const std::string sql =
+      "BEGIN;" + old_schema +
+      "INSERT INTO users(id, username, email, password_hash, created_at, updated_at) "
+      "VALUES ('u1', 'ann', NULL, 'x', 0, 0);"
+      "INSERT INTO sessions(id, user_id, api, refresh_jti, created_at, expires_at) VALUES "
+      "('s1', 'u1', 'flask', 'r1', 0, 9999999999), ('s2', 'u1', 'flask', 'r2', 0, 9999999999),"
+      "('s3', 'u1', 'flask', 'r3', 0, 9999999999);"
+      "DELETE FROM changes; UPDATE change_floor SET position = 3;"
+      "PRAGMA user_version = 8; COMMIT;";
+  char *err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string message = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+
+  SqliteStore store(path);
+  CHECK(store.schema_version() == SqliteStore::latest_schema_version());
+  CHECK(store.snapshot(0).position == 3);
+  store.revoke_session("s2", 0);
+  auto changes = store.changes_since(3, 10);
+  REQUIRE(changes);
+  REQUIRE(changes->size() == 1);
+  CHECK(changes->front().position == 4);
+  CHECK(changes->front().key == "s2");
 }

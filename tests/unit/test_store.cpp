@@ -81,7 +81,7 @@ RotateResult rotate(SqliteStore &store, const std::string &session, const std::s
                     const std::string &old_jti, const std::string &new_jti,
                     std::int64_t new_expires_at, std::int64_t now) {
   return store.rotate_refresh({Rotation{session, user, old_jti, new_jti, new_expires_at, now}})
-      .front()
+      .outcomes.front()
       .result;
 }
 
@@ -357,7 +357,8 @@ TEST_CASE("within the reuse interval the token rotated last is replayed with the
   store.insert_session(make_session("s1", "u1", "jti-1", kNow + 3600));
   auto one = [&](const std::string &old_jti, const std::string &new_jti, std::int64_t expires,
                  std::int64_t now) {
-    return store.rotate_refresh({Rotation{"s1", "u1", old_jti, new_jti, expires, now, 10}}).front();
+    return store.rotate_refresh({Rotation{"s1", "u1", old_jti, new_jti, expires, now, 10}})
+        .outcomes.front();
   };
   REQUIRE(one("jti-1", "jti-2", kNow + 3600, kNow).result == RotateResult::rotated);
   // The replaced token again, at the edge of the interval: the rotation's token, and the
@@ -398,12 +399,12 @@ TEST_CASE("past the reuse interval, or with none, the token rotated last is reus
     store.insert_session(make_session(id, "u1", "jti-1", kNow + 3600));
     REQUIRE(
         store.rotate_refresh({Rotation{id, "u1", "jti-1", "jti-2", kNow + 3600, kNow, c.interval}})
-            .front()
+            .outcomes.front()
             .result == RotateResult::rotated);
     CHECK(store
               .rotate_refresh(
                   {Rotation{id, "u1", "jti-1", "jti-x", kNow + 3600, c.replay_at, c.interval}})
-              .front()
+              .outcomes.front()
               .result == RotateResult::reused);
     CHECK(store.find_session(id)->revoked);
   }
