@@ -247,6 +247,10 @@ std::unique_ptr<PostgresStore::Conn> PostgresStore::connect() {
   // libpq's message names the host and the reason, never the password.
   if (PQstatus(c->pg) != CONNECTION_OK)
     throw StoreError("cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(c->pg)));
+  // The server's notices ("already exists, skipping") are not ours to print: failures come
+  // back as errors.
+  PQsetNoticeProcessor(
+      c->pg, [](void *, const char *) {}, nullptr);
   // Every statement is bounded: a stopped or stuck server is an error in time, never a hang.
   c->exec(
       ("SET statement_timeout = " + std::to_string(options_.statement_timeout.count())).c_str());
@@ -1151,11 +1155,9 @@ MailCounts PostgresStore::mail_counts(std::int64_t now) {
 void PostgresStore::ping() {
   Lease c = lease();
   // The tables requests use are there, and the server takes writes (not a standby).
-  Result r = c->run("SELECT NOT pg_is_in_recovery() FROM users, sessions, token_blacklist, "
-                    "one_time_tokens, signing_keys LIMIT 0",
-                    {});
-  Result w = c->run("SELECT pg_is_in_recovery()", {});
-  if (w.boolean(0, 0))
+  c->run("SELECT 1 FROM users, sessions, token_blacklist, one_time_tokens, signing_keys LIMIT 0",
+         {});
+  if (c->run("SELECT pg_is_in_recovery()", {}).boolean(0, 0))
     throw StoreError("the PostgreSQL server is a read-only standby (in recovery)");
 }
 
