@@ -221,6 +221,18 @@ bool PostgresStore::is_uri(const std::string &db) {
   return db.rfind("postgres://", 0) == 0 || db.rfind("postgresql://", 0) == 0;
 }
 
+std::string PostgresStore::redacted(const std::string &uri) {
+  const std::size_t scheme = uri.find("://");
+  if (scheme == std::string::npos) return "postgresql";
+  std::string rest = uri.substr(scheme + 3);
+  rest = rest.substr(0, rest.find('?'));
+  const std::size_t path = rest.find('/');
+  const std::size_t at = rest.rfind('@', path);
+  if (at != std::string::npos && (path == std::string::npos || at < path))
+    rest = rest.substr(at + 1);
+  return uri.substr(0, scheme + 3) + rest;
+}
+
 PostgresStore::PostgresStore(const std::string &uri, Options options, UsernameRule rule)
     : uri_(uri), options_(options), username_rule_(std::move(rule)) {
   if (options_.pool_size == 0) options_.pool_size = 1;

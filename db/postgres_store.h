@@ -29,6 +29,8 @@ public:
   // Whether `db` names a PostgreSQL database (a postgres:// or postgresql:// URI) rather than
   // an SQLite file.
   static bool is_uri(const std::string &db);
+  // The URI without what may be secret (user and password, the parameters after '?'), for logs.
+  static std::string redacted(const std::string &uri);
 
   // Connects to the database at uri (any libpq connection URI) and applies db/postgres.sql's
   // migrations that it lacks, each in one transaction, under an advisory lock (two servers
