@@ -181,7 +181,7 @@ class PostgresStore::Lease {
 public:
   Lease(PostgresStore &store, std::unique_ptr<Conn> conn) : store_(store), conn_(std::move(conn)) {}
   ~Lease() { store_.give_back(std::move(conn_)); }
-  Lease(Lease &&) = default;
+  Lease(Lease &&) = delete; // returned as a prvalue only: never two owners of one slot
   Lease(const Lease &) = delete;
   Lease &operator=(const Lease &) = delete;
   Conn &operator*() const { return *conn_; }

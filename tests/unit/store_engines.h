@@ -24,6 +24,9 @@ struct Engine {
   std::unique_ptr<db::Store> store;
   // The first column of the first row of sql, read past the store (what is really stored).
   std::function<long long(const std::string &sql)> count;
+  // Another store on the same database: what another process (an admin command, another
+  // server) would open.
+  std::function<std::unique_ptr<db::Store>()> open_again;
 };
 
 inline long long sqlite_count(const std::string &path, const std::string &sql) {
@@ -58,14 +61,16 @@ inline void for_each_engine(const std::function<void(Engine &)> &body) {
     TempDir dir;
     const std::string path = dir.file("auth.db");
     Engine e{"sqlite", std::make_unique<db::SqliteStore>(path),
-             [path](const std::string &sql) { return sqlite_count(path, sql); }};
+             [path](const std::string &sql) { return sqlite_count(path, sql); },
+             [path] { return std::make_unique<db::SqliteStore>(path); }};
     INFO("engine: sqlite");
     body(e);
   }
   if (PostgresServer *server = PostgresServer::shared()) {
     const std::string uri = server->create_database();
     Engine e{"postgres", std::make_unique<db::PostgresStore>(uri),
-             [uri](const std::string &sql) { return postgres_count(uri, sql); }};
+             [uri](const std::string &sql) { return postgres_count(uri, sql); },
+             [uri] { return std::make_unique<db::PostgresStore>(uri); }};
     INFO("engine: postgres");
     body(e);
   }
