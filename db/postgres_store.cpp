@@ -239,6 +239,7 @@ PostgresStore::PostgresStore(const std::string &uri, Options options, UsernameRu
   // Connected when first leased; the first is connected now, so a wrong URI fails at start.
   idle_.resize(options_.pool_size);
   idle_.back() = connect();
+  if (!options_.migrate) return;
   migrate();
   backfill_username_keys();
 }
@@ -344,6 +345,7 @@ int PostgresStore::latest_schema_version() {
 
 int PostgresStore::schema_version() {
   Lease c = lease();
+  if (c->run("SELECT to_regclass('latch_schema') IS NULL", {}).boolean(0, 0)) return 0;
   Result r = c->run("SELECT version FROM latch_schema", {});
   return r.rows() ? static_cast<int>(r.integer(0, 0)) : 0;
 }

@@ -25,6 +25,8 @@ public:
     // Every statement on every connection (SET statement_timeout); also how long a caller waits
     // for a free connection, and libpq's connect_timeout (rounded up to seconds).
     std::chrono::milliseconds statement_timeout{5000};
+    // false: neither migrates nor writes at open (an admin command that only reads).
+    bool migrate = true;
   };
   // Whether `db` names a PostgreSQL database (a postgres:// or postgresql:// URI) rather than
   // an SQLite file.
@@ -43,7 +45,7 @@ public:
   PostgresStore(const PostgresStore &) = delete;
   PostgresStore &operator=(const PostgresStore &) = delete;
 
-  int schema_version();
+  int schema_version(); // 0: no Latch schema
   // The last migration in db/postgres.sql.
   static int latest_schema_version();
 

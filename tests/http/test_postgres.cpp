@@ -83,3 +83,31 @@ TEST_CASE("two instances on one PostgreSQL share users and keys, and a logout on
   CHECK(a.get("/api/v1/authorized/me", access).status == 401);
   CHECK(eventually([&] { return b.get("/api/v1/authorized/me", access).status == 401; }));
 }
+
+TEST_CASE("admin commands work on PostgreSQL, and a running instance refuses what they revoke") {
+  PostgresServer *server = PostgresServer::shared();
+  if (!server) return;
+  const std::string db = server->create_database();
+  // Before any server made the schema: refused, nothing written.
+  CommandResult none = run_latch({"user", "list", "--db", db});
+  CHECK(none.status != 0);
+  CHECK(none.output.find("holds no Latch schema") != std::string::npos);
+
+  LatchProcess latch({}, db);
+  Account a = sign_up(latch);
+  CommandResult listed = run_latch({"user", "list", "--db", db});
+  CHECK(listed.status == 0);
+  CHECK(listed.output.find(a.username) != std::string::npos);
+  const std::string access = sign_in(latch, a);
+  REQUIRE(latch.get("/api/v1/authorized/me", access).status == 200);
+  CommandResult revoked = run_latch({"sessions", "revoke", a.username, "--db", db});
+  CHECK(revoked.status == 0);
+  CHECK(revoked.output.find("revoked 1 session") != std::string::npos);
+  CHECK(eventually([&] { return latch.get("/api/v1/authorized/me", access).status == 401; }));
+  CommandResult backup = run_latch({"backup", "/tmp/never.db", "--db", db});
+  CHECK(backup.status != 0);
+  CHECK(backup.output.find("pg_dump") != std::string::npos);
+  CommandResult deleted = run_latch({"user", "delete", a.username, "--db", db});
+  CHECK(deleted.status == 0);
+  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 401);
+}
