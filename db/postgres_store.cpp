@@ -68,6 +68,17 @@ void pause_after(std::chrono::steady_clock::time_point batch_started) {
       std::max<std::chrono::steady_clock::duration>(took, std::chrono::milliseconds(1)));
 }
 
+// Whether a failure means the database cannot be reached now rather than that the statement
+// is wrong: the connection is gone, or SQLSTATE class 08 (connection), 57014 (canceled: the
+// statement timeout), 57P01-57P03 (shutting down, starting up), 55P03 (a lock not available).
+bool unavailable(PGconn *pg, const PGresult *r) {
+  if (PQstatus(pg) != CONNECTION_OK) return true;
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  if (!state) return true; // no answer from the server at all
+  const std::string s = state;
+  return s.rfind("08", 0) == 0 || s == "57014" || s.rfind("57P0", 0) == 0 || s == "55P03";
+}
+
 std::string trimmed(const char *message) {
   std::string s = message ? message : "";
   while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
@@ -140,10 +151,13 @@ struct PostgresStore::Conn {
     const std::string name = statement_name(sql);
     if (!prepared.count(name)) {
       PGresult *p = PQprepare(pg, name.c_str(), sql, 0, nullptr);
-      const bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
-      std::string message = trimmed(p ? PQresultErrorMessage(p) : PQerrorMessage(pg));
-      PQclear(p);
-      if (!ok) throw StoreError("postgres prepare: " + message);
+      if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+        const std::string message = trimmed(p ? PQresultErrorMessage(p) : PQerrorMessage(pg));
+        const bool down = unavailable(pg, p);
+        PQclear(p);
+        if (down) throw StoreUnavailable("postgres prepare: " + message);
+        throw StoreError("postgres prepare: " + message);
+      }
       prepared.insert(name);
     }
     std::vector<const char *> values;
@@ -162,17 +176,24 @@ struct PostgresStore::Conn {
       return Result(nullptr, name_broken);
     }
     std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+    const bool down = unavailable(pg, r);
     PQclear(r);
+    if (down) throw StoreUnavailable("postgres: " + message);
     throw StoreError("postgres: " + message);
   }
   // Runs SQL text with no parameters (BEGIN, COMMIT, a migration's statements).
   void exec(const char *sql) {
     PGresult *r = PQexec(pg, sql);
     const ExecStatusType status = PQresultStatus(r);
-    std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      PQclear(r);
+      return;
+    }
+    const std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+    const bool down = unavailable(pg, r);
     PQclear(r);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-      throw StoreError("postgres: " + message);
+    if (down) throw StoreUnavailable("postgres: " + message);
+    throw StoreError("postgres: " + message);
   }
 };
 
@@ -209,6 +230,8 @@ public:
     std::string message = trimmed(PQresultErrorMessage(r));
     PQclear(r);
     done_ = true;
+    if (!ok && PQstatus(c_.pg) != CONNECTION_OK)
+      throw StoreUnavailable("postgres commit failed: " + message);
     if (!ok) throw StoreError("postgres commit failed" + (message.empty() ? "" : ": " + message));
   }
 
@@ -259,7 +282,7 @@ std::unique_ptr<PostgresStore::Conn> PostgresStore::connect() {
   if (!c->pg) throw StoreError("cannot connect to PostgreSQL: out of memory");
   // libpq's message names the host and the reason, never the password.
   if (PQstatus(c->pg) != CONNECTION_OK)
-    throw StoreError("cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(c->pg)));
+    throw StoreUnavailable("cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(c->pg)));
   // The server's notices ("already exists, skipping") are not ours to print: failures come
   // back as errors.
   PQsetNoticeProcessor(
@@ -280,8 +303,8 @@ PostgresStore::Lease PostgresStore::lease() {
   {
     std::unique_lock lock(pool_mutex_);
     if (!pool_cv_.wait_for(lock, options_.statement_timeout, [this] { return !idle_.empty(); }))
-      throw StoreError("no PostgreSQL connection came free in time (pool of " +
-                       std::to_string(options_.pool_size) + ")");
+      throw StoreUnavailable("no PostgreSQL connection came free in time (pool of " +
+                             std::to_string(options_.pool_size) + ")");
     c = std::move(idle_.back());
     idle_.pop_back();
     ++out_;

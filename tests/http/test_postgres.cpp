@@ -111,3 +111,23 @@ TEST_CASE("admin commands work on PostgreSQL, and a running instance refuses wha
   CHECK(deleted.status == 0);
   CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 401);
 }
+
+TEST_CASE("PostgreSQL stopped: requests that need it answer 503 in their API's shape, tokens "
+          "still check from memory, /readyz is not ready; started again, all goes on") {
+  if (PostgresServer::binaries().empty()) return;
+  PostgresServer server; // its own: this test stops it
+  LatchProcess latch({}, server.create_database());
+  Account a = sign_up(latch);
+  const std::string access = sign_in(latch, a);
+  server.stop();
+  Reply down = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});
+  CHECK(down.status == 503);
+  CHECK(down.body == json{{"error", "server busy, try again"}});
+  CHECK(latch.get("/readyz").status == 503);
+  CHECK(latch.get("/api/v1/authorized/me", access).status == 200); // from memory
+  server.start();
+  CHECK(eventually([&] { return latch.get("/readyz").status == 200; }));
+  CHECK(latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}}).status == 200);
+  CHECK(latch.post_raw("/api/v1/logout", "", "", access).status == 200);
+  CHECK(latch.get("/api/v1/authorized/me", access).status == 401);
+}

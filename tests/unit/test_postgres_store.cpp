@@ -121,7 +121,7 @@ TEST_CASE("PostgreSQL: a statement held past the statement timeout fails, and th
     Client other(uri);
     REQUIRE(other.exec("BEGIN") == "");
     REQUIRE(other.exec("SELECT pg_advisory_xact_lock(1279349827, 1)") == "");
-    CHECK_THROWS_AS(store.revoke_session("s1", kNow), StoreError);
+    CHECK_THROWS_AS(store.revoke_session("s1", kNow), StoreUnavailable);
     CHECK_FALSE(store.find_session("s1")->revoked); // reads do not wait
     other.exec("ROLLBACK");
   }
@@ -141,9 +141,9 @@ TEST_CASE("PostgreSQL: while the server is stopped calls fail; started again, th
   REQUIRE(store.insert_user(user("u1")) == InsertUserResult::ok);
   store.wait_for_changes(std::chrono::milliseconds(1)); // the listening connection is made
   server.stop();
-  CHECK_THROWS_AS(store.find_user_by_id("u1"), StoreError);
+  CHECK_THROWS_AS(store.find_user_by_id("u1"), StoreUnavailable);
   CHECK_THROWS_AS(store.ping(), StoreError);
-  CHECK_THROWS_AS(store.insert_session(session("s1", "u1", "r1")), StoreError);
+  CHECK_THROWS_AS(store.insert_session(session("s1", "u1", "r1")), StoreUnavailable);
   store.wait_for_changes(std::chrono::milliseconds(10)); // returns, neither hangs nor throws
   server.start();
   // Every connection of the pool was broken: each is made again when next leased.
