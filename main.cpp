@@ -25,6 +25,13 @@ using namespace latch;
 
 namespace {
 
+// The start-up line names PRAGMA synchronous as the store's connection reports it, not the flag.
+std::string sync_name(int synchronous) {
+  if (synchronous == 1) return "normal";
+  if (synchronous == 2) return "full";
+  return std::to_string(synchronous);
+}
+
 int serve(const std::vector<std::string> &args) {
   if (std::find_if(args.begin(), args.end(),
                    [](const std::string &a) { return a == "--help" || a == "-h"; }) != args.end()) {
@@ -75,8 +82,10 @@ int serve(const std::vector<std::string> &args) {
   // the database's change feed for what other processes change (keys included).
   std::unique_ptr<db::SessionCache> cache;
   try {
-    store = std::make_unique<db::SqliteStore>(config.db_path, db::SqliteStore::Open::create,
-                                              username_rule());
+    store = std::make_unique<db::SqliteStore>(
+        config.db_path, db::SqliteStore::Open::create, username_rule(),
+        config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                       : db::SqliteStore::Sync::normal);
     report_username_conflicts(*store, std::cerr); // at every start, until renamed
     codec = make_token_codec(config, *store, system_clock()());
     // What expired longer than --purge-margin ago only waits for the purge: not loaded.
@@ -188,7 +197,8 @@ int serve(const std::vector<std::string> &args) {
               << listener->metrics_port() << "/metrics" << std::endl;
   std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https") << "://"
             << config.host << ":" << listener->port() << " (apis: " << apis
-            << ", db: " << config.db_path << ")" << std::endl;
+            << ", db: " << config.db_path << ", sync " << sync_name(store->synchronous()) << ")"
+            << std::endl;
   bool ok = listener->run();
 
   {

@@ -133,11 +133,14 @@ int open_store(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
   if (!fs::exists(path, ec)) return no_database(c);
-  c.store = std::make_unique<db::SqliteStore>(path,
-                                              c.command.access == Access::reads
-                                                  ? db::SqliteStore::Open::read_only
-                                                  : db::SqliteStore::Open::existing,
-                                              username_rule());
+  c.store = std::make_unique<db::SqliteStore>(
+      path,
+      c.command.access == Access::reads ? db::SqliteStore::Open::read_only
+                                        : db::SqliteStore::Open::existing,
+      username_rule(),
+      // LATCH_SQLITE_SYNC as the server has it: a command's writes are as durable as its own.
+      c.config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                       : db::SqliteStore::Sync::normal);
   c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
   c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
   // Never started: mail a command enqueues waits in the outbox for a running server to send.
