@@ -26,6 +26,13 @@ using namespace latch;
 
 namespace {
 
+// The start-up line names PRAGMA synchronous as the store's connection reports it, not the flag.
+std::string sync_name(int synchronous) {
+  if (synchronous == 1) return "normal";
+  if (synchronous == 2) return "full";
+  return std::to_string(synchronous);
+}
+
 int serve(const std::vector<std::string> &args) {
   if (std::find_if(args.begin(), args.end(),
                    [](const std::string &a) { return a == "--help" || a == "-h"; }) != args.end()) {
@@ -77,14 +84,19 @@ int serve(const std::vector<std::string> &args) {
   // Sessions and the blacklist in memory, so checking a token touches no database; it follows
   // the database's change feed for what other processes change (keys included).
   std::unique_ptr<db::SessionCache> cache;
+  std::string db_line; // the start-up line's database: no password, or the sync mode
   try {
     if (postgres) {
       store = std::make_unique<db::PostgresStore>(config.db_path, db::PostgresStore::Options{},
                                                   username_rule());
+      db_line = db::PostgresStore::redacted(config.db_path);
     } else {
-      auto sqlite = std::make_unique<db::SqliteStore>(config.db_path, db::SqliteStore::Open::create,
-                                                      username_rule());
+      auto sqlite = std::make_unique<db::SqliteStore>(
+          config.db_path, db::SqliteStore::Open::create, username_rule(),
+          config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                         : db::SqliteStore::Sync::normal);
       report_username_conflicts(*sqlite, std::cerr); // at every start, until renamed
+      db_line = config.db_path + ", sync " + sync_name(sqlite->synchronous());
       store = std::move(sqlite);
     }
     codec = make_token_codec(config, *store, system_clock()());
@@ -197,8 +209,7 @@ int serve(const std::vector<std::string> &args) {
     std::cout << "latch: metrics on http://" << config.metrics_host << ":"
               << listener->metrics_port() << "/metrics" << std::endl;
   std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https") << "://"
-            << config.host << ":" << listener->port() << " (apis: " << apis
-            << ", db: " << (postgres ? db::PostgresStore::redacted(config.db_path) : config.db_path)
+            << config.host << ":" << listener->port() << " (apis: " << apis << ", db: " << db_line
             << ")" << std::endl;
   bool ok = listener->run();
 

@@ -147,11 +147,15 @@ int open_store(Context &c) {
     c.store = std::move(pg);
   } else {
     if (!fs::exists(path, ec)) return no_database(c);
-    auto sqlite = std::make_unique<db::SqliteStore>(path,
-                                                    c.command.access == Access::reads
-                                                        ? db::SqliteStore::Open::read_only
-                                                        : db::SqliteStore::Open::existing,
-                                                    username_rule());
+    auto sqlite = std::make_unique<db::SqliteStore>(
+        path,
+        c.command.access == Access::reads ? db::SqliteStore::Open::read_only
+                                          : db::SqliteStore::Open::existing,
+        username_rule(),
+        // LATCH_SQLITE_SYNC as the server has it: a
+        // command's writes are as durable as its own.
+        c.config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                         : db::SqliteStore::Sync::normal);
     c.sqlite = sqlite.get();
     c.store = std::move(sqlite);
   }

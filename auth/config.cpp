@@ -200,6 +200,16 @@ std::optional<std::string> set_log_format(Config &c, const std::string &v) {
   return std::nullopt;
 }
 
+std::optional<std::string> set_sqlite_sync(Config &c, const std::string &v) {
+  if (v == "normal")
+    c.sqlite_sync = Config::SqliteSync::normal;
+  else if (v == "full")
+    c.sqlite_sync = Config::SqliteSync::full;
+  else
+    return "must be normal or full";
+  return std::nullopt;
+}
+
 std::optional<std::string> set_cors_origins(Config &c, const std::string &v) {
   c.cors_origins = split_list(v);
   for (const auto &o : c.cors_origins)
@@ -239,6 +249,11 @@ const std::vector<Option> &options() {
          set_addr},
         {"db", "LATCH_DB", "PATH", "SQLite database file, created 0600 (default ./auth.db)",
          string_setter([](Config &c, const std::string &v) { c.db_path = v; })},
+        {"sqlite-sync", "LATCH_SQLITE_SYNC", "MODE",
+         "when a commit is on disk: normal (an answered write survives a crash of latch; the "
+         "last ones may be lost at a power cut or OS crash, never half-applied) or full (an "
+         "fsync at every commit: it survives those too) (default normal)",
+         set_sqlite_sync},
         {"apis", "LATCH_APIS", "LIST",
          "APIs to serve: all, or some of " + api_names(",") + " (default all)", set_apis},
         {"reset-token-in-response", "LATCH_RESET_TOKEN_IN_RESPONSE", "",

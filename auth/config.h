@@ -34,6 +34,9 @@ struct Config {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string db_path = "./auth.db";
+  // PRAGMA synchronous of the SQLite store (db::SqliteStore::Sync): full fsyncs every commit.
+  enum class SqliteSync { normal, full };
+  SqliteSync sqlite_sync = SqliteSync::normal;
   std::set<Api> apis = all_apis();
 
   bool reset_token_in_response = false;  // flask forget-password answers the token (development)

@@ -138,7 +138,7 @@ private:
   bool done_ = false;
 };
 
-SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
+SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule, Sync sync)
     : path_(path), username_rule_(std::move(rule)), read_only_(mode == Open::read_only) {
   if (path != ":memory:" && mode == Open::create) {
     // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
@@ -183,7 +183,8 @@ SqliteStore::SqliteStore(const std::string &path, Open mode, UsernameRule rule)
       exec("PRAGMA query_only=ON"); // belt and braces: this connection never writes
     } else {
       exec("PRAGMA journal_mode=WAL");
-      exec("PRAGMA synchronous=NORMAL"); // with WAL: survives a process crash, not a power cut
+      // With WAL, NORMAL survives a crash of the process, FULL a power cut too (Sync).
+      exec(sync == Sync::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=ON");
       migrate();
       backfill_username_keys();
@@ -267,6 +268,12 @@ int SqliteStore::schema_version() {
   std::lock_guard lock(mutex_);
   Statement st = statement("PRAGMA user_version");
   return st.step() ? static_cast<int>(st.integer(0)) : 0;
+}
+
+int SqliteStore::synchronous() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("PRAGMA synchronous");
+  return st.step() ? static_cast<int>(st.integer(0)) : -1;
 }
 
 std::string SqliteStore::integrity_check() {

@@ -29,15 +29,23 @@ public:
                // written: an empty or foreign database is not Latch's); migrates it
     read_only, // the same, opened SQLITE_OPEN_READONLY: never creates, migrates or writes
   };
+  // When a commit is on disk (PRAGMA synchronous, with WAL). normal: the -wal is fsynced at
+  // checkpoints only, so a commit survives a crash of the process but the last ones may be lost
+  // at a power cut or OS crash (never half-applied); full: an fsync at every commit, so a commit
+  // survives those too. Read-only connections write nothing and ignore it.
+  enum class Sync { normal, full };
   // Opens the database at path as mode says; unless read-only, gives the rows that lack one
   // their username key by `rule` (backfill_username_keys; none without a rule). Throws
   // StoreError.
-  explicit SqliteStore(const std::string &path, Open mode = Open::create, UsernameRule rule = {});
+  explicit SqliteStore(const std::string &path, Open mode = Open::create, UsernameRule rule = {},
+                       Sync sync = Sync::normal);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore &) = delete;
   SqliteStore &operator=(const SqliteStore &) = delete;
 
   int schema_version();
+  // PRAGMA synchronous as this store's connection has it: 1 NORMAL, 2 FULL.
+  int synchronous();
   std::string integrity_check();
   // The last migration in auth.db.sql: the schema version this binary writes.
   static int latest_schema_version();

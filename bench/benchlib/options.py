@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from benchlib import faults, footprint, scale
 from benchlib.workloads import ARGON2, CEILING_SERVERS, WORKLOADS
 
-SERVERS = ("latch", "latch_eddsa", "latch_es256", "django", "node", "ceiling", "loop")
+SERVERS = ("latch", "latch_eddsa", "latch_es256", "latch_syncfull", "django", "node", "ceiling",
+           "loop")
 # wrk workloads, the argon2 ceiling, the memory and start-up measurements (footprint.py), and
 # Latch's faults and scale part (faults.py, scale.py).
 WORKLOAD_NAMES = (tuple(w.name for w in WORKLOADS) + (ARGON2,) + footprint.NAMES

@@ -7,6 +7,7 @@ from benchlib.workloads import ARGON2, ARGON2_TITLE, CEILING_SERVERS, WORKLOADS,
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 LABELS = {"latch": "Latch", "latch_eddsa": "Latch (EdDSA)", "latch_es256": "Latch (ES256)",
+          "latch_syncfull": "Latch (sync full)",
           "django": "Django", "node": "Node", "ceiling": "ceiling", "loop": "ceiling"}
 CEILING_LABELS = {"http": "ceiling: bare cpp-httplib", ARGON2: "ceiling: raw argon2id"}
 

@@ -182,6 +182,10 @@ for _alg in ("EdDSA", "ES256"):
     KINDS["latch_" + _alg.lower()] = dataclasses.replace(
         latch_with(["--jwt-alg", _alg]), name="latch_" + _alg.lower(), label=f"Latch ({_alg})")
 
+# Latch with an fsync at every commit (--sqlite-sync full): the write rows again, beside NORMAL's.
+KINDS["latch_syncfull"] = dataclasses.replace(
+    latch_with(["--sqlite-sync", "full"]), name="latch_syncfull", label="Latch (sync full)")
+
 
 def start(kind, workdir):
     """Starts a fresh instance in workdir and waits until it answers; raises RuntimeError if it does not."""

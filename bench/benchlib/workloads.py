@@ -5,7 +5,8 @@ from typing import Callable
 from benchlib import wrk
 
 AUTH_SERVERS = ("latch", "django", "node")
-LATCH_KINDS = ("latch", "latch_eddsa", "latch_es256")  # Latch, and with asymmetric keys
+# Latch, with asymmetric keys, and with an fsync at every commit
+LATCH_KINDS = ("latch", "latch_eddsa", "latch_es256", "latch_syncfull")
 
 
 def latch_kind(work):
@@ -47,6 +48,15 @@ WORKLOADS = [
              ("latch_es256",), lambda d: [d.access, "getuser"], "http"),
     Workload("refresh_es256", "refresh with rotation, ES256 keys: POST /auth/token/refresh",
              "refresh.lua", 64, ("latch_es256",), lambda d: [d.refresh, str(wrk.THREADS)], "http"),
+    # The writes again with --sqlite-sync full: an fsync of the -wal at every commit (a batch of
+    # rotations shares one). Token checks write nothing, so they are not repeated.
+    Workload("refresh_syncfull", "refresh with rotation, sync full: POST /auth/token/refresh",
+             "refresh.lua", 64, ("latch_syncfull",), lambda d: [d.refresh, str(wrk.THREADS)],
+             "http"),
+    Workload("signin_syncfull", "sign-in, sync full: POST /auth/token (argon2id)", "signin.lua", 16,
+             ("latch_syncfull",), lambda d: [d.users, d.password], "argon2"),
+    Workload("signup_syncfull", "sign-up, sync full: POST /auth/register (argon2id)", "signup.lua",
+             64, ("latch_syncfull",), lambda d: [d.signup_prefix, d.password], "argon2"),
     Workload("http", "HTTP ceiling: bare cpp-httplib GET /ceiling", "fixed.lua", 64, ("ceiling",),
              lambda d: ["/ceiling"], "http"),
     Workload("loop", "HTTP ceiling: Latch's connection loop + cpp-httplib GET /ceiling", "fixed.lua",

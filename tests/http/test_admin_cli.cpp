@@ -135,21 +135,6 @@ std::string generated_password(const std::string &out) {
   return std::regex_search(out, m, line) ? m[1].str() : std::string();
 }
 
-// One value from a database, read with plain SQLite as an operator would.
-std::string query(const std::string &path, const std::string &sql) {
-  sqlite3 *db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-  std::string value;
-  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-    value = reinterpret_cast<const char *>(sqlite3_column_text(st, 0));
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return value;
-}
-
 std::string hs256(const std::string &secret, const std::string &header, const json &payload) {
   std::string input = latch::secure::base64url_encode(header) + "." +
                       latch::secure::base64url_encode(payload.dump());
@@ -334,7 +319,7 @@ TEST_CASE("user add without --password-stdin prints a generated password once, a
   CHECK(token.status == 200);
   // Stored as an argon2id hash, never as the text printed.
   std::string hash =
-      query(latch.db_path(), "SELECT password_hash FROM users WHERE username = '" + name + "'");
+      sql_value(latch.db_path(), "SELECT password_hash FROM users WHERE username = '" + name + "'");
   CHECK(hash.rfind("$argon2id$", 0) == 0);
   CHECK_FALSE(contains(hash, password));
 }
@@ -357,7 +342,7 @@ TEST_CASE("user add refuses a taken name with 1, and a bad username, email or pa
   Cli stricter = admin(latch, {"user", "add", unique("x"), "--password-stdin"}, "password123\n",
                        {{"LATCH_PASSWORD_MIN_LENGTH", "12"}});
   CHECK(stricter.status == 2);
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM users") == "1");
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM users") == "1");
 }
 
 TEST_CASE("latch user add and sign-up accept and refuse the same usernames, emails and "
@@ -474,7 +459,7 @@ TEST_CASE("user show refuses a text that is one user's email and another's usern
   CHECK(contains(r.err, "by id"));
   Cli deleted = admin(latch, {"user", "delete", a.email});
   CHECK(deleted.status == 2);
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM users") == "2");
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM users") == "2");
 }
 
 namespace {
@@ -507,8 +492,9 @@ TEST_CASE("user delete removes the user: the running server refuses its tokens w
   CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
   CHECK(latch.post("/api/v1/refresh", {{"refresh_token", a.refresh}}).status == 401);
   CHECK(sign_in(latch, a.email, kPassword) == 401);
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions WHERE user_id = '" +
-                                   jwt_payload(a.access)["sub"].get<std::string>() + "'") == "0");
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM sessions WHERE user_id = '" +
+                                       jwt_payload(a.access)["sub"].get<std::string>() + "'") ==
+        "0");
   CHECK(latch.get("/auth/getuser", bystander.access).status == 200);
 
   Cli again = admin(latch, {"user", "delete", a.username});
@@ -644,23 +630,23 @@ TEST_CASE("backup writes a consistent copy while the server keeps serving, and o
   CHECK(failed == 0);
   CHECK(served >= 3);
 
-  CHECK(query(file, "PRAGMA integrity_check") == "ok");
-  CHECK(std::stoi(query(file, "SELECT count(*) FROM users")) >= 5);
-  CHECK(query(file, "PRAGMA journal_mode") == "delete");
-  CHECK(query(file, "SELECT count(*) FROM signing_keys") == "1");
+  CHECK(sql_value(file, "PRAGMA integrity_check") == "ok");
+  CHECK(std::stoi(sql_value(file, "SELECT count(*) FROM users")) >= 5);
+  CHECK(sql_value(file, "PRAGMA journal_mode") == "delete");
+  CHECK(sql_value(file, "SELECT count(*) FROM signing_keys") == "1");
   struct stat st {};
   REQUIRE(stat(file.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
-  const std::string users_in_copy = query(file, "SELECT count(*) FROM users");
+  const std::string users_in_copy = sql_value(file, "SELECT count(*) FROM users");
   Cli again = admin(latch, {"backup", file});
   CHECK(again.status == 1);
   CHECK(contains(again.err, "--force"));
-  CHECK(query(file, "SELECT count(*) FROM users") == users_in_copy);
+  CHECK(sql_value(file, "SELECT count(*) FROM users") == users_in_copy);
   Cli forced = admin(latch, {"backup", file, "--force"});
   CHECK(forced.status == 0);
-  CHECK(query(file, "SELECT count(*) FROM users") ==
-        query(latch.db_path(), "SELECT count(*) FROM users"));
+  CHECK(sql_value(file, "SELECT count(*) FROM users") ==
+        sql_value(latch.db_path(), "SELECT count(*) FROM users"));
 
   Cli itself = admin(latch, {"backup", latch.db_path(), "--force"});
   CHECK(itself.status == 2);
@@ -681,7 +667,7 @@ TEST_CASE("purge deletes expired rows now and prints the counts") {
   CHECK(contains(purged.out, "blacklisted tokens: 0\n"));
   CHECK(contains(purged.out, "one-time tokens: 0\n"));
   CHECK(contains(purged.out, "signing keys: 0\n"));
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions") == "1"); // the live one stays
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM sessions") == "1"); // the live one stays
   Cli again = admin(latch, {"purge", "--margin", "0"});
   CHECK(contains(again.out, "sessions: 0\n"));
   CHECK(latch.get("/auth/getuser", a.access).status == 200);
@@ -721,9 +707,10 @@ TEST_CASE("secret rotate: old tokens stay valid and new sign-ins carry the new k
   CHECK(refreshed.status == 200);
   CHECK(jwt_header(refreshed.body.value("access_token", "")).value("kid", "") == new_kid);
 
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL") ==
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL") ==
         "1");
-  CHECK(query(latch.db_path(), "SELECT kid FROM signing_keys WHERE retired_at IS NULL") == new_kid);
+  CHECK(sql_value(latch.db_path(), "SELECT kid FROM signing_keys WHERE retired_at IS NULL") ==
+        new_kid);
   // And after a restart too: the retired key is kept in the database.
   const std::string path = latch.db_path();
   latch.stop();
@@ -740,7 +727,7 @@ TEST_CASE("a token whose kid names no key of the ring gets 401, signed with any 
   Account a = sign_up(latch);
   const std::string kid = jwt_header(a.access)["kid"].get<std::string>();
   const std::string secret =
-      query(latch.db_path(), "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'");
+      sql_value(latch.db_path(), "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'");
   REQUIRE_FALSE(secret.empty());
   json claims = jwt_payload(a.access);
   claims["jti"] = latch::secure::random_token(16);
@@ -775,8 +762,8 @@ TEST_CASE("a database from before key rings keeps accepting its tokens, which ca
   LatchProcess latch({}, path);
   Account a = sign_up(latch);
   const std::string kid = jwt_header(a.access)["kid"].get<std::string>();
-  CHECK(query(path, "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'") == old_secret);
-  CHECK(query(path, "SELECT count(*) FROM settings WHERE key = 'jwt_secret'") == "0");
+  CHECK(sql_value(path, "SELECT secret FROM signing_keys WHERE kid = '" + kid + "'") == old_secret);
+  CHECK(sql_value(path, "SELECT count(*) FROM settings WHERE key = 'jwt_secret'") == "0");
   // A token as the old release signed it: no kid.
   json claims = jwt_payload(a.access);
   const std::string old_token = hs256(old_secret, R"({"alg":"HS256","typ":"JWT"})", claims);
@@ -796,7 +783,7 @@ TEST_CASE("secret rotate with LATCH_JWT_SECRET set exits 2, says why and changes
   CHECK(r.status == 2);
   CHECK(contains(r.err, "LATCH_JWT_SECRET"));
   CHECK(r.out.empty());
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM signing_keys") == "0");
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM signing_keys") == "0");
   CHECK(latch.get("/auth/getuser", a.access).status == 200);
 }
 
@@ -845,7 +832,7 @@ TEST_CASE("secret rotate --retire-now: the running server refuses every token si
         401);
   CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
   CHECK(latch.post("/api/v1/refresh", {{"refresh_token", v1.body["refresh_token"]}}).status == 401);
-  CHECK(query(latch.db_path(), "SELECT group_concat(kid) FROM signing_keys") == new_kid);
+  CHECK(sql_value(latch.db_path(), "SELECT group_concat(kid) FROM signing_keys") == new_kid);
   // Signing in again works, with the new key.
   Reply in = latch.post("/api/auth/signin", {{"email", a.email}, {"password", kPassword}});
   REQUIRE(in.status == 200);
@@ -877,7 +864,8 @@ TEST_CASE("sessions revoke --all ends every session of every user: the running s
   CHECK(latch.get("/auth/getuser", c_access).status == 401);
   CHECK(latch.post_raw("/api/auth/refresh", "", "application/json", a.refresh).status == 401);
   CHECK(latch.post("/auth/token/refresh", {{"refresh", c.body["refresh"]}}).status == 401);
-  CHECK(query(latch.db_path(), "SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == "0");
+  CHECK(sql_value(latch.db_path(), "SELECT count(*) FROM sessions WHERE revoked_at IS NULL") ==
+        "0");
   // The accounts are fine: signing in again works.
   CHECK(sign_in(latch, a.email, kPassword) == 200);
   CHECK(sign_in(latch, b.email, kPassword) == 200);
@@ -965,9 +953,9 @@ TEST_CASE("an admin command refuses a file that is not a Latch database and writ
     }
   }
   CHECK(fs::file_size(empty) == 0);
-  CHECK(query(foreign, "SELECT group_concat(name) FROM sqlite_master") == "notes");
-  CHECK(query(foreign, "PRAGMA user_version") == "0");
-  CHECK(query(foreign, "PRAGMA journal_mode") == "delete");
+  CHECK(sql_value(foreign, "SELECT group_concat(name) FROM sqlite_master") == "notes");
+  CHECK(sql_value(foreign, "PRAGMA user_version") == "0");
+  CHECK(sql_value(foreign, "PRAGMA journal_mode") == "delete");
   CHECK_FALSE(fs::exists(dir.file("copy.db")));
 }
 
@@ -993,13 +981,13 @@ TEST_CASE("read-only commands open the database read-only and never migrate it")
     CAPTURE(r.err);
     CHECK(r.status == status);
     if (status == 1) CHECK(contains(r.err, "older than this latch's"));
-    CHECK(query(path, "PRAGMA user_version") == "1");
-    CHECK(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'signing_keys'") == "0");
+    CHECK(sql_value(path, "PRAGMA user_version") == "1");
+    CHECK(sql_value(path, "SELECT count(*) FROM sqlite_master WHERE name = 'signing_keys'") == "0");
   }
   // A command that writes upgrades it, as latch serve does; then the readers read it.
   REQUIRE(cli({"user", "add", "someone", "--password-stdin", "--db", path}, {}, "password123\n")
               .status == 0);
-  CHECK(query(path, "PRAGMA user_version") == std::to_string(latest_migration()));
+  CHECK(sql_value(path, "PRAGMA user_version") == std::to_string(latest_migration()));
   CHECK(cli({"user", "list", "--db", path}).status == 0);
 }
 
@@ -1040,12 +1028,12 @@ TEST_CASE("read-only commands work for a user who may read the database but not 
   Cli backup = cli({"backup", out.file("copy.db"), "--db", db}, {}, "", kAsNobody);
   CAPTURE(backup.err);
   CHECK(backup.status == 0);
-  CHECK(query(out.file("copy.db"), "SELECT count(*) FROM users") == "1");
+  CHECK(sql_value(out.file("copy.db"), "SELECT count(*) FROM users") == "1");
 
   // A command that writes still needs write access.
   Cli add =
       cli({"user", "add", "x", "--password-stdin", "--db", db}, {}, "password123\n", kAsNobody);
   CHECK(add.status == 1);
-  CHECK(query(db, "SELECT count(*) FROM users") == "1");
+  CHECK(sql_value(db, "SELECT count(*) FROM users") == "1");
   CHECK(latch.get("/auth/getuser", a.access).status == 200);
 }

@@ -105,6 +105,55 @@ TEST_CASE("a bad environment value stops the server with a message naming the va
   CHECK(apis.output.find("soap") != std::string::npos);
 }
 
+TEST_CASE("--sqlite-sync full: the server answers, and its start-up line says sync full, as "
+          "its database connection reports PRAGMA synchronous") {
+  auto says = [](const LatchProcess &latch, const std::string &mode) {
+    return latch.output().find(", db: " + latch.db_path() + ", sync " + mode + ")") !=
+           std::string::npos;
+  };
+  TempDir dir;
+  const std::string db = dir.file("auth.db");
+  const std::string user = unique("sync");
+  {
+    LatchProcess full({{"--sqlite-sync", "full"}, {}}, db);
+    CAPTURE(full.output());
+    CHECK(says(full, "full"));
+    Reply r = full.post(
+        "/api/auth/signup",
+        {{"email", user + "@example.com"}, {"username", user}, {"password", "password123"}});
+    CHECK(r.status == 201);
+    CHECK(full.post_raw("/api/auth/refresh", "", "application/json",
+                        r.body.value("refresh_token", ""))
+              .status == 200);
+  }
+  // The mode belongs to the connection, not the file: the same database reopened is normal.
+  LatchProcess normal({}, db);
+  CAPTURE(normal.output());
+  CHECK(says(normal, "normal"));
+  CHECK(
+      normal
+          .post("/api/auth/signin", {{"email", user + "@example.com"}, {"password", "password123"}})
+          .status == 200);
+  LatchProcess by_env({{}, {{"LATCH_SQLITE_SYNC", "full"}}});
+  CAPTURE(by_env.output());
+  CHECK(says(by_env, "full"));
+}
+
+TEST_CASE("a bad --sqlite-sync or LATCH_SQLITE_SYNC stops the server and the admin commands, "
+          "exit 2, naming it") {
+  CommandResult flag = run_latch({"serve", "--addr", "127.0.0.1:0", "--sqlite-sync", "always"});
+  CHECK(flag.status == 2);
+  CHECK(flag.output.find("--sqlite-sync: must be normal or full") != std::string::npos);
+  CommandResult env = run_latch({"serve", "--addr", "127.0.0.1:0"}, {{"LATCH_SQLITE_SYNC", "on"}});
+  CHECK(env.status == 2);
+  CHECK(env.output.find("LATCH_SQLITE_SYNC: must be normal or full") != std::string::npos);
+  TempDir dir;
+  CommandResult admin =
+      run_latch({"user", "list", "--db", dir.file("auth.db")}, {{"LATCH_SQLITE_SYNC", "FULL"}});
+  CHECK(admin.status == 2);
+  CHECK(admin.output.find("LATCH_SQLITE_SYNC: must be normal or full") != std::string::npos);
+}
+
 TEST_CASE("flags win over the environment") {
   // The environment asks for 1 sign-in a minute; the flag turns the limit off.
   LatchProcess latch({{"--rate-limit", "0"}, {{"LATCH_RATE_LIMIT", "1"}}});

@@ -102,27 +102,13 @@ std::string jsonl(TempDir &dir, const std::vector<json> &lines) {
   return path;
 }
 
-std::string query(const std::string &path, const std::string &sql) {
-  sqlite3 *db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-  std::string value;
-  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-    value = reinterpret_cast<const char *>(sqlite3_column_text(st, 0));
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return value;
-}
-
 std::string stored_hash(const LatchProcess &latch, const std::string &username) {
-  return query(latch.db_path(),
-               "SELECT password_hash FROM users WHERE username = '" + username + "'");
+  return sql_value(latch.db_path(),
+                   "SELECT password_hash FROM users WHERE username = '" + username + "'");
 }
 
 int user_count(const LatchProcess &latch) {
-  return std::stoi(query(latch.db_path(), "SELECT count(*) FROM users"));
+  return std::stoi(sql_value(latch.db_path(), "SELECT count(*) FROM users"));
 }
 
 // Signs in through the API numbered api (0-4: picflux, v1, flask, simplejwt, envelope).
@@ -332,12 +318,13 @@ TEST_CASE("a UUID id is kept, created_at takes Unix seconds or ISO 8601, and exp
   int_id["id"] = 42;
   int_id["created_at"] = "2020-09-13 12:26:40.5";
   REQUIRE(admin(latch, {"user", "import", jsonl(dir, {with_uuid, iso, int_id})}).status == 0);
-  CHECK(query(latch.db_path(), "SELECT id FROM users WHERE username = '" + a + "'") == lower(uuid));
+  CHECK(sql_value(latch.db_path(), "SELECT id FROM users WHERE username = '" + a + "'") ==
+        lower(uuid));
   for (const auto &name : {a, b, c})
-    CHECK(query(latch.db_path(), "SELECT created_at FROM users WHERE username = '" + name + "'") ==
-          "1600000000");
+    CHECK(sql_value(latch.db_path(), "SELECT created_at FROM users WHERE username = '" + name +
+                                         "'") == "1600000000");
   const std::string c_id =
-      query(latch.db_path(), "SELECT id FROM users WHERE username = '" + c + "'");
+      sql_value(latch.db_path(), "SELECT id FROM users WHERE username = '" + c + "'");
   CHECK(c_id.size() == 36);
   CHECK(c_id != "42");
   // Tokens name the kept id.
@@ -372,7 +359,7 @@ TEST_CASE("a UUID id is kept, created_at takes Unix seconds or ISO 8601, and exp
   CommandResult in = admin(other, {"user", "import", exported});
   INFO(in.output);
   REQUIRE(in.status == 0);
-  CHECK(query(other.db_path(), "SELECT id FROM users WHERE username = '" + c + "'") == c_id);
+  CHECK(sql_value(other.db_path(), "SELECT id FROM users WHERE username = '" + c + "'") == c_id);
   CHECK(sign_in(other, 2, a, lower(a) + "@example.com", kPassword) == 200);
   CHECK(sign_in(other, 3, b, lower(b) + "@example.com", kPassword) == 200);
   CHECK(sign_in(other, 4, c, lower(c) + "@example.com", kPassword) == 200);
@@ -427,11 +414,12 @@ User.objects.create_user("dave", "dave@example.com", None)
   CHECK(latch.post("/auth/token", {{"username", "bob"}, {"password", kPassword}}).status == 401);
   CHECK(stored_hash(latch, "bob").rfind("pbkdf2_sha256$", 0) == 0);
   CHECK(latch.post("/auth/token", {{"username", "carol"}, {"password", kPassword}}).status == 200);
-  CHECK(query(latch.db_path(), "SELECT email IS NULL FROM users WHERE username = 'carol'") == "1");
+  CHECK(sql_value(latch.db_path(), "SELECT email IS NULL FROM users WHERE username = 'carol'") ==
+        "1");
   CHECK(stored_hash(latch, "dave").rfind("!", 0) == 0);
   CHECK(latch.post("/auth/token", {{"username", "dave"}, {"password", ""}}).status != 200);
-  const std::int64_t joined =
-      std::stoll(query(latch.db_path(), "SELECT created_at FROM users WHERE username = 'alice'"));
+  const std::int64_t joined = std::stoll(
+      sql_value(latch.db_path(), "SELECT created_at FROM users WHERE username = 'alice'"));
   CHECK(joined <= now);
   CHECK(joined > now - 600);
 

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <regex>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -380,6 +381,20 @@ std::string token_from_link(const std::string &message) {
   static const std::regex token(R"([?&]token=([A-Za-z0-9_\-]+))");
   std::smatch m;
   return std::regex_search(message, m, token) ? m[1].str() : std::string();
+}
+
+std::string sql_value(const std::string &db_path, const std::string &sql) {
+  sqlite3 *db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  std::string value;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+    value = reinterpret_cast<const char *>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return value;
 }
 
 } // namespace latch::test

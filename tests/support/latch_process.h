@@ -139,6 +139,10 @@ private:
 // A loopback TCP port nothing listens on now (for a server that starts later).
 int unused_port();
 
+// One value (the first column of the first row, "" if none) from a database, read with plain
+// SQLite as an operator would, read-only.
+std::string sql_value(const std::string &db_path, const std::string &sql);
+
 // The value of token=... in the first link in a message ("" if none).
 std::string token_from_link(const std::string &message);
 

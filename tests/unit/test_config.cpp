@@ -363,3 +363,18 @@ TEST_CASE("--refresh-reuse-interval: 10 s by default, 0 strict, at most an hour"
                     "LATCH_REFRESH_REUSE_INTERVAL:"));
   CHECK(config_help().find("--refresh-reuse-interval DURATION") != std::string::npos);
 }
+
+TEST_CASE("--sqlite-sync: normal by default, full when asked, anything else refused") {
+  CHECK(load_ok({}).sqlite_sync == Config::SqliteSync::normal);
+  CHECK(load_ok({"--sqlite-sync", "full"}).sqlite_sync == Config::SqliteSync::full);
+  CHECK(load_ok({"--sqlite-sync=normal"}, {{"LATCH_SQLITE_SYNC", "full"}}).sqlite_sync ==
+        Config::SqliteSync::normal);
+  CHECK(load_ok({}, {{"LATCH_SQLITE_SYNC", "full"}}).sqlite_sync == Config::SqliteSync::full);
+  for (const char *bad : {"FULL", "off", "extra", "2", ""}) {
+    CAPTURE(bad);
+    CHECK(load_error({"--sqlite-sync", bad}) == "--sqlite-sync: must be normal or full");
+  }
+  CHECK(load_error({}, {{"LATCH_SQLITE_SYNC", "fsync"}}) ==
+        "LATCH_SQLITE_SYNC: must be normal or full");
+  CHECK(config_help().find("--sqlite-sync MODE") != std::string::npos);
+}

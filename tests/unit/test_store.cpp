@@ -158,6 +158,27 @@ TEST_CASE("a store on a path that cannot be created throws StoreError") {
   CHECK_THROWS_AS(SqliteStore(dir.file("missing-dir/auth.db")), StoreError);
 }
 
+TEST_CASE("the store's connection has PRAGMA synchronous as its Sync says: NORMAL unless FULL") {
+  latch::test::TempDir dir;
+  const std::string path = dir.file("auth.db");
+  {
+    SqliteStore store(path);
+    CHECK(store.synchronous() == 1);
+  }
+  {
+    SqliteStore store(path, SqliteStore::Open::existing, {}, SqliteStore::Sync::normal);
+    CHECK(store.synchronous() == 1);
+  }
+  {
+    SqliteStore store(path, SqliteStore::Open::existing, {}, SqliteStore::Sync::full);
+    CHECK(store.synchronous() == 2);
+    CHECK(store.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  }
+  SqliteStore store(path, SqliteStore::Open::create, {}, SqliteStore::Sync::full);
+  CHECK(store.synchronous() == 2);
+  CHECK(store.find_user_by_username("ann").has_value()); // the commit made under FULL is there
+}
+
 TEST_CASE("insert_user enforces case-insensitive usernames and unique emails") {
   for_each_engine([](Engine &engine) {
     Store &store = *engine.store;
