@@ -13,9 +13,11 @@ DB         ?= ./auth.db
 WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 
 BUILD_PKGS := g++ cmake make pkg-config libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev \
-              doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev libicu-dev libcrypt-dev
+              doctest-dev libssl-dev libsodium-dev libcurl4-openssl-dev libicu-dev libcrypt-dev \
+              libpq-dev
 TEST_PKGS  := python3 python3-aiosmtpd python3-jwt python3-cryptography sqlite3 faketime \
-              clang-format python3-bcrypt python3-argon2 python3-django python3-werkzeug whois
+              clang-format python3-bcrypt python3-argon2 python3-django python3-werkzeug whois \
+              postgresql
 # clang with its sanitizer and libFuzzer runtimes (the distribution's default LLVM).
 FUZZ_PKGS  := clang libclang-rt-dev
 FUZZ_TARGETS := fuzz_jwt fuzz_body fuzz_routes fuzz_framing

@@ -10,6 +10,7 @@
 #include "auth/secure.h"
 #include "auth/service.h"
 #include "auth/tokens.h"
+#include "db/postgres_store.h"
 #include "db/session_cache.h"
 #include "db/sqlite_store.h"
 
@@ -73,7 +74,9 @@ int serve(const std::vector<std::string> &args) {
   // connection threads every arena keeps some of what it freed, and none made requests faster.
   mallopt(M_ARENA_MAX, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
-  std::unique_ptr<db::SqliteStore> store;
+  // A postgres:// or postgresql:// URI is PostgreSQL; anything else is an SQLite file.
+  const bool postgres = db::PostgresStore::is_uri(config.db_path);
+  std::unique_ptr<db::Store> store;
   // Without LATCH_JWT_SECRET, the key ring kept in the database (its first key made at first
   // start, so tokens survive restarts with no set-up), reloaded when latch secret rotate
   // changes it.
@@ -81,12 +84,21 @@ int serve(const std::vector<std::string> &args) {
   // Sessions and the blacklist in memory, so checking a token touches no database; it follows
   // the database's change feed for what other processes change (keys included).
   std::unique_ptr<db::SessionCache> cache;
+  std::string db_line; // the start-up line's database: no password, or the sync mode
   try {
-    store = std::make_unique<db::SqliteStore>(
-        config.db_path, db::SqliteStore::Open::create, username_rule(),
-        config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
-                                                       : db::SqliteStore::Sync::normal);
-    report_username_conflicts(*store, std::cerr); // at every start, until renamed
+    if (postgres) {
+      store = std::make_unique<db::PostgresStore>(config.db_path, db::PostgresStore::Options{},
+                                                  username_rule());
+      db_line = db::PostgresStore::redacted(config.db_path);
+    } else {
+      auto sqlite = std::make_unique<db::SqliteStore>(
+          config.db_path, db::SqliteStore::Open::create, username_rule(),
+          config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                         : db::SqliteStore::Sync::normal);
+      report_username_conflicts(*sqlite, std::cerr); // at every start, until renamed
+      db_line = config.db_path + ", sync " + sync_name(sqlite->synchronous());
+      store = std::move(sqlite);
+    }
     codec = make_token_codec(config, *store, system_clock()());
     // What expired longer than --purge-margin ago only waits for the purge: not loaded.
     cache = std::make_unique<db::SessionCache>(
@@ -98,7 +110,8 @@ int serve(const std::vector<std::string> &args) {
   SigningKeyWatcher key_watcher(config, *store, *codec);
   cache->follow([&key_watcher] { key_watcher.reload(); });
   // After the open, so the -wal and -shm SQLite made (with the file's mode) are looked at too.
-  for (const auto &line : database_permission_warnings(config.db_path))
+  for (const auto &line :
+       postgres ? std::vector<std::string>{} : database_permission_warnings(config.db_path))
     std::cerr << "latch: warning: " << line << "\n";
 
   PasswordHasher hasher(config.argon2, config.hash_concurrency, config.hash_queue);
@@ -196,9 +209,8 @@ int serve(const std::vector<std::string> &args) {
     std::cout << "latch: metrics on http://" << config.metrics_host << ":"
               << listener->metrics_port() << "/metrics" << std::endl;
   std::cout << "latch: listening on " << (config.tls_cert.empty() ? "http" : "https") << "://"
-            << config.host << ":" << listener->port() << " (apis: " << apis
-            << ", db: " << config.db_path << ", sync " << sync_name(store->synchronous()) << ")"
-            << std::endl;
+            << config.host << ":" << listener->port() << " (apis: " << apis << ", db: " << db_line
+            << ")" << std::endl;
   bool ok = listener->run();
 
   {

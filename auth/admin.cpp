@@ -7,6 +7,7 @@
 #include "auth/secure.h"
 #include "auth/service.h"
 #include "db/django_users.h"
+#include "db/postgres_store.h"
 #include "db/sqlite_store.h"
 
 #include <nlohmann/json.hpp>
@@ -76,7 +77,9 @@ struct Context {
   std::vector<std::string> operands;
   std::map<std::string, std::string> flags; // given flags; "" for switches
   Config config;
-  std::unique_ptr<db::SqliteStore> store;
+  std::unique_ptr<db::Store> store;
+  db::SqliteStore *sqlite = nullptr;     // store, when it is SQLite
+  db::PostgresStore *postgres = nullptr; // store, when it is PostgreSQL
   // The same service as the APIs', so every rule is theirs: no token is issued here (a
   // throw-away key), and a mail would wait in the outbox for a server.
   std::unique_ptr<PasswordHasher> hasher;
@@ -132,15 +135,30 @@ int no_database(Context &c) {
 int open_store(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
-  if (!fs::exists(path, ec)) return no_database(c);
-  c.store = std::make_unique<db::SqliteStore>(
-      path,
-      c.command.access == Access::reads ? db::SqliteStore::Open::read_only
-                                        : db::SqliteStore::Open::existing,
-      username_rule(),
-      // LATCH_SQLITE_SYNC as the server has it: a command's writes are as durable as its own.
-      c.config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
-                                                       : db::SqliteStore::Sync::normal);
+  if (db::PostgresStore::is_uri(path)) {
+    db::PostgresStore::Options options;
+    options.pool_size = 1;
+    options.migrate = c.command.access != Access::reads;
+    auto pg = std::make_unique<db::PostgresStore>(path, options, username_rule());
+    if (pg->schema_version() == 0)
+      return c.fail(admin_failed, db::PostgresStore::redacted(path) +
+                                      " holds no Latch schema (latch serve --db URI makes one)");
+    c.postgres = pg.get();
+    c.store = std::move(pg);
+  } else {
+    if (!fs::exists(path, ec)) return no_database(c);
+    auto sqlite = std::make_unique<db::SqliteStore>(
+        path,
+        c.command.access == Access::reads ? db::SqliteStore::Open::read_only
+                                          : db::SqliteStore::Open::existing,
+        username_rule(),
+        // LATCH_SQLITE_SYNC as the server has it: a
+        // command's writes are as durable as its own.
+        c.config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                         : db::SqliteStore::Sync::normal);
+    c.sqlite = sqlite.get();
+    c.store = std::move(sqlite);
+  }
   c.hasher = std::make_unique<PasswordHasher>(c.config.argon2, 1, 1);
   c.codec = std::make_unique<TokenCodec>(secure::random_token(32));
   // Never started: mail a command enqueues waits in the outbox for a running server to send.
@@ -153,11 +171,14 @@ int open_store(Context &c) {
 // Rows are read with this latch's queries, which know only its own schema: an older one is
 // upgraded by whatever writes next, never by a command that only reads, so it is refused.
 int require_current_schema(Context &c) {
-  const int version = c.store->schema_version();
-  if (version >= db::SqliteStore::latest_schema_version()) return admin_ok;
-  return c.fail(admin_failed, c.config.db_path + " has Latch's schema version " +
-                                  std::to_string(version) + ", older than this latch's " +
-                                  std::to_string(db::SqliteStore::latest_schema_version()) +
+  const int version = c.sqlite ? c.sqlite->schema_version() : c.postgres->schema_version();
+  const int latest = c.sqlite ? db::SqliteStore::latest_schema_version()
+                              : db::PostgresStore::latest_schema_version();
+  if (version >= latest) return admin_ok;
+  const std::string name =
+      c.sqlite ? c.config.db_path : db::PostgresStore::redacted(c.config.db_path);
+  return c.fail(admin_failed, name + " has Latch's schema version " + std::to_string(version) +
+                                  ", older than this latch's " + std::to_string(latest) +
                                   ": latch serve, or any command that writes, upgrades it first");
 }
 
@@ -651,6 +672,8 @@ int sessions_revoke(Context &c) {
 int backup(Context &c) {
   const std::string &file = c.operands[0];
   if (file.empty()) return c.fail(admin_usage, "FILE is empty");
+  if (db::PostgresStore::is_uri(c.config.db_path))
+    return c.fail(admin_usage, "backup copies an SQLite database; back PostgreSQL up with pg_dump");
   const std::string &db = c.config.db_path;
   std::error_code file_ec;
   const fs::path target = fs::weakly_canonical(file, file_ec);
@@ -663,7 +686,7 @@ int backup(Context &c) {
     if (same) return c.fail(admin_usage, file + " is the database itself");
   }
   if (int rc = open_store(c)) return rc;
-  if (!c.store->backup(file, c.has("force")))
+  if (!c.sqlite->backup(file, c.has("force")))
     return c.fail(admin_failed, file + " exists; --force replaces it");
   c.out << "backed up " << db << " to " << file << "\n";
   return admin_ok;
@@ -944,6 +967,7 @@ std::string user_name(uid_t uid) {
 int doctor(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
+  if (db::PostgresStore::is_uri(path)) return c.fail(admin_usage, "doctor checks SQLite only yet");
   if (!fs::exists(path, ec)) return no_database(c);
   int problems = 0;
   auto fine = [&](const std::string &line) { c.out << "ok   " << line << "\n"; };
@@ -975,13 +999,15 @@ int doctor(Context &c) {
   }
 
   try {
-    c.store = std::make_unique<db::SqliteStore>(path, db::SqliteStore::Open::read_only);
+    auto sqlite = std::make_unique<db::SqliteStore>(path, db::SqliteStore::Open::read_only);
+    c.sqlite = sqlite.get();
+    c.store = std::move(sqlite);
   } catch (const std::exception &e) {
     fix(e.what());
   }
   if (c.store) {
     try {
-      const int version = c.store->schema_version();
+      const int version = c.sqlite->schema_version();
       const int latest = db::SqliteStore::latest_schema_version();
       const std::string v = std::to_string(version), l = std::to_string(latest);
       if (version > latest)
@@ -990,7 +1016,7 @@ int doctor(Context &c) {
       else
         fine("a Latch database, schema version " + v +
              (version == latest ? "" : " (latch serve upgrades it to " + l + ")"));
-      const std::string integrity = c.store->integrity_check();
+      const std::string integrity = c.sqlite->integrity_check();
       if (integrity == "ok")
         fine("PRAGMA integrity_check: ok");
       else
@@ -1359,7 +1385,7 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
       if (c.group == group) command = &c;
   }
 
-  Context c{in, out, err, *command, {}, {}, {}, {}, {}, {}, {}, {}};
+  Context c{in, out, err, *command, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   auto usage = [&](const std::string &message) {
     err << c.title() << ": " << message << "\nUsage: " << usage_line(*command)
         << " [--db PATH] (see --help)\n";

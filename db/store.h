@@ -19,6 +19,12 @@ namespace latch::db {
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The database cannot be reached now (a server stopped or restarting, a connection lost, a
+// statement past its timeout): the request may succeed if tried again, so the HTTP layer
+// answers 503 rather than 500.
+struct StoreUnavailable : StoreError {
+  using StoreError::StoreError;
+};
 
 // The username rule, for rows that reach a store without their keys (a database from before
 // the rule, a look-alike freed by a rename): the canonical key and its look-alike skeleton, or

@@ -257,6 +257,13 @@ void Dispatcher::dispatch(const Route &route, const httplib::Request &req, httpl
     if (!body) return send_error(ctx, body.error());
     ctx.body = std::move(body.value());
     route.handler(ctx);
+  } catch (const db::StoreUnavailable &e) {
+    metrics_.database_error();
+    // The database cannot be reached now (PostgreSQL stopped, a statement timed out): 503, as
+    // a full line is, so the client tries again.
+    std::cerr << "latch: database unavailable on " << route.method << " " << route.path << ": "
+              << e.what() << "\n";
+    send_error(ctx, Error{ErrorCode::busy, ""});
   } catch (const db::StoreError &e) {
     metrics_.database_error();
     // Logged for the operator; the client learns only that something failed.

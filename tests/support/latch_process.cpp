@@ -2,6 +2,7 @@
 #include "support/latch_process.h"
 
 #include "auth/secure.h"
+#include "support/postgres_server.h"
 
 #include <doctest/doctest.h>
 
@@ -117,6 +118,11 @@ httplib::Headers with_bearer(httplib::Headers h, const std::string &bearer) {
 
 LatchProcess::LatchProcess(LatchOptions options) : dir_(std::make_unique<TempDir>()) {
   db_path_ = dir_->path() + "/auth.db";
+  // LATCH_TEST_DB=postgres: a fresh database of the test PostgreSQL instead (the suites that
+  // read the SQLite file itself cannot pass so).
+  if (const char *engine = std::getenv("LATCH_TEST_DB");
+      engine && std::string(engine) == "postgres")
+    if (PostgresServer *server = PostgresServer::shared()) db_path_ = server->create_database();
   start(std::move(options));
 }
 
