@@ -4,12 +4,11 @@
 #include "db/schema.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sqlite3.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -209,7 +208,6 @@ SqliteStore::~SqliteStore() {
     sqlite3_finalize(stmt);
   if (db_) sqlite3_close(db_);
   if (probe_) sqlite3_close(probe_);
-  if (inotify_fd_ >= 0) ::close(inotify_fd_);
 }
 
 void SqliteStore::exec(const char *sql) {
@@ -1193,43 +1191,21 @@ std::optional<std::vector<ChangeFeed::Change>> SqliteStore::changes_since(std::i
 }
 
 void SqliteStore::wait_for_changes(std::chrono::milliseconds timeout) {
-  // Another process's commit writes the -wal file: inotify says so at once. Without it (or
-  // before the file exists) this only waits, and the caller looks anyway.
-  std::call_once(inotify_once_, [this] {
-    inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (inotify_fd_ >= 0 &&
-        ::inotify_add_watch(inotify_fd_, (path_ + "-wal").c_str(), IN_MODIFY) < 0) {
-      ::close(inotify_fd_);
-      inotify_fd_ = -1;
-    }
-  });
-  if (inotify_fd_ < 0) {
-    std::this_thread::sleep_for(timeout);
-    return;
-  }
-  // This server's own commits write the file too, and its writers already put them in
-  // memory: only a change of data_version (another connection committed) ends the wait early.
-  // The event can come just before the commit it belongs to is visible: looked at again 1 and
-  // 5 ms later.
+  // Another connection's commit changes PRAGMA data_version; this connection's own do not (its
+  // writers already put them in memory). Looked at every kChangePoll: an inotify watch on the
+  // -wal file woke this thread at every page this server itself wrote, which cost a refresh
+  // more than the look costs a hundred times a second.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (others_seen_ < 0) others_seen_ = data_version();
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{inotify_fd_, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char events[4096];
-    while (::read(inotify_fd_, events, sizeof events) > 0) {
-    }
-    for (int ms : {0, 1, 4}) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      if (const std::int64_t now_seen = data_version(); now_seen != others_seen_) {
-        others_seen_ = now_seen;
-        return;
-      }
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::milliseconds(0)) break;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, kChangePoll));
+    if (const std::int64_t now_seen = data_version(); now_seen != others_seen_) {
+      others_seen_ = now_seen;
+      return;
     }
   }
-  others_seen_ = data_version();
 }
 
 std::int64_t SqliteStore::data_version() {

@@ -102,7 +102,7 @@ public:
   int purge_signing_keys(std::int64_t retired_before) override;
 
   // The change feed: the `changes` table the triggers of migration 4 write; another process's
-  // commit is noticed through inotify on the -wal file.
+  // commit is noticed by PRAGMA data_version, looked at every kChangePoll.
   Snapshot snapshot(std::int64_t expired_by) override;
   std::optional<std::vector<Change>> changes_since(std::int64_t position,
                                                    std::size_t limit) override;
@@ -187,8 +187,7 @@ private:
   std::map<const char *, sqlite3_stmt *> cache_;
   std::mutex probe_mutex_;
   sqlite3 *probe_ = nullptr; // ping()'s own connection
-  std::once_flag inotify_once_;
-  int inotify_fd_ = -1;
+  static constexpr std::chrono::milliseconds kChangePoll{10};
   std::int64_t others_seen_ = -1; // PRAGMA data_version when wait_for_changes last returned
   std::int64_t data_version();    // changes only when another connection commits
   // maintain()'s state: the file opened, and the -wal as last seen and last checkpointed.

@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -811,6 +812,25 @@ TEST_CASE("replace_password sets the hash, ends the user's sessions and spends r
     CHECK_FALSE(store.replace_password("nobody", "x", kNow));
     CHECK(store.find_user_by_id("u2")->password_hash != "x");
   });
+}
+
+TEST_CASE("SQLite: wait_for_changes returns when another connection commits") {
+  latch::test::TempDir dir;
+  SqliteStore follower(dir.file("auth.db")), other(dir.file("auth.db"));
+  REQUIRE(other.insert_user(make_user("u1", "ann", "ann@example.com")) == InsertUserResult::ok);
+  follower.wait_for_changes(std::chrono::milliseconds(1)); // what is committed so far is seen
+  const auto position = follower.snapshot(0).position;
+  auto woke = std::async(std::launch::async, [&] {
+    follower.wait_for_changes(std::chrono::seconds(60));
+    return true;
+  });
+  other.insert_session(make_session("s1", "u1", "r1", kNow + 3600));
+  // A liveness check, not a speed one: without seeing the commit it would wait 60 s.
+  REQUIRE(woke.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  auto changes = follower.changes_since(position, 100);
+  REQUIRE(changes);
+  REQUIRE(changes->size() == 1);
+  CHECK(changes->front().key == "s1");
 }
 
 TEST_CASE("backup writes a 0600 copy that opens alone, and overwrites only when asked") {
