@@ -103,7 +103,7 @@ def markdown(rows, idle):
         total = sum(calls for calls, _ in r["statements"])
         background = idle_rate * r["seconds"]
         top = "; ".join(f"{calls / REQUESTS:.2f} × `{_short(query)}`"
-                        for calls, query in r["statements"] if calls / REQUESTS >= 0.05)
+                        for calls, query in r["statements"] if calls / REQUESTS >= 0.1)
         body.append([r["kind"], f"{total / REQUESTS:.2f}",
                      f"{max(0.0, total - background) / REQUESTS:.2f}", top])
     idle_text = "; ".join(f"{calls} × `{_short(query)}`" for calls, query in idle) or "none"
