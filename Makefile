@@ -110,10 +110,10 @@ clean:
 # Benchmarks (bench/run, results in BENCHMARKS.md): wrk against $(BUILD)/latch, Django + SimpleJWT
 # and a Node server (peers are installed here; one that cannot be is skipped, and bench/run says
 # why), a bare cpp-httplib route and raw argon2id. BENCH_SECONDS (10), BENCH_RUNS (3) and
-# BENCH_ONLY (e.g. latch,getuser; faults,scale: Latch under faults and at a million sessions)
-# pick what runs. `make soak`: mixed traffic on Latch alone for SOAK_SECONDS, sampling memory and
+# BENCH_ONLY (e.g. latch,getuser; faults,scale: Latch under faults and at a million sessions;
+# latch_pg,latch_pg2,roundtrips: Latch on a throwaway PostgreSQL, two behind HAProxy) pick what runs. `make soak`: mixed traffic on Latch alone for SOAK_SECONDS, sampling memory and
 # database size; any failed request fails it.
-BENCH_PKGS        := wrk gnuplot-nox g++ pkg-config libcpp-httplib-dev libsodium-dev
+BENCH_PKGS        := wrk gnuplot-nox g++ pkg-config libcpp-httplib-dev libsodium-dev postgresql haproxy
 BENCH_DJANGO_PKGS := python3-django python3-djangorestframework \
                      python3-djangorestframework-simplejwt python3-argon2 gunicorn
 BENCH_BIN         := bench/out/bin

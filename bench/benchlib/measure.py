@@ -9,14 +9,33 @@ def _errors(result):
     return sum(result["socket_errors"].values())
 
 
+def _cpu(server):
+    return sum(procs.cpu_seconds(g) for g in server.pgids)
+
+
 def workload(server, work, data, seconds, log_path):
-    """Runs one workload; the numbers of bench/run's table, before taking medians."""
-    procs.reset_peak_rss(server.pgid)
-    cpu_before = procs.cpu_seconds(server.pgid)
+    """Runs one workload; the numbers of bench/run's table, before taking medians.
+
+    On PostgreSQL the server's CPU and RSS are Latch's (and HAProxy's), not the database's:
+    its CPU time and the statements it ran are counted apart (db_*)."""
+    for g in server.pgids:
+        procs.reset_peak_rss(g)
+    db = server.database
+    if db:
+        db_before = (db.cpu_seconds(), db.statements())
+    cpu_before = _cpu(server)
     result = wrk.run(server.url, work.script, work.args(data), seconds, work.connections, log_path)
-    cpu_used = procs.cpu_seconds(server.pgid) - cpu_before
-    peak_kib = procs.memory_kib(server.pgid, "VmHWM")
+    cpu_used = _cpu(server) - cpu_before
+    peak_kib = sum(procs.memory_kib(g, "VmHWM") for g in server.pgids)
     requests = result["requests"]
+    extra = {}
+    if db:
+        db_cpu = db.cpu_seconds() - db_before[0]
+        statements = db.statements() - db_before[1]
+        extra = {"db_cpu_ms_per_req": 1000 * db_cpu / requests if requests else 0.0,
+                 "db_statements_per_req": statements / requests if requests else 0.0,
+                 "db_statements_per_s": statements / (result["duration_us"] / 1e6),
+                 "db_cpu_us_per_statement": 1e6 * db_cpu / statements if statements else 0.0}
     return {
         "rps": requests / (result["duration_us"] / 1e6),
         "p50_ms": result["p50_us"] / 1000,
@@ -28,6 +47,7 @@ def workload(server, work, data, seconds, log_path):
         "requests": requests,
         "statuses": result["statuses"],
         "counters": result["counters"],
+        **extra,
     }
 
 

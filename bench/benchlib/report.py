@@ -7,16 +7,22 @@ from benchlib.workloads import ARGON2, ARGON2_TITLE, CEILING_SERVERS, WORKLOADS,
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 LABELS = {"latch": "Latch", "latch_eddsa": "Latch (EdDSA)", "latch_es256": "Latch (ES256)",
-          "latch_syncfull": "Latch (sync full)",
+          "latch_syncfull": "Latch (sync full)", "latch_pg": "Latch (PostgreSQL)",
+          "latch_pg2": "Latch (2 instances, PostgreSQL, HAProxy)",
           "django": "Django", "node": "Node", "ceiling": "ceiling", "loop": "ceiling"}
+# What measure.workload adds on PostgreSQL: the database's own CPU and statements.
+DB_KEYS = ("db_cpu_ms_per_req", "db_statements_per_req", "db_statements_per_s",
+           "db_cpu_us_per_statement")
 CEILING_LABELS = {"http": "ceiling: bare cpp-httplib", ARGON2: "ceiling: raw argon2id"}
 
 
 def median_of(runs):
     """Medians of each number over the runs; non-2xx and socket errors: the worst run."""
     summary = {}
-    for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "peak_rss_mib"):
-        values = [r[key] for r in runs if r[key] is not None]
+    for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "peak_rss_mib", *DB_KEYS):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if not values and key in DB_KEYS:
+            continue
         summary[key] = statistics.median(values) if values else None
     summary["non2xx"] = max(r["non2xx"] for r in runs)
     summary["errors"] = max(r["errors"] for r in runs)

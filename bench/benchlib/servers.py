@@ -3,10 +3,10 @@ import dataclasses
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from benchlib import paths, procs
+from benchlib import paths, postgres, procs
 
 ACCESS_TTL_SECONDS = 3600  # every server: tokens prepared before a run outlive it
 
@@ -19,6 +19,8 @@ class Running:
     port: int
     log_path: str
     db_path: str
+    others: list = field(default_factory=list)  # more Popen started with it: instances, a balancer
+    database: Optional[postgres.Cluster] = None  # the PostgreSQL it runs on, stopped with it
 
     @property
     def url(self):
@@ -28,6 +30,11 @@ class Running:
     def pgid(self):
         return self.proc.pid
 
+    @property
+    def pgids(self):
+        """Every process group that serves (not the database's): CPU and RSS are summed over them."""
+        return [self.proc.pid] + [p.pid for p in self.others]
+
 
 @dataclass(frozen=True)
 class ServerKind:
@@ -36,7 +43,7 @@ class ServerKind:
     ready_path: str          # any HTTP answer there means the server is up
     normal_log: tuple        # log lines containing one of these are expected, not notes
     unavailable: Callable[[], Optional[str]]  # why it cannot run, or None
-    start: Callable[[str, int], tuple]        # (workdir, port) -> (Popen, db_path)
+    start: Callable[[str, int], tuple]        # (workdir, port) -> (Popen, db_path[, extras])
 
 
 def _run_quietly(argv, cwd=None):
@@ -57,8 +64,8 @@ def latch_unavailable():
     return None
 
 
-def start_latch(workdir, port, extra_args=()):
-    db = os.path.join(workdir, "latch.db")
+def start_latch(workdir, port, extra_args=(), db=None, log_name="server.log"):
+    db = db or os.path.join(workdir, "latch.db")
     argv = [paths.LATCH, "serve", "--addr", f"127.0.0.1:{port}", "--db", db,
             "--rate-limit", "0", "--max-failed-logins", "0",
             # Every wrk connection comes from 127.0.0.1: no per-address connection cap.
@@ -68,7 +75,77 @@ def start_latch(workdir, port, extra_args=()):
             "--simplejwt-access-ttl", str(ACCESS_TTL_SECONDS), *extra_args]
     # Only the flags above: no LATCH_* setting from the caller's environment changes the run.
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}
-    return procs.start(argv, os.path.join(workdir, "server.log"), env=env), db
+    return procs.start(argv, os.path.join(workdir, log_name), env=env), db
+
+
+# --- Latch on PostgreSQL, alone and two instances behind HAProxy ------------------------
+
+HAPROXY = "/usr/sbin/haproxy"
+HAPROXY_CFG = os.path.join(paths.REPO_DIR, "docs", "haproxy.cfg")
+# The addresses in docs/haproxy.cfg that the bench replaces with free ports: nothing else in the
+# file is changed, so the README's config is the one that ran.
+HAPROXY_ADDRS = ("bind 127.0.0.1:8080", "127.0.0.1:8001", "127.0.0.1:8002")
+# HAProxy's start and stop (SIGTERM) lines, not notes.
+HAPROXY_NORMAL_LOG = ("[NOTICE]", "Proxy latch", "Proxy latch_instances", "Exiting Master process",
+                      "Current worker", "All workers exited", "Stopping proxy", "Stopping frontend",
+                      "Stopping backend")
+
+
+def latch_pg_unavailable():
+    return latch_unavailable() or postgres.unavailable()
+
+
+def latch_pg2_unavailable():
+    reason = latch_pg_unavailable()
+    if reason:
+        return reason
+    if not os.access(HAPROXY, os.X_OK):
+        return "HAProxy is not installed (Debian package haproxy; `make bench` installs it)"
+    return None
+
+
+def start_latch_pg(workdir, port):
+    cluster = postgres.Cluster(workdir)
+    try:
+        proc, db = start_latch(workdir, port, db=cluster.uri)
+    except BaseException:
+        cluster.stop()
+        raise
+    return proc, db, {"database": cluster}
+
+
+def start_latch_pg2(workdir, port):
+    """Two instances on one PostgreSQL, HAProxy in front on `port` (docs/haproxy.cfg)."""
+    cluster = postgres.Cluster(workdir)
+    started = []
+    try:
+        ports = [procs.free_port(), procs.free_port()]
+        for i, p in enumerate(ports):
+            proc, db = start_latch(workdir, p, db=cluster.uri, log_name=f"server{i + 1}.log")
+            started.append(proc)
+            # Each answers before HAProxy is asked to send it anything.
+            if not procs.wait_until_answering(f"http://127.0.0.1:{p}/readyz", proc):
+                raise RuntimeError(f"Latch instance {i + 1} did not start: see {workdir}")
+        with open(HAPROXY_CFG) as f:
+            text = f.read()
+        for old, new in zip(HAPROXY_ADDRS, (f"bind 127.0.0.1:{port}", f"127.0.0.1:{ports[0]}",
+                                            f"127.0.0.1:{ports[1]}")):
+            if old not in text:
+                raise RuntimeError(f"{HAPROXY_CFG} no longer holds {old!r}")
+            text = text.replace(old, new)
+        cfg = os.path.join(workdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(text)
+        # -db: in the foreground, so it stays in the process group it is started in.
+        started.append(procs.start([HAPROXY, "-db", "-f", cfg],
+                                   os.path.join(workdir, "haproxy.log")))
+    except BaseException:
+        for proc in started:
+            procs.stop(proc)
+        cluster.stop()
+        raise
+    # The balancer is the process bench/run waits on; the instances are stopped with it.
+    return started[-1], db, {"database": cluster, "others": started[:-1]}
 
 
 # --- Django (gunicorn) -----------------------------------------------------------------
@@ -186,24 +263,46 @@ for _alg in ("EdDSA", "ES256"):
 KINDS["latch_syncfull"] = dataclasses.replace(
     latch_with(["--sqlite-sync", "full"]), name="latch_syncfull", label="Latch (sync full)")
 
+# Latch on a throwaway PostgreSQL (benchlib/postgres.py): one instance, and two behind HAProxy.
+KINDS["latch_pg"] = dataclasses.replace(
+    KINDS["latch"], name="latch_pg", label="Latch (PostgreSQL)",
+    unavailable=latch_pg_unavailable, start=start_latch_pg)
+KINDS["latch_pg2"] = dataclasses.replace(
+    KINDS["latch"], name="latch_pg2", label="Latch (2 × PostgreSQL, HAProxy)",
+    normal_log=KINDS["latch"].normal_log + HAPROXY_NORMAL_LOG,
+    unavailable=latch_pg2_unavailable, start=start_latch_pg2)
+
 
 def start(kind, workdir):
     """Starts a fresh instance in workdir and waits until it answers; raises RuntimeError if it does not."""
     os.makedirs(workdir, exist_ok=True)
     port = procs.free_port()
-    proc, db = kind.start(workdir, port)
-    server = Running(kind.name, proc, port, os.path.join(workdir, "server.log"), db)
+    proc, db, *extras = kind.start(workdir, port)
+    server = Running(kind.name, proc, port, os.path.join(workdir, "server.log"), db,
+                     **(extras[0] if extras else {}))
     if not procs.wait_until_answering(server.url + kind.ready_path, proc):
-        procs.stop(proc)
+        stop(server)
         raise RuntimeError(f"{kind.label} did not start: see {server.log_path}")
     return server
 
 
+def stop(server):
+    """Stops the server, what was started with it, then its database."""
+    for proc in [server.proc] + server.others:
+        procs.stop(proc)
+    if server.database:
+        server.database.stop()
+
+
 def log_notes(kind, server):
     """Log lines that are not part of a normal start: errors, warnings, tracebacks."""
-    try:
-        with open(server.log_path, errors="replace") as f:
-            lines = [line.rstrip() for line in f if line.strip()]
-    except OSError:
-        return []
+    logs = [server.log_path] + [os.path.join(os.path.dirname(server.log_path), name)
+                                for name in ("server1.log", "server2.log", "haproxy.log")]
+    lines = []
+    for path in logs:
+        try:
+            with open(path, errors="replace") as f:
+                lines += [line.rstrip() for line in f if line.strip()]
+        except OSError:
+            pass
     return [line for line in lines if not any(n in line for n in kind.normal_log)]

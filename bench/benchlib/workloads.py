@@ -5,8 +5,9 @@ from typing import Callable
 from benchlib import wrk
 
 AUTH_SERVERS = ("latch", "django", "node")
-# Latch, with asymmetric keys, and with an fsync at every commit
-LATCH_KINDS = ("latch", "latch_eddsa", "latch_es256", "latch_syncfull")
+# Latch, with asymmetric keys, with an fsync at every commit, on PostgreSQL alone and two
+# instances of it behind HAProxy
+LATCH_KINDS = ("latch", "latch_eddsa", "latch_es256", "latch_syncfull", "latch_pg", "latch_pg2")
 
 
 def latch_kind(work):
@@ -57,6 +58,27 @@ WORKLOADS = [
              ("latch_syncfull",), lambda d: [d.users, d.password], "argon2"),
     Workload("signup_syncfull", "sign-up, sync full: POST /auth/register (argon2id)", "signup.lua",
              64, ("latch_syncfull",), lambda d: [d.signup_prefix, d.password], "argon2"),
+] + [
+    # Every workload of the SQLite row again on PostgreSQL: one instance, and two behind HAProxy
+    # (docs/haproxy.cfg) that share one PostgreSQL.
+    Workload(f"{w}_{suffix}", f"{what}, {where}: {route}", script, connections, (server,), args,
+             ceiling)
+    for suffix, server, where in (("pg", "latch_pg", "PostgreSQL"),
+                                  ("pg2", "latch_pg2", "2 instances on PostgreSQL, HAProxy"))
+    for w, what, route, script, connections, args, ceiling in (
+        ("getuser", "token check", "GET /auth/getuser", "check.lua", 64,
+         lambda d: [d.access, "getuser"], "http"),
+        ("me", "token check", "GET /api/v1/authorized/me", "check.lua", 64,
+         lambda d: [d.access, "me"], "http"),
+        ("verify", "token check", "POST /auth/token/verify", "check.lua", 64,
+         lambda d: [d.access, "verify"], "http"),
+        ("refresh", "refresh with rotation", "POST /auth/token/refresh", "refresh.lua", 64,
+         lambda d: [d.refresh, str(wrk.THREADS)], "http"),
+        ("signin", "sign-in", "POST /auth/token (argon2id)", "signin.lua", 16,
+         lambda d: [d.users, d.password], "argon2"),
+        ("signup", "sign-up", "POST /auth/register (argon2id)", "signup.lua", 64,
+         lambda d: [d.signup_prefix, d.password], "argon2"))
+] + [
     Workload("http", "HTTP ceiling: bare cpp-httplib GET /ceiling", "fixed.lua", 64, ("ceiling",),
              lambda d: ["/ceiling"], "http"),
     Workload("loop", "HTTP ceiling: Latch's connection loop + cpp-httplib GET /ceiling", "fixed.lua",
