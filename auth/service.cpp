@@ -308,10 +308,20 @@ Result<Claims> AuthService::check_token(const std::string &token,
   // The session must still be live: logout, reset, reuse detection and user deletion all
   // end it, and every token issued in it dies with it.
   auto session = live_session(claims->session_id);
-  if (!session || session->user_id != claims->user_id)
-    return Error{ErrorCode::token_revoked, "session"};
-  if (claims->type == TokenType::refresh && session->refresh_jti != claims->jti)
-    return Error{ErrorCode::token_revoked, "rotated"};
+  auto refused = [&]() -> const char * {
+    if (!session || session->user_id != claims->user_id) return "session";
+    if (claims->type == TokenType::refresh && session->refresh_jti != claims->jti) return "rotated";
+    return nullptr;
+  };
+  // A token issued moments ago by another server (or process) on the same database may name
+  // a session, or a refresh token, that this server's memory has not followed yet: it reads
+  // the feed once before refusing. Older tokens never cost a read, so a revoked one is refused
+  // from memory alone.
+  if (cache_ && refused() && now() - claims->issued_at <= kFreshTokenSeconds) {
+    cache_->catch_up();
+    session = live_session(claims->session_id);
+  }
+  if (const char *why = refused()) return Error{ErrorCode::token_revoked, why};
   return claims;
 }
 

@@ -270,6 +270,10 @@ private:
   void written();
   db::Session new_session(const db::User &user, Api api) const;
   std::optional<db::Session> live_session(const std::string &id);
+  // How old a token may be and still make check_token read the change feed when memory does
+  // not know its session: longer than any server's feed lag, with room for clocks a second
+  // apart and iat's whole seconds.
+  static constexpr std::int64_t kFreshTokenSeconds = 3;
 
   const Config &config_;
   db::Store &store_;
