@@ -297,7 +297,7 @@ TEST_CASE("ten wrong passwords spread over three instances lock the account on a
     CHECK(r.status == 429);
     CHECK(!r.header("Retry-After").empty());
   }
-  // The same on the username's own count, which another API signs in with.
+  // A password reset through one instance lifts the lock on all of them.
   Reply forgot = cluster[2].post("/auth/forget-password", {{"email", a.email}});
   REQUIRE(forgot.status == 200);
   REQUIRE(cluster[2]
