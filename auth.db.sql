@@ -227,3 +227,19 @@ CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
 CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+
+-- migration 10
+-- Failed sign-ins, counted here so that every server on one database counts them together
+-- (auth/limits.h's SignInThrottle): one row per identifier (item_key '') and per (identifier,
+-- client address), each a count in a window that ends at expires_at. Keys are digests, never
+-- the text a client typed; stamp is a digest of the password hash the last failure was against,
+-- so a password changed by any process lifts the counts. Rows go with the purge.
+CREATE TABLE sign_in_failures (
+  group_key  TEXT NOT NULL,
+  item_key   TEXT NOT NULL,
+  count      INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  stamp      TEXT NOT NULL,
+  PRIMARY KEY (group_key, item_key)
+);
+CREATE INDEX sign_in_failures_expires ON sign_in_failures(expires_at);

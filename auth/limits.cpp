@@ -191,6 +191,13 @@ std::optional<KeyDigest> RecentTable::find(const std::string &group, const std::
   return it->second.value;
 }
 
+std::int64_t RecentTable::seen(const std::string &group, const std::string &item) {
+  const TableKey key = recent_key(group, item);
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  return it == entries_.end() ? 0 : it->second.seen;
+}
+
 void RecentTable::prune(std::int64_t now) {
   std::lock_guard lock(mutex_);
   while (!by_seen_.empty() && now - by_seen_.begin()->first >= ttl_)
@@ -204,11 +211,21 @@ std::size_t RecentTable::size() {
 
 // ---- SignInThrottle ---------------------------------------------------------------------
 
-SignInThrottle::SignInThrottle(int max)
-    : enabled_(max > 0), pairs_(max, kWindow),
-      identifiers_(max > 0 ? max * kIdentifierFactor : 0, kWindow),
-      known_(kKnownAddressTtl, kKnownAddresses), stamps_(kWindow, WindowCounter::kDefaultCapacity) {
+namespace {
+
+// A key of the shared counts: the hex of key_digest, so the database holds no identifier,
+// address or password hash a client sent or owns.
+std::string shared_key(const std::string &text) {
+  return secure::sha256_hex(text).substr(0, 32);
 }
+
+} // namespace
+
+SignInThrottle::SignInThrottle(int max, db::SignInFailures *shared)
+    : enabled_(max > 0), max_(max), shared_(shared), pairs_(max, kWindow),
+      identifiers_(max > 0 ? max * kIdentifierFactor : 0, kWindow),
+      known_(kKnownAddressTtl, kKnownAddresses), stamps_(kWindow, WindowCounter::kDefaultCapacity),
+      shared_locks_(2 * kWindow, WindowCounter::kDefaultCapacity) {}
 
 SignInThrottle::Attempt::Attempt(SignInThrottle *owner, std::string identifier, std::string address,
                                  std::optional<Account> account, std::int64_t now)
@@ -218,8 +235,8 @@ SignInThrottle::Attempt::Attempt(SignInThrottle *owner, std::string identifier, 
 SignInThrottle::Attempt::Attempt(Attempt &&other) noexcept
     : owner_(std::exchange(other.owner_, nullptr)), identifier_(std::move(other.identifier_)),
       address_(std::move(other.address_)), account_(std::move(other.account_)), now_(other.now_),
-      refused_(other.refused_), counted_pair_(other.counted_pair_),
-      counted_identifier_(other.counted_identifier_) {}
+      wall_(other.wall_), refused_(other.refused_), shared_pair_(other.shared_pair_),
+      counted_pair_(other.counted_pair_), counted_identifier_(other.counted_identifier_) {}
 
 SignInThrottle::Attempt::~Attempt() {
   if (!owner_) return;
@@ -233,7 +250,11 @@ void SignInThrottle::Attempt::failed() {
   // The password this failure was against: another process changing it lifts the counts.
   if (account_ && owner_->enabled_)
     owner_->stamps_.remember(account_->id, {}, key_digest(account_->password_hash), now_);
-  owner_ = nullptr; // the hits stay
+  SignInThrottle &t = *std::exchange(owner_, nullptr); // the hits stay
+  if (t.enabled_ && t.shared_)
+    t.shared_->add_failure(shared_key(identifier_), shared_key(address_),
+                           account_ ? shared_key(account_->password_hash) : std::string(), wall_,
+                           kWindow);
 }
 
 void SignInThrottle::Attempt::succeeded(const std::string &password_hash) {
@@ -242,17 +263,28 @@ void SignInThrottle::Attempt::succeeded(const std::string &password_hash) {
   if (!t.enabled_) return;
   t.pairs_.clear(identifier_, address_);
   if (counted_identifier_) t.identifiers_.take_back(identifier_, {}, now_);
+  if (t.shared_ && shared_pair_ > 0)
+    t.shared_->clear_failures(shared_key(identifier_), shared_key(address_));
   if (!account_) return;
   t.known_.remember(account_->id, address_, {}, now_);
   // A hash upgraded at this sign-in is the same password: not a change that lifts counts.
   if (t.stamps_.find(account_->id, {}, now_))
     t.stamps_.remember(account_->id, {}, key_digest(password_hash), now_);
+  if (t.shared_ && password_hash != account_->password_hash) {
+    std::vector<std::string> groups;
+    for (const std::string &key : account_->identifier_keys)
+      groups.push_back(shared_key(key));
+    t.shared_->restamp_failures(groups, shared_key(account_->password_hash),
+                                shared_key(password_hash));
+  }
 }
 
 SignInThrottle::Attempt SignInThrottle::begin(const std::string &identifier_key,
                                               const std::string &address,
-                                              std::optional<Account> named, std::int64_t now) {
+                                              std::optional<Account> named, std::int64_t now,
+                                              std::int64_t wall) {
   Attempt a(this, identifier_key, address_key(address), std::move(named), now);
+  a.wall_ = wall;
   if (!enabled_) return a;
   const std::optional<Account> &account = a.account_;
   if (account) {
@@ -261,9 +293,49 @@ SignInThrottle::Attempt SignInThrottle::begin(const std::string &identifier_key,
     auto stamp = stamps_.find(account->id, {}, now);
     if (stamp && *stamp != key_digest(account->password_hash)) lift(*account, now);
   }
-  if ((a.refused_ = pairs_.blocked_for(identifier_key, a.address_, now))) return a;
   // Addresses the owner signed in from lately pass the identifier's lock that a botnet set.
   const bool known = account && known_.find(account->id, a.address_, now).has_value();
+  if (shared_) {
+    // What every server on the database counted (this one's failures included).
+    int pair = 0, identifier = 0;
+    std::int64_t pair_ends = 0, identifier_ends = 0;
+    bool password_changed = false;
+    const std::string stamp = account ? shared_key(account->password_hash) : std::string();
+    for (const db::FailureCount &f :
+         shared_->failure_counts(shared_key(identifier_key), shared_key(a.address_), wall)) {
+      if (account && !f.stamp.empty() && f.stamp != stamp) password_changed = true;
+      (f.item.empty() ? identifier : pair) = f.count;
+      (f.item.empty() ? identifier_ends : pair_ends) = f.expires_at;
+    }
+    // Failures against a password changed since (by any process) no longer count.
+    if (password_changed) {
+      lift(*account, now);
+      pair = identifier = 0;
+    }
+    a.shared_pair_ = pair;
+    // The wait of a shared lock: until its window ends, by the wall clock (the one all servers
+    // share) and by this process's own clock since it first saw the lock, whichever is first.
+    auto lock_wait = [&](const std::string &item, std::int64_t ends) {
+      const KeyDigest window = key_digest(std::to_string(ends));
+      auto seen = shared_locks_.find(identifier_key, item, now);
+      if (!seen || *seen != window) {
+        shared_locks_.remember(identifier_key, item, window, now);
+        return std::max<std::int64_t>(1, std::min(ends - wall, kWindow));
+      }
+      return std::min(ends - wall, kWindow - (now - shared_locks_.seen(identifier_key, item)));
+    };
+    if (pair >= max_)
+      if (std::int64_t wait = lock_wait(a.address_, pair_ends); wait > 0) {
+        a.refused_ = static_cast<int>(wait);
+        return a;
+      }
+    if (!known && identifier >= max_ * kIdentifierFactor)
+      if (std::int64_t wait = lock_wait({}, identifier_ends); wait > 0) {
+        a.refused_ = static_cast<int>(wait);
+        return a;
+      }
+  }
+  if ((a.refused_ = pairs_.blocked_for(identifier_key, a.address_, now))) return a;
   if (!known && (a.refused_ = identifiers_.blocked_for(identifier_key, now))) return a;
   // Counted before the hash, so that attempts running at once cannot overshoot the limit.
   if ((a.refused_ = pairs_.hit(identifier_key, a.address_, now))) return a;
@@ -281,6 +353,12 @@ void SignInThrottle::lift(const Account &account, std::int64_t now) {
     identifiers_.clear_group(key);
   }
   stamps_.remember(account.id, {}, key_digest(account.password_hash), now);
+  if (shared_) {
+    std::vector<std::string> groups;
+    for (const std::string &key : account.identifier_keys)
+      groups.push_back(shared_key(key));
+    shared_->lift_failures(groups);
+  }
 }
 
 void SignInThrottle::prune(std::int64_t now) {
@@ -288,6 +366,7 @@ void SignInThrottle::prune(std::int64_t now) {
   identifiers_.prune(now);
   known_.prune(now);
   stamps_.prune(now);
+  shared_locks_.prune(now);
 }
 
 SignInThrottle::Sizes SignInThrottle::sizes() {

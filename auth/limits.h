@@ -3,6 +3,8 @@
 // per account.
 #pragma once
 
+#include "db/store.h"
+
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -101,6 +103,8 @@ public:
   // The value remembered for the key, if it was seen less than ttl ago.
   std::optional<KeyDigest> find(const std::string &group, const std::string &item,
                                 std::int64_t now);
+  // When the key was last remembered (0: never, or forgotten).
+  std::int64_t seen(const std::string &group, const std::string &item);
   void prune(std::int64_t now);
   std::size_t size();
 
@@ -133,6 +137,13 @@ private:
 // a password change lifts every count on the account's identifiers: lift() for changes made in
 // this process, and a changed password hash seen at the next attempt for those made by another
 // (latch user set-password).
+//
+// With a store (several servers on one database), both failure counts are also kept there
+// (db::SignInFailures), so failures spread over the servers add up: each attempt reads the two
+// shared counts (one indexed read beside the hash), a failure adds to them, and a success
+// writes only to clear a count its address had. The memory counts stay for attempts running at
+// once in this process; across servers, attempts in flight together may overshoot the limit by
+// as many as run at once. Addresses that signed in are remembered per server.
 class SignInThrottle {
 public:
   static constexpr std::int64_t kWindow = 15 * 60;
@@ -167,17 +178,20 @@ public:
     SignInThrottle *owner_;
     std::string identifier_, address_;
     std::optional<Account> account_;
-    std::int64_t now_;
+    std::int64_t now_, wall_ = 0;
     int refused_ = 0;
+    int shared_pair_ = 0; // the (identifier, address) count in the store when it began
     bool counted_pair_ = false, counted_identifier_ = false; // hits to take back if it never ran
   };
 
-  explicit SignInThrottle(int max);
+  // shared: the store that counts failures for every server on it; none, memory alone.
+  explicit SignInThrottle(int max, db::SignInFailures *shared = nullptr);
 
   // identifier_key as the service keys identifiers; address as the HTTP layer names clients.
-  // account: the one the identifier names, if any.
+  // account: the one the identifier names, if any. now: the clock of the memory tables; wall:
+  // unix seconds, the clock of the shared counts.
   Attempt begin(const std::string &identifier_key, const std::string &address,
-                std::optional<Account> account, std::int64_t now);
+                std::optional<Account> account, std::int64_t now, std::int64_t wall = 0);
   // Lifts every count and lock on the account's identifiers (its password changed).
   void lift(const Account &account, std::int64_t now);
   void prune(std::int64_t now);
@@ -190,10 +204,15 @@ public:
 
 private:
   bool enabled_;
+  int max_;
+  db::SignInFailures *shared_;
   WindowCounter pairs_;       // (identifier, address) -> failures
   WindowCounter identifiers_; // identifier -> failures from every address
   RecentTable known_;         // (account, address) -> signed in lately
   RecentTable stamps_;        // account -> digest of its password hash when it last failed
+  // Shared count -> its window's end, when this process first saw it at the limit: a lock
+  // ends after one window of this process's clock, whatever the wall clock does meanwhile.
+  RecentTable shared_locks_;
 };
 
 // Mails per account and kind: at most one a minute and `per_hour` an hour (0 turns it off).

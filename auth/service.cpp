@@ -117,7 +117,7 @@ AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher 
                  [this](const std::vector<db::Rotation> &batch, const db::RotatedBatch &done) {
                    if (cache_) cache_->rotated(batch, done);
                  }),
-      address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins),
+      address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins, &store),
       mail_limit_(config.mail_limit) {}
 
 void AuthService::written() {
@@ -210,7 +210,7 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   const std::int64_t t = now();
   auto attempt = sign_in_throttle_.begin(
       identifier_key(identifier), caller.address,
-      user ? std::optional(throttle_account(*user)) : std::nullopt, elapsed());
+      user ? std::optional(throttle_account(*user)) : std::nullopt, elapsed(), t);
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;

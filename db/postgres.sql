@@ -162,3 +162,15 @@ BEGIN
 END $$;
 CREATE TRIGGER signing_keys_written AFTER INSERT OR UPDATE OR DELETE ON signing_keys
   FOR EACH ROW EXECUTE FUNCTION latch_keys_changed();
+
+-- migration 2
+-- Failed sign-ins counted across servers (auth.db.sql migration 10).
+CREATE TABLE sign_in_failures (
+  group_key  text NOT NULL,
+  item_key   text NOT NULL,
+  count      integer NOT NULL,
+  expires_at bigint NOT NULL,
+  stamp      text NOT NULL,
+  PRIMARY KEY (group_key, item_key)
+);
+CREATE INDEX sign_in_failures_expires ON sign_in_failures(expires_at);

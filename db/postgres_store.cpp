@@ -1228,6 +1228,10 @@ PurgeCounts PostgresStore::purge_expired(std::int64_t now, std::int64_t keys_ret
             delete_in_batches("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "
                               "state = 'failed' AND updated_at <= $1 LIMIT $2)",
                               now - kFailedMailRetention);
+  pc.sign_in_failures = delete_in_batches(
+      "DELETE FROM sign_in_failures WHERE (group_key, item_key) IN (SELECT group_key, item_key "
+      "FROM sign_in_failures WHERE expires_at <= $1 LIMIT $2)",
+      now);
   // The change feed keeps a few minutes: the oldest rows, up to the first one younger than
   // the retention; the floor records the last position pruned.
   for (bool first = true;; first = false) {
@@ -1245,6 +1249,59 @@ PurgeCounts PostgresStore::purge_expired(std::int64_t now, std::int64_t keys_ret
     tx.commit();
   }
   return pc;
+}
+
+// --- sign-in failures ------------------------------------------------------------------------
+
+std::vector<FailureCount> PostgresStore::failure_counts(const std::string &group,
+                                                        const std::string &item, std::int64_t now) {
+  Lease c = lease();
+  Result r = c->run("SELECT item_key, count, expires_at, stamp FROM sign_in_failures "
+                    "WHERE group_key = $1 AND item_key IN ('', $2) AND expires_at > $3",
+                    {group, item, now});
+  std::vector<FailureCount> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back({r.text(i, 0), static_cast<int>(r.integer(i, 1)), r.integer(i, 2), r.text(i, 3)});
+  return out;
+}
+
+void PostgresStore::add_failure(const std::string &group, const std::string &item,
+                                const std::string &stamp, std::int64_t now, std::int64_t window) {
+  Lease c = lease();
+  Transaction tx(*c, false);
+  // The group's own count first, then the item's: every writer locks them in one order.
+  for (const std::string &key : {std::string(), item})
+    c->run("INSERT INTO sign_in_failures AS f(group_key, item_key, count, expires_at, stamp) "
+           "VALUES ($1, $2, 1, $4::bigint + $5::bigint, $3) "
+           "ON CONFLICT (group_key, item_key) DO UPDATE SET "
+           "count = CASE WHEN f.expires_at > $4::bigint THEN f.count + 1 ELSE 1 END, "
+           "expires_at = CASE WHEN f.expires_at > $4::bigint THEN f.expires_at "
+           "ELSE $4::bigint + $5::bigint END, stamp = excluded.stamp",
+           {group, key, stamp, now, window});
+  tx.commit();
+}
+
+void PostgresStore::clear_failures(const std::string &group, const std::string &item) {
+  Lease c = lease();
+  c->run("DELETE FROM sign_in_failures WHERE group_key = $1 AND item_key = $2", {group, item});
+}
+
+void PostgresStore::lift_failures(const std::vector<std::string> &groups) {
+  Lease c = lease();
+  Transaction tx(*c, false);
+  for (const std::string &group : groups)
+    c->run("DELETE FROM sign_in_failures WHERE group_key = $1", {group});
+  tx.commit();
+}
+
+void PostgresStore::restamp_failures(const std::vector<std::string> &groups,
+                                     const std::string &from, const std::string &to) {
+  Lease c = lease();
+  Transaction tx(*c, false);
+  for (const std::string &group : groups)
+    c->run("UPDATE sign_in_failures SET stamp = $3 WHERE group_key = $1 AND stamp = $2",
+           {group, from, to});
+  tx.commit();
 }
 
 } // namespace latch::db

@@ -120,6 +120,16 @@ public:
   int drop_mail(std::optional<std::int64_t> id) override;
   MailCounts mail_counts(std::int64_t now) override;
 
+  // Sign-in failures
+  std::vector<FailureCount> failure_counts(const std::string &group, const std::string &item,
+                                           std::int64_t now) override;
+  void add_failure(const std::string &group, const std::string &item, const std::string &stamp,
+                   std::int64_t now, std::int64_t window) override;
+  void clear_failures(const std::string &group, const std::string &item) override;
+  void lift_failures(const std::vector<std::string> &groups) override;
+  void restamp_failures(const std::vector<std::string> &groups, const std::string &from,
+                        const std::string &to) override;
+
   // The whole database
   void ping() override;
   PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) override;

@@ -869,6 +869,10 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
            delete_in_batches("DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
                              "state = 'failed' AND updated_at <= ?1 LIMIT ?2)",
                              now - kFailedMailRetention);
+  c.sign_in_failures = delete_in_batches("DELETE FROM sign_in_failures WHERE rowid IN (SELECT "
+                                         "rowid FROM sign_in_failures WHERE expires_at <= ?1 "
+                                         "LIMIT ?2)",
+                                         now);
   // The change feed keeps a few minutes; a reader further behind takes a new snapshot.
   for (bool first = true;; first = false) {
     if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -1474,6 +1478,69 @@ bool SqliteStore::backup(const std::string &path, bool overwrite) {
     throw StoreError("cannot write " + path + ": " + std::strerror(errno));
   }
   return true;
+}
+
+// --- sign-in failures ------------------------------------------------------------------------
+
+std::vector<FailureCount> SqliteStore::failure_counts(const std::string &group,
+                                                      const std::string &item, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT item_key, count, expires_at, stamp FROM sign_in_failures "
+                           "WHERE group_key = ?1 AND item_key IN ('', ?2) AND expires_at > ?3");
+  st.bind(1, group).bind(2, item).bind(3, now);
+  std::vector<FailureCount> out;
+  while (st.step())
+    out.push_back({st.text(0), static_cast<int>(st.integer(1)), st.integer(2), st.text(3)});
+  return out;
+}
+
+void SqliteStore::add_failure(const std::string &group, const std::string &item,
+                              const std::string &stamp, std::int64_t now, std::int64_t window) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  for (const std::string &key : {std::string(), item}) {
+    // A window that ended starts again at this failure.
+    Statement st =
+        statement("INSERT INTO sign_in_failures(group_key, item_key, count, expires_at, stamp) "
+                  "VALUES (?1, ?2, 1, ?4 + ?5, ?3) ON CONFLICT(group_key, item_key) DO UPDATE SET "
+                  "count = CASE WHEN expires_at > ?4 THEN count + 1 ELSE 1 END, "
+                  "expires_at = CASE WHEN expires_at > ?4 THEN expires_at ELSE ?4 + ?5 END, "
+                  "stamp = excluded.stamp");
+    st.bind(1, group).bind(2, key).bind(3, stamp).bind(4, now).bind(5, window);
+    st.step();
+  }
+  tx.commit();
+}
+
+void SqliteStore::clear_failures(const std::string &group, const std::string &item) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM sign_in_failures WHERE group_key = ?1 AND item_key = ?2");
+  st.bind(1, group).bind(2, item);
+  st.step();
+}
+
+void SqliteStore::lift_failures(const std::vector<std::string> &groups) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  for (const std::string &group : groups) {
+    Statement st = statement("DELETE FROM sign_in_failures WHERE group_key = ?1");
+    st.bind(1, group);
+    st.step();
+  }
+  tx.commit();
+}
+
+void SqliteStore::restamp_failures(const std::vector<std::string> &groups, const std::string &from,
+                                   const std::string &to) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  for (const std::string &group : groups) {
+    Statement st =
+        statement("UPDATE sign_in_failures SET stamp = ?3 WHERE group_key = ?1 AND stamp = ?2");
+    st.bind(1, group).bind(2, from).bind(3, to);
+    st.step();
+  }
+  tx.commit();
 }
 
 } // namespace latch::db

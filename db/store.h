@@ -114,8 +114,9 @@ struct PurgeCounts {
   int sessions = 0;
   int blacklist = 0;
   int one_time_tokens = 0;
-  int signing_keys = 0; // retired keys past their retention
-  int mail = 0;         // outbox rows whose link died, and failed ones past their retention
+  int signing_keys = 0;     // retired keys past their retention
+  int mail = 0;             // outbox rows whose link died, and failed ones past their retention
+  int sign_in_failures = 0; // counts whose window ended
 };
 
 // A mail to send, as it is put in the outbox (auth.db.sql, migration 5). It holds no secret:
@@ -275,6 +276,36 @@ public:
   virtual int purge_signing_keys(std::int64_t retired_before) = 0;
 };
 
+// Failed sign-ins counted in the database, so that every server on it counts them together
+// (auth/limits.h's SignInThrottle). A count is kept by two opaque keys (digests, never the text
+// a client typed): a group (an identifier) and an item (a client address; empty for the
+// group's own count), and lives for a fixed window from its first failure.
+struct FailureCount {
+  std::string item;
+  int count = 0;
+  std::int64_t expires_at = 0; // its window ends
+  std::string stamp;           // what the last failure was against (a digest); may be empty
+};
+class SignInFailures {
+public:
+  virtual ~SignInFailures() = default;
+  // The counts of (group, "") and (group, item) whose window has not ended by now.
+  virtual std::vector<FailureCount> failure_counts(const std::string &group,
+                                                   const std::string &item, std::int64_t now) = 0;
+  // One failure on (group, "") and on (group, item), in one transaction: a count whose window
+  // ended starts again at 1 with a window ending at now + window; both take `stamp`.
+  virtual void add_failure(const std::string &group, const std::string &item,
+                           const std::string &stamp, std::int64_t now, std::int64_t window) = 0;
+  // Deletes the count of (group, item).
+  virtual void clear_failures(const std::string &group, const std::string &item) = 0;
+  // Deletes every count of each group.
+  virtual void lift_failures(const std::vector<std::string> &groups) = 0;
+  // Gives the counts of each group that carry stamp `from` the stamp `to` (the same password,
+  // rehashed).
+  virtual void restamp_failures(const std::vector<std::string> &groups, const std::string &from,
+                                const std::string &to) = 0;
+};
+
 // What every writer changed, by position: the server's memory (db::SessionCache) follows it,
 // so a change made anywhere (this process, an admin command, another server on the same
 // database) reaches token checks without any of them reading the database. Triggers write it
@@ -355,14 +386,15 @@ class Store : public Users,
               public OneTimeTokens,
               public SigningKeys,
               public ChangeFeed,
-              public Outbox {
+              public Outbox,
+              public SignInFailures {
 public:
   // Returns when the database can be read and a write could commit now; throws StoreError
   // saying why not (GET /readyz).
   virtual void ping() = 0;
-  // Deletes expired sessions, blacklist entries and one-time tokens, retired signing keys
-  // retired at or before keys_retired_before, and outbox rows no sender holds whose link died
-  // or that failed more than a week ago.
+  // Deletes expired sessions, blacklist entries, one-time tokens and sign-in failure counts,
+  // retired signing keys retired at or before keys_retired_before, and outbox rows no sender
+  // holds whose link died or that failed more than a week ago.
   virtual PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) = 0;
   // Gives back memory held for reading that is not needed now (a page cache filled by a full
   // scan); the next reads fill it again as they need.

@@ -1077,3 +1077,50 @@ TEST_CASE("purge_expired deletes dead mail and failed mail after a week, and not
     CHECK(left[0].state == MailState::queued);
   });
 }
+
+TEST_CASE("sign-in failure counts add up across stores on one database, per window") {
+  for_each_engine([](Engine &engine) {
+    Store &store = *engine.store;
+    auto other = engine.open_again(); // another server on the same database
+    auto counts = [&](Store &s, std::int64_t now) {
+      std::map<std::string, std::pair<int, std::int64_t>> out;
+      for (const FailureCount &f : s.failure_counts("g", "a1", now))
+        out[f.item] = {f.count, f.expires_at};
+      return out;
+    };
+    CHECK(counts(store, kNow).empty());
+    store.add_failure("g", "a1", "s1", kNow, 900);
+    other->add_failure("g", "a1", "s1", kNow + 5, 900);
+    other->add_failure("g", "a2", "s1", kNow + 6, 900);
+    auto seen = counts(store, kNow + 10);
+    CHECK(seen[""] ==
+          std::pair<int, std::int64_t>(3, kNow + 900)); // the identifier's, every address
+    CHECK(seen["a1"] == std::pair<int, std::int64_t>(2, kNow + 900));
+    CHECK(counts(*other, kNow + 10) == seen);
+    // A window that ended counts nothing, and the next failure starts one.
+    CHECK(counts(store, kNow + 900).empty());
+    store.add_failure("g", "a1", "s2", kNow + 900, 900);
+    seen = counts(*other, kNow + 901);
+    CHECK(seen[""] == std::pair<int, std::int64_t>(1, kNow + 1800));
+    CHECK(seen["a1"] == std::pair<int, std::int64_t>(1, kNow + 1800));
+    for (const FailureCount &f : store.failure_counts("g", "a1", kNow + 901))
+      CHECK(f.stamp == "s2");
+    other->restamp_failures({"g"}, "s2", "s3");
+    for (const FailureCount &f : store.failure_counts("g", "a1", kNow + 901))
+      CHECK(f.stamp == "s3");
+    // Cleared: one (group, item); lifted: the whole group, and no other.
+    store.add_failure("h", "a1", "", kNow + 901, 900);
+    other->clear_failures("g", "a1");
+    seen = counts(store, kNow + 902);
+    CHECK(seen.size() == 1);
+    CHECK(seen.count(""));
+    store.add_failure("g", "a9", "s3", kNow + 902, 900);
+    store.lift_failures({"g"});
+    CHECK(engine.count("SELECT count(*) FROM sign_in_failures WHERE group_key = 'g'") == 0);
+    CHECK(store.failure_counts("h", "a1", kNow + 902).size() == 2);
+    // The purge deletes the counts whose window ended, and only those.
+    store.add_failure("k", "a1", "", kNow + 1500, 900);
+    CHECK(store.purge_expired(kNow + 1801, kNow - 100000).sign_in_failures == 2);
+    CHECK(engine.count("SELECT count(*) FROM sign_in_failures") == 2);
+  });
+}
