@@ -227,3 +227,24 @@ CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
 CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+
+-- migration 11
+-- The audit log: one row per security event (db::AuditEvent). user_id is not a foreign key:
+-- the events of a deleted user stay until the retention purge. Newest first by id, filtered by
+-- user or event (their indexes end in id, for keyset paging), purged by time.
+CREATE TABLE audit_log (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  at         INTEGER NOT NULL,
+  event      TEXT NOT NULL,
+  user_id    TEXT,
+  identifier TEXT NOT NULL DEFAULT '',
+  api        TEXT NOT NULL DEFAULT '',
+  address    TEXT NOT NULL DEFAULT '',
+  user_agent TEXT NOT NULL DEFAULT '',
+  request_id TEXT NOT NULL DEFAULT '',
+  actor      TEXT NOT NULL DEFAULT '',
+  detail     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_user ON audit_log(user_id, id);
+CREATE INDEX audit_log_event ON audit_log(event, id);
+CREATE INDEX audit_log_at ON audit_log(at);

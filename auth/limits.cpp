@@ -274,6 +274,13 @@ SignInThrottle::Attempt SignInThrottle::begin(const std::string &identifier_key,
   return a;
 }
 
+bool SignInThrottle::locked(const std::string &identifier_key, const std::string &address,
+                            std::int64_t now) {
+  if (!enabled_) return false;
+  return pairs_.blocked_for(identifier_key, address_key(address), now) > 0 ||
+         identifiers_.blocked_for(identifier_key, now) > 0;
+}
+
 void SignInThrottle::lift(const Account &account, std::int64_t now) {
   if (!enabled_) return;
   for (const std::string &key : account.identifier_keys) {

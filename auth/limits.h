@@ -178,6 +178,9 @@ public:
   // account: the one the identifier names, if any.
   Attempt begin(const std::string &identifier_key, const std::string &address,
                 std::optional<Account> account, std::int64_t now);
+  // Whether sign-ins as the identifier from the address are refused now, by its pair's lock or
+  // the identifier's (the audit log's lockout_started).
+  bool locked(const std::string &identifier_key, const std::string &address, std::int64_t now);
   // Lifts every count and lock on the account's identifiers (its password changed).
   void lift(const Account &account, std::int64_t now);
   void prune(std::int64_t now);

@@ -120,6 +120,10 @@ public:
   int drop_mail(std::optional<std::int64_t> id) override;
   MailCounts mail_counts(std::int64_t now) override;
 
+  void append_audit(const std::vector<AuditEvent> &events) override;
+  std::vector<AuditEvent> query_audit(const AuditQuery &query) override;
+  int purge_audit(std::int64_t at_or_before) override;
+
   // The whole database
   void ping() override;
   PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) override;

@@ -124,6 +124,10 @@ public:
   int drop_mail(std::optional<std::int64_t> id) override;
   MailCounts mail_counts(std::int64_t now) override;
 
+  void append_audit(const std::vector<AuditEvent> &events) override;
+  std::vector<AuditEvent> query_audit(const AuditQuery &query) override;
+  int purge_audit(std::int64_t at_or_before) override;
+
   // The whole database
   void ping() override;
   // Each kind of row in transactions of at most kPurgeBatch rows, so a purge of a million expired
