@@ -243,3 +243,24 @@ CREATE TABLE sign_in_failures (
   PRIMARY KEY (group_key, item_key)
 );
 CREATE INDEX sign_in_failures_expires ON sign_in_failures(expires_at);
+
+-- migration 11
+-- The audit log: one row per security event (db::AuditEvent). user_id is not a foreign key:
+-- the events of a deleted user stay until the retention purge. Newest first by id, filtered by
+-- user or event (their indexes end in id, for keyset paging), purged by time.
+CREATE TABLE audit_log (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  at         INTEGER NOT NULL,
+  event      TEXT NOT NULL,
+  user_id    TEXT,
+  identifier TEXT NOT NULL DEFAULT '',
+  api        TEXT NOT NULL DEFAULT '',
+  address    TEXT NOT NULL DEFAULT '',
+  user_agent TEXT NOT NULL DEFAULT '',
+  request_id TEXT NOT NULL DEFAULT '',
+  actor      TEXT NOT NULL DEFAULT '',
+  detail     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_user ON audit_log(user_id, id);
+CREATE INDEX audit_log_event ON audit_log(event, id);
+CREATE INDEX audit_log_at ON audit_log(at);

@@ -96,6 +96,13 @@ struct Context {
     return status;
   }
   std::int64_t now() const { return system_clock()(); }
+  // Who runs the command, for the audit log: "cli:" and the OS user's name.
+  Caller by() const {
+    Caller who;
+    const passwd *pw = getpwuid(getuid());
+    who.actor = "cli:" + (pw ? std::string(pw->pw_name) : std::to_string(getuid()));
+    return who;
+  }
 };
 
 std::string iso_time(std::int64_t t) {
@@ -282,7 +289,7 @@ int user_add(Context &c) {
   bool generated = false;
   if (int rc = new_password(c, password, generated)) return rc;
   if (int rc = open_store(c)) return rc;
-  auto made = c.service->sign_up({c.operands[0], email, password, "", "", ""});
+  auto made = c.service->sign_up({c.operands[0], email, password, "", "", ""}, c.by());
   if (!made) {
     const Error &e = made.error();
     if (e.code == ErrorCode::user_exists)
@@ -347,7 +354,8 @@ int user_delete(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  if (!c.service->delete_user(u)) return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
+  if (!c.service->delete_user(u, c.by()))
+    return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
   c.out << "deleted user " << u.username << " (" << u.id
         << "); its sessions and tokens are gone with it\n";
   return admin_ok;
@@ -360,7 +368,7 @@ int user_set_password(Context &c) {
   if (int rc = open_store(c)) return rc;
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  if (Status done = c.service->set_password(u, password); !done) {
+  if (Status done = c.service->set_password(u, password, c.by()); !done) {
     if (done.error().code == ErrorCode::user_not_found)
       return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
     if (int rc = password_failure(c, done.error().code)) return rc;
@@ -377,7 +385,7 @@ int user_rename(Context &c) {
   if (int rc = find_user(c, c.operands[0], u)) return rc;
   db::User checked; // sign-up's rule, in the CLI's words
   if (int rc = set_identity_or_fail(c, checked, c.operands[1], std::nullopt)) return rc;
-  if (Status done = c.service->rename_user(u, c.operands[1]); !done) {
+  if (Status done = c.service->rename_user(u, c.operands[1], c.by()); !done) {
     if (done.error().code == ErrorCode::user_exists)
       return c.fail(admin_failed, taken_message(db::InsertUserResult::username_taken));
     return c.fail(admin_not_found, "no user '" + c.operands[0] + "'");
@@ -396,7 +404,7 @@ int user_verify_email(Context &c) {
     c.out << "the email of " << u.username << " (" << *u.email << ") was already verified\n";
     return admin_ok;
   }
-  c.service->mark_email_verified(u);
+  c.service->mark_email_verified(u, c.by());
   c.out << "the email of " << u.username << " (" << *u.email << ") is now verified\n";
   return admin_ok;
 }
@@ -568,7 +576,7 @@ int user_import(Context &c) {
     return rc;
   }
   if (int rc = open_store(c)) return rc;
-  ImportReport report = c.service->import_users(users, skip, dry_run);
+  ImportReport report = c.service->import_users(users, skip, dry_run, c.by());
   if (report.refused)
     return c.fail(admin_usage,
                   users[*report.refused].where + ": " + report.why + "; nothing imported");
@@ -656,13 +664,13 @@ int sessions_list(Context &c) {
 int sessions_revoke(Context &c) {
   if (int rc = open_store(c)) return rc;
   if (c.has("all")) {
-    int n = c.service->revoke_all_sessions();
+    int n = c.service->revoke_all_sessions(c.by());
     c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of every user\n";
     return admin_ok;
   }
   db::User u;
   if (int rc = find_user(c, c.operands[0], u)) return rc;
-  int n = c.service->revoke_sessions(u);
+  int n = c.service->revoke_sessions(u, c.by());
   c.out << "revoked " << n << " session" << (n == 1 ? "" : "s") << " of " << u.username << "\n";
   return admin_ok;
 }
@@ -703,11 +711,13 @@ int purge(Context &c) {
   if (int rc = open_store(c)) return rc;
   // The service's purge, as the server runs it every --purge-interval.
   db::PurgeCounts n = c.service->purge_expired(margin);
+  c.service->record("admin_purge", c.by());
   c.out << "sessions: " << n.sessions << "\n"
         << "blacklisted tokens: " << n.blacklist << "\n"
         << "one-time tokens: " << n.one_time_tokens << "\n"
         << "signing keys: " << n.signing_keys << "\n"
-        << "mail: " << n.mail << "\n";
+        << "mail: " << n.mail << "\n"
+        << "audit events: " << n.audit << "\n";
   return admin_ok;
 }
 
@@ -749,7 +759,7 @@ int secret_rotate(Context &c) {
   if (c.has("retire-now")) {
     // A leak: a fresh key signs at once and every other one, the standby key too, is deleted.
     db::SigningKeyRow next = new_signing_key(now, *alg);
-    auto before = c.service->rotate_signing_key(next, true);
+    auto before = c.service->rotate_signing_key(next, true, c.by());
     c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
     for (const auto &k : before)
       c.out << "deleted: " << k.kid << " (every token it signed is refused from now on)\n";
@@ -769,7 +779,7 @@ int secret_rotate(Context &c) {
                                      ") is published but may sign only from " + iso_time(due) +
                                      " (--standby-period), when verifiers that cache the JWKS "
                                      "have it; run this again then, or now with --activate");
-    if (!c.service->activate_signing_key(standby->kid))
+    if (!c.service->activate_signing_key(standby->kid, c.by()))
       return c.fail(admin_failed, "the standby key " + standby->kid + " was changed meanwhile");
     c.out << "activated: " << standby->kid << " (" << standby->alg << ")\n";
     report_retired(before);
@@ -779,7 +789,7 @@ int secret_rotate(Context &c) {
   db::SigningKeyRow next = new_signing_key(now, *alg);
   // An HS256 key is never published, so nothing needs to learn of it before it signs.
   if (c.has("activate") || *alg == JwtAlg::HS256) {
-    c.service->rotate_signing_key(next, false);
+    c.service->rotate_signing_key(next, false, c.by());
     c.out << "new signing key: " << next.kid << " (" << next.alg << ")\n";
     report_retired(before);
     for (const auto &k : before)
@@ -787,7 +797,7 @@ int secret_rotate(Context &c) {
     c.out << "a server running without LATCH_JWT_SECRET signs with it within 2 seconds\n";
     return admin_ok;
   }
-  c.service->add_standby_key(next);
+  c.service->add_standby_key(next, c.by());
   c.out << "standby key: " << next.kid << " (" << next.alg
         << "), published at /.well-known/jwks.json at once; it signs nothing until "
            "`latch secret rotate` from "
@@ -799,6 +809,62 @@ int secret_rotate(Context &c) {
 const char *key_state(const db::SigningKeyRow &k) {
   if (k.retired_at) return "retired";
   return k.activated_at ? "active" : "standby";
+}
+
+// --- audit ---------------------------------------------------------------------------------
+
+int audit(Context &c) {
+  db::AuditQuery q;
+  if (c.has("since")) {
+    auto d = parse_duration(c.flags["since"]);
+    if (!d) return c.fail(admin_usage, "--since must be a duration such as 90s, 15m, 1h or 14d");
+    q.since = c.now() - *d;
+  }
+  if (c.has("limit")) {
+    const std::string &v = c.flags["limit"];
+    if (v.empty() || v.size() > 7 || !std::all_of(v.begin(), v.end(), ::isdigit) || v == "0")
+      return c.fail(admin_usage, "--limit must be a number from 1 to 9999999");
+    q.limit = std::stoul(v);
+  }
+  if (c.has("event")) q.event = c.flags["event"];
+  if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  if (c.has("user")) {
+    // A user that exists by its id, email or username; else the text is taken as the id of a
+    // user deleted since (its events stay).
+    const std::string &who = c.flags["user"];
+    std::optional<db::User> u = c.service->find_user_by_id(who);
+    if (!u && who.find('@') != std::string::npos) u = c.service->find_user_by_email(who);
+    if (!u) u = c.service->find_user_by_username(who);
+    q.user_id = u ? u->id : who;
+  }
+  const auto events = c.store->query_audit(q);
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &e : events)
+      all.push_back({{"id", e.id},
+                     {"at", e.at},
+                     {"event", e.event},
+                     {"user_id", e.user_id ? json(*e.user_id) : json(nullptr)},
+                     {"identifier", e.identifier},
+                     {"api", e.api},
+                     {"address", e.address},
+                     {"user_agent", e.user_agent},
+                     {"request_id", e.request_id},
+                     {"actor", e.actor},
+                     {"detail", e.detail}});
+    c.out << all.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TIME", "EVENT", "USER", "IDENTIFIER", "API", "ADDRESS", "ACTOR", "DETAIL", "REQUEST"}};
+  auto or_dash = [](const std::string &v) { return v.empty() ? std::string("-") : v; };
+  for (const auto &e : events)
+    rows.push_back({iso_time(e.at), e.event, e.user_id.value_or("-"), or_dash(e.identifier),
+                    or_dash(e.api), or_dash(e.address), or_dash(e.actor), or_dash(e.detail),
+                    or_dash(e.request_id)});
+  print_table(c.out, rows);
+  return admin_ok;
 }
 
 int secret_list(Context &c) {
@@ -913,6 +979,7 @@ int mail_retry(Context &c) {
   const std::int64_t now = c.now();
   if (c.has("all")) {
     const int n = c.store->retry_mail(std::nullopt, now);
+    c.service->record("admin_retry_mail", c.by(), std::nullopt, "all: " + std::to_string(n));
     c.out << n << " mail" << (n == 1 ? "" : "s")
           << " due now; a running server sends them within a second\n";
     return admin_ok;
@@ -921,7 +988,10 @@ int mail_retry(Context &c) {
   if (int rc = mail_id(c, id)) return rc;
   auto mail = find_mail(c, id);
   if (!mail) return c.fail(admin_not_found, "no mail " + std::to_string(id) + " in the outbox");
-  if (c.store->retry_mail(id, now) == 0) {
+  const int retried = c.store->retry_mail(id, now);
+  c.service->record("admin_retry_mail", c.by(), std::nullopt,
+                    "mail " + std::to_string(id) + (retried ? "" : " (being sent)"));
+  if (retried == 0) {
     c.out << "mail " << id << " to " << mail->mail.recipient << " is being sent now\n";
     return admin_ok;
   }
@@ -936,6 +1006,7 @@ int mail_drop(Context &c) {
   if (int rc = open_store(c)) return rc;
   if (c.has("all")) {
     const int n = c.store->drop_mail(std::nullopt);
+    c.service->record("admin_drop_mail", c.by(), std::nullopt, "all: " + std::to_string(n));
     c.out << "dropped " << n << " mail" << (n == 1 ? "" : "s") << " unsent\n";
     return admin_ok;
   }
@@ -944,6 +1015,7 @@ int mail_drop(Context &c) {
   auto mail = find_mail(c, id);
   if (!mail || c.store->drop_mail(id) == 0)
     return c.fail(admin_not_found, "no mail " + std::to_string(id) + " in the outbox");
+  c.service->record("admin_drop_mail", c.by(), std::nullopt, "mail " + std::to_string(id));
   c.out << "dropped mail " << id << " to " << mail->mail.recipient << " unsent\n";
   return admin_ok;
 }
@@ -1243,6 +1315,23 @@ const std::vector<Command> &commands() {
        "Deletes the mail from the outbox: it is never sent. The link it carries still works\n"
        "until it expires, if the user has it some other way.\n",
        mail_drop},
+      {"audit",
+       "",
+       "",
+       0,
+       {{"user", "USER", "only this user's events (an id, an email or a username)"},
+        {"event", "NAME", "only events of this kind (sign_in_failed, admin_delete_user...)"},
+        {"since", "DURATION", "only events of the last DURATION (15m, 1h, 7d)"},
+        {"limit", "N", "at most N events (default 100)"},
+        kJsonFlag},
+       "print the audit log, newest first",
+       "Prints the audit log, newest first: sign-ups, sign-ins and failed ones with the reason,\n"
+       "lockouts, refresh-token reuse, logouts, password resets, email confirmations and every\n"
+       "admin action with who did it (README: Audit log). Never a password, a token or a link.\n"
+       "Events older than --audit-retention (default 90d) are purged. Reads the database only\n"
+       "(opened read-only).\n",
+       audit,
+       Access::reads},
       {"doctor",
        "",
        "",

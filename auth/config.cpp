@@ -423,6 +423,9 @@ const std::vector<Option> &options() {
            c.purge_margin = *d;
            return std::nullopt;
          }},
+        {"audit-retention", "LATCH_AUDIT_RETENTION", "DURATION",
+         "how long audit events are kept before the purge deletes them (default 90d)",
+         duration_setter([](Config &c, std::int64_t d) { c.audit_retention = d; })},
     };
     for (const apis::ApiRow &row : apis::api_rows()) {
       const Api api = row.id;

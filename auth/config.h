@@ -85,6 +85,7 @@ struct Config {
   // How long after expiring a row is purged: a wall clock stepped forward by up to this much
   // destroys nothing still valid in real time.
   std::int64_t purge_margin = 3600;
+  std::int64_t audit_retention = 90 * 86400; // audit events older than this are purged
 
   // Operations
   enum class LogFormat { off, text, json };

@@ -346,6 +346,20 @@ SignInThrottle::Attempt SignInThrottle::begin(const std::string &identifier_key,
   return a;
 }
 
+bool SignInThrottle::locked(const std::string &identifier_key, const std::string &address,
+                            std::int64_t now, std::optional<std::int64_t> wall) {
+  if (!enabled_) return false;
+  if (pairs_.blocked_for(identifier_key, address_key(address), now) > 0 ||
+      identifiers_.blocked_for(identifier_key, now) > 0)
+    return true;
+  if (!shared_ || !wall) return false;
+  // The counts of every server on the database: the failure that locks may be another's tenth.
+  for (const db::FailureCount &f :
+       shared_->failure_counts(shared_key(identifier_key), shared_key(address_key(address)), *wall))
+    if (f.count >= (f.item.empty() ? max_ * kIdentifierFactor : max_)) return true;
+  return false;
+}
+
 void SignInThrottle::lift(const Account &account, std::int64_t now) {
   if (!enabled_) return;
   for (const std::string &key : account.identifier_keys) {

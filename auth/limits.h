@@ -192,6 +192,11 @@ public:
   // unix seconds, the clock of the shared counts.
   Attempt begin(const std::string &identifier_key, const std::string &address,
                 std::optional<Account> account, std::int64_t now, std::int64_t wall = 0);
+  // Whether sign-ins as the identifier from the address are refused now, by its pair's lock or
+  // the identifier's (the audit log's lockout_started).
+  // wall (unix seconds) also asks the shared counts, a read of the store.
+  bool locked(const std::string &identifier_key, const std::string &address, std::int64_t now,
+              std::optional<std::int64_t> wall = std::nullopt);
   // Lifts every count and lock on the account's identifiers (its password changed).
   void lift(const Account &account, std::int64_t now);
   void prune(std::int64_t now);

@@ -97,6 +97,28 @@ SignInThrottle::Account throttle_account(const db::User &user) {
   return a;
 }
 
+// Text from a request as the audit log keeps it: at most `max` bytes, cut at a character's
+// start; control characters, and every byte of text that is not UTF-8, become '?', so each
+// engine stores it and a reader's terminal shows it as it is.
+std::string audit_text(const std::string &s, std::size_t max) {
+  const bool utf8 = secure::valid_utf8(s);
+  std::string out;
+  out.reserve(std::min(s.size(), max));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80 && utf8) {
+      std::size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      if (out.size() + n > max) break;
+      out.append(s, i, n);
+      i += n - 1;
+      continue;
+    }
+    if (out.size() + 1 > max) break;
+    out += c < 0x20 || c == 0x7f || c >= 0x80 ? '?' : static_cast<char>(c);
+  }
+  return out;
+}
+
 std::string describe_duration(std::int64_t seconds) {
   auto plural = [](std::int64_t n, const char *unit) {
     return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");
@@ -117,8 +139,36 @@ AuthService::AuthService(const Config &config, db::Store &store, PasswordHasher 
                  [this](const std::vector<db::Rotation> &batch, const db::RotatedBatch &done) {
                    if (cache_) cache_->rotated(batch, done);
                  }),
+      audit_(store,
+             [this](const std::vector<db::AuditEvent> &events) {
+               std::lock_guard lock(audit_counts_mutex_);
+               for (const auto &e : events)
+                 ++audit_counts_[e.event];
+             }),
       address_limit_(config.rate_limit, 60), sign_in_throttle_(config.max_failed_logins, &store),
       mail_limit_(config.mail_limit) {}
+
+void AuthService::record(const std::string &event, const Caller &caller,
+                         const std::optional<std::string> &user_id, const std::string &detail,
+                         const std::string &identifier) {
+  db::AuditEvent e;
+  e.at = now();
+  e.event = event;
+  e.user_id = user_id;
+  e.identifier = audit_text(identifier, 256);
+  e.api = caller.api;
+  e.address = audit_text(caller.address, 64);
+  e.user_agent = audit_text(caller.user_agent, 256);
+  e.request_id = audit_text(caller.request_id, 128);
+  e.actor = audit_text(caller.actor, 256);
+  e.detail = audit_text(detail, 512);
+  audit_.append(std::move(e)); // committed before the request that caused it is answered
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> AuthService::audit_counts() const {
+  std::lock_guard lock(audit_counts_mutex_);
+  return {audit_counts_.begin(), audit_counts_.end()};
+}
 
 void AuthService::written() {
   if (cache_) cache_->catch_up();
@@ -184,6 +234,7 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
   case db::InsertUserResult::username_taken: return Error{ErrorCode::user_exists, "username"};
   case db::InsertUserResult::email_taken: return Error{ErrorCode::user_exists, "email"};
   }
+  record(caller.actor.empty() ? "sign_up" : "admin_add_user", caller, u.id);
   // Mailed and answered: the second token after the commit, as issue_one_time_token does.
   if (answered_row && first_token != &*answered_row) store_.insert_one_time_token(*answered_row);
   if (session) written();
@@ -198,7 +249,8 @@ Result<SignedUp> AuthService::sign_up(const NewUser &in, const Caller &caller,
 }
 
 Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifier,
-                                      const std::string &password, const Caller &caller) {
+                                      const std::string &password, const Caller &caller,
+                                      bool verified_only) {
   std::optional<db::User> user;
   if (kind != Identity::username && identifier.find('@') != std::string::npos)
     user = lookup_email(store_, identifier);
@@ -208,33 +260,43 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
   // per account: an attacker elsewhere cannot lock the owner out, and known and unknown names
   // are counted alike (SignInThrottle).
   const std::int64_t t = now();
+  const std::string key = identifier_key(identifier);
+  // The audit log names a known user by id, and keeps what was typed only when it names nobody.
+  const std::optional<std::string> user_id = user ? std::optional(user->id) : std::nullopt;
+  const std::string tried = user ? std::string() : identifier;
+  const bool was_locked = sign_in_throttle_.locked(key, caller.address, elapsed());
   auto attempt = sign_in_throttle_.begin(
-      identifier_key(identifier), caller.address,
-      user ? std::optional(throttle_account(*user)) : std::nullopt, elapsed(), t);
+      key, caller.address, user ? std::optional(throttle_account(*user)) : std::nullopt, elapsed(),
+      t);
   // A locked identifier is refused before hashing, so lockout costs no CPU.
   if (int wait = attempt.refused()) {
     ++sign_ins_.throttled;
+    record("sign_in_failed", caller, user_id, "locked_out", tried);
     return Error{ErrorCode::account_locked, "", wait};
   }
-  auto failure = [&](ErrorCode code) -> Error {
+  auto failure = [&](ErrorCode code, const char *reason) -> Error {
     attempt.failed();
     ++sign_ins_.failed;
+    record("sign_in_failed", caller, user_id, reason, tried);
+    if (!was_locked && sign_in_throttle_.locked(key, caller.address, elapsed(), t))
+      record("lockout_started", caller, user_id, "", tried);
     return Error{code, ""};
   };
   if (password.size() > config_.password_max_bytes)
-    return failure(user ? ErrorCode::wrong_password : ErrorCode::user_not_found);
+    return user ? failure(ErrorCode::wrong_password, "wrong_password")
+                : failure(ErrorCode::user_not_found, "unknown_user");
   if (!user) {
     // Same cost for unknown users, so timing tells nothing about which accounts exist.
     if (auto burned = hasher_.burn(password, caller.may_wait_for_hash); !burned)
       return burned.error();
-    return failure(ErrorCode::user_not_found);
+    return failure(ErrorCode::user_not_found, "unknown_user");
   }
   auto verdict = hasher_.verify(user->password_hash, password, caller.may_wait_for_hash);
   if (!verdict) return verdict.error();
-  if (!verdict->match) return failure(ErrorCode::wrong_password);
+  if (!verdict->match) return failure(ErrorCode::wrong_password, "wrong_password");
   // Imported inactive (Django's is_active): refused as a wrong password is, as Django's
   // ModelBackend does, and its hash is left as it is.
-  if (!user->active) return failure(ErrorCode::wrong_password);
+  if (!user->active) return failure(ErrorCode::wrong_password, "inactive");
   ++sign_ins_.succeeded;
   if (verdict->needs_rehash) {
     // Made with older parameters: upgrade now that we know the password.
@@ -245,6 +307,12 @@ Result<db::User> AuthService::sign_in(Identity kind, const std::string &identifi
     }
   }
   attempt.succeeded(user->password_hash);
+  // The password was right: counted as a success, but no session until the address is proved.
+  if (verified_only && !user->email_verified) {
+    record("sign_in_failed", caller, user_id, "unverified");
+    return Error{ErrorCode::email_not_verified, ""};
+  }
+  record("sign_in", caller, user_id);
   return *user;
 }
 
@@ -325,7 +393,8 @@ Result<Claims> AuthService::check_token(const std::string &token,
   return claims;
 }
 
-Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api, bool rotate) {
+Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api, bool rotate,
+                                       const Caller &caller) {
   auto claims = codec_.decode(refresh_token, now());
   if (!claims) return claims.error();
   if (claims->type != TokenType::refresh)
@@ -344,15 +413,18 @@ Result<TokenPair> AuthService::refresh(const std::string &refresh_token, Api api
   // A second tab within the reuse interval: the refresh token the rotation issued, not a new
   // one, so both tabs go on with one chain and the session does not fork.
   case db::RotateResult::replayed: break;
-  case db::RotateResult::reused: return Error{ErrorCode::token_revoked, "reused"};
+  case db::RotateResult::reused:
+    record("refresh_reuse", caller, claims->user_id, "session revoked");
+    return Error{ErrorCode::token_revoked, "reused"};
   case db::RotateResult::gone: return Error{ErrorCode::token_revoked, "session"};
   }
   return issue_pair(*user, api, claims->session_id, rotate ? outcome.refresh_jti : std::string());
 }
 
-Status AuthService::logout(const Claims &access) {
+Status AuthService::logout(const Claims &access, const Caller &caller) {
   store_.logout(access.session_id, access.jti, access.expires_at, now());
   written();
+  record("logout", caller, access.user_id);
   return Ok{};
 }
 
@@ -376,7 +448,8 @@ std::vector<db::Session> AuthService::list_sessions(const std::string &user_id) 
   return store_.list_sessions(user_id);
 }
 
-Status AuthService::set_password(const db::User &user, const std::string &password) {
+Status AuthService::set_password(const db::User &user, const std::string &password,
+                                 const Caller &by) {
   if (auto bad = check_password(password)) return Error{*bad, "password"};
   auto hash = hasher_.hash(password);
   if (!hash) return hash.error();
@@ -386,6 +459,7 @@ Status AuthService::set_password(const db::User &user, const std::string &passwo
   // As a reset: whatever locked the account's names is lifted (another process's server sees
   // the new hash at the next attempt and lifts them too).
   sign_in_throttle_.lift(throttle_account(user), elapsed());
+  record("admin_set_password", by, user.id);
   return Ok{};
 }
 
@@ -418,7 +492,7 @@ std::string import_problem(const ImportedUser &in, db::User &u) {
 } // namespace
 
 ImportReport AuthService::import_users(const std::vector<ImportedUser> &users, bool skip_taken,
-                                       bool dry_run) {
+                                       bool dry_run, const Caller &by) {
   ImportReport report;
   std::vector<db::User> rows;
   // Within the file, as the store checks against the database: an id, and one namespace of
@@ -481,64 +555,90 @@ ImportReport AuthService::import_users(const std::vector<ImportedUser> &users, b
     }
     report.skipped.push_back(i);
   }
+  if (!dry_run)
+    record("admin_import_users", by, std::nullopt,
+           std::to_string(report.imported.size()) + " imported, " +
+               std::to_string(report.skipped.size()) + " skipped");
   return report;
 }
 
-Status AuthService::rename_user(const db::User &user, const std::string &new_username) {
+Status AuthService::rename_user(const db::User &user, const std::string &new_username,
+                                const Caller &by) {
   db::User renamed = user;
   if (auto bad = set_identity(renamed, new_username, user.email); !bad) return bad.error();
   switch (store_.rename_user(renamed, now())) {
-  case db::RenameResult::renamed: written(); return Ok{};
+  case db::RenameResult::renamed:
+    written();
+    record("admin_rename_user", by, user.id, user.username + " -> " + new_username);
+    return Ok{};
   case db::RenameResult::taken: return Error{ErrorCode::user_exists, "username"};
   case db::RenameResult::not_found: break;
   }
   return Error{ErrorCode::user_not_found, ""};
 }
 
-Status AuthService::delete_user(const db::User &user) {
+Status AuthService::delete_user(const db::User &user, const Caller &by) {
   if (!store_.delete_user(user.id)) return Error{ErrorCode::user_not_found, ""};
   written();
+  record("admin_delete_user", by, user.id, user.username);
   return Ok{};
 }
 
-Status AuthService::mark_email_verified(const db::User &user) {
+Status AuthService::mark_email_verified(const db::User &user, const Caller &by) {
   if (!user.email) return Error{ErrorCode::invalid_email, "no email"};
   store_.set_email_verified(user.id, now());
   written();
+  record("admin_verify_email", by, user.id);
   return Ok{};
 }
 
-int AuthService::revoke_sessions(const db::User &user) {
+Status AuthService::end_session(const db::User &user, const std::string &session_id,
+                                const Caller &by) {
+  auto session = store_.find_session(session_id);
+  if (!session || session->user_id != user.id) return Error{ErrorCode::user_not_found, "session"};
+  store_.revoke_session(session_id, now());
+  written();
+  record("admin_end_session", by, user.id);
+  return Ok{};
+}
+
+int AuthService::revoke_sessions(const db::User &user, const Caller &by) {
   const int n = store_.revoke_user_sessions(user.id, now());
   written();
+  record("admin_revoke_sessions", by, user.id, std::to_string(n) + " ended");
   return n;
 }
 
-int AuthService::revoke_all_sessions() {
+int AuthService::revoke_all_sessions(const Caller &by) {
   const int n = store_.revoke_all_sessions(now());
   written();
+  record("admin_revoke_all_sessions", by, std::nullopt, std::to_string(n) + " ended");
   return n;
 }
 
 std::vector<db::SigningKeyRow> AuthService::rotate_signing_key(const db::SigningKeyRow &next,
-                                                               bool retire_now) {
+                                                               bool retire_now, const Caller &by) {
   auto before = store_.signing_keys();
   const std::int64_t t = now();
   store_.rotate_signing_key(next, t);
   // Deleted rather than kept for their retention: a token that names them names no key.
   if (retire_now) store_.purge_signing_keys(t);
   written();
+  record("admin_rotate_key", by, std::nullopt,
+         next.kid + " " + next.alg + (retire_now ? ", earlier keys retired now" : ""));
   return before;
 }
 
-void AuthService::add_standby_key(const db::SigningKeyRow &next) {
+void AuthService::add_standby_key(const db::SigningKeyRow &next, const Caller &by) {
   store_.add_standby_key(next);
   written();
+  record("admin_add_standby_key", by, std::nullopt, next.kid + " " + next.alg);
 }
 
-bool AuthService::activate_signing_key(const std::string &kid) {
+bool AuthService::activate_signing_key(const std::string &kid, const Caller &by) {
   const bool done = store_.activate_signing_key(kid, now());
   written();
+  if (done) record("admin_activate_key", by, std::nullopt, kid);
   return done;
 }
 
@@ -573,21 +673,26 @@ std::string AuthService::public_host() const {
 // Mails carry no text a stranger chose (a username, a display name): the account is named only
 // by the recipient's own address, the sender as Latch at the operator's host.
 Result<std::string> AuthService::start_password_reset(const db::User &user, std::int64_t ttl,
-                                                      TokenDelivery to) {
+                                                      TokenDelivery to, const Caller &by) {
   if (!user.email) return Error{ErrorCode::user_not_found, "no email"};
   // Per account, whoever asks and through whichever API: nobody can flood an inbox.
   if (int wait = mail_limit_.take(user.id, "reset", elapsed()))
     return Error{ErrorCode::rate_limited, "mail", wait};
   const std::string host = public_host();
-  return issue_one_time_token(user, db::TokenPurpose::reset, ttl, to, [&](const auto &row) {
-    return mail_with_link(
-        *user.email, "Reset your password",
-        "Someone asked to reset the password of the account for " + *user.email + " at " + host +
-            ".\nOpen this link within " + describe_duration(ttl) + " to choose a new one:\n\n",
-        config_.effective_reset_url(),
-        "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " + host + "\n",
-        row);
-  });
+  std::string answered =
+      issue_one_time_token(user, db::TokenPurpose::reset, ttl, to, [&](const auto &row) {
+        return mail_with_link(
+            *user.email, "Reset your password",
+            "Someone asked to reset the password of the account for " + *user.email + " at " +
+                host + ".\nOpen this link within " + describe_duration(ttl) +
+                " to choose a new one:\n\n",
+            config_.effective_reset_url(),
+            "\n\nIf it was not you, ignore this mail; nothing changes.\n\n-- Latch at " + host +
+                "\n",
+            row);
+      });
+  record("password_reset_requested", by, user.id, by.actor.empty() ? "" : "sent by an operator");
+  return answered;
 }
 
 Status AuthService::finish_password_reset(const std::string &token, const std::string &new_password,
@@ -599,6 +704,7 @@ Status AuthService::finish_password_reset(const std::string &token, const std::s
   switch (store_.reset_password(secure::sha256_hex(token), hash.value(), now(), &user_id)) {
   case db::ConsumeResult::ok:
     written();
+    record("password_reset_completed", caller, user_id);
     // The owner proved the mailbox: whatever locked the account's names is lifted.
     if (auto user = store_.find_user_by_id(user_id))
       sign_in_throttle_.lift(throttle_account(*user), elapsed());
@@ -641,13 +747,14 @@ db::OutgoingMail AuthService::confirmation_mail(const std::string &email,
       "\n\nIf it was not you, ignore this mail.\n\n-- Latch at " + public_host() + "\n", row);
 }
 
-Status AuthService::confirm_email(const std::string &token) {
+Status AuthService::confirm_email(const std::string &token, const Caller &caller) {
   std::string user_id;
   switch (store_.consume_one_time_token(secure::sha256_hex(token), db::TokenPurpose::verify_email,
                                         now(), &user_id)) {
   case db::ConsumeResult::ok:
     store_.set_email_verified(user_id, now());
     written();
+    record("email_confirmed", caller, user_id);
     return Ok{};
   case db::ConsumeResult::expired: return Error{ErrorCode::one_time_token_expired, ""};
   case db::ConsumeResult::invalid: break;
@@ -678,6 +785,7 @@ db::PurgeCounts AuthService::purge_expired(std::optional<std::int64_t> margin) {
   // wrong, and work again once it is put right).
   const std::int64_t t = now() - margin.value_or(config_.purge_margin);
   db::PurgeCounts c = store_.purge_expired(t, t - signing_key_retention(config_));
+  c.audit = store_.purge_audit(now() - config_.audit_retention); // kept --audit-retention
   if (cache_) cache_->drop_expired(t);
   return c;
 }

@@ -8,6 +8,7 @@
 #include "auth/password.h"
 #include "auth/result.h"
 #include "auth/tokens.h"
+#include "db/audit_commit.h"
 #include "db/group_commit.h"
 #include "db/session_cache.h"
 #include "db/store.h"
@@ -16,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +62,10 @@ struct Caller {
   // needs is refused (busy, 503) unless a slot is free, rather than waited for. A sign-in
   // refused before hashing (a locked identifier) is answered as ever.
   bool may_wait_for_hash = true;
+  // For the audit log (db::AuditEvent): the request's User-Agent (as sent; the log truncates
+  // it), its X-Request-Id, the API's name; and who does an admin action ("cli:" + the OS user,
+  // "console:" + the admin's email), empty for a user's own requests.
+  std::string user_agent, request_id, api, actor;
 };
 
 // Shared input rules, so every API applies the same ones in its own words (auth/identity.h).
@@ -161,14 +167,18 @@ public:
   // Fails with user_not_found or wrong_password (APIs that must not tell them apart map both
   // to invalid_credentials), account_locked, or busy. Failures are counted per identifier and
   // the caller's address (SignInThrottle).
+  // verified_only (--require-verified-email): a right password of an unverified email fails
+  // with email_not_verified.
   Result<db::User> sign_in(Identity kind, const std::string &identifier,
-                           const std::string &password, const Caller &caller);
+                           const std::string &password, const Caller &caller,
+                           bool verified_only = false);
   Result<TokenPair> start_session(const db::User &user, Api api);
   // rotate: a new refresh token replaces the presented one (single use).
-  Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate);
+  Result<TokenPair> refresh(const std::string &refresh_token, Api api, bool rotate,
+                            const Caller &caller = {});
   // Verifies a token and its session; expected = nullopt accepts either type.
   Result<Claims> check_token(const std::string &token, std::optional<TokenType> expected);
-  Status logout(const Claims &access);
+  Status logout(const Claims &access, const Caller &caller = {});
 
   std::optional<db::User> find_user_by_email(const std::string &email);
   std::optional<db::User> find_user_by_username(const std::string &username);
@@ -177,31 +187,37 @@ public:
   std::vector<db::Session> list_sessions(const std::string &user_id);
 
   // What an operator does (the admin commands; the console later), under the same rules as
-  // the APIs.
+  // the APIs. `by` names who (Caller::actor: "cli:root", "console:EMAIL") and from where, for
+  // the audit log: each of these writes one admin_* event.
   // A new password, checked as sign-up checks one: every session ends, reset links die, and
   // sign-in locks on the account lift, as a reset does. user_not_found if there is no user.
-  Status set_password(const db::User &user, const std::string &password);
+  Status set_password(const db::User &user, const std::string &password, const Caller &by = {});
   // Users with their hashes from elsewhere, all or none in one transaction: each checked as
   // sign-up checks one (username and email rules), its hash recognised and within bounds
   // (auth/password_formats.h), none sharing an id or identity with another of the file. One
   // an existing user's id or identity holds stops the import, or is skipped with skip_taken.
-  ImportReport import_users(const std::vector<ImportedUser> &users, bool skip_taken, bool dry_run);
+  ImportReport import_users(const std::vector<ImportedUser> &users, bool skip_taken, bool dry_run,
+                            const Caller &by = {});
   // Gives the user a new username, checked as sign-up checks one.
-  Status rename_user(const db::User &user, const std::string &new_username);
-  Status delete_user(const db::User &user);
-  Status mark_email_verified(const db::User &user);
+  Status rename_user(const db::User &user, const std::string &new_username, const Caller &by = {});
+  Status delete_user(const db::User &user, const Caller &by = {});
+  Status mark_email_verified(const db::User &user, const Caller &by = {});
+  // Ends one session of the user: its tokens are refused from now on. user_not_found if the
+  // user has no such session.
+  Status end_session(const db::User &user, const std::string &session_id, const Caller &by = {});
   // Ends every session of the user (or of every user); returns how many.
-  int revoke_sessions(const db::User &user);
-  int revoke_all_sessions();
+  int revoke_sessions(const db::User &user, const Caller &by = {});
+  int revoke_all_sessions(const Caller &by = {});
   // A new signing key; with retire_now the earlier ones are deleted, so the tokens they signed
   // are refused. Returns the keys before the rotation.
-  std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now);
+  std::vector<db::SigningKeyRow> rotate_signing_key(const db::SigningKeyRow &next, bool retire_now,
+                                                    const Caller &by = {});
   // Publishes next as the standby key (replacing an earlier standby key): it verifies and
   // appears in the JWKS at once, and signs nothing until activated.
-  void add_standby_key(const db::SigningKeyRow &next);
+  void add_standby_key(const db::SigningKeyRow &next, const Caller &by = {});
   // Makes the standby key kid the signing key; the key it replaces verifies for
   // signing_key_retention(). false if kid names no standby key.
-  bool activate_signing_key(const std::string &kid);
+  bool activate_signing_key(const std::string &kid, const Caller &by = {});
   // The public keys of the asymmetric signing keys that verify now (GET /.well-known/jwks.json).
   nlohmann::json jwks() const;
 
@@ -209,8 +225,10 @@ public:
   // token row, in one transaction) and, as `to` says, returns "" or a second reset token
   // (using either spends both). Past the account's mail limit (--mail-limit) it makes and
   // sends nothing: rate_limited with the seconds to wait.
+  // by.actor set: an operator sent it (the console).
   Result<std::string> start_password_reset(const db::User &user, std::int64_t ttl,
-                                           TokenDelivery to = TokenDelivery::mail);
+                                           TokenDelivery to = TokenDelivery::mail,
+                                           const Caller &by = {});
   // Also lifts every sign-in lock and count on the account's username and email.
   Status finish_password_reset(const std::string &token, const std::string &new_password,
                                const Caller &caller = {});
@@ -219,7 +237,7 @@ public:
   // mail limit, counted apart.
   Result<std::string> start_email_verification(const db::User &user,
                                                TokenDelivery to = TokenDelivery::mail);
-  Status confirm_email(const std::string &token);
+  Status confirm_email(const std::string &token, const Caller &caller = {});
 
   // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
   int throttle_address(const std::string &address);
@@ -241,6 +259,16 @@ public:
     if (!cache_) return std::nullopt;
     return cache_->counts();
   }
+
+  // Writes one event to the audit log, committed before this returns (a group commit with the
+  // events of other requests): the caller's address, user agent, request id, API and actor
+  // come from `caller`. For admin actions no method above records (latch mail retry, purge).
+  // Throws db::StoreError.
+  void record(const std::string &event, const Caller &caller,
+              const std::optional<std::string> &user_id = std::nullopt,
+              const std::string &detail = {}, const std::string &identifier = {});
+  // Audit events this process wrote since start, by event (GET /metrics).
+  std::vector<std::pair<std::string, std::uint64_t>> audit_counts() const;
 
   // Sign-in outcomes since start (GET /metrics).
   struct SignInCounts {
@@ -284,6 +312,9 @@ private:
   Clock elapsed_;
   db::SessionCache *cache_;
   db::RotationGroupCommit rotations_;
+  db::AuditGroupCommit audit_;
+  mutable std::mutex audit_counts_mutex_;
+  std::map<std::string, std::uint64_t> audit_counts_;
   WindowCounter address_limit_;
   SignInThrottle sign_in_throttle_;
   MailLimit mail_limit_;

@@ -174,3 +174,24 @@ CREATE TABLE sign_in_failures (
   PRIMARY KEY (group_key, item_key)
 );
 CREATE INDEX sign_in_failures_expires ON sign_in_failures(expires_at);
+
+-- migration 3
+-- The audit log (auth.db.sql migration 11): one row per security event. user_id is not a
+-- foreign key, so a deleted user's events stay until the retention purge. No trigger: nothing
+-- a server holds in memory follows it.
+CREATE TABLE audit_log (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at         bigint NOT NULL,
+  event      text NOT NULL,
+  user_id    text,
+  identifier text NOT NULL DEFAULT '',
+  api        text NOT NULL DEFAULT '',
+  address    text NOT NULL DEFAULT '',
+  user_agent text NOT NULL DEFAULT '',
+  request_id text NOT NULL DEFAULT '',
+  actor      text NOT NULL DEFAULT '',
+  detail     text NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_user ON audit_log(user_id, id);
+CREATE INDEX audit_log_event ON audit_log(event, id);
+CREATE INDEX audit_log_at ON audit_log(at);

@@ -1304,4 +1304,60 @@ void PostgresStore::restamp_failures(const std::vector<std::string> &groups,
   tx.commit();
 }
 
+// --- the audit log -------------------------------------------------------------------------
+
+void PostgresStore::append_audit(const std::vector<AuditEvent> &events) {
+  if (events.empty()) return;
+  Lease c = lease();
+  Transaction tx(*c, false);
+  for (const AuditEvent &e : events)
+    c->run("INSERT INTO audit_log(at, event, user_id, identifier, api, address, user_agent, "
+           "request_id, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+           {e.at, e.event, e.user_id, e.identifier, e.api, e.address, e.user_agent, e.request_id,
+            e.actor, e.detail});
+  tx.commit();
+}
+
+std::vector<AuditEvent> PostgresStore::query_audit(const AuditQuery &q) {
+  // Only the filters given, so each shape of query has the plan its index gives.
+  std::string sql = "SELECT id, at, event, user_id, identifier, api, address, user_agent, "
+                    "request_id, actor, detail FROM audit_log WHERE true";
+  std::vector<Param> params;
+  auto add = [&](const char *condition, Param p) {
+    params.push_back(std::move(p));
+    sql += std::string(" AND ") + condition + std::to_string(params.size());
+  };
+  if (q.user_id) add("user_id = $", *q.user_id);
+  if (q.event) add("event = $", *q.event);
+  if (q.since) add("at >= $", *q.since);
+  if (q.before_id) add("id < $", *q.before_id);
+  params.push_back(static_cast<std::int64_t>(q.limit));
+  sql += " ORDER BY id DESC LIMIT $" + std::to_string(params.size());
+  Lease c = lease();
+  Result r = c->run(sql.c_str(), params);
+  std::vector<AuditEvent> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    AuditEvent e;
+    e.id = r.integer(i, 0);
+    e.at = r.integer(i, 1);
+    e.event = r.text(i, 2);
+    e.user_id = r.optional_text(i, 3);
+    e.identifier = r.text(i, 4);
+    e.api = r.text(i, 5);
+    e.address = r.text(i, 6);
+    e.user_agent = r.text(i, 7);
+    e.request_id = r.text(i, 8);
+    e.actor = r.text(i, 9);
+    e.detail = r.text(i, 10);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+int PostgresStore::purge_audit(std::int64_t at_or_before) {
+  return delete_in_batches("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
+                           "WHERE at <= $1 LIMIT $2)",
+                           at_or_before);
+}
+
 } // namespace latch::db

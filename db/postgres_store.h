@@ -129,6 +129,9 @@ public:
   void lift_failures(const std::vector<std::string> &groups) override;
   void restamp_failures(const std::vector<std::string> &groups, const std::string &from,
                         const std::string &to) override;
+  void append_audit(const std::vector<AuditEvent> &events) override;
+  std::vector<AuditEvent> query_audit(const AuditQuery &query) override;
+  int purge_audit(std::int64_t at_or_before) override;
 
   // The whole database
   void ping() override;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -1541,6 +1542,75 @@ void SqliteStore::restamp_failures(const std::vector<std::string> &groups, const
     st.step();
   }
   tx.commit();
+}
+
+// --- the audit log -------------------------------------------------------------------------
+
+void SqliteStore::append_audit(const std::vector<AuditEvent> &events) {
+  if (events.empty()) return;
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  for (const AuditEvent &e : events) {
+    Statement st = statement("INSERT INTO audit_log(at, event, user_id, identifier, api, address, "
+                             "user_agent, request_id, actor, detail) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    st.bind(1, e.at).bind(2, e.event).bind(3, e.user_id).bind(4, e.identifier).bind(5, e.api);
+    st.bind(6, e.address).bind(7, e.user_agent).bind(8, e.request_id).bind(9, e.actor);
+    st.bind(10, e.detail);
+    st.step();
+    if (st.constraint_failed()) throw StoreError("sqlite: audit event refused");
+  }
+  tx.commit();
+}
+
+std::vector<AuditEvent> SqliteStore::query_audit(const AuditQuery &q) {
+  // Only the filters given, so each shape of query has the plan its index gives: one text (and
+  // one prepared statement, cached by its address) for each of the 16 sets of filters.
+  static const std::array<std::string, 16> kQueries = [] {
+    std::array<std::string, 16> texts;
+    for (std::size_t m = 0; m < texts.size(); ++m) {
+      std::string sql = "SELECT id, at, event, user_id, identifier, api, address, user_agent, "
+                        "request_id, actor, detail FROM audit_log WHERE 1";
+      if (m & 1) sql += " AND user_id = ?1";
+      if (m & 2) sql += " AND event = ?2";
+      if (m & 4) sql += " AND at >= ?3";
+      if (m & 8) sql += " AND id < ?4";
+      texts[m] = sql + " ORDER BY id DESC LIMIT ?5";
+    }
+    return texts;
+  }();
+  const std::size_t shape =
+      (q.user_id ? 1 : 0) | (q.event ? 2 : 0) | (q.since ? 4 : 0) | (q.before_id ? 8 : 0);
+  std::lock_guard lock(mutex_);
+  Statement st = statement(kQueries[shape].c_str());
+  if (q.user_id) st.bind(1, *q.user_id);
+  if (q.event) st.bind(2, *q.event);
+  if (q.since) st.bind(3, *q.since);
+  if (q.before_id) st.bind(4, *q.before_id);
+  st.bind(5, static_cast<std::int64_t>(q.limit));
+  std::vector<AuditEvent> out;
+  while (st.step()) {
+    AuditEvent e;
+    e.id = st.integer(0);
+    e.at = st.integer(1);
+    e.event = st.text(2);
+    e.user_id = st.optional_text(3);
+    e.identifier = st.text(4);
+    e.api = st.text(5);
+    e.address = st.text(6);
+    e.user_agent = st.text(7);
+    e.request_id = st.text(8);
+    e.actor = st.text(9);
+    e.detail = st.text(10);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+int SqliteStore::purge_audit(std::int64_t at_or_before) {
+  return delete_in_batches("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
+                           "WHERE at <= ?1 LIMIT ?2)",
+                           at_or_before);
 }
 
 } // namespace latch::db

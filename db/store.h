@@ -117,6 +117,34 @@ struct PurgeCounts {
   int signing_keys = 0;     // retired keys past their retention
   int mail = 0;             // outbox rows whose link died, and failed ones past their retention
   int sign_in_failures = 0; // counts whose window ended
+  int audit = 0;            // audit events past --audit-retention (AuditLog::purge_audit)
+};
+
+// One security event as the audit log keeps it (auth.db.sql migration 11; postgres.sql 3).
+// Never a password, a token or a link: what a reader of the database learns is who did what,
+// from where, when.
+struct AuditEvent {
+  std::int64_t id = 0; // given by the store: later events have larger ids
+  std::int64_t at = 0; // unix seconds
+  std::string event;   // sign_in, sign_in_failed, admin_delete_user... (README: Audit log)
+  std::optional<std::string> user_id;
+  std::string identifier; // what a failed sign-in typed, when it names nobody
+  std::string api;        // the API it came through; empty for the admin commands
+  std::string address;    // the client's address, through trusted proxies
+  std::string user_agent; // truncated
+  std::string request_id;
+  std::string actor;  // who did an admin action: "cli:USER", "console:EMAIL"
+  std::string detail; // the reason of a failure, what an admin action did
+};
+
+// Which events AuditLog::query_audit returns: newest first, at most `limit`; before_id pages
+// on (the id of the last one of the page before, keyset: no offset scan).
+struct AuditQuery {
+  std::optional<std::string> user_id;
+  std::optional<std::string> event;
+  std::optional<std::int64_t> since;     // at >= since
+  std::optional<std::int64_t> before_id; // id < before_id
+  std::size_t limit = 100;
 };
 
 // A mail to send, as it is put in the outbox (auth.db.sql, migration 5). It holds no secret:
@@ -379,6 +407,17 @@ public:
   virtual MailCounts mail_counts(std::int64_t now) = 0;
 };
 
+// The audit log: append-only but for the retention purge.
+class AuditLog {
+public:
+  virtual ~AuditLog() = default;
+  // Appends the events in order in one transaction. Throws StoreError, and then none was.
+  virtual void append_audit(const std::vector<AuditEvent> &events) = 0;
+  virtual std::vector<AuditEvent> query_audit(const AuditQuery &query) = 0;
+  // Deletes the events at or before `at_or_before`; returns how many.
+  virtual int purge_audit(std::int64_t at_or_before) = 0;
+};
+
 // One database: its parts, and what concerns all of it. An engine (SQLite; another later)
 // implements each part; each caller uses the parts it needs.
 class Store : public Users,
@@ -387,7 +426,8 @@ class Store : public Users,
               public SigningKeys,
               public ChangeFeed,
               public Outbox,
-              public SignInFailures {
+              public SignInFailures,
+              public AuditLog {
 public:
   // Returns when the database can be read and a write could commit now; throws StoreError
   // saying why not (GET /readyz).

@@ -75,10 +75,8 @@ void render_common(Ctx &ctx, const Error &e, const CommonErrors &w) {
 
 void sign_in(Ctx &ctx, Identity by, const std::string &identifier, const std::string &password,
              AnswerPair answer, bool verified_only) {
-  auto user = ctx.service.sign_in(by, identifier, password, ctx.caller());
+  auto user = ctx.service.sign_in(by, identifier, password, ctx.caller(), verified_only);
   if (!user) return http::send_error(ctx, user.error());
-  if (verified_only && !user->email_verified)
-    return http::send_error(ctx, Error{ErrorCode::email_not_verified, ""});
   auto pair = ctx.service.start_session(user.value(), ctx.api);
   if (!pair) return http::send_error(ctx, pair.error());
   answer(ctx, pair.value());

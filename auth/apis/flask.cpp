@@ -80,7 +80,7 @@ void login(Ctx &ctx) {
 
 void refresh(Ctx &ctx) {
   // Only a new access token: the refresh token stays valid until it expires or the session ends.
-  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/false);
+  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/false, ctx.caller());
   if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}});
 }
@@ -93,7 +93,8 @@ void forget_password(Ctx &ctx) {
   // The documented answer carries a token itself; that is only safe in local development.
   const bool answer = ctx.config.reset_token_in_response;
   auto token = ctx.service.start_password_reset(
-      *user, ctx.config.reset_ttl, answer ? TokenDelivery::mail_and_answer : TokenDelivery::mail);
+      *user, ctx.config.reset_ttl, answer ? TokenDelivery::mail_and_answer : TokenDelivery::mail,
+      ctx.caller());
   if (!token) return http::send_error(ctx, token.error());
   if (answer) return send_json(ctx.res, 200, {{"reset_token", token.value()}});
   message(ctx, 200, "Password reset link sent.");
@@ -109,7 +110,8 @@ void reset_password(Ctx &ctx) {
 }
 
 void logout(Ctx &ctx) {
-  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims, ctx.caller()); !s)
+    return http::send_error(ctx, s.error());
   message(ctx, 200, "Logged out successfully.");
 }
 

@@ -97,12 +97,13 @@ void signin(Ctx &ctx) {
 
 void logout(Ctx &ctx) {
   // The access token authenticates; the documented email/password body is ignored.
-  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims, ctx.caller()); !s)
+    return http::send_error(ctx, s.error());
   ctx.res.status = 200;
 }
 
 void refresh(Ctx &ctx) {
-  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/true);
+  auto pair = ctx.service.refresh(ctx.bearer, ctx.api, /*rotate=*/true, ctx.caller());
   if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }

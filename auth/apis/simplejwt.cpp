@@ -82,7 +82,7 @@ void token_refresh(Ctx &ctx) {
   json errors = json::object();
   if (!require(refresh, "refresh", errors)) return send_json(ctx.res, 400, errors);
   // ROTATE_REFRESH_TOKENS with BLACKLIST_AFTER_ROTATION: every refresh token is single use.
-  auto pair = ctx.service.refresh(refresh.value, ctx.api, /*rotate=*/true);
+  auto pair = ctx.service.refresh(refresh.value, ctx.api, /*rotate=*/true, ctx.caller());
   if (!pair) return http::send_error(ctx, pair.error());
   send_pair(ctx, 200, pair.value());
 }

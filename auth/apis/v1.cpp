@@ -96,7 +96,7 @@ void login(Ctx &ctx) {
 void refresh(Ctx &ctx) {
   Field token = field(ctx.body, "refresh_token");
   if (!token.present()) return error(ctx, 400, "refresh_token is required");
-  auto pair = ctx.service.refresh(token.value, ctx.api, /*rotate=*/false);
+  auto pair = ctx.service.refresh(token.value, ctx.api, /*rotate=*/false, ctx.caller());
   if (!pair) return http::send_error(ctx, pair.error());
   send_json(ctx.res, 200, {{"access_token", pair->access}, {"expires_in", pair->access_ttl}});
 }
@@ -112,7 +112,7 @@ void verify(Ctx &ctx) {
 void confirm_email(Ctx &ctx) {
   const std::string token = ctx.req.get_param_value("token");
   Status done = token.empty() ? Status(Error{ErrorCode::missing_field, "token"})
-                              : ctx.service.confirm_email(token);
+                              : ctx.service.confirm_email(token, ctx.caller());
   if (wants_html(ctx)) {
     ctx.res.status = done ? 200 : 400;
     ctx.res.set_header("Referrer-Policy", "no-referrer");
@@ -140,7 +140,8 @@ void password_reset(Ctx &ctx) {
   auto named = user ? ctx.service.find_user_by_username(username.value) : std::nullopt;
   if (user && named && named->id == user->id) {
     // Over the account's mail limit nothing is sent, and the answer is the same 200.
-    auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl);
+    auto sent = ctx.service.start_password_reset(*user, ctx.config.v1_reset_ttl,
+                                                 TokenDelivery::mail, ctx.caller());
     if (!sent && sent.error().code != ErrorCode::rate_limited)
       return http::send_error(ctx, sent.error());
   }
@@ -167,7 +168,8 @@ void me(Ctx &ctx) {
 }
 
 void logout(Ctx &ctx) {
-  if (auto s = ctx.service.logout(ctx.claims); !s) return http::send_error(ctx, s.error());
+  if (auto s = ctx.service.logout(ctx.claims, ctx.caller()); !s)
+    return http::send_error(ctx, s.error());
   send_json(ctx.res, 200, {{"message", "logout successful"}});
 }
 

@@ -14,6 +14,14 @@ const char *access_name(Access a) {
   return "?";
 }
 
+Caller Ctx::caller() const {
+  Caller c{client_address, !hash_line_full};
+  c.user_agent = req.get_header_value("User-Agent"); // the audit log truncates it
+  c.request_id = res.get_header_value("X-Request-Id");
+  c.api = api_name(api);
+  return c;
+}
+
 void send_json(httplib::Response &res, int status, const json &body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");

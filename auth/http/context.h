@@ -65,8 +65,8 @@ struct Ctx {
   std::string client_address;
   bool hash_line_full = false; // the connection loop's line for hashing was full (Caller)
 
-  // Who asks, for the core's limits.
-  Caller caller() const { return {client_address, !hash_line_full}; }
+  // Who asks, for the core's limits and the audit log.
+  Caller caller() const;
 };
 
 // Sends a JSON body. Strings that are not UTF-8 are replaced, never thrown on.

@@ -309,6 +309,7 @@ std::string Dispatcher::metrics_text() const {
   g.sign_ins_succeeded = counts.succeeded;
   g.sign_ins_failed = counts.failed;
   g.sign_ins_throttled = counts.throttled;
+  g.audit_events = service_.audit_counts();
   g.hashes_running = load.active;
   g.hashes_waiting = load.waiting;
   if (loop_) {

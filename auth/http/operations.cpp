@@ -179,6 +179,10 @@ std::string Metrics::render(const Gauges &g) const {
          "latch_sign_ins_total{result=\"succeeded\"} "
       << g.sign_ins_succeeded << "\nlatch_sign_ins_total{result=\"failed\"} " << g.sign_ins_failed
       << "\nlatch_sign_ins_total{result=\"throttled\"} " << g.sign_ins_throttled << "\n";
+  out << "# HELP latch_audit_events_total Audit events written, by event.\n"
+         "# TYPE latch_audit_events_total counter\n";
+  for (const auto &[event, n] : g.audit_events)
+    out << "latch_audit_events_total{event=" << label(event) << "} " << n << "\n";
   // One unlabelled metric: its HELP and TYPE lines and its value.
   auto metric = [&out](const char *name, const char *type, const char *help, auto value) {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'

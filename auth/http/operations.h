@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace latch::http {
 
@@ -61,6 +62,8 @@ public:
     std::uint64_t mail_sent = 0, mail_failed = 0, mail_dropped = 0;
     std::int64_t descriptor_limit_reached = -1;        // times out of file descriptors
     std::int64_t cache_loads = -1, cache_changes = -1; // the session cache's (-1: none)
+    // Audit events this process wrote since it started, by event (AuthService::audit_counts).
+    std::vector<std::pair<std::string, std::uint64_t>> audit_events;
   };
   std::string render(const Gauges &g) const;
 
