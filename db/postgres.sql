@@ -195,3 +195,26 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_user ON audit_log(user_id, id);
 CREATE INDEX audit_log_event ON audit_log(event, id);
 CREATE INDEX audit_log_at ON audit_log(at);
+
+-- migration 4
+-- auth.db.sql migration 12: the console's admins and sessions. The text_pattern_ops indexes
+-- serve the console's prefix search (a byte-wise range) under any collation.
+CREATE TABLE admins (
+  id            text PRIMARY KEY,
+  email         text NOT NULL UNIQUE,
+  password_hash text NOT NULL,
+  created_at    bigint NOT NULL
+);
+CREATE TABLE console_sessions (
+  token_hash   text PRIMARY KEY,
+  admin_id     text NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+  csrf_token   text NOT NULL,
+  created_at   bigint NOT NULL,
+  last_seen_at bigint NOT NULL,
+  expires_at   bigint NOT NULL
+);
+CREATE INDEX console_sessions_admin ON console_sessions(admin_id);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+CREATE INDEX users_created ON users(created_at, id);
+CREATE INDEX users_username_key_prefix ON users(username_key text_pattern_ops);
+CREATE INDEX users_email_prefix ON users(email text_pattern_ops);
