@@ -87,8 +87,10 @@ int serve(const std::vector<std::string> &args) {
   std::string db_line; // the start-up line's database: no password, or the sync mode
   try {
     if (postgres) {
-      store = std::make_unique<db::PostgresStore>(config.db_path, db::PostgresStore::Options{},
-                                                  username_rule());
+      db::PostgresStore::Options options;
+      options.pool_size = config.db_pool;
+      options.statement_timeout = std::chrono::milliseconds(config.db_statement_timeout_ms);
+      store = std::make_unique<db::PostgresStore>(config.db_path, options, username_rule());
       db_line = db::PostgresStore::redacted(config.db_path);
     } else {
       auto sqlite = std::make_unique<db::SqliteStore>(

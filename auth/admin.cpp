@@ -64,6 +64,10 @@ struct Command {
 };
 
 const Flag kDbFlag{"db", "PATH", "the database (default ./auth.db) [LATCH_DB]"};
+const Flag kDbPoolFlag{"db-pool", "N", "PostgreSQL: connections (default 4) [LATCH_DB_POOL]"};
+const Flag kDbTimeoutFlag{"db-statement-timeout", "DURATION",
+                          "PostgreSQL: each statement's time limit (default 5s) "
+                          "[LATCH_DB_STATEMENT_TIMEOUT]"};
 const Flag kJsonFlag{"json", "", "print JSON instead of text"};
 const Flag kPasswordStdinFlag{"password-stdin", "",
                               "read the password from the first line of standard input; "
@@ -132,6 +136,13 @@ void print_table(std::ostream &out, const std::vector<std::vector<std::string>> 
   }
 }
 
+db::PostgresStore::Options postgres_options(const Config &config) {
+  db::PostgresStore::Options options;
+  options.pool_size = config.db_pool;
+  options.statement_timeout = std::chrono::milliseconds(config.db_statement_timeout_ms);
+  return options;
+}
+
 int no_database(Context &c) {
   return c.fail(admin_failed, "no database at " + c.config.db_path +
                                   " (latch serve creates it; --db or LATCH_DB names another)");
@@ -143,8 +154,7 @@ int open_store(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
   if (db::PostgresStore::is_uri(path)) {
-    db::PostgresStore::Options options;
-    options.pool_size = 1;
+    db::PostgresStore::Options options = postgres_options(c.config);
     options.migrate = c.command.access != Access::reads;
     auto pg = std::make_unique<db::PostgresStore>(path, options, username_rule());
     if (pg->schema_version() == 0)
@@ -1039,14 +1049,69 @@ std::string user_name(uid_t uid) {
 int doctor(Context &c) {
   const std::string &path = c.config.db_path;
   std::error_code ec;
-  if (db::PostgresStore::is_uri(path)) return c.fail(admin_usage, "doctor checks SQLite only yet");
-  if (!fs::exists(path, ec)) return no_database(c);
   int problems = 0;
   auto fine = [&](const std::string &line) { c.out << "ok   " << line << "\n"; };
   auto fix = [&](const std::string &line) {
     c.out << "fix  " << line << "\n";
     ++problems;
   };
+  auto verdict = [&] {
+    if (problems == 0)
+      c.out << "all is fine\n";
+    else
+      c.out << problems << " thing" << (problems == 1 ? "" : "s") << " to fix\n";
+    return problems == 0 ? admin_ok : admin_failed;
+  };
+  if (db::PostgresStore::is_uri(path)) {
+    // PostgreSQL: no files to look at; whether it answers, takes writes, holds this latch's
+    // schema, and its feed and tables can be read.
+    const std::string name = db::PostgresStore::redacted(path);
+    std::unique_ptr<db::PostgresStore> pg;
+    try {
+      db::PostgresStore::Options options = postgres_options(c.config);
+      options.migrate = false;
+      pg = std::make_unique<db::PostgresStore>(path, options);
+      fine(name + ": reachable");
+    } catch (const std::exception &e) {
+      fix(std::string(e.what()) + " (is PostgreSQL running, and the URI right?)");
+      return verdict();
+    }
+    try {
+      const int version = pg->schema_version();
+      const int latest = db::PostgresStore::latest_schema_version();
+      const std::string v = std::to_string(version), l = std::to_string(latest);
+      if (version == 0) {
+        fix("no Latch schema in this database: latch migrate --db URI (or latch serve) makes it");
+        return verdict();
+      }
+      if (version > latest)
+        fix("schema version " + v + " is newer than this latch's (" + l +
+            "): run the latch release that wrote it");
+      else if (version < latest)
+        fix("schema version " + v + ", older than this latch's " + l + ": latch migrate");
+      else
+        fine("a Latch database, schema version " + v);
+      if (version != latest) return verdict();
+      pg->ping();
+      fine("the server takes writes (not a standby) and the tables are there");
+      const auto snapshot = pg->snapshot(c.now());
+      if (!pg->changes_since(snapshot.position, 1))
+        fix("the change feed does not reach its own position " + std::to_string(snapshot.position));
+      else
+        fine("change feed at position " + std::to_string(snapshot.position) + ": " +
+             std::to_string(snapshot.sessions.size()) + " live sessions, " +
+             std::to_string(snapshot.blacklist.size()) + " blacklisted tokens");
+      const auto mail = pg->mail_counts(c.now());
+      fine(std::to_string(pg->list_users().size()) + " users, " +
+           std::to_string(pg->signing_keys().size()) + " signing keys, " +
+           std::to_string(mail.queued) + " mails queued, " + std::to_string(mail.failed) +
+           " failed");
+    } catch (const std::exception &e) {
+      fix(e.what());
+    }
+    return verdict();
+  }
+  if (!fs::exists(path, ec)) return no_database(c);
 
   const uid_t me = ::geteuid();
   for (const char *suffix : {"", "-wal", "-shm"}) {
@@ -1097,11 +1162,115 @@ int doctor(Context &c) {
       fix(std::string(e.what()) + " (restore the latest backup)");
     }
   }
-  if (problems == 0)
-    c.out << "all is fine\n";
+  return verdict();
+}
+
+// --- migrate, store copy ---------------------------------------------------------------------
+
+int migrate(Context &c) {
+  const std::string &path = c.config.db_path;
+  int before = 0, after = 0;
+  std::string name = path;
+  if (db::PostgresStore::is_uri(path)) {
+    // Also an empty database: the schema made before any server starts. Under the advisory
+    // lock, so a server starting now waits for it (or it for the server).
+    name = db::PostgresStore::redacted(path);
+    db::PostgresStore::Options options = postgres_options(c.config);
+    options.migrate = false;
+    before = db::PostgresStore(path, options).schema_version();
+    options.migrate = true;
+    after = db::PostgresStore(path, options, username_rule()).schema_version();
+  } else {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return no_database(c);
+    before = db::SqliteStore(path, db::SqliteStore::Open::read_only).schema_version();
+    after =
+        db::SqliteStore(path, db::SqliteStore::Open::existing, username_rule()).schema_version();
+  }
+  if (before == after)
+    c.out << name << ": schema version " << after << ", nothing to migrate\n";
   else
-    c.out << problems << " thing" << (problems == 1 ? "" : "s") << " to fix\n";
-  return problems == 0 ? admin_ok : admin_failed;
+    c.out << name << ": migrated from schema version " << before << " to " << after << "\n";
+  return admin_ok;
+}
+
+struct Opened {
+  std::unique_ptr<db::Store> store;
+  db::Copyable *copyable = nullptr;
+  std::string name; // without a password
+};
+
+// The source of a copy, only read: SQLite opened read-only, PostgreSQL never migrated.
+Opened open_source(Context &c, const std::string &where) {
+  Opened o;
+  int version = 0, latest = 0;
+  if (db::PostgresStore::is_uri(where)) {
+    db::PostgresStore::Options options = postgres_options(c.config);
+    options.migrate = false;
+    auto pg = std::make_unique<db::PostgresStore>(where, options);
+    version = pg->schema_version();
+    latest = db::PostgresStore::latest_schema_version();
+    o.name = db::PostgresStore::redacted(where);
+    o.copyable = pg.get();
+    o.store = std::move(pg);
+  } else {
+    std::error_code ec;
+    if (!fs::exists(where, ec)) throw std::runtime_error("no database at " + where);
+    auto sqlite = std::make_unique<db::SqliteStore>(where, db::SqliteStore::Open::read_only);
+    version = sqlite->schema_version();
+    latest = db::SqliteStore::latest_schema_version();
+    o.name = where;
+    o.copyable = sqlite.get();
+    o.store = std::move(sqlite);
+  }
+  if (version == 0) throw std::runtime_error(o.name + " holds no Latch schema");
+  if (version != latest)
+    throw std::runtime_error(o.name + " has Latch's schema version " + std::to_string(version) +
+                             ", not this latch's " + std::to_string(latest) +
+                             ": latch migrate --db " + o.name + " first");
+  return o;
+}
+
+// The destination, made and migrated if need be.
+Opened open_destination(Context &c, const std::string &where) {
+  Opened o;
+  if (db::PostgresStore::is_uri(where)) {
+    auto pg =
+        std::make_unique<db::PostgresStore>(where, postgres_options(c.config), username_rule());
+    o.name = db::PostgresStore::redacted(where);
+    o.copyable = pg.get();
+    o.store = std::move(pg);
+  } else {
+    auto sqlite = std::make_unique<db::SqliteStore>(
+        where, db::SqliteStore::Open::create, username_rule(),
+        c.config.sqlite_sync == Config::SqliteSync::full ? db::SqliteStore::Sync::full
+                                                         : db::SqliteStore::Sync::normal);
+    o.name = where;
+    o.copyable = sqlite.get();
+    o.store = std::move(sqlite);
+  }
+  return o;
+}
+
+int store_copy(Context &c) {
+  if (!c.has("from") || !c.has("to")) return c.fail(admin_usage, "give --from and --to");
+  const std::string from = c.flags["from"], to = c.flags["to"];
+  if (from.empty() || to.empty()) return c.fail(admin_usage, "--from and --to must not be empty");
+  std::error_code ec;
+  if (from == to || (!db::PostgresStore::is_uri(from) && !db::PostgresStore::is_uri(to) &&
+                     fs::exists(to, ec) && fs::equivalent(from, to, ec)))
+    return c.fail(admin_usage, "--from and --to name the same database");
+  Opened source = open_source(c, from);
+  const auto tables = source.copyable->dump_tables();
+  Opened destination = open_destination(c, to);
+  if (!destination.copyable->load_tables(tables, c.has("replace")))
+    return c.fail(admin_failed, destination.name +
+                                    " holds data already; --replace deletes it and copies over it");
+  c.out << "copied " << source.name << " to " << destination.name << ":";
+  for (std::size_t i = 0; i < tables.size(); ++i)
+    c.out << (i ? "," : "") << " " << tables[i].rows.size() << " " << tables[i].name;
+  c.out << "\n";
+  return admin_ok;
 }
 
 // --- admin (the console's admins) -----------------------------------------------------------
@@ -1419,6 +1588,33 @@ const std::vector<Command> &commands() {
        "when all is fine, 1 when something needs fixing.\n",
        doctor,
        Access::reads},
+      {"migrate",
+       "",
+       "",
+       0,
+       {},
+       "apply the schema's pending migrations now",
+       "Applies the migrations this latch has and the database lacks, each in one transaction,\n"
+       "as latch serve does at start; PostgreSQL under its advisory lock, so servers starting\n"
+       "at the same time wait. On PostgreSQL it also makes the schema in an empty database.\n"
+       "Prints the schema version before and after.\n",
+       migrate},
+      {"store",
+       "copy",
+       "",
+       0,
+       {{"from", "SOURCE", "the database to copy: an SQLite file or a postgres:// URI (only read)"},
+        {"to", "DEST", "the database to copy to: an SQLite file (made if missing) or a URI"},
+        {"replace", "", "delete what DEST holds and copy over it"}},
+       "copy every user, session and signing key to another database",
+       "Copies everything the store holds from SOURCE to DEST, SQLite or PostgreSQL either way:\n"
+       "users with their password hashes, sessions, the blacklist, one-time tokens, the signing\n"
+       "keys with their states, settings and the mail outbox, so tokens issued before the move\n"
+       "stay valid after it. DEST is migrated first, then written in one transaction. SOURCE is\n"
+       "only read, as one snapshot; stop the servers on it first, or what they write after the\n"
+       "snapshot stays behind. A DEST that holds any row is refused unless --replace. Prints\n"
+       "how many rows of each table it copied. --db is not used.\n",
+       store_copy},
   };
   return table;
 }
@@ -1445,6 +1641,8 @@ std::string command_help(const Command &c) {
   out << "Usage: " << usage_line(c) << " [--db PATH]\n\n" << c.details << "\nFlags:\n";
   std::vector<Flag> flags = c.flags;
   flags.push_back(kDbFlag);
+  flags.push_back(kDbPoolFlag);
+  flags.push_back(kDbTimeoutFlag);
   for (const auto &f : flags) {
     std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
     out << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ');
@@ -1564,6 +1762,8 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
   bool operands_only = false;
   std::vector<Flag> flags = command->flags;
   flags.push_back(kDbFlag);
+  flags.push_back(kDbPoolFlag);
+  flags.push_back(kDbTimeoutFlag);
   for (std::size_t i = first; i < args.size(); ++i) {
     const std::string &arg = args[i];
     if (operands_only || arg.size() < 2 || arg[0] != '-') {
@@ -1611,7 +1811,9 @@ int run_admin(const std::vector<std::string> &args, std::istream &in, std::ostre
 
   // The same configuration as serve (LATCH_DB, LATCH_JWT_SECRET, password rules, lifetimes).
   std::vector<std::string> config_args;
-  if (c.has("db")) config_args = {"--db", c.flags["db"]};
+  for (const char *name : {"db", "db-pool", "db-statement-timeout"})
+    if (c.has(name))
+      config_args.insert(config_args.end(), {std::string("--") + name, c.flags[name]});
   auto loaded = load_config(config_args, env);
   if (auto *message = std::get_if<std::string>(&loaded)) return c.fail(admin_usage, *message);
   c.config = std::get<Config>(std::move(loaded));

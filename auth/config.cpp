@@ -101,6 +101,18 @@ std::optional<std::int64_t> parse_duration(const std::string &s) {
   return *n * unit;
 }
 
+std::optional<std::int64_t> parse_millis(const std::string &s) {
+  constexpr std::int64_t kMax = 3600 * 1000;
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, "ms") == 0) {
+    auto n = parse_int(s.substr(0, s.size() - 2), 10, kMax);
+    if (!n) return std::nullopt;
+    return *n;
+  }
+  auto d = parse_duration(s);
+  if (!d || *d * 1000 > kMax) return std::nullopt;
+  return *d * 1000;
+}
+
 namespace {
 
 std::optional<bool> parse_bool(const std::string &s) {
@@ -254,6 +266,21 @@ const std::vector<Option> &options() {
          "last ones may be lost at a power cut or OS crash, never half-applied) or full (an "
          "fsync at every commit: it survives those too) (default normal)",
          set_sqlite_sync},
+        {"db-pool", "LATCH_DB_POOL", "N",
+         "PostgreSQL: connections for requests, 1 to 1000 (default 4; /readyz and the change "
+         "feed have one each besides); ignored with an SQLite file",
+         int_setter(1, 1000,
+                    [](Config &c, long long n) { c.db_pool = static_cast<std::size_t>(n); })},
+        {"db-statement-timeout", "LATCH_DB_STATEMENT_TIMEOUT", "DURATION",
+         "PostgreSQL: every statement's time limit, and the longest wait for a free connection, "
+         "10ms to 1h, such as 500ms or 5s (default 5s): past it a request answers 503; ignored "
+         "with an SQLite file",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           auto ms = parse_millis(v);
+           if (!ms) return "must be a duration from 10ms to 1h, such as 500ms, 5s or 1m";
+           c.db_statement_timeout_ms = *ms;
+           return std::nullopt;
+         }},
         {"apis", "LATCH_APIS", "LIST",
          "APIs to serve: all, or some of " + api_names(",") + " (default all)", set_apis},
         {"reset-token-in-response", "LATCH_RESET_TOKEN_IN_RESPONSE", "",

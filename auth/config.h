@@ -37,6 +37,10 @@ struct Config {
   // PRAGMA synchronous of the SQLite store (db::SqliteStore::Sync): full fsyncs every commit.
   enum class SqliteSync { normal, full };
   SqliteSync sqlite_sync = SqliteSync::normal;
+  // PostgreSQL only (db::PostgresStore::Options; ignored with an SQLite file): connections for
+  // requests, and every statement's time limit (also the wait for a free connection).
+  std::size_t db_pool = 4;
+  std::int64_t db_statement_timeout_ms = 5000;
   std::set<Api> apis = all_apis();
 
   bool reset_token_in_response = false;  // flask forget-password answers the token (development)
@@ -107,6 +111,9 @@ struct Config {
 
 // "900", "900s", "15m", "1h", "14d" -> seconds (1 s to 10 years); nullopt otherwise.
 std::optional<std::int64_t> parse_duration(const std::string &text);
+
+// "250ms", "5s", "5" (seconds), "1m" -> milliseconds (10 ms to 1 h); nullopt otherwise.
+std::optional<std::int64_t> parse_millis(const std::string &text);
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string &)>;
 EnvLookup process_env();

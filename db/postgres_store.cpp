@@ -1190,12 +1190,56 @@ MailCounts PostgresStore::mail_counts(std::int64_t now) {
 // --- the whole database --------------------------------------------------------------------
 
 void PostgresStore::ping() {
-  Lease c = lease();
-  // The tables requests use are there, and the server takes writes (not a standby).
-  c->run("SELECT 1 FROM users, sessions, token_blacklist, one_time_tokens, signing_keys LIMIT 0",
-         {});
-  if (c->run("SELECT pg_is_in_recovery()", {}).boolean(0, 0))
-    throw StoreError("the PostgreSQL server is a read-only standby (in recovery)");
+  std::lock_guard lock(probe_mutex_);
+  const auto limit =
+      std::min<std::chrono::milliseconds>(options_.statement_timeout, std::chrono::seconds(2));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  if (!probe_ || PQstatus(probe_->pg) != CONNECTION_OK) {
+    probe_.reset();
+    probe_ = connect();
+  }
+  // The tables requests use are there, and the server takes writes (not a standby). Sent
+  // without waiting, then waited for up to the limit: the server's statement_timeout cannot
+  // fire when the server itself no longer answers.
+  PGconn *pg = probe_->pg;
+  if (!PQsendQuery(pg, "SELECT 1 FROM users, sessions, token_blacklist, one_time_tokens, "
+                       "signing_keys LIMIT 0; SELECT pg_is_in_recovery()")) {
+    const std::string message = trimmed(PQerrorMessage(pg));
+    probe_.reset();
+    throw StoreUnavailable("postgres: " + message);
+  }
+  while (PQisBusy(pg)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd fd{PQsocket(pg), POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&fd, 1, static_cast<int>(left.count())) == 0) {
+      probe_.reset(); // a late answer is never read: the next ping connects afresh
+      throw StoreUnavailable("PostgreSQL did not answer within " + std::to_string(limit.count()) +
+                             " ms");
+    }
+    if (!PQconsumeInput(pg)) {
+      const std::string message = trimmed(PQerrorMessage(pg));
+      probe_.reset();
+      throw StoreUnavailable("postgres: " + message);
+    }
+  }
+  bool standby = false;
+  std::string error;
+  bool down = false;
+  while (PGresult *r = PQgetResult(pg)) {
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+      standby = standby || (PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't');
+    } else if (error.empty()) {
+      error = trimmed(PQresultErrorMessage(r));
+      down = unavailable(pg, r);
+    }
+    PQclear(r);
+  }
+  if (!error.empty()) {
+    if (down) throw StoreUnavailable("postgres: " + error);
+    throw StoreError("postgres: " + error);
+  }
+  if (standby) throw StoreError("the PostgreSQL server is a read-only standby (in recovery)");
 }
 
 int PostgresStore::delete_in_batches(const char *sql, std::int64_t bound) {
@@ -1470,6 +1514,85 @@ std::int64_t PostgresStore::count_users() {
 std::int64_t PostgresStore::database_bytes() {
   Lease c = lease();
   return c->run("SELECT pg_database_size(current_database())", {}).integer(0, 0);
+}
+
+} // namespace latch::db
+
+namespace latch::db {
+
+// --- latch store copy ------------------------------------------------------------------------
+
+std::vector<CopiedTable> PostgresStore::dump_tables() {
+  Lease c = lease();
+  // One snapshot for every table, and nothing written.
+  c->exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  struct End {
+    Conn &c;
+    ~End() {
+      if (PQstatus(c.pg) == CONNECTION_OK) PQclear(PQexec(c.pg, "COMMIT"));
+    }
+  } end{*c};
+  std::vector<CopiedTable> out;
+  for (const CopyTable &t : copy_tables()) {
+    std::string sql = "SELECT ";
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      sql += i ? ", " : "";
+      sql += t.columns[i].name;
+      if (t.columns[i].kind == CopyColumn::Kind::boolean) sql += "::int";
+    }
+    sql += std::string(" FROM ") + t.name + " ORDER BY " + t.postgres_order;
+    Result r = c->run(sql.c_str(), {});
+    CopiedTable table{t.name, {}};
+    for (int i = 0; i < r.rows(); ++i) {
+      std::vector<CopyValue> row;
+      for (int col = 0; col < static_cast<int>(t.columns.size()); ++col)
+        row.push_back(r.optional_text(i, col));
+      table.rows.push_back(std::move(row));
+    }
+    out.push_back(std::move(table));
+  }
+  return out;
+}
+
+bool PostgresStore::load_tables(const std::vector<CopiedTable> &tables, bool replace) {
+  Lease c = lease();
+  Transaction tx(*c, true); // the triggers write the feed
+  bool empty = true;
+  for (const CopyTable &t : copy_tables()) {
+    const std::string sql = std::string("SELECT EXISTS (SELECT 1 FROM ") + t.name + ")";
+    if (c->run(sql.c_str(), {}).boolean(0, 0)) empty = false;
+  }
+  if (!empty && !replace) return false;
+  // Children first, so no foreign key is left dangling for a moment.
+  for (auto t = copy_tables().rbegin(); t != copy_tables().rend(); ++t)
+    c->exec((std::string("DELETE FROM ") + t->name).c_str());
+  for (const CopiedTable &data : tables) {
+    auto spec = std::find_if(copy_tables().begin(), copy_tables().end(),
+                             [&](const CopyTable &t) { return data.name == t.name; });
+    if (spec == copy_tables().end()) throw StoreError("no table " + data.name + " to copy to");
+    std::string sql = std::string("INSERT INTO ") + spec->name + " (", values;
+    for (std::size_t i = 0; i < spec->columns.size(); ++i) {
+      sql += std::string(i ? ", " : "") + spec->columns[i].name;
+      values += std::string(i ? ", $" : "$") + std::to_string(i + 1);
+      if (spec->columns[i].kind == CopyColumn::Kind::boolean) values += "::int::boolean";
+      if (spec->columns[i].kind == CopyColumn::Kind::integer) values += "::bigint";
+    }
+    // The outbox's ids are kept (latch mail names them), past its identity column.
+    sql += ") OVERRIDING SYSTEM VALUE VALUES (" + values + ")";
+    for (const auto &row : data.rows) {
+      if (row.size() != spec->columns.size())
+        throw StoreError("a row of " + data.name + " is short");
+      std::vector<Param> params;
+      for (const auto &v : row)
+        params.emplace_back(v);
+      c->run(sql.c_str(), params);
+    }
+  }
+  // New outbox rows are numbered after the copied ones.
+  c->exec("SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
+          "COALESCE((SELECT max(id) FROM outbox), 0) + 1, false)");
+  tx.commit();
+  return true;
 }
 
 } // namespace latch::db

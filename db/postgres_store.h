@@ -3,6 +3,7 @@
 #pragma once
 
 #include "db/store.h"
+#include "db/store_copy.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -18,7 +19,7 @@ struct pg_conn;
 
 namespace latch::db {
 
-class PostgresStore final : public Store {
+class PostgresStore final : public Store, public Copyable {
 public:
   struct Options {
     std::size_t pool_size = 4; // connections for requests; wait_for_changes has one more
@@ -153,6 +154,10 @@ public:
   void ping() override;
   PurgeCounts purge_expired(std::int64_t now, std::int64_t keys_retired_before) override;
 
+  // latch store copy (db/store_copy.h).
+  std::vector<CopiedTable> dump_tables() override;
+  bool load_tables(const std::vector<CopiedTable> &tables, bool replace) override;
+
   class Result; // public for the helpers in postgres_store.cpp
   struct Param;
 
@@ -197,6 +202,12 @@ private:
   std::vector<std::unique_ptr<Conn>> idle_; // connected or not yet
   std::size_t out_ = 0;                     // leased now
   std::set<int> own_pids_;                  // backends of this pool: their NOTIFYs are ours
+
+  // ping()'s own connection (GET /readyz): never waits for the pool, so a full pool does not
+  // look like a dead database; bounded on this side too, so a server that stopped answering is
+  // reported within its time limit.
+  std::mutex probe_mutex_;
+  std::unique_ptr<Conn> probe_;
 
   std::mutex listen_mutex_;
   pg_conn *listen_ = nullptr; // LISTEN latch_changes

@@ -1754,3 +1754,109 @@ std::int64_t SqliteStore::database_bytes() {
 }
 
 } // namespace latch::db
+
+namespace latch::db {
+
+// --- latch store copy ------------------------------------------------------------------------
+
+namespace {
+
+// A statement built at run time (not cached: the cache is keyed by the text's address).
+struct OwnStatement {
+  sqlite3_stmt *stmt = nullptr;
+  OwnStatement(sqlite3 *db, const std::string &sql) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
+      throw StoreError(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  }
+  ~OwnStatement() { sqlite3_finalize(stmt); }
+  OwnStatement(const OwnStatement &) = delete;
+  OwnStatement &operator=(const OwnStatement &) = delete;
+};
+
+} // namespace
+
+std::vector<CopiedTable> SqliteStore::dump_tables() {
+  std::lock_guard lock(mutex_);
+  exec("BEGIN"); // one read transaction: every table as of one moment
+  struct End {
+    sqlite3 *db;
+    ~End() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end{db_};
+  std::vector<CopiedTable> out;
+  for (const CopyTable &t : copy_tables()) {
+    std::string sql = "SELECT ";
+    for (std::size_t i = 0; i < t.columns.size(); ++i)
+      sql += std::string(i ? ", " : "") + t.columns[i].name;
+    sql += std::string(" FROM ") + t.name + " ORDER BY " + t.sqlite_order;
+    OwnStatement st(db_, sql);
+    CopiedTable table{t.name, {}};
+    int rc = 0;
+    while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
+      std::vector<CopyValue> row;
+      for (int i = 0; i < static_cast<int>(t.columns.size()); ++i) {
+        if (sqlite3_column_type(st.stmt, i) == SQLITE_NULL) {
+          row.emplace_back();
+        } else if (t.columns[i].kind == CopyColumn::Kind::boolean) {
+          row.emplace_back(sqlite3_column_int64(st.stmt, i) ? "1" : "0");
+        } else {
+          const unsigned char *p = sqlite3_column_text(st.stmt, i);
+          row.emplace_back(std::string(reinterpret_cast<const char *>(p),
+                                       static_cast<size_t>(sqlite3_column_bytes(st.stmt, i))));
+        }
+      }
+      table.rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) throw StoreError(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+    out.push_back(std::move(table));
+  }
+  return out;
+}
+
+bool SqliteStore::load_tables(const std::vector<CopiedTable> &tables, bool replace) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  bool empty = true;
+  for (const CopyTable &t : copy_tables()) {
+    OwnStatement st(db_, std::string("SELECT EXISTS (SELECT 1 FROM ") + t.name + ")");
+    if (sqlite3_step(st.stmt) == SQLITE_ROW && sqlite3_column_int64(st.stmt, 0)) empty = false;
+  }
+  if (!empty && !replace) return false;
+  // Children first, so no foreign key is left dangling for a moment.
+  for (auto t = copy_tables().rbegin(); t != copy_tables().rend(); ++t)
+    exec((std::string("DELETE FROM ") + t->name).c_str());
+  for (const CopiedTable &data : tables) {
+    auto spec = std::find_if(copy_tables().begin(), copy_tables().end(),
+                             [&](const CopyTable &t) { return data.name == t.name; });
+    if (spec == copy_tables().end()) throw StoreError("no table " + data.name + " to copy to");
+    std::string sql = std::string("INSERT INTO ") + spec->name + " (", values;
+    for (std::size_t i = 0; i < spec->columns.size(); ++i) {
+      sql += std::string(i ? ", " : "") + spec->columns[i].name;
+      values += std::string(i ? ", ?" : "?");
+    }
+    sql += ") VALUES (" + values + ")";
+    OwnStatement st(db_, sql);
+    for (const auto &row : data.rows) {
+      if (row.size() != spec->columns.size())
+        throw StoreError("a row of " + data.name + " is short");
+      for (int i = 0; i < static_cast<int>(row.size()); ++i) {
+        int rc = SQLITE_OK;
+        if (!row[i])
+          rc = sqlite3_bind_null(st.stmt, i + 1);
+        else if (spec->columns[i].kind == CopyColumn::Kind::text)
+          rc = sqlite3_bind_text(st.stmt, i + 1, row[i]->data(), static_cast<int>(row[i]->size()),
+                                 SQLITE_TRANSIENT);
+        else
+          rc = sqlite3_bind_int64(st.stmt, i + 1, std::strtoll(row[i]->c_str(), nullptr, 10));
+        if (rc != SQLITE_OK) throw StoreError(std::string("sqlite bind: ") + sqlite3_errmsg(db_));
+      }
+      if (sqlite3_step(st.stmt) != SQLITE_DONE)
+        throw StoreError("sqlite: " + data.name + ": " + sqlite3_errmsg(db_));
+      sqlite3_reset(st.stmt);
+      sqlite3_clear_bindings(st.stmt);
+    }
+  }
+  tx.commit();
+  return true;
+}
+
+} // namespace latch::db

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "db/store.h"
+#include "db/store_copy.h"
 
 #include <atomic>
 #include <chrono>
@@ -21,7 +22,7 @@ struct UsernameConflict {
   bool keyless = false;                 // signs in by its exact username only
 };
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public Copyable {
 public:
   enum class Open {
     create,    // latch serve: creates the file (mode 0600) if there is none, and migrates it
@@ -172,6 +173,10 @@ public:
   // never holds half a backup. Unless overwrite, an existing path is left alone and false is
   // returned. Throws StoreError.
   bool backup(const std::string &path, bool overwrite);
+
+  // latch store copy (db/store_copy.h).
+  std::vector<CopiedTable> dump_tables() override;
+  bool load_tables(const std::vector<CopiedTable> &tables, bool replace) override;
 
 private:
   class Statement;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <regex>
 #include <signal.h>
@@ -384,6 +385,24 @@ std::string token_from_link(const std::string &message) {
 }
 
 std::string sql_value(const std::string &db_path, const std::string &sql) {
+  if (db_path.rfind("postgres://", 0) == 0 || db_path.rfind("postgresql://", 0) == 0) {
+    // The same question to PostgreSQL (LATCH_TEST_DB=postgres): booleans read as 1 or 0, as
+    // SQLite stores them.
+    PGconn *conn = PQconnectdb(db_path.c_str());
+    REQUIRE(PQstatus(conn) == CONNECTION_OK);
+    PGresult *r = PQexec(conn, sql.c_str());
+    INFO(PQresultErrorMessage(r));
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
+    std::string value;
+    if (ok && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+      value = PQgetvalue(r, 0, 0);
+      if (PQftype(r, 0) == 16) value = value == "t" ? "1" : "0"; // BOOLOID
+    }
+    PQclear(r);
+    PQfinish(conn);
+    REQUIRE(ok);
+    return value;
+  }
   sqlite3 *db = nullptr;
   REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);

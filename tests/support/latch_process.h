@@ -139,8 +139,9 @@ private:
 // A loopback TCP port nothing listens on now (for a server that starts later).
 int unused_port();
 
-// One value (the first column of the first row, "" if none) from a database, read with plain
-// SQLite as an operator would, read-only.
+// One value (the first column of the first row, "" if none) from a database, read as an
+// operator would: an SQLite file with plain SQLite, read-only; a postgres:// URI (LATCH_TEST_DB=
+// postgres) with libpq, booleans as 1 or 0.
 std::string sql_value(const std::string &db_path, const std::string &sql);
 
 // The value of token=... in the first link in a message ("" if none).

@@ -378,3 +378,31 @@ TEST_CASE("--sqlite-sync: normal by default, full when asked, anything else refu
         "LATCH_SQLITE_SYNC: must be normal or full");
   CHECK(config_help().find("--sqlite-sync MODE") != std::string::npos);
 }
+
+TEST_CASE("--db-pool and --db-statement-timeout: defaults, flags over variables, bad values "
+          "refused naming them") {
+  CHECK(load_ok({}).db_pool == 4);
+  CHECK(load_ok({}).db_statement_timeout_ms == 5000);
+  CHECK(load_ok({"--db-pool", "12"}).db_pool == 12);
+  CHECK(load_ok({"--db-pool=2"}, {{"LATCH_DB_POOL", "9"}}).db_pool == 2);
+  CHECK(load_ok({}, {{"LATCH_DB_POOL", "9"}}).db_pool == 9);
+  CHECK(load_ok({"--db-statement-timeout", "250ms"}).db_statement_timeout_ms == 250);
+  CHECK(load_ok({"--db-statement-timeout", "3s"}).db_statement_timeout_ms == 3000);
+  CHECK(load_ok({"--db-statement-timeout", "2"}).db_statement_timeout_ms == 2000);
+  CHECK(load_ok({}, {{"LATCH_DB_STATEMENT_TIMEOUT", "1m"}}).db_statement_timeout_ms == 60000);
+  CHECK(load_ok({"--db-statement-timeout=1h"}).db_statement_timeout_ms == 3600000);
+  for (const char *bad : {"0", "-1", "1001", "four", "", "4 "}) {
+    CAPTURE(bad);
+    CHECK(starts_with(load_error({"--db-pool", bad}), "--db-pool: must be a whole number"));
+  }
+  CHECK(starts_with(load_error({}, {{"LATCH_DB_POOL", "0"}}), "LATCH_DB_POOL:"));
+  for (const char *bad : {"0", "9ms", "0ms", "2h", "61m", "5x", "ms", "", "-5s", "1.5s"}) {
+    CAPTURE(bad);
+    CHECK(load_error({"--db-statement-timeout", bad}) ==
+          "--db-statement-timeout: must be a duration from 10ms to 1h, such as 500ms, 5s or 1m");
+  }
+  CHECK(starts_with(load_error({}, {{"LATCH_DB_STATEMENT_TIMEOUT", "forever"}}),
+                    "LATCH_DB_STATEMENT_TIMEOUT:"));
+  CHECK(config_help().find("--db-pool N") != std::string::npos);
+  CHECK(config_help().find("--db-statement-timeout DURATION") != std::string::npos);
+}
