@@ -12,6 +12,7 @@ const view = $('view'), flashBox = $('flash');
 let admin = null;     // {email} once signed in
 let drawing = 0;      // the latest draw; an older one that finishes late is dropped
 let flashKeep = false;
+let shown = '';        // the hash of the view on screen
 
 // A message above the view: kind 'ok' or 'error'. It survives the one navigation an action
 // makes (e.g. to the users list after a delete), then clears.
@@ -67,6 +68,9 @@ async function draw() {
 function show(mine, node) {
   if (mine !== drawing) return;
   view.replaceChildren(node);
+  // A new page starts at its top; the same page drawn again after an action stays put.
+  if (shown !== location.hash) window.scrollTo(0, 0);
+  shown = location.hash;
   const title = view.querySelector('h1');
   document.title = (title ? title.textContent + ' \u00b7 ' : '') + 'Latch console';
 }

@@ -42,9 +42,10 @@ export function route(...parts) {
 }
 
 // A table that turns into labelled cards on a narrow screen (console.css, td::before shows
-// each cell's data-label). columns: [{label, cell: (row) => node or text, cls}].
-export function table(columns, rows, caption) {
-  return h('table.data', caption ? h('caption', caption) : null,
+// each cell's data-label). columns: [{label, cell: (row) => node or text, cls}]; cls 'compact'
+// keeps a phone's card short (cells side by side, labels only where cls 'labelled').
+export function table(columns, rows, caption, cls = '') {
+  return h('table.data' + cls, caption ? h('caption', caption) : null,
     h('thead', h('tr', columns.map((c) => h('th', {scope: 'col', class: c.cls}, c.label)))),
     h('tbody', rows.map((r) => h('tr', columns.map((c) =>
       h('td', {'data-label': c.label, class: c.cls}, c.cell(r)))))));

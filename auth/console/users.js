@@ -24,13 +24,13 @@ export async function usersView(ctx) {
 
   const list = users.length
     ? table([
-        {label: 'Username', cell: (u) => link(u.username || u.id, 'users', u.id)},
-        {label: 'Email', cell: (u) => u.email || '\u2014'},
+        {label: 'Username', cls: 'lead-cell', cell: (u) => link(u.username || u.id, 'users', u.id)},
+        {label: 'Email', cls: 'line', cell: (u) => u.email || '\u2014'},
         {label: 'Email verified', cell: (u) => badge(u.email_verified ? 'verified' : 'not verified',
                                                     u.email_verified)},
         {label: 'Active', cell: (u) => badge(u.active ? 'active' : 'inactive', u.active)},
-        {label: 'Created', cell: (u) => when(u.created_at)},
-      ], users)
+        {label: 'Created', cls: 'labelled', cell: (u) => when(u.created_at)},
+      ], users, null, '.compact')
     : h('p.empty', q ? `No user's username or email matches \u201c${q}\u201d.`
                      : (after ? 'No more users.' : 'No users yet.'));
 
