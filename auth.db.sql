@@ -227,3 +227,27 @@ CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
 CREATE TRIGGER signing_keys_deleted AFTER DELETE ON signing_keys
   BEGIN INSERT INTO changes(kind, key) VALUES (4, ''); END;
+
+-- migration 12
+-- The admin console (/_/): its admins, apart from users (latch admin add), and its sessions,
+-- kept here rather than in memory so that any server on the database accepts them and
+-- deleting an admin (or signing out) ends them everywhere. Only the hash of a session's cookie
+-- is stored: a copy of the database signs nobody in. The users' index on (created_at, id) is
+-- the console's list order, read a page at a time after a cursor.
+CREATE TABLE admins (
+  id            TEXT PRIMARY KEY,
+  email         TEXT NOT NULL UNIQUE,  -- lower-case
+  password_hash TEXT NOT NULL,         -- argon2id PHC string
+  created_at    INTEGER NOT NULL
+);
+CREATE TABLE console_sessions (
+  token_hash   TEXT PRIMARY KEY,       -- SHA-256 of the cookie's random token
+  admin_id     TEXT NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+  csrf_token   TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL        -- last_seen_at + the idle limit: slides with use
+);
+CREATE INDEX console_sessions_admin ON console_sessions(admin_id);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+CREATE INDEX users_created ON users(created_at, id);

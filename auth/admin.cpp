@@ -1032,6 +1032,53 @@ int doctor(Context &c) {
   return problems == 0 ? admin_ok : admin_failed;
 }
 
+// --- admin (the console's admins) -----------------------------------------------------------
+
+int admin_add(Context &c) {
+  if (!canonical_email(c.operands[0]))
+    return c.fail(admin_usage, "'" + c.operands[0] + "' is not an email address");
+  std::string password;
+  bool generated = false;
+  if (int rc = new_password(c, password, generated)) return rc;
+  if (int rc = open_store(c)) return rc;
+  auto made = c.service->add_admin(c.operands[0], password);
+  if (!made) {
+    if (made.error().code == ErrorCode::user_exists)
+      return c.fail(admin_failed, "an admin with that email exists");
+    if (int rc = password_failure(c, made.error().code)) return rc;
+    return c.fail(admin_failed, "cannot add the admin");
+  }
+  c.out << "added admin " << made->email << "; the console is at /_/\n";
+  if (generated) c.out << "password: " << password << "\n";
+  return admin_ok;
+}
+
+int admin_list(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  if (int rc = require_current_schema(c)) return rc;
+  auto admins = c.service->list_admins();
+  if (c.has("json")) {
+    json all = json::array();
+    for (const auto &a : admins)
+      all.push_back({{"email", a.email}, {"created_at", a.created_at}});
+    c.out << all.dump(2) << "\n";
+    return admin_ok;
+  }
+  std::vector<std::vector<std::string>> rows = {{"EMAIL", "CREATED"}};
+  for (const auto &a : admins)
+    rows.push_back({a.email, iso_time(a.created_at)});
+  print_table(c.out, rows);
+  return admin_ok;
+}
+
+int admin_delete(Context &c) {
+  if (int rc = open_store(c)) return rc;
+  if (!c.service->delete_admin(c.operands[0]))
+    return c.fail(admin_not_found, "no admin '" + c.operands[0] + "'");
+  c.out << "deleted admin " << lower_ascii(c.operands[0]) << "; its console sessions are ended\n";
+  return admin_ok;
+}
+
 const std::vector<Command> &commands() {
   static const std::vector<Command> table = {
       {"user",
@@ -1243,6 +1290,33 @@ const std::vector<Command> &commands() {
        "Deletes the mail from the outbox: it is never sent. The link it carries still works\n"
        "until it expires, if the user has it some other way.\n",
        mail_drop},
+      {"admin",
+       "add",
+       "EMAIL",
+       1,
+       {kPasswordStdinFlag},
+       "add an admin of the console at /_/",
+       "Adds an admin of the console (/_/), apart from the users: it signs in there with\n"
+       "EMAIL and the password (the users' password rule). The console answers once an\n"
+       "admin exists, unless the server runs with --console off.\n",
+       admin_add},
+      {"admin",
+       "list",
+       "",
+       0,
+       {kJsonFlag},
+       "list the console's admins",
+       "Lists the console's admins, oldest first. Reads the database only (opened read-only).\n",
+       admin_list,
+       Access::reads},
+      {"admin",
+       "delete",
+       "EMAIL",
+       1,
+       {},
+       "delete an admin; its console sessions end",
+       "Deletes the admin; every console session it has ends at once, on every server.\n",
+       admin_delete},
       {"doctor",
        "",
        "",

@@ -391,6 +391,16 @@ const std::vector<Option> &options() {
          string_setter([](Config &c, const std::string &v) { c.tls_cert = v; })},
         {"tls-key", "LATCH_TLS_KEY", "FILE", "PEM private key for --tls-cert",
          string_setter([](Config &c, const std::string &v) { c.tls_key = v; })},
+        {"console", "LATCH_CONSOLE", "on|off",
+         "the admin console at /_/, served once `latch admin add` made an admin (default on)",
+         [](Config &c, const std::string &v) -> std::optional<std::string> {
+           if (v != "on" && v != "off") return "must be on or off";
+           c.console = v == "on";
+           return std::nullopt;
+         }},
+        {"console-idle", "LATCH_CONSOLE_IDLE", "DURATION",
+         "a console session unused this long is signed out (default 12h)",
+         duration_setter([](Config &c, std::int64_t d) { c.console_idle = d; })},
         {"shutdown-timeout", "LATCH_SHUTDOWN_TIMEOUT", "DURATION",
          "how long in-flight requests may finish after SIGTERM (default 10s)",
          duration_setter([](Config &c, std::int64_t d) { c.shutdown_timeout = int(d); })},

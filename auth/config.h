@@ -95,6 +95,10 @@ struct Config {
   std::vector<std::string> cors_origins; // "*" allows any origin (local development)
   std::string tls_cert, tls_key;         // both set: HTTPS instead of HTTP
   int shutdown_timeout = 10;             // seconds in-flight requests get after SIGTERM
+  // The admin console at /_/ (auth/http/console.h): on unless --console off; it answers only
+  // once an admin exists. Its sessions end after console_idle seconds unused.
+  bool console = true;
+  std::int64_t console_idle = 12 * 3600;
 
   std::string effective_public_url() const;
   std::string effective_reset_url() const;

@@ -221,6 +221,40 @@ public:
                                                TokenDelivery to = TokenDelivery::mail);
   Status confirm_email(const std::string &token);
 
+  // The admin console (auth/service_console.cpp; its HTTP side is auth/http/console.cpp).
+  // Admins are apart from users: an email (the WHATWG rule, stored lower-case) and an argon2id
+  // hash of a password under the users' rule. invalid_email, weak_password,
+  // password_too_long, user_exists (another admin's email), busy.
+  Result<db::Admin> add_admin(const std::string &email, const std::string &password);
+  std::vector<db::Admin> list_admins();
+  // Deletes the admin and its console sessions; false if there is none.
+  bool delete_admin(const std::string &email);
+  bool has_admins();
+  // A console sign-in: counted and locked as the APIs' sign-ins are (SignInThrottle, under
+  // the admin's own identifiers), then a session whose token only the cookie carries.
+  // invalid_credentials, account_locked, busy.
+  struct ConsoleLogin {
+    db::Admin admin;
+    std::string token, csrf_token;
+  };
+  Result<ConsoleLogin> console_sign_in(const std::string &email, const std::string &password,
+                                       const Caller &caller);
+  // The session the cookie's token names, if it exists and was used within --console-idle;
+  // using it slides that expiry.
+  std::optional<db::ConsoleSession> console_session(const std::string &token);
+  void console_sign_out(const std::string &token);
+  // Up to limit users, newest first, after the cursor; with a search, those whose username
+  // or email starts with it (as sign-in canonicalises them).
+  std::vector<db::User> page_users(const std::string &search,
+                                   const std::optional<db::UserCursor> &after, std::size_t limit);
+  // Ends one session of the user; user_not_found if the user has no such session.
+  Status revoke_session(const db::User &user, const std::string &session_id);
+  struct ConsoleFigures {
+    std::int64_t users = 0, active_sessions = 0, database_bytes = 0;
+  };
+  ConsoleFigures console_figures();
+  std::vector<db::SigningKeyRow> signing_keys() { return store_.signing_keys(); }
+
   // Per-address throttle for sign-in, sign-up and reset routes: 0 or seconds to wait.
   int throttle_address(const std::string &address);
 

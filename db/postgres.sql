@@ -162,3 +162,26 @@ BEGIN
 END $$;
 CREATE TRIGGER signing_keys_written AFTER INSERT OR UPDATE OR DELETE ON signing_keys
   FOR EACH ROW EXECUTE FUNCTION latch_keys_changed();
+
+-- migration 4
+-- auth.db.sql migration 12: the console's admins and sessions. The text_pattern_ops indexes
+-- serve the console's prefix search (a byte-wise range) under any collation.
+CREATE TABLE admins (
+  id            text PRIMARY KEY,
+  email         text NOT NULL UNIQUE,
+  password_hash text NOT NULL,
+  created_at    bigint NOT NULL
+);
+CREATE TABLE console_sessions (
+  token_hash   text PRIMARY KEY,
+  admin_id     text NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+  csrf_token   text NOT NULL,
+  created_at   bigint NOT NULL,
+  last_seen_at bigint NOT NULL,
+  expires_at   bigint NOT NULL
+);
+CREATE INDEX console_sessions_admin ON console_sessions(admin_id);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+CREATE INDEX users_created ON users(created_at, id);
+CREATE INDEX users_username_key_prefix ON users(username_key text_pattern_ops);
+CREATE INDEX users_email_prefix ON users(email text_pattern_ops);

@@ -1222,6 +1222,10 @@ PurgeCounts PostgresStore::purge_expired(std::int64_t now, std::int64_t keys_ret
                         "one_time_tokens WHERE expires_at <= $1 LIMIT $2)",
                         now);
   pc.signing_keys = purge_signing_keys(keys_retired_before);
+  // Console sessions past their idle expiry (the console refuses them already).
+  delete_in_batches("DELETE FROM console_sessions WHERE token_hash IN (SELECT token_hash FROM "
+                    "console_sessions WHERE expires_at <= $1 LIMIT $2)",
+                    now);
   pc.mail = delete_in_batches("DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE "
                               "o.lease_until <= $1 AND NOT " LATCH_MAIL_LINK_LIVE " LIMIT $2)",
                               now) +
@@ -1245,6 +1249,114 @@ PurgeCounts PostgresStore::purge_expired(std::int64_t now, std::int64_t keys_ret
     tx.commit();
   }
   return pc;
+}
+
+// --- Admins (the console) ------------------------------------------------------------------
+
+bool PostgresStore::insert_admin(const Admin &a) {
+  Lease c = lease();
+  Result r = c->run("INSERT INTO admins(id, email, password_hash, created_at) "
+                    "VALUES ($1, $2, $3, $4)",
+                    {a.id, a.email, a.password_hash, a.created_at}, true);
+  return r.unique_violation().empty();
+}
+
+std::optional<Admin> PostgresStore::find_admin_by_email(const std::string &email_lower) {
+  Lease c = lease();
+  Result r = c->run("SELECT id, email, password_hash, created_at FROM admins WHERE email = $1",
+                    {email_lower});
+  if (r.rows() == 0) return std::nullopt;
+  return Admin{r.text(0, 0), r.text(0, 1), r.text(0, 2), r.integer(0, 3)};
+}
+
+std::vector<Admin> PostgresStore::list_admins() {
+  Lease c = lease();
+  Result r =
+      c->run("SELECT id, email, password_hash, created_at FROM admins ORDER BY created_at, id", {});
+  std::vector<Admin> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back({r.text(i, 0), r.text(i, 1), r.text(i, 2), r.integer(i, 3)});
+  return out;
+}
+
+std::int64_t PostgresStore::count_admins() {
+  Lease c = lease();
+  return c->run("SELECT count(*) FROM admins", {}).integer(0, 0);
+}
+
+bool PostgresStore::delete_admin(const std::string &email_lower) {
+  return write("DELETE FROM admins WHERE email = $1", {email_lower}) > 0; // sessions cascade
+}
+
+void PostgresStore::insert_console_session(const ConsoleSession &s) {
+  write("INSERT INTO console_sessions(token_hash, admin_id, csrf_token, created_at, "
+        "last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        {s.token_hash, s.admin_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at});
+}
+
+std::optional<ConsoleSession> PostgresStore::find_console_session(const std::string &token_hash) {
+  Lease c = lease();
+  Result r = c->run(
+      "SELECT s.token_hash, s.admin_id, a.email, s.csrf_token, s.created_at, s.last_seen_at, "
+      "s.expires_at FROM console_sessions s JOIN admins a ON a.id = s.admin_id "
+      "WHERE s.token_hash = $1",
+      {token_hash});
+  if (r.rows() == 0) return std::nullopt;
+  return ConsoleSession{r.text(0, 0),    r.text(0, 1),    r.text(0, 2),   r.text(0, 3),
+                        r.integer(0, 4), r.integer(0, 5), r.integer(0, 6)};
+}
+
+void PostgresStore::touch_console_session(const std::string &token_hash, std::int64_t now,
+                                          std::int64_t expires_at) {
+  write("UPDATE console_sessions SET last_seen_at = $2, expires_at = $3 WHERE token_hash = $1",
+        {token_hash, now, expires_at});
+}
+
+void PostgresStore::delete_console_session(const std::string &token_hash) {
+  write("DELETE FROM console_sessions WHERE token_hash = $1", {token_hash});
+}
+
+std::vector<User> PostgresStore::page_users(const std::string &prefix,
+                                            const std::optional<UserCursor> &after,
+                                            std::size_t limit) {
+  // One text per shape, each served by its index: the prefix as a byte-wise range (the
+  // text_pattern_ops operators, whose indexes db/postgres.sql migration 4 makes, so a generic
+  // plan uses them too), the page as a range on users_created.
+  const std::string upto = prefix + "\xF4\x8F\xBF\xBF"; // past U+10FFFF
+  const auto n = static_cast<std::int64_t>(limit);
+  Lease c = lease();
+  Result r = [&] {
+    if (prefix.empty())
+      return after ? c->run("SELECT " LATCH_USER_COLUMNS " FROM users WHERE (created_at, id) < "
+                            "($1::bigint, $2::text) ORDER BY created_at DESC, id DESC LIMIT $3",
+                            {after->created_at, after->id, n})
+                   : c->run("SELECT " LATCH_USER_COLUMNS
+                            " FROM users ORDER BY created_at DESC, id DESC LIMIT $1",
+                            {n});
+    return after ? c->run("SELECT " LATCH_USER_COLUMNS " FROM users WHERE ((username_key ~>=~ "
+                          "$1 AND username_key ~<~ $2) OR (email ~>=~ $1 AND email ~<~ $2)) AND "
+                          "(created_at, id) < ($3::bigint, $4::text) "
+                          "ORDER BY created_at DESC, id DESC LIMIT $5",
+                          {prefix, upto, after->created_at, after->id, n})
+                 : c->run("SELECT " LATCH_USER_COLUMNS " FROM users WHERE (username_key ~>=~ $1 "
+                          "AND username_key ~<~ $2) OR (email ~>=~ $1 AND email ~<~ $2) "
+                          "ORDER BY created_at DESC, id DESC LIMIT $3",
+                          {prefix, upto, n});
+  }();
+  std::vector<User> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back(read_user(r, i));
+  return out;
+}
+
+std::int64_t PostgresStore::count_users() {
+  Lease c = lease();
+  return c->run("SELECT count(*) FROM users", {}).integer(0, 0);
+}
+
+std::int64_t PostgresStore::database_bytes() {
+  Lease c = lease();
+  return c->run("SELECT pg_database_size(current_database())", {}).integer(0, 0);
 }
 
 } // namespace latch::db

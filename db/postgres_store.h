@@ -49,6 +49,22 @@ public:
   // The last migration in db/postgres.sql.
   static int latest_schema_version();
 
+  // Admins (the console)
+  bool insert_admin(const Admin &admin) override;
+  std::optional<Admin> find_admin_by_email(const std::string &email_lower) override;
+  std::vector<Admin> list_admins() override;
+  std::int64_t count_admins() override;
+  bool delete_admin(const std::string &email_lower) override;
+  void insert_console_session(const ConsoleSession &session) override;
+  std::optional<ConsoleSession> find_console_session(const std::string &token_hash) override;
+  void touch_console_session(const std::string &token_hash, std::int64_t now,
+                             std::int64_t expires_at) override;
+  void delete_console_session(const std::string &token_hash) override;
+  std::vector<User> page_users(const std::string &prefix, const std::optional<UserCursor> &after,
+                               std::size_t limit) override;
+  std::int64_t count_users() override;
+  std::int64_t database_bytes() override;
+
   // Users
   std::optional<User> find_user_by_id(const std::string &id) override;
   std::optional<User> find_user_by_email(const std::string &email_lower) override;

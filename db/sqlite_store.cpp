@@ -863,6 +863,10 @@ PurgeCounts SqliteStore::purge_expired(std::int64_t now, std::int64_t keys_retir
                                         "FROM one_time_tokens WHERE expires_at <= ?1 LIMIT ?2)",
                                         now);
   c.signing_keys = purge_signing_keys(keys_retired_before);
+  // Console sessions past their idle expiry (the console refuses them already).
+  delete_in_batches("DELETE FROM console_sessions WHERE rowid IN (SELECT rowid FROM "
+                    "console_sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                    now);
   // Mail: rows whose link died (a running server's sender drops those first, and logs them)
   // and failed rows past their retention. A row a sender holds is left to it.
   c.mail = delete_in_batches("DELETE FROM outbox WHERE rowid IN (SELECT o.rowid FROM outbox o "
@@ -1498,6 +1502,142 @@ bool SqliteStore::backup(const std::string &path, bool overwrite) {
     throw StoreError("cannot write " + path + ": " + std::strerror(errno));
   }
   return true;
+}
+
+// --- Admins (the console) ------------------------------------------------------------------
+
+bool SqliteStore::insert_admin(const Admin &a) {
+  std::lock_guard lock(mutex_);
+  Statement st =
+      statement("INSERT INTO admins(id, email, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)");
+  st.bind(1, a.id).bind(2, a.email).bind(3, a.password_hash).bind(4, a.created_at);
+  st.step();
+  return !st.constraint_failed();
+}
+
+std::optional<Admin> SqliteStore::find_admin_by_email(const std::string &email_lower) {
+  std::lock_guard lock(mutex_);
+  Statement st =
+      statement("SELECT id, email, password_hash, created_at FROM admins WHERE email = ?1");
+  st.bind(1, email_lower);
+  if (!st.step()) return std::nullopt;
+  return Admin{st.text(0), st.text(1), st.text(2), st.integer(3)};
+}
+
+std::vector<Admin> SqliteStore::list_admins() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(
+      "SELECT id, email, password_hash, created_at FROM admins ORDER BY created_at, rowid");
+  std::vector<Admin> out;
+  while (st.step())
+    out.push_back({st.text(0), st.text(1), st.text(2), st.integer(3)});
+  return out;
+}
+
+std::int64_t SqliteStore::count_admins() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT count(*) FROM admins");
+  return st.step() ? st.integer(0) : 0;
+}
+
+bool SqliteStore::delete_admin(const std::string &email_lower) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM admins WHERE email = ?1"); // sessions cascade
+  st.bind(1, email_lower);
+  st.step();
+  return sqlite3_changes(db_) > 0;
+}
+
+void SqliteStore::insert_console_session(const ConsoleSession &s) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("INSERT INTO console_sessions(token_hash, admin_id, csrf_token, "
+                           "created_at, last_seen_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  st.bind(1, s.token_hash)
+      .bind(2, s.admin_id)
+      .bind(3, s.csrf_token)
+      .bind(4, s.created_at)
+      .bind(5, s.last_seen_at)
+      .bind(6, s.expires_at);
+  st.step();
+  if (st.constraint_failed()) throw StoreError("console session not stored (constraint)");
+}
+
+std::optional<ConsoleSession> SqliteStore::find_console_session(const std::string &token_hash) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(
+      "SELECT s.token_hash, s.admin_id, a.email, s.csrf_token, s.created_at, s.last_seen_at, "
+      "s.expires_at FROM console_sessions s JOIN admins a ON a.id = s.admin_id "
+      "WHERE s.token_hash = ?1");
+  st.bind(1, token_hash);
+  if (!st.step()) return std::nullopt;
+  return ConsoleSession{st.text(0),    st.text(1),    st.text(2),   st.text(3),
+                        st.integer(4), st.integer(5), st.integer(6)};
+}
+
+void SqliteStore::touch_console_session(const std::string &token_hash, std::int64_t now,
+                                        std::int64_t expires_at) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement(
+      "UPDATE console_sessions SET last_seen_at = ?2, expires_at = ?3 WHERE token_hash = ?1");
+  st.bind(1, token_hash).bind(2, now).bind(3, expires_at);
+  st.step();
+}
+
+void SqliteStore::delete_console_session(const std::string &token_hash) {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("DELETE FROM console_sessions WHERE token_hash = ?1");
+  st.bind(1, token_hash);
+  st.step();
+}
+
+std::vector<User> SqliteStore::page_users(const std::string &prefix,
+                                          const std::optional<UserCursor> &after,
+                                          std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  // One text per shape, so each is prepared once and each uses its index: the prefix as a
+  // range on the unique indexes of username_key and email (binary order), the page as a range
+  // on users_created.
+  const char *sql = nullptr;
+  if (prefix.empty())
+    sql = after ? "SELECT " LATCH_USER_COLUMNS " FROM users WHERE (created_at, id) < (?3, ?4) "
+                  "ORDER BY created_at DESC, id DESC LIMIT ?5"
+                : "SELECT " LATCH_USER_COLUMNS " FROM users "
+                  "ORDER BY created_at DESC, id DESC LIMIT ?5";
+  else
+    sql = after ? "SELECT " LATCH_USER_COLUMNS " FROM users WHERE ((username_key >= ?1 AND "
+                  "username_key < ?2) OR (email >= ?1 AND email < ?2)) AND (created_at, id) < "
+                  "(?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?5"
+                : "SELECT " LATCH_USER_COLUMNS " FROM users WHERE (username_key >= ?1 AND "
+                  "username_key < ?2) OR (email >= ?1 AND email < ?2) "
+                  "ORDER BY created_at DESC, id DESC LIMIT ?5";
+  Statement st = statement(sql);
+  if (!prefix.empty()) st.bind(1, prefix).bind(2, prefix + "\xF4\x8F\xBF\xBF"); // past U+10FFFF
+  if (after) st.bind(3, after->created_at).bind(4, after->id);
+  st.bind(5, static_cast<std::int64_t>(limit));
+  std::vector<User> out;
+  while (st.step())
+    out.push_back(read_user(st));
+  return out;
+}
+
+std::int64_t SqliteStore::count_users() {
+  std::lock_guard lock(mutex_);
+  Statement st = statement("SELECT count(*) FROM users");
+  return st.step() ? st.integer(0) : 0;
+}
+
+std::int64_t SqliteStore::database_bytes() {
+  std::lock_guard lock(mutex_);
+  std::int64_t pages = 0, size = 0;
+  {
+    Statement st = statement("PRAGMA page_count");
+    if (st.step()) pages = st.integer(0);
+  }
+  {
+    Statement st = statement("PRAGMA page_size");
+    if (st.step()) size = st.integer(0);
+  }
+  return pages * size;
 }
 
 } // namespace latch::db

@@ -275,6 +275,56 @@ public:
   virtual int purge_signing_keys(std::int64_t retired_before) = 0;
 };
 
+// The admin console's data (auth.db.sql migration 12): its admins, apart from users; their
+// sessions, stored by the hash of the cookie's token so that every server on the database
+// knows them and deleting the admin ends them; and what its pages read (users a page at a
+// time, counts, the database's size).
+struct Admin {
+  std::string id;
+  std::string email; // lower-case
+  std::string password_hash;
+  std::int64_t created_at = 0;
+};
+struct ConsoleSession {
+  std::string token_hash; // SHA-256 (hex) of the cookie's token
+  std::string admin_id;
+  std::string admin_email; // read with the session (find_console_session)
+  std::string csrf_token;
+  std::int64_t created_at = 0, last_seen_at = 0, expires_at = 0;
+};
+// Where a page of users ends: the list is ordered newest first by (created_at, id), and the
+// next page starts after this.
+struct UserCursor {
+  std::int64_t created_at = 0;
+  std::string id;
+};
+class Admins {
+public:
+  virtual ~Admins() = default;
+  // False: the email is another admin's.
+  virtual bool insert_admin(const Admin &admin) = 0;
+  virtual std::optional<Admin> find_admin_by_email(const std::string &email_lower) = 0;
+  virtual std::vector<Admin> list_admins() = 0; // oldest first
+  virtual std::int64_t count_admins() = 0;
+  // Deletes the admin and, with it, its console sessions. False: no such admin.
+  virtual bool delete_admin(const std::string &email_lower) = 0;
+  virtual void insert_console_session(const ConsoleSession &session) = 0;
+  // The session and its admin's email; none if there is no such session (or admin).
+  virtual std::optional<ConsoleSession> find_console_session(const std::string &token_hash) = 0;
+  // Slides the session's idle expiry: it was used at `now`.
+  virtual void touch_console_session(const std::string &token_hash, std::int64_t now,
+                                     std::int64_t expires_at) = 0;
+  virtual void delete_console_session(const std::string &token_hash) = 0;
+  // Up to `limit` users, newest first, after `after` when given; with a non-empty `prefix`
+  // (lower-case), only those whose username key or email starts with it. Served by indexes.
+  virtual std::vector<User> page_users(const std::string &prefix,
+                                       const std::optional<UserCursor> &after,
+                                       std::size_t limit) = 0;
+  virtual std::int64_t count_users() = 0;
+  // The database's size on disk (SQLite: its pages; PostgreSQL: pg_database_size).
+  virtual std::int64_t database_bytes() = 0;
+};
+
 // What every writer changed, by position: the server's memory (db::SessionCache) follows it,
 // so a change made anywhere (this process, an admin command, another server on the same
 // database) reaches token checks without any of them reading the database. Triggers write it
@@ -355,7 +405,8 @@ class Store : public Users,
               public OneTimeTokens,
               public SigningKeys,
               public ChangeFeed,
-              public Outbox {
+              public Outbox,
+              public Admins {
 public:
   // Returns when the database can be read and a write could commit now; throws StoreError
   // saying why not (GET /readyz).

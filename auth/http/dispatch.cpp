@@ -100,6 +100,12 @@ Dispatcher::Dispatcher(const Config &config, AuthService &service)
     add_target("/reset-password.css", "GET",
                {Target::reset_style, nullptr, "/reset-password.css", {}});
   }
+  // The admin console: one target for everything under /_/, which it routes itself.
+  if (config_.console) {
+    console_ = std::make_unique<Console>(config_, service_);
+    console_tag_ = int(targets_.size());
+    targets_.push_back({Target::console, nullptr, "/_/", {}});
+  }
   // Preflights for every API route: the methods each path answers.
   if (!config_.cors_origins.empty())
     for (const auto &[path, list] : methods)
@@ -114,6 +120,8 @@ int Dispatcher::add_target(const std::string &path, const std::string &method, T
 }
 
 Verdict Dispatcher::classify(std::string_view method, std::string_view path) const {
+  if (console_ && Console::owns(path))
+    return {.tag = console_tag_, .heavy = Console::hashes(method, path)};
   auto at = by_path_.find(path);
   if (at == by_path_.end()) return {.refuse = 404};
   const std::string_view wanted = method == "HEAD" ? "GET" : method; // HEAD is GET, bodiless
@@ -169,6 +177,8 @@ void Dispatcher::handle(const httplib::Request &req, httplib::Response &res) {
   const Target &target = targets_[std::size_t(tag)];
   res.set_header("X-Request-Id", request_id_for(req));
   if (target.kind == Target::preflight) return answer_preflight(config_, req, res, target.methods);
+  // Same-origin only: no CORS header ever answers for the console.
+  if (target.kind == Target::console) return console_->serve(req, res);
   apply_cors(config_, req, res);
   if (target.kind == Target::route) return dispatch(*target.api_route, req, res);
   serve_operation(target, req, res);
@@ -226,7 +236,8 @@ void Dispatcher::serve_operation(const Target &target, const httplib::Request &,
   case Target::reset_style:
     return res.set_content(pages::reset_password_stylesheet(), "text/css; charset=utf-8");
   case Target::route:
-  case Target::preflight: break;
+  case Target::preflight:
+  case Target::console: break;
   }
 }
 

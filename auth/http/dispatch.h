@@ -4,12 +4,14 @@
 
 #include "auth/config.h"
 #include "auth/http/connection_loop.h"
+#include "auth/http/console.h"
 #include "auth/http/context.h"
 #include "auth/http/operations.h"
 #include "auth/service.h"
 
 #include <httplib.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -58,7 +60,8 @@ private:
       reset_page,
       reset_script,
       reset_style,
-      preflight
+      preflight,
+      console // everything under /_/ (auth/http/console.h)
     } kind;
     const Route *api_route = nullptr; // route
     std::string path;                 // for the metrics label
@@ -80,7 +83,9 @@ private:
   std::unordered_map<std::string, std::vector<std::pair<std::string, int>>, PathHash,
                      std::equal_to<>>
       by_path_;
-  const std::string openapi_; // GET /openapi.json
+  const std::string openapi_;        // GET /openapi.json
+  std::unique_ptr<Console> console_; // with --console on
+  int console_tag_ = -1;
   mutable Metrics metrics_;
   std::mutex log_mutex_;
 };

@@ -398,6 +398,268 @@ json operational(const char *id, const char *summary, int status, const json &sc
   return op;
 }
 
+// The admin console's API (auth/http/console.cpp): errors {"error": {"code", "message"}};
+// before an admin exists every path answers the neutral 404 of a server without a console.
+void console_paths(json &paths, json &schemas, const json &neutral) {
+  schemas["ConsoleError"] = {
+      {"type", "object"},
+      {"required", {"error"}},
+      {"additionalProperties", false},
+      {"properties",
+       {{"error",
+         {{"type", "object"},
+          {"required", {"code", "message"}},
+          {"additionalProperties", false},
+          {"properties", {{"code", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}}}}}};
+  const json error = schema_of("ConsoleError");
+  const json text = {{"type", "string"}}, integer = {{"type", "integer"}},
+             boolean = {{"type", "boolean"}};
+  const json nullable_text = {{"type", {"string", "null"}}};
+  auto object = [](json properties) {
+    json required = json::array();
+    for (auto it = properties.begin(); it != properties.end(); ++it)
+      required.push_back(it.key());
+    return json{{"type", "object"},
+                {"required", required},
+                {"additionalProperties", false},
+                {"properties", properties}};
+  };
+  const json signed_in = object({{"admin", object({{"email", text}})}, {"csrf_token", text}});
+  const json user_row = object({{"id", text},
+                                {"username", text},
+                                {"email", nullable_text},
+                                {"email_verified", boolean},
+                                {"active", boolean},
+                                {"created_at", integer}});
+  json user = user_row;
+  for (const char *f : {"display_name", "profile_picture", "phone_number"})
+    user["properties"][f] = text, user["required"].push_back(f);
+  user["properties"]["updated_at"] = integer, user["required"].push_back("updated_at");
+  const json session = object({{"id", text},
+                               {"api", text},
+                               {"created_at", integer},
+                               {"expires_at", integer},
+                               {"revoked", boolean}});
+  const json events = {{"type", "array"}, {"items", {{"type", "object"}}}};
+  const json user_page =
+      object({{"users", {{"type", "array"}, {"items", user_row}}}, {"next", nullable_text}});
+  const json user_view = object(
+      {{"user", user}, {"sessions", {{"type", "array"}, {"items", session}}}, {"events", events}});
+  const json audit_page = object({{"events", events}, {"next", nullable_text}});
+  const json key =
+      object({{"kid", text},
+              {"alg", text},
+              {"state", {{"type", "string"}, {"enum", {"active", "standby", "retired"}}}},
+              {"created_at", integer},
+              {"activated_at", {{"type", {"integer", "null"}}}}});
+  const json keys = object({{"keys", {{"type", "array"}, {"items", key}}}});
+  const json status = object({{"version", text},
+                              {"uptime_seconds", integer},
+                              {"users", integer},
+                              {"active_sessions", integer},
+                              {"database_bytes", integer}});
+  const json id_param = {{"name", "id"},
+                         {"in", "path"},
+                         {"required", true},
+                         {"description", "the user's id"},
+                         {"schema", text}};
+
+  struct Op {
+    const char *path, *method, *id, *summary;
+    int status;
+    json schema; // null: no body
+    const char *description;
+    std::vector<const char *> body_fields; // required string fields of a JSON body
+    bool signed_in = true;
+  };
+  const std::vector<Op> ops = {
+      {"/_/api/session",
+       "post",
+       "console_sign_in",
+       "sign in to the console",
+       200,
+       signed_in,
+       "signed in: the session cookie (latch_console, HttpOnly, SameSite=Strict) is set",
+       {"email", "password"},
+       false},
+      {"/_/api/session",
+       "get",
+       "console_session",
+       "the admin signed in",
+       200,
+       signed_in,
+       "the admin and the session's CSRF token",
+       {},
+       true},
+      {"/_/api/session",
+       "delete",
+       "console_sign_out",
+       "sign out (ends the session)",
+       204,
+       nullptr,
+       "signed out",
+       {},
+       true},
+      {"/_/api/users",
+       "get",
+       "console_users",
+       "users, newest first, a page at a time",
+       200,
+       user_page,
+       "a page of users; next is the cursor of the following page",
+       {},
+       true},
+      {"/_/api/users/{id}",
+       "get",
+       "console_user",
+       "one user, its sessions and recent events",
+       200,
+       user_view,
+       "the user",
+       {},
+       true},
+      {"/_/api/users/{id}",
+       "delete",
+       "console_delete_user",
+       "delete the user",
+       204,
+       nullptr,
+       "deleted, with its sessions",
+       {"confirm"},
+       true},
+      {"/_/api/users/{id}/sessions/{sid}/revoke",
+       "post",
+       "console_revoke_session",
+       "end one session of the user",
+       204,
+       nullptr,
+       "ended",
+       {},
+       true},
+      {"/_/api/users/{id}/sessions/revoke",
+       "post",
+       "console_revoke_sessions",
+       "end every session of the user",
+       204,
+       nullptr,
+       "ended",
+       {},
+       true},
+      {"/_/api/users/{id}/verify-email",
+       "post",
+       "console_verify_email",
+       "mark the user's email verified",
+       204,
+       nullptr,
+       "marked",
+       {},
+       true},
+      {"/_/api/users/{id}/reset-mail",
+       "post",
+       "console_reset_mail",
+       "mail the user a password reset link",
+       202,
+       nullptr,
+       "queued in the outbox",
+       {},
+       true},
+      {"/_/api/users/{id}/password",
+       "post",
+       "console_set_password",
+       "set a new password (ends the user's sessions)",
+       204,
+       nullptr,
+       "set",
+       {"password"},
+       true},
+      {"/_/api/audit",
+       "get",
+       "console_audit",
+       "the audit log",
+       200,
+       audit_page,
+       "a page of events",
+       {},
+       true},
+      {"/_/api/keys",
+       "get",
+       "console_keys",
+       "the signing keys and their states",
+       200,
+       keys,
+       "the keys",
+       {},
+       true},
+      {"/_/api/status",
+       "get",
+       "console_status",
+       "version, uptime and counts",
+       200,
+       status,
+       "the figures",
+       {},
+       true},
+  };
+  for (const Op &o : ops) {
+    json op = operation(o.id, o.summary, "console");
+    json parameters = json::array();
+    if (std::string(o.path).find("{id}") != std::string::npos) parameters.push_back(id_param);
+    if (std::string(o.path).find("{sid}") != std::string::npos)
+      parameters.push_back({{"name", "sid"},
+                            {"in", "path"},
+                            {"required", true},
+                            {"description", "the session's id"},
+                            {"schema", text}});
+    if (std::string(o.id) == "console_users")
+      for (const auto &[name, what] : std::vector<std::pair<const char *, const char *>>{
+               {"q", "a prefix of the username or email"},
+               {"after", "the cursor (next) of the page before"},
+               {"limit", "users a page, 1 to 200 (default 50)"}})
+        parameters.push_back({{"name", name},
+                              {"in", "query"},
+                              {"required", false},
+                              {"description", what},
+                              {"schema", text}});
+    if (std::string(o.id) == "console_audit")
+      for (const char *name : {"user", "event", "since", "before", "limit"})
+        parameters.push_back(
+            {{"name", name}, {"in", "query"}, {"required", false}, {"schema", text}});
+    if (!parameters.empty()) op["parameters"] = parameters;
+    if (!o.body_fields.empty()) {
+      json properties = json::object();
+      for (const char *f : o.body_fields)
+        properties[f] = text;
+      op["requestBody"] = {
+          {"required", true},
+          {"content",
+           {{"application/json", {{"schema", {{"type", "object"}, {"properties", properties}}}}}}}};
+    }
+    Answers answers;
+    answers.add(o.status, o.schema, o.description, "application/json");
+    if (o.signed_in) {
+      answers.add(401, error, "no console session, or one past its idle time or revoked");
+      answers.add(403, error,
+                  "from another site (Origin, Sec-Fetch-Site), or a state change without the "
+                  "session's X-CSRF-Token");
+    } else {
+      answers.add(401, error, "wrong email or password");
+      answers.add(403, error, "from another site (Origin, Sec-Fetch-Site)");
+      answers.add(429, error, "too many sign-ins from the address, or the admin locked",
+                  "application/json", kRetryAfter);
+    }
+    if (!o.body_fields.empty() || std::string(o.id) == "console_users")
+      answers.add(400, error, "a missing or wrong field or parameter");
+    if (std::string(o.path).find("{id}") != std::string::npos)
+      answers.add(404, error, "no such user (or session)");
+    answers.add(404, neutral, "no admin exists yet: no console");
+    pipeline_answers(answers, neutral, !o.body_fields.empty(), 405, neutral);
+    answers.add(405, error, "another method than this path answers");
+    answers.add(503, error, "the database cannot be reached now");
+    op["responses"] = answers.responses();
+    paths[o.path][o.method] = op;
+  }
+}
+
 } // namespace
 
 json openapi_document(const Config &config) {
@@ -498,6 +760,10 @@ json openapi_document(const Config &config) {
   }
   tags.push_back(
       {{"name", "operations"}, {"description", "health, this document, metrics, pages"}});
+  if (config.console) {
+    console_paths(paths, schemas, neutral);
+    tags.push_back({{"name", "console"}, {"description", "the admin console's API at /_/api/"}});
+  }
 
   const json bearer = {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}};
   json access = bearer, refresh = bearer;
