@@ -94,8 +94,8 @@ function signInView(reason) {
   const message = h('p.msg.error', {id: 'message', role: 'alert', hidden: true});
   const button = h('button', {id: 'sign-in', type: 'submit'}, 'Sign in');
   const form = h('form.card.narrow', {id: 'sign-in-form', novalidate: true},
-    h('h1', 'Sign in'),
-    h('p.lead', 'The Latch admin console. Admins are added with ',
+    h('h1', 'Sign in to the Latch console'),
+    h('p.lead', 'For Latch\u2019s admins, who are added with ',
       h('code', 'latch admin add'), '.'),
     reason ? h('p.msg.ok', {role: 'status'}, reason) : null,
     h('label', {for: 'email'}, 'Email'), email,

@@ -8,7 +8,7 @@ export async function keysView() {
   return h('section', h('h1', 'Signing keys'),
     h('p.lead', 'The key that signs new tokens is active; standby keys are published ahead of ' +
                 'a rotation; retired keys still verify the tokens they signed. Rotate with ',
-      h('code', 'latch keys rotate'), '.'),
+      h('code', 'latch secret rotate'), '.'),
     keys.length ? table([
       {label: 'Key id', cell: (k) => h('code', k.kid)},
       {label: 'Algorithm', cell: (k) => k.alg},
