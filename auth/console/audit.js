@@ -3,10 +3,15 @@ import * as api from './api.js';
 import {h, link, table, when} from './dom.js';
 
 const PAGE = 50;
-// The event names the server writes (README, "Audit log"); the field takes any other too.
+// The event names the server writes (README, "Audit log"), offered as the filter is typed; the
+// field takes any other text too.
 const EVENTS = ['sign_up', 'sign_in', 'sign_in_failed', 'lockout_started', 'refresh_reuse',
                 'logout', 'password_reset_requested', 'password_reset_completed',
-                'email_confirmed', 'admin'];
+                'email_confirmed', 'admin_add_user', 'admin_set_password', 'admin_rename_user',
+                'admin_delete_user', 'admin_verify_email', 'admin_end_session',
+                'admin_revoke_sessions', 'admin_revoke_all_sessions', 'admin_import_users',
+                'admin_rotate_key', 'admin_add_standby_key', 'admin_activate_key', 'admin_purge',
+                'admin_retry_mail', 'admin_drop_mail'];
 const SINCE = [['', 'Any time'], ['3600', 'Last hour'], ['86400', 'Last 24 hours'],
                ['604800', 'Last 7 days'], ['2592000', 'Last 30 days']];
 

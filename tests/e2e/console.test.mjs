@@ -175,12 +175,13 @@ async function closePage(page) {
   await page.close();
 }
 
-async function screenshot(page, name) {
+// fullPage: the whole page, not only what the screen shows.
+async function screenshot(page, name, fullPage = false) {
   if (!shotDir) return;
   fs.mkdirSync(shotDir, { recursive: true });
   const kind = page.viewportSize().width <= PHONE.width ? 'phone' : 'desktop';
   await page.screenshot({ path: path.join(shotDir, `console-${name}-${kind}.png`),
-                          animations: 'disabled', caret: 'hide' });
+                          animations: 'disabled', caret: 'hide', fullPage });
 }
 
 // Phone readability: nothing wider than the screen, 16px+ text in inputs, 44px+ buttons and
@@ -329,7 +330,7 @@ test('an admin finds a picflux user and ends their sessions: the refresh token i
   assert.equal(await sessions.count(), 2);
   assert.equal(await page.locator('#sessions td[data-label="API"]', { hasText: 'picflux' }).count(), 2);
   assert.equal(await page.locator('#sessions .badge', { hasText: 'active' }).count(), 2);
-  await screenshot(page, 'user');
+  await screenshot(page, 'user', true);
 
   await page.click('#end-all');
   await flash(page).filter({ hasText: 'are ended' }).waitFor();
@@ -474,13 +475,29 @@ test('a failed sign-in shows up in the audit view', { skip: !fs.existsSync(latch
   const tried = `intruder${process.pid % 100000}@example.com`;
   assert.equal((await api('/api/auth/signin', { email: tried, password: 'guess-1234' })).status,
                401);
+  const user = await picfluxUser();
+  assert.equal(await picfluxSignIn(user, 'wrong-password-1'), 401);
+
   const page = await newPage(desktop);
   await open(page, '#/audit');
   await page.locator('h1', { hasText: 'Audit log' }).waitFor();
   const row = page.locator('table.data tbody tr', { hasText: tried });
   await row.first().waitFor();
+  assert.match(await row.first().innerText(), /sign_in_failed/);
   assert.match(await row.first().innerText(), /picflux/);
   await screenshot(page, 'audit');
+
+  // Filtered by event, every row is that event.
+  await page.fill('#filter-event', 'sign_in_failed');
+  await page.click('#filter');
+  await page.waitForURL(/event=sign_in_failed/);
+  await row.first().waitFor();
+  const kinds = await page.locator('table.data td[data-label="Event"]').allInnerTexts();
+  assert.ok(kinds.length >= 2 && kinds.every((k) => k === 'sign_in_failed'), kinds.join());
+
+  // The known user's failure is among their recent events.
+  await openUser(page, user);
+  await page.locator('#events td[data-label="Event"]', { hasText: 'sign_in_failed' }).waitFor();
   await closePage(page);
 });
 
