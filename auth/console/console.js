@@ -45,8 +45,10 @@ async function draw() {
   const mine = ++drawing;
   const r = parseRoute();
   const fn = r.name === 'users' && r.id ? userView : views[r.name];
-  for (const a of document.querySelectorAll('#nav a'))
-    a.toggleAttribute('aria-current', a.dataset.view === r.name);
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === r.name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   const ctx = {id: r.id, params: r.params, flash, reload: draw,
                stale: () => mine !== drawing};
   if (!fn) {

@@ -148,6 +148,8 @@ function passwordForm(path, u, ctx) {
 
 function deleteForm(path, u, ctx) {
   const names = [u.username, u.email].filter(Boolean);
+  // The server takes the username as it is and the email in any case.
+  const matches = (v) => v === u.username || (!!u.email && v.toLowerCase() === u.email);
   const input = h('input', {id: 'confirm-delete', name: 'confirm', type: 'text',
                             autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false'});
   const button = h('button.danger', {type: 'submit', id: 'delete-user', disabled: true},
@@ -155,7 +157,7 @@ function deleteForm(path, u, ctx) {
   const msg = h('p.msg.error', {role: 'alert', hidden: true});
   input.addEventListener('input', () => {
     msg.hidden = true;
-    button.disabled = !names.includes(input.value.trim());
+    button.disabled = !matches(input.value.trim());
   });
   const form = h('form.card.danger-zone', {id: 'delete-form', novalidate: true},
     h('h2', 'Delete this user'),

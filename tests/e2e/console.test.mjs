@@ -562,3 +562,27 @@ test('signing out ends the console session', async () => {
   assert.equal((await page.context().request.get(`${baseUrl}/_/api/session`)).status(), 401);
   await closePage(page);
 });
+
+test('a session ended elsewhere sends the page back to sign-in, then to where it was', async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light' });
+  try {
+    const page = await newPage(context);
+    await open(page, '#/status');
+    await page.locator('h1', { hasText: 'Status' }).waitFor();
+    assert.ok(page.csrf, 'the page got its CSRF token');
+    // As another tab's sign-out, or the idle expiry, would.
+    const ended = await context.request.delete(`${baseUrl}/_/api/session`,
+                                               { headers: { 'X-CSRF-Token': page.csrf } });
+    assert.equal(ended.status(), 204);
+    await page.click('#nav a[data-view="keys"]');
+    await page.locator('#sign-in-form .msg.ok', { hasText: 'session has ended' }).waitFor();
+    assert.ok(await page.locator('#bar').isHidden());
+    await page.fill('#email', ADMIN.email);
+    await page.fill('#password', ADMIN.password);
+    await page.click('#sign-in');
+    await page.locator('h1', { hasText: 'Signing keys' }).waitFor();
+    await closePage(page);
+  } finally {
+    await context.close();
+  }
+});
