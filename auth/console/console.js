@@ -49,8 +49,7 @@ async function draw() {
     if (a.dataset.view === r.name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const ctx = {id: r.id, params: r.params, flash, reload: draw,
-               stale: () => mine !== drawing};
+  const ctx = {id: r.id, params: r.params, flash, reload: draw};
   if (!fn) {
     show(mine, h('section', h('h1', 'Page not found'),
                  h('p', 'There is no such page in the console. ', h('a', {href: '#/users'},
