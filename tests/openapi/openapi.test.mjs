@@ -165,8 +165,13 @@ const seen = new Set();     // "METHOD path status" answered by some server
 const declared = new Set(); // "METHOD path status" some server's document declares
 const answeredFromMemory = new Set(); // token checks' 500s, which a broken database cannot provoke
 
+// The admin console's API (/_/api/, tag console) answers only once an admin signed in; its
+// answers are checked by tests/http/test_console.cpp, not yet here: it is validated as part of
+// the document (and the typed client) but left out of the per-answer checks below.
+const isConsole = (p) => p.startsWith('/_/');
+
 function noteDeclared(doc) {
-  for (const [p, item] of Object.entries(doc.paths))
+  for (const [p, item] of Object.entries(doc.paths).filter(([p]) => !isConsole(p)))
     for (const [method, op] of Object.entries(item))
       for (const status of Object.keys(op.responses || {}))
         declared.add(`${method.toUpperCase()} ${p} ${status}`);
@@ -246,7 +251,7 @@ async function call(server, req, expect) {
   return { ...res, json };
 }
 
-const operations = (doc) => Object.entries(doc.paths).flatMap(
+const operations = (doc) => Object.entries(doc.paths).filter(([p]) => !isConsole(p)).flatMap(
   ([p, item]) => Object.keys(item).map((m) => ({ method: m.toUpperCase(), path: p, op: item[m] })));
 
 // ---- set-up -----------------------------------------------------------------------------------
