@@ -171,11 +171,11 @@ bench: bench-peers build $(BENCH_CEILINGS)
 soak: bench-deps build
 	BENCH_LATCH=$(abspath $(BUILD))/latch SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 bench/soak
 
-# Browser tests (tests/e2e, the ctest entries e2e_reset_password and e2e_cors): Debian's Chromium
+# Browser tests (tests/e2e, the ctest entries e2e_reset_password, e2e_cors and e2e_console): Debian's Chromium
 # and the tests' npm packages (playwright-core, which never downloads a browser); without them
 # `make test` skips those tests. npm ci runs again only when package-lock.json is newer than the
-# last install. `make screenshots` runs the reset-page test once, saving each page state to
-# docs/screenshots/*.png.
+# last install. `make screenshots` runs the reset-page and console tests once, saving each page
+# state to docs/screenshots/*.png.
 E2E_PKGS := chromium
 E2E_DIR  := tests/e2e
 
@@ -191,6 +191,7 @@ e2e-deps:
 
 screenshots: e2e-deps test-deps build
 	LATCH_E2E_SCREENSHOTS=docs/screenshots node $(E2E_DIR)/reset_password.test.mjs $(BUILD)/latch
+	LATCH_E2E_SCREENSHOTS=docs/screenshots node $(E2E_DIR)/console.test.mjs $(BUILD)/latch
 
 # The OpenAPI test (tests/openapi, the ctest entry openapi_document): its npm packages (an
 # OpenAPI 3.1 validator, openapi-typescript, TypeScript, openapi-fetch, ajv); without them
