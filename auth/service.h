@@ -265,8 +265,8 @@ public:
   // or email starts with it (as sign-in canonicalises them).
   std::vector<db::User> page_users(const std::string &search,
                                    const std::optional<db::UserCursor> &after, std::size_t limit);
-  // Ends one session of the user; user_not_found if the user has no such session.
-  Status revoke_session(const db::User &user, const std::string &session_id);
+  // The audit log's events, newest first (the console's audit view and a user's page).
+  std::vector<db::AuditEvent> audit_events(const db::AuditQuery &query);
   struct ConsoleFigures {
     std::int64_t users = 0, active_sessions = 0, database_bytes = 0;
   };

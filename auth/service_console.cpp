@@ -118,12 +118,8 @@ std::vector<db::User> AuthService::page_users(const std::string &search,
   return store_.page_users(prefix, after, limit);
 }
 
-Status AuthService::revoke_session(const db::User &user, const std::string &session_id) {
-  auto session = store_.find_session(session_id);
-  if (!session || session->user_id != user.id) return Error{ErrorCode::user_not_found, "session"};
-  store_.revoke_session(session_id, now());
-  written();
-  return Ok{};
+std::vector<db::AuditEvent> AuthService::audit_events(const db::AuditQuery &query) {
+  return store_.query_audit(query);
 }
 
 AuthService::ConsoleFigures AuthService::console_figures() {

@@ -71,6 +71,15 @@ const std::vector<CopyTable> &copy_tables() {
         {"last_error", K::text}},
        "id",
        "id"},
+      // The console's admins move too; their console sessions, the failed-sign-in counts and
+      // the audit log stay behind (short-lived, or a history the source keeps).
+      {"admins",
+       {{"id", K::text},
+        {"email", K::text},
+        {"password_hash", K::text},
+        {"created_at", K::integer}},
+       "id",
+       "id"},
   };
   return tables;
 }

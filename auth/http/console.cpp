@@ -23,6 +23,8 @@ namespace {
 
 constexpr const char *kCookie = "latch_console";
 constexpr std::size_t kDefaultPage = 50, kMaxPage = 200;
+// Events on a user's page: the newest; the audit view pages through the rest.
+constexpr std::size_t kRecentEvents = 20;
 
 // Sets a header once: the connection loop's defaults (Cache-Control) are already there.
 void put_header(httplib::Response &res, const std::string &name, const std::string &value) {
@@ -151,6 +153,31 @@ json user_detail(const db::User &u) {
   j["phone_number"] = u.phone_number;
   j["updated_at"] = u.updated_at;
   return j;
+}
+
+// One audit row as the console's pages read it.
+json event_row(const db::AuditEvent &e) {
+  return {{"id", e.id},
+          {"at", e.at},
+          {"event", e.event},
+          {"user_id", e.user_id ? json(*e.user_id) : json(nullptr)},
+          {"identifier", e.identifier},
+          {"api", e.api},
+          {"address", e.address},
+          {"user_agent", e.user_agent},
+          {"request_id", e.request_id},
+          {"actor", e.actor},
+          {"detail", e.detail}};
+}
+
+// A whole decimal number of the query string, within [low, high], or none.
+std::optional<std::int64_t> number_param(const std::string &text, std::int64_t low,
+                                         std::int64_t high) {
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || n < low || n > high)
+    return std::nullopt;
+  return n;
 }
 
 std::string cursor_of(const db::User &u) {
@@ -316,6 +343,14 @@ void Console::api(Call &c) {
     if (!body) return fail(res, body.error());
     c.body = std::move(body.value());
   }
+  // Who does what this request changes, for the audit log: the admin, from the client's address.
+  auto by = [&] {
+    Caller who{client_address(c.req, config_.trusted_proxies), !ConnectionLoop::line_full(c.req)};
+    who.user_agent = c.req.get_header_value("User-Agent");
+    who.request_id = res.get_header_value("X-Request-Id");
+    who.actor = "console:" + c.session->admin_email;
+    return who;
+  };
   auto text_field = [&](const char *name) -> std::optional<std::string> {
     auto at = c.body.find(name);
     if (at == c.body.end() || !at->is_string()) return std::nullopt;
@@ -379,9 +414,46 @@ void Console::api(Call &c) {
       rows.push_back(user_row(u));
     return send(res, 200, {{"users", rows}, {"next", next}});
   }
-  case Ep::audit:
-    // The audit log is not in this build yet: an empty page in its shape.
-    return send(res, 200, {{"events", json::array()}, {"next", nullptr}});
+  case Ep::audit: {
+    db::AuditQuery q;
+    q.limit = kDefaultPage;
+    if (const std::string user = c.req.get_param_value("user"); !user.empty()) {
+      if (user.size() > 200 || !secure::valid_utf8(user))
+        return fail(res, 400, "invalid_parameter", "user must be a user id");
+      q.user_id = user;
+    }
+    if (const std::string event = c.req.get_param_value("event"); !event.empty()) {
+      if (event.size() > 64 || !secure::valid_utf8(event))
+        return fail(res, 400, "invalid_parameter", "event must be an event name");
+      q.event = event;
+    }
+    auto number = [&](const char *name, std::int64_t low, std::int64_t high,
+                      std::optional<std::int64_t> &into) {
+      const std::string text = c.req.get_param_value(name);
+      if (text.empty()) return true;
+      into = number_param(text, low, high);
+      return into.has_value();
+    };
+    std::optional<std::int64_t> limit_asked;
+    if (!number("since", 0, std::int64_t{1} << 40, q.since) ||
+        !number("before", 1, std::int64_t{1} << 62, q.before_id) ||
+        !number("limit", 1, static_cast<std::int64_t>(kMaxPage), limit_asked))
+      return fail(res, 400, "invalid_parameter",
+                  "since (unix seconds), before (an event id) and limit (1 to 200) are whole "
+                  "numbers");
+    const std::size_t limit = limit_asked ? static_cast<std::size_t>(*limit_asked) : kDefaultPage;
+    q.limit = limit + 1; // one more than asked tells whether there is a next page
+    auto events = service_.audit_events(q);
+    json next = nullptr;
+    if (events.size() > limit) {
+      events.resize(limit);
+      next = events.back().id;
+    }
+    json rows = json::array();
+    for (const auto &e : events)
+      rows.push_back(event_row(e));
+    return send(res, 200, {{"events", rows}, {"next", next}});
+  }
   case Ep::keys: {
     json keys = json::array();
     for (const auto &k : service_.signing_keys())
@@ -420,9 +492,14 @@ void Console::api(Call &c) {
                             {"created_at", s.created_at},
                             {"expires_at", s.expires_at},
                             {"revoked", s.revoked}});
-      return send(
-          res, 200,
-          {{"user", user_detail(*user)}, {"sessions", sessions}, {"events", json::array()}});
+      db::AuditQuery recent;
+      recent.user_id = user->id;
+      recent.limit = kRecentEvents;
+      json events = json::array();
+      for (const auto &e : service_.audit_events(recent))
+        events.push_back(event_row(e));
+      return send(res, 200,
+                  {{"user", user_detail(*user)}, {"sessions", sessions}, {"events", events}});
     }
     // DELETE: only with the user's username or email typed again.
     auto confirm = text_field("confirm");
@@ -432,27 +509,29 @@ void Console::api(Call &c) {
     if (!confirmed)
       return fail(res, 400, "confirmation_mismatch",
                   "confirm must be the user's username or email");
-    if (Status done = service_.delete_user(*user); !done) return fail(res, done.error());
+    if (Status done = service_.delete_user(*user, by()); !done) return fail(res, done.error());
     res.status = 204;
     return;
   }
   case Ep::session_revoke: {
-    if (Status done = service_.revoke_session(*user, p[3]); !done) return fail(res, done.error());
+    if (Status done = service_.end_session(*user, p[3], by()); !done)
+      return fail(res, done.error());
     res.status = 204;
     return;
   }
   case Ep::sessions_revoke:
-    service_.revoke_sessions(*user);
+    service_.revoke_sessions(*user, by());
     res.status = 204;
     return;
   case Ep::verify_email: {
-    if (Status done = service_.mark_email_verified(*user); !done) return fail(res, done.error());
+    if (Status done = service_.mark_email_verified(*user, by()); !done)
+      return fail(res, done.error());
     res.status = 204;
     return;
   }
   case Ep::reset_mail: {
     if (!user->email) return fail(res, 409, "no_email", "the user has no email");
-    auto sent = service_.start_password_reset(*user, config_.reset_ttl, TokenDelivery::mail);
+    auto sent = service_.start_password_reset(*user, config_.reset_ttl, TokenDelivery::mail, by());
     if (!sent) return fail(res, sent.error());
     res.status = 202; // the mail waits in the outbox for the sender
     return;
@@ -460,7 +539,7 @@ void Console::api(Call &c) {
   case Ep::password: {
     auto password = text_field("password");
     if (!password) return fail(res, 400, "missing_field", "password is required");
-    if (Status done = service_.set_password(*user, *password); !done)
+    if (Status done = service_.set_password(*user, *password, by()); !done)
       return fail(res, done.error());
     res.status = 204;
     return;

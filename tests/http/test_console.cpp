@@ -558,3 +558,50 @@ TEST_CASE("a console session expires after 12 hours unused; each use slides it")
   check_error(b.call("GET", "/_/api/users"), 401, "unauthenticated");
 }
 #endif
+
+TEST_CASE("the audit view: a failed sign-in and the console's own actions, by whom, filtered and "
+          "paged; a user's page shows their recent events") {
+  LatchProcess latch;
+  const std::string password = add_admin(latch, "boss@example.com");
+  Browser b = sign_in(latch, "boss@example.com", password);
+  Person p = picflux_user(latch);
+  const std::string id = user_id(b, p.email);
+  REQUIRE(latch.post("/api/auth/signin", {{"email", p.email}, {"password", "not the password"}})
+              .status == 401);
+  REQUIRE(b.call("POST", "/_/api/users/" + id + "/sessions/revoke").status == 204);
+
+  Reply failed = b.call("GET", "/_/api/audit?event=sign_in_failed");
+  REQUIRE_MESSAGE(failed.status == 200, failed.text);
+  REQUIRE(failed.body["events"].size() == 1);
+  CHECK(failed.body["events"][0]["user_id"] == id);
+  CHECK(failed.body["events"][0]["detail"] == "wrong_password");
+  CHECK(failed.body["events"][0]["api"] == "picflux");
+
+  Reply mine = b.call("GET", "/_/api/audit?user=" + id + "&event=admin_revoke_sessions");
+  REQUIRE(mine.status == 200);
+  REQUIRE(mine.body["events"].size() == 1);
+  CHECK(mine.body["events"][0]["actor"] == "console:boss@example.com");
+
+  // Newest first, a page at a time: sign_up, sign_in, sign_in_failed, admin_revoke_sessions.
+  Reply first = b.call("GET", "/_/api/audit?user=" + id + "&limit=3");
+  REQUIRE(first.status == 200);
+  REQUIRE(first.body["events"].size() == 3);
+  CHECK(first.body["events"][0]["event"] == "admin_revoke_sessions");
+  REQUIRE(first.body["next"].is_number());
+  Reply second = b.call("GET", "/_/api/audit?user=" + id + "&limit=3&before=" +
+                                   std::to_string(first.body["next"].get<std::int64_t>()));
+  REQUIRE(second.status == 200);
+  REQUIRE(second.body["events"].size() == 1);
+  CHECK(second.body["events"][0]["event"] == "sign_up");
+  CHECK(second.body["next"].is_null());
+
+  Reply page = b.call("GET", "/_/api/users/" + id);
+  REQUIRE(page.status == 200);
+  CHECK(page.body["events"].size() == 4);
+
+  check_error(b.call("GET", "/_/api/audit?limit=0"), 400, "invalid_parameter");
+  check_error(b.call("GET", "/_/api/audit?since=yesterday"), 400, "invalid_parameter");
+  check_error(Browser{latch, "", "", ""}.call("GET", "/_/api/audit"), 401, "unauthenticated");
+  // Nothing recorded holds the password tried.
+  CHECK(b.call("GET", "/_/api/audit?limit=200").text.find("not the password") == std::string::npos);
+}
