@@ -24,32 +24,6 @@ namespace {
 constexpr const char *kBeginFeed = "BEGIN; SELECT pg_advisory_xact_lock(1279349827, 1)";
 constexpr const char *kMigrationLock = "SELECT pg_advisory_xact_lock(1279349827, 2)";
 
-const char *purpose_name(TokenPurpose p) {
-  return p == TokenPurpose::reset ? "reset" : "verify_email";
-}
-
-struct Migration {
-  int version;
-  std::string sql;
-};
-
-// Splits db/postgres.sql at its "-- migration N" lines.
-std::vector<Migration> parse_migrations(const std::string &text) {
-  std::vector<Migration> out;
-  std::istringstream in(text);
-  std::string line;
-  const std::string marker = "-- migration ";
-  while (std::getline(in, line)) {
-    if (line.rfind(marker, 0) == 0) {
-      out.push_back({std::stoi(line.substr(marker.size())), {}});
-    } else if (!out.empty()) {
-      out.back().sql += line;
-      out.back().sql += '\n';
-    }
-  }
-  return out;
-}
-
 // One name per statement text, the same on every connection ("s1", "s2", ...).
 std::string statement_name(const char *sql) {
   static std::mutex mutex;

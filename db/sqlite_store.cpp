@@ -19,36 +19,6 @@
 
 namespace latch::db {
 
-namespace {
-
-const char *purpose_name(TokenPurpose p) {
-  return p == TokenPurpose::reset ? "reset" : "verify_email";
-}
-
-struct Migration {
-  int version;
-  std::string sql;
-};
-
-// Splits auth.db.sql at its "-- migration N" lines.
-std::vector<Migration> parse_migrations(const std::string &text) {
-  std::vector<Migration> out;
-  std::istringstream in(text);
-  std::string line;
-  const std::string marker = "-- migration ";
-  while (std::getline(in, line)) {
-    if (line.rfind(marker, 0) == 0) {
-      out.push_back({std::stoi(line.substr(marker.size())), {}});
-    } else if (!out.empty()) {
-      out.back().sql += line;
-      out.back().sql += '\n';
-    }
-  }
-  return out;
-}
-
-} // namespace
-
 // A cached prepared statement, reset and cleared when it goes out of scope.
 class SqliteStore::Statement {
 public:
