@@ -2,16 +2,16 @@
 import os
 from dataclasses import dataclass
 
-from benchlib import faults, footprint, roundtrips, scale
+from benchlib import console_bench, faults, footprint, roundtrips, scale
 from benchlib.workloads import ARGON2, CEILING_SERVERS, WORKLOADS
 
 SERVERS = ("latch", "latch_eddsa", "latch_es256", "latch_syncfull", "latch_pg", "latch_pg2",
            "django", "node", "ceiling", "loop")
 # wrk workloads, the argon2 ceiling, the memory and start-up measurements (footprint.py), and
 # Latch's faults and scale part (faults.py, scale.py), and the statements per request on
-# PostgreSQL (roundtrips.py).
+# PostgreSQL (roundtrips.py), and the console's users list at 100,000 users (console_bench.py).
 WORKLOAD_NAMES = (tuple(w.name for w in WORKLOADS) + (ARGON2,) + footprint.NAMES
-                  + (faults.NAME, scale.NAME, "tokens", roundtrips.NAME))
+                  + (faults.NAME, scale.NAME, "tokens", roundtrips.NAME, console_bench.NAME))
 # A ceiling's own workloads, by the server that runs them.
 CEILING_WORKLOADS = {w.name: w.servers[0] for w in WORKLOADS if w.servers[0] in CEILING_SERVERS}
 CEILING_WORKLOADS[ARGON2] = "ceiling"
