@@ -1562,9 +1562,11 @@ bool PostgresStore::load_tables(const std::vector<CopiedTable> &tables, bool rep
       c->run(sql.c_str(), params);
     }
   }
-  // New outbox rows are numbered after the copied ones.
-  c->exec("SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
-          "COALESCE((SELECT max(id) FROM outbox), 0) + 1, false)");
+  // New outbox rows and audit events are numbered after the copied ones.
+  for (const std::string table : {"outbox", "audit_log"})
+    c->exec(("SELECT setval(pg_get_serial_sequence('" + table + "', 'id'), COALESCE((SELECT " +
+             "max(id) FROM " + table + "), 0) + 1, false)")
+                .c_str());
   tx.commit();
   return true;
 }

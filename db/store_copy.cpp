@@ -71,13 +71,28 @@ const std::vector<CopyTable> &copy_tables() {
         {"last_error", K::text}},
        "id",
        "id"},
-      // The console's admins move too; their console sessions, the failed-sign-in counts and
-      // the audit log stay behind (short-lived, or a history the source keeps).
+      // The console's admins and the audit log move too (event ids kept, so a page the console
+      // was showing goes on); console sessions and failed-sign-in counts are short-lived and
+      // stay behind.
       {"admins",
        {{"id", K::text},
         {"email", K::text},
         {"password_hash", K::text},
         {"created_at", K::integer}},
+       "id",
+       "id"},
+      {"audit_log",
+       {{"id", K::integer},
+        {"at", K::integer},
+        {"event", K::text},
+        {"user_id", K::text},
+        {"identifier", K::text},
+        {"api", K::text},
+        {"address", K::text},
+        {"user_agent", K::text},
+        {"request_id", K::text},
+        {"actor", K::text},
+        {"detail", K::text}},
        "id",
        "id"},
   };

@@ -90,9 +90,12 @@ TEST_CASE("store copy SQLite -> PostgreSQL -> SQLite: tokens issued before each 
     REQUIRE(latch.post_raw("/api/v1/logout", "", "", logged_out).status == 200);
     // A second signing key, so the ring with its states moves, not just one key.
     REQUIRE(run_latch({"secret", "rotate", "--db", sqlite}).status == 0);
+    REQUIRE(run_latch({"admin", "add", "boss@example.com", "--db", sqlite}).status == 0);
     REQUIRE(latch.stop() == 0);
   }
   const std::string users_before = sql_value(sqlite, "SELECT count(*) FROM users");
+  const std::string audit_before = sql_value(sqlite, "SELECT count(*) FROM audit_log");
+  REQUIRE(audit_before != "0");
   const std::string changes_before = sql_value(sqlite, "SELECT max(position) FROM changes");
 
   CommandResult copied = run_latch({"store", "copy", "--from", sqlite, "--to", pg});
@@ -106,6 +109,11 @@ TEST_CASE("store copy SQLite -> PostgreSQL -> SQLite: tokens issued before each 
   CHECK(sql_value(sqlite, "SELECT count(*) FROM users") == users_before);
   CHECK(sql_value(sqlite, "SELECT max(position) FROM changes") == changes_before);
   CHECK(pg_value(pg, "SELECT count(*) FROM signing_keys") == "2");
+  // The console's admins and the audit log move, with the events' ids.
+  CHECK(pg_value(pg, "SELECT email FROM admins") == "boss@example.com");
+  CHECK(pg_value(pg, "SELECT count(*) FROM audit_log") == audit_before);
+  CHECK(pg_value(pg, "SELECT max(id) FROM audit_log") ==
+        sql_value(sqlite, "SELECT max(id) FROM audit_log"));
 
   // Not again over what is there now, unless told.
   CommandResult again = run_latch({"store", "copy", "--from", sqlite, "--to", pg});
@@ -127,6 +135,10 @@ TEST_CASE("store copy SQLite -> PostgreSQL -> SQLite: tokens issued before each 
   INFO(returned.output);
   REQUIRE(returned.status == 0);
   CHECK(returned.output.find("3 users") != std::string::npos);
+  // c's sign-up and sign-in on PostgreSQL were recorded after the copied events, and came back.
+  CHECK(std::stoi(sql_value(back, "SELECT count(*) FROM audit_log")) >=
+        std::stoi(audit_before) + 2);
+  CHECK(sql_value(back, "SELECT count(*) FROM audit_log WHERE event = 'sign_up'") == "3");
   {
     LatchProcess latch({}, back);
     check_moved(latch, a, b, live, logged_out);
