@@ -397,6 +397,9 @@ Session read_session(const PostgresStore::Result &r, int row) {
 } // namespace
 
 std::optional<User> PostgresStore::find_user(const char *sql, const std::string &value) {
+  // PostgreSQL's text holds no NUL byte and libpq sends a value cut at the first one, so
+  // "ann\0x" would find ann: a value with one names nobody, as on SQLite.
+  if (value.find('\0') != std::string::npos) return std::nullopt;
   Lease c = lease();
   Result r = c->run(sql, {value});
   if (r.rows() == 0) return std::nullopt;

@@ -270,6 +270,13 @@ TEST_CASE("users are found by id, by email and by username in any case") {
     CHECK_FALSE(store.find_user_by_email("nobody@example.com").has_value());
     CHECK_FALSE(store.find_user_by_username("annie").has_value());
     CHECK_FALSE(store.find_user_by_username("").has_value());
+    // A NUL byte and more after the name is another name on every engine (libpq would cut the
+    // value at the NUL, and "ann" would sign in for "ann\0x").
+    using namespace std::string_literals;
+    CHECK_FALSE(store.find_user_by_username("ann\0x"s).has_value());
+    CHECK_FALSE(store.find_user_by_username_key("ann\0x"s).has_value());
+    CHECK_FALSE(store.find_user_by_id("id-ann\0x"s).has_value());
+    CHECK_FALSE(store.find_user_by_email("ann@example.com\0x"s).has_value());
   });
 }
 
