@@ -132,6 +132,7 @@ struct PostgresStore::Conn {
         if (down) throw StoreUnavailable("postgres prepare: " + message);
         throw StoreError("postgres prepare: " + message);
       }
+      PQclear(p);
       prepared.insert(name);
     }
     std::vector<const char *> values;
