@@ -8,7 +8,6 @@
 #include "auth/password.h"
 #include "auth/result.h"
 #include "auth/tokens.h"
-#include "db/audit_commit.h"
 #include "db/group_commit.h"
 #include "db/session_cache.h"
 #include "db/store.h"

@@ -1,6 +1,6 @@
 // Unit tests for the audit log part of the store (db::AuditLog) on every engine, and its group
-// commit (db/audit_commit).
-#include "db/audit_commit.h"
+// commit (db/group_commit).
+#include "db/group_commit.h"
 
 #include "unit/store_engines.h"
 
