@@ -19,6 +19,15 @@
 
 namespace latch::db {
 
+// A write lock that another connection held past the busy time-out is no fault of the
+// database: the request may succeed if tried again, so it is StoreUnavailable (503), as a
+// PostgreSQL statement past its time-out is. Anything else is a StoreError (500).
+[[noreturn]] static void throw_sqlite(int rc, const std::string &message) {
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) throw StoreUnavailable(message);
+  throw StoreError(message);
+}
+
 // A cached prepared statement, reset and cleared when it goes out of scope.
 class SqliteStore::Statement {
 public:
@@ -57,13 +66,13 @@ public:
     if (rc == SQLITE_DONE) return false;
     last_rc_ = rc;
     if ((rc & 0xff) == SQLITE_CONSTRAINT) return false;
-    throw StoreError(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+    throw_sqlite(rc, std::string("sqlite step: ") + sqlite3_errmsg(db_));
   }
   bool constraint_failed() const { return (last_rc_ & 0xff) == SQLITE_CONSTRAINT; }
   // Steps a statement that returns no rows (BEGIN, COMMIT); anything but done throws.
   void run() {
-    if (sqlite3_step(stmt_) != SQLITE_DONE)
-      throw StoreError(std::string("sqlite: ") + sqlite3_errmsg(db_));
+    if (const int rc = sqlite3_step(stmt_); rc != SQLITE_DONE)
+      throw_sqlite(rc, std::string("sqlite: ") + sqlite3_errmsg(db_));
   }
 
   std::string text(int col) const {
@@ -183,10 +192,10 @@ SqliteStore::~SqliteStore() {
 
 void SqliteStore::exec(const char *sql) {
   char *err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw StoreError("sqlite: " + msg);
+    throw_sqlite(rc, "sqlite: " + msg);
   }
 }
 

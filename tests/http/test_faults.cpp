@@ -183,6 +183,31 @@ TEST_CASE("while another process holds the write lock, token checks are answered
   CHECK(latch.get("/readyz").status == 200);
 }
 
+TEST_CASE("a write lock held past the busy time-out: a sign-up and a refresh answer 503 in their "
+          "API's shape, token checks go on, and both succeed once it is released") {
+  LatchProcess latch;
+  Account alice = register_account(latch);
+  const json newcomer = {{"username", unique("late")}, {"password", "password123"}};
+  Reply sign_up, refresh;
+  {
+    WriteLock lock(latch.db_path());
+    // Both wait out the store's busy time-out (5 s) together.
+    std::thread waiting([&] { sign_up = latch.post("/auth/register", newcomer); });
+    refresh = latch.post("/auth/token/refresh", {{"refresh", alice.refresh}});
+    waiting.join();
+    CHECK(latch.get("/auth/getuser", alice.access).status == 200); // from memory throughout
+  }
+  // Busy, not broken: the client is told to try again, in simplejwt's words.
+  for (const Reply *r : {&sign_up, &refresh}) {
+    CHECK(r->status == 503);
+    CHECK(r->body == json{{"code", "service_unavailable"},
+                          {"detail", "Service temporarily unavailable, try again later."}});
+  }
+  CHECK(latch.log().find("database unavailable") != std::string::npos);
+  CHECK(latch.post("/auth/register", newcomer).status == 201);
+  CHECK(latch.post("/auth/token/refresh", {{"refresh", alice.refresh}}).status == 200);
+}
+
 TEST_CASE("at 200,000 sessions, writes by other processes are applied row by row: no reload, "
           "and token checks answered throughout") {
   TempDir dir;
