@@ -119,10 +119,17 @@ TEST_CASE("PostgreSQL stopped: requests that need it answer 503 in their API's s
   LatchProcess latch({}, server.create_database());
   Account a = sign_up(latch);
   const std::string access = sign_in(latch, a);
+  Reply pair =
+      latch.post("/auth/register", {{"username", unique("pgpair")}, {"password", "password123"}});
+  REQUIRE(pair.status == 201);
   server.stop();
   Reply down = latch.post("/api/v1/login", {{"email", a.email}, {"password", a.password}});
   CHECK(down.status == 503);
   CHECK(down.body == json{{"error", "server busy, try again"}});
+  // A refresh goes through the group commit of rotations: its failure is a 503 too.
+  Reply refresh = latch.post("/auth/token/refresh", {{"refresh", pair.body["refresh"]}});
+  CHECK(refresh.status == 503);
+  CHECK(refresh.body["code"] == "service_unavailable");
   CHECK(latch.get("/readyz").status == 503);
   CHECK(latch.get("/api/v1/authorized/me", access).status == 200); // from memory
   server.start();
