@@ -8,8 +8,6 @@
 
 #include <doctest/doctest.h>
 
-#include <sqlite3.h>
-
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -153,15 +151,6 @@ std::string flask_reset_token(const LatchProcess &latch, const Account &a) {
   REQUIRE(r.status == 200);
   REQUIRE(r.body["reset_token"].is_string());
   return r.body["reset_token"];
-}
-
-void exec(const std::string &db_path, const std::string &sql) {
-  sqlite3 *db = nullptr;
-  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
 }
 
 // ---- one check a row -----------------------------------------------------------------------
@@ -344,8 +333,9 @@ void v1_verify_token(const Row &row) {
 
 void envelope_500(const Row &) {
   LatchProcess latch;
-  // A store failure with a telling cause ("no such table: users"), as a broken file would give.
-  exec(latch.db_path(), "ALTER TABLE users RENAME TO users_hidden_away");
+  // A store failure with a telling cause ("no such table: users", on PostgreSQL 'relation
+  // "users" does not exist'), as a broken database would give.
+  sql_exec(latch.db_path(), "ALTER TABLE users RENAME TO users_hidden_away");
   const std::string u = unique("env");
   Reply r = latch.post("/api/v1/auth/signUp", {{"username", u},
                                                {"email", u + "@example.com"},

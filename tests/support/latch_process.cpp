@@ -384,8 +384,21 @@ std::string token_from_link(const std::string &message) {
   return std::regex_search(message, m, token) ? m[1].str() : std::string();
 }
 
+bool on_postgres(const std::string &db_path) {
+  return db_path.rfind("postgres://", 0) == 0 || db_path.rfind("postgresql://", 0) == 0;
+}
+
+bool skip_on_postgres(const std::string &why) {
+  const char *engine = std::getenv("LATCH_TEST_DB");
+  // As LatchProcess decides: without PostgreSQL installed the servers stay on SQLite.
+  if (!engine || std::string(engine) != "postgres" || PostgresServer::binaries().empty())
+    return false;
+  MESSAGE("skipped on PostgreSQL: " << why);
+  return true;
+}
+
 std::string sql_value(const std::string &db_path, const std::string &sql) {
-  if (db_path.rfind("postgres://", 0) == 0 || db_path.rfind("postgresql://", 0) == 0) {
+  if (on_postgres(db_path)) {
     // The same question to PostgreSQL (LATCH_TEST_DB=postgres): booleans read as 1 or 0, as
     // SQLite stores them.
     PGconn *conn = PQconnectdb(db_path.c_str());
@@ -414,6 +427,35 @@ std::string sql_value(const std::string &db_path, const std::string &sql) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   return value;
+}
+
+long long sql_exec(const std::string &db_path, const std::string &sql) {
+  INFO("SQL: " << sql);
+  if (on_postgres(db_path)) {
+    PGconn *conn = PQconnectdb(db_path.c_str());
+    REQUIRE(PQstatus(conn) == CONNECTION_OK);
+    PGresult *r = PQexec(conn, sql.c_str()); // several statements: one implicit transaction
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    const std::string error = PQresultErrorMessage(r), changed = PQcmdTuples(r);
+    PQclear(r);
+    PQfinish(conn);
+    INFO(error);
+    REQUIRE(ok);
+    return changed.empty() ? 0 : std::stoll(changed);
+  }
+  sqlite3 *db = nullptr;
+  // Never creates the file: a wrong path fails here, not later as "no such table".
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  char *error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  const long long changed = sqlite3_changes(db);
+  sqlite3_close(db);
+  INFO(message);
+  REQUIRE(rc == SQLITE_OK);
+  return changed;
 }
 
 } // namespace latch::test

@@ -144,6 +144,21 @@ int unused_port();
 // postgres) with libpq, booleans as 1 or 0.
 std::string sql_value(const std::string &db_path, const std::string &sql);
 
+// Runs one or more statements on a database a server may have open, as an operator would with
+// the sqlite3 CLI or psql: an SQLite file with plain SQLite (foreign keys off, its default), a
+// postgres:// URI with libpq (the statements in one transaction). Fails the test if one fails;
+// returns the rows the last statement changed. The SQL is each engine's own: build values into
+// it as quoted literals.
+long long sql_exec(const std::string &db_path, const std::string &sql);
+
+// Whether db_path (a LatchProcess's db_path()) names a PostgreSQL database, not an SQLite file.
+bool on_postgres(const std::string &db_path);
+
+// For a case about the SQLite file itself (a file copy, its mode, WAL, an SQLite file made by
+// hand): when this run's servers use PostgreSQL (LATCH_TEST_DB=postgres and PostgreSQL
+// installed), says so and why in a doctest MESSAGE and returns true, for the case to return.
+bool skip_on_postgres(const std::string &why);
+
 // The value of token=... in the first link in a message ("" if none).
 std::string token_from_link(const std::string &message);
 
