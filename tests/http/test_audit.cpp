@@ -92,10 +92,6 @@ std::string file_bytes(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-bool is_postgres(const LatchProcess &latch) {
-  return latch.db_path().rfind("postgres", 0) == 0;
-}
-
 } // namespace
 
 TEST_CASE("every security event through the APIs is one audit row with its fields, and none "
@@ -271,7 +267,7 @@ TEST_CASE("every security event through the APIs is one audit row with its field
       {"latch audit", run_latch({"audit", "--db", latch.db_path(), "--limit", "10000"}).output},
       {"stdout", latch.output()},
       {"stderr", latch.log()}};
-  if (!is_postgres(latch)) {
+  if (!on_postgres(latch.db_path())) {
     places.emplace_back("auth.db", file_bytes(latch.db_path()));
     places.emplace_back("auth.db-wal", file_bytes(latch.db_path() + "-wal"));
   }

@@ -6,7 +6,6 @@
 
 #include <doctest/doctest.h>
 
-#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -472,6 +471,7 @@ TEST_CASE("every response on every route carries nosniff, errors and oddities in
 }
 
 TEST_CASE("the database file and its -wal and -shm files are mode 0600, whatever the umask") {
+  if (skip_on_postgres("the modes of the SQLite file and its -wal and -shm")) return;
   for (mode_t mask : {mode_t(022), mode_t(0)}) {
     INFO("umask ", mask);
     mode_t old = ::umask(mask);
@@ -610,19 +610,7 @@ TEST_CASE("when the store fails, the 500 in each API's shape says nothing about 
               .status == 201);
 
   // Take the users table away behind the server's back, so every query of it fails inside.
-  auto exec = [&](const std::string &sql) {
-    sqlite3 *db = nullptr;
-    REQUIRE(sqlite3_open_v2(latch.db_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
-            SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    std::string msg = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
-  };
-  exec("ALTER TABLE users RENAME TO users_moved_away");
+  sql_exec(latch.db_path(), "ALTER TABLE users RENAME TO users_moved_away");
 
   const std::string pw = "Store-Secret-2291!";
   struct Call {
@@ -669,7 +657,7 @@ TEST_CASE("when the store fails, the 500 in each API's shape says nothing about 
   CHECK(server_errors > 0); // the failure really happened inside
   MESSAGE(server_errors, " of ", calls.size(), " requests failed inside the store");
 
-  exec("ALTER TABLE users_moved_away RENAME TO users");
+  sql_exec(latch.db_path(), "ALTER TABLE users_moved_away RENAME TO users");
   // The operator learns what failed from the log; the password still never appears there.
   std::string log = settled_log(latch);
   CHECK(log.find("database error") != std::string::npos);
