@@ -852,17 +852,7 @@ int audit(Context &c) {
   if (c.has("json")) {
     json all = json::array();
     for (const auto &e : events)
-      all.push_back({{"id", e.id},
-                     {"at", e.at},
-                     {"event", e.event},
-                     {"user_id", e.user_id ? json(*e.user_id) : json(nullptr)},
-                     {"identifier", e.identifier},
-                     {"api", e.api},
-                     {"address", e.address},
-                     {"user_agent", e.user_agent},
-                     {"request_id", e.request_id},
-                     {"actor", e.actor},
-                     {"detail", e.detail}});
+      all.push_back(audit_event_json(e));
     c.out << all.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return admin_ok;
   }

@@ -395,4 +395,7 @@ private:
   bool fixed_;
 };
 
+// One audit event as JSON, as `latch audit --json` prints it and the console's API answers it.
+nlohmann::json audit_event_json(const db::AuditEvent &event);
+
 } // namespace latch

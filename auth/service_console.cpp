@@ -130,4 +130,18 @@ AuthService::ConsoleFigures AuthService::console_figures() {
   return f;
 }
 
+nlohmann::json audit_event_json(const db::AuditEvent &e) {
+  return {{"id", e.id},
+          {"at", e.at},
+          {"event", e.event},
+          {"user_id", e.user_id ? nlohmann::json(*e.user_id) : nlohmann::json(nullptr)},
+          {"identifier", e.identifier},
+          {"api", e.api},
+          {"address", e.address},
+          {"user_agent", e.user_agent},
+          {"request_id", e.request_id},
+          {"actor", e.actor},
+          {"detail", e.detail}};
+}
+
 } // namespace latch

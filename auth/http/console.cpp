@@ -155,21 +155,6 @@ json user_detail(const db::User &u) {
   return j;
 }
 
-// One audit row as the console's pages read it.
-json event_row(const db::AuditEvent &e) {
-  return {{"id", e.id},
-          {"at", e.at},
-          {"event", e.event},
-          {"user_id", e.user_id ? json(*e.user_id) : json(nullptr)},
-          {"identifier", e.identifier},
-          {"api", e.api},
-          {"address", e.address},
-          {"user_agent", e.user_agent},
-          {"request_id", e.request_id},
-          {"actor", e.actor},
-          {"detail", e.detail}};
-}
-
 // A whole decimal number of the query string, within [low, high], or none.
 std::optional<std::int64_t> number_param(const std::string &text, std::int64_t low,
                                          std::int64_t high) {
@@ -451,7 +436,7 @@ void Console::api(Call &c) {
     }
     json rows = json::array();
     for (const auto &e : events)
-      rows.push_back(event_row(e));
+      rows.push_back(audit_event_json(e));
     return send(res, 200, {{"events", rows}, {"next", next}});
   }
   case Ep::keys: {
@@ -497,7 +482,7 @@ void Console::api(Call &c) {
       recent.limit = kRecentEvents;
       json events = json::array();
       for (const auto &e : service_.audit_events(recent))
-        events.push_back(event_row(e));
+        events.push_back(audit_event_json(e));
       return send(res, 200,
                   {{"user", user_detail(*user)}, {"sessions", sessions}, {"events", events}});
     }
