@@ -88,21 +88,6 @@ json jwt_header(const std::string &token) {
   return json::parse(*bytes);
 }
 
-// Runs every call at the same moment, each on its own thread and connection.
-std::vector<Reply> at_once(const std::vector<std::function<Reply()>> &calls) {
-  std::vector<Reply> replies(calls.size());
-  std::latch go(static_cast<std::ptrdiff_t>(calls.size()));
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < calls.size(); ++i)
-    threads.emplace_back([&, i] {
-      go.arrive_and_wait();
-      replies[i] = calls[i]();
-    });
-  for (auto &t : threads)
-    t.join();
-  return replies;
-}
-
 // Waits up to 10 s for pred: generous, so that only a real miss fails, never a slow machine.
 template <typename Pred> bool eventually(Pred pred) {
   const auto deadline = Clock::now() + std::chrono::seconds(10);

@@ -97,22 +97,6 @@ std::string claim(const std::string &token, const char *name) {
   return jwt_payload(token).value(name, "");
 }
 
-// Runs every call at the same moment, each on its own thread and its own connection
-// (LatchProcess opens a client per request), and returns the replies in order.
-std::vector<Reply> at_once(const std::vector<std::function<Reply()>> &calls) {
-  std::vector<Reply> replies(calls.size());
-  std::latch go(static_cast<std::ptrdiff_t>(calls.size()));
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < calls.size(); ++i)
-    threads.emplace_back([&, i] {
-      go.arrive_and_wait();
-      replies[i] = calls[i]();
-    });
-  for (auto &t : threads)
-    t.join();
-  return replies;
-}
-
 // The session lives: its access tokens work, and its current refresh token verifies (without
 // spending it).
 void check_alive(const LatchProcess &latch, const std::vector<std::string> &access,

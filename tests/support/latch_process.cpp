@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <regex>
@@ -456,6 +457,20 @@ long long sql_exec(const std::string &db_path, const std::string &sql) {
   INFO(message);
   REQUIRE(rc == SQLITE_OK);
   return changed;
+}
+
+std::vector<Reply> at_once(const std::vector<std::function<Reply()>> &calls) {
+  std::vector<Reply> replies(calls.size());
+  std::latch go(static_cast<std::ptrdiff_t>(calls.size()));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < calls.size(); ++i)
+    threads.emplace_back([&, i] {
+      go.arrive_and_wait();
+      replies[i] = calls[i]();
+    });
+  for (auto &t : threads)
+    t.join();
+  return replies;
 }
 
 } // namespace latch::test

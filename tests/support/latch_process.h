@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -158,6 +159,10 @@ bool on_postgres(const std::string &db_path);
 // hand): when this run's servers use PostgreSQL (LATCH_TEST_DB=postgres and PostgreSQL
 // installed), says so and why in a doctest MESSAGE and returns true, for the case to return.
 bool skip_on_postgres(const std::string &why);
+
+// Runs every call at the same moment, each on its own thread (and, through LatchProcess, its
+// own connection), and returns the replies in order.
+std::vector<Reply> at_once(const std::vector<std::function<Reply()>> &calls);
 
 // The value of token=... in the first link in a message ("" if none).
 std::string token_from_link(const std::string &message);
